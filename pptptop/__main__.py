@@ -1,0 +1,4 @@
+from pptptop.cli import main
+import sys
+
+sys.exit(main())

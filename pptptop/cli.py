@@ -1,0 +1,167 @@
+"""Command line: parse arguments and wire a source into the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from importlib import resources
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pptptop import __version__
+from pptptop.export.jsonout import EventStream, document
+from pptptop.export.report import report
+from pptptop.pipeline import Pipeline
+from pptptop.sources.base import CaptureFileError, Source
+from pptptop.track.tracker import Limits, Tracker
+
+EXIT_OK = 0
+EXIT_USAGE = 64  # sysexits EX_USAGE
+EXIT_BAD_INPUT = 65  # EX_DATAERR: corrupt or truncated capture
+EXIT_NO_INPUT = 66  # EX_NOINPUT
+EXIT_NO_PERMISSION = 77  # EX_NOPERM
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pptptop",
+        description="Live terminal UI and analyser for PPTP VPN tunnels (RFC 2637 control, GRE, PPP).",
+        epilog="examples:  sudo pptptop eth0 | pptptop -r capture.pcapng --report | "
+               "ssh gw tcpdump -U -w - 'tcp port 1723 or proto 47' | pptptop -r - --json",
+    )
+    p.add_argument("interfaces", nargs="*", metavar="IFACE", help="interfaces to capture on live (or 'any')")
+    p.add_argument("-i", "--interface", action="append", default=[], dest="iface_opt", metavar="IFACE",
+                   help="an interface to capture on (repeatable)")
+    p.add_argument("-r", "--read", action="append", default=[], metavar="FILE",
+                   help="read a pcap/pcapng file ('-' for standard input); repeat to merge files by time")
+    p.add_argument("-f", "--filter", metavar="EXPR",
+                   help="capture filter (pcap syntax) instead of the default PPTP filter")
+    p.add_argument("-c", "--count", type=int, metavar="N", help="stop after N packets")
+    p.add_argument("--json", action="store_true", help="print JSON (a document for files, one line per event live)")
+    p.add_argument("--report", action="store_true", help="print a readable summary per tunnel")
+    p.add_argument("--demo", action="store_true", help="replay the bundled demo capture")
+    p.add_argument("--speed", default=None, metavar="1|10|max",
+                   help="replay speed for files: 1 = real time, 10 = ten times, max = as fast as possible")
+    p.add_argument("--theme", default="dark", metavar="NAME|FILE.tcss", help="UI theme: dark, light, contrast, or a .tcss file")
+    p.add_argument("--max-tunnels", type=int, default=Limits.max_tunnels, metavar="N",
+                   help="tunnels kept in memory before the oldest ended ones are evicted")
+    p.add_argument("--idle-timeout", type=float, default=Limits.idle_timeout, metavar="SECONDS",
+                   help="a tunnel with no packet for this long is ended as idle")
+    p.add_argument("--version", action="version", version=f"pptptop {__version__}")
+    return p
+
+
+def demo_path() -> Path:
+    return Path(str(resources.files("pptptop") / "data" / "demo.pcapng"))
+
+
+def parse_speed(value: str | None, default: float | None) -> float | None:
+    if value is None:
+        return default
+    if value in ("max", "0"):
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--speed takes 1, 10 or max, not {value!r}") from None
+    if speed <= 0:
+        raise argparse.ArgumentTypeError("--speed must be positive (or max)")
+    return speed
+
+
+def open_source(args: argparse.Namespace) -> Source:
+    from pptptop import sources
+
+    files: list[str] = list(args.read)
+    if args.demo:
+        files = [str(demo_path())]
+    if files:
+        return sources.open_file(files[0]) if len(files) == 1 else sources.open_files(files)
+    ifaces = list(args.interfaces) + list(args.iface_opt)
+    return sources.open_live(ifaces, args.filter) if args.filter else sources.open_live(ifaces)
+
+
+def _source_info(src: Source, args: argparse.Namespace) -> dict[str, Any]:
+    return {"name": src.name, "live": src.live, "interfaces": list(src.interfaces)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    ifaces = list(args.interfaces) + list(args.iface_opt)
+    if not ifaces and not args.read and not args.demo:
+        parser.print_usage(sys.stderr)
+        print("pptptop: name an interface to capture on (e.g. 'sudo pptptop eth0'), "
+              "a file with -r FILE, or try --demo", file=sys.stderr)
+        return EXIT_USAGE
+    if ifaces and args.read:
+        print("pptptop: give either interfaces to capture on or files to read (-r), not both", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        speed = parse_speed(args.speed, 1.0 if args.demo else None)
+    except argparse.ArgumentTypeError as e:
+        print(f"pptptop: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    headless = args.json or args.report
+    try:
+        src = open_source(args)
+    except FileNotFoundError as e:
+        print(f"pptptop: cannot read {e.filename}: no such file", file=sys.stderr)
+        return EXIT_NO_INPUT
+    except PermissionError as e:
+        what = e.filename or "the capture interface"
+        hint = "" if e.filename else " (live capture needs root or CAP_NET_RAW: try sudo)"
+        print(f"pptptop: permission denied for {what}{hint}", file=sys.stderr)
+        return EXIT_NO_PERMISSION
+    except CaptureFileError as e:
+        print(f"pptptop: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as e:
+        print(f"pptptop: {e}", file=sys.stderr)
+        return EXIT_NO_INPUT
+
+    tracker = Tracker(Limits(max_tunnels=args.max_tunnels, idle_timeout=args.idle_timeout))
+    pipeline = Pipeline(src, tracker, count=args.count, speed=speed if not headless else None)
+    if not headless:
+        from pptptop.ui.app import run_ui
+
+        return run_ui(pipeline, args)
+
+    if args.json and src.live:
+        tracker.subscribe(EventStream(sys.stdout))
+    _install_signals(pipeline)
+    worker = threading.Thread(target=pipeline.run, name="pptptop-capture", daemon=True)
+    worker.start()
+    while not pipeline.done.wait(0.2):
+        pass
+    info = _source_info(src, args)
+    info.update({"frames_read": pipeline.frames, "kernel_drops": src.stats().kernel_drops})
+    if pipeline.error is not None:
+        info["error"] = str(pipeline.error)
+    if args.json and not src.live:
+        json.dump(document(tracker, info), sys.stdout, indent=1, default=str)
+        sys.stdout.write("\n")
+    if args.report:
+        sys.stdout.write(report(tracker, info))
+    sys.stdout.flush()
+    if pipeline.error is not None:
+        print(f"pptptop: {pipeline.error} (everything before it was read and reported)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def _install_signals(pipeline: Pipeline) -> None:
+    def stop(signum: int, frame: FrameType | None) -> None:
+        pipeline.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

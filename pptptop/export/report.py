@@ -1,0 +1,101 @@
+"""``--report``: a readable summary per tunnel, the way an engineer would write it up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pptptop.export.text import printable, quoted
+from pptptop.track.model import Direction, EchoStats, Outcome, Phase, Tunnel
+from pptptop.track.tracker import Tracker
+
+#: extra report lines added by later stages (diagnosis, NAT): f(tunnel) -> lines
+ReportExtension = Callable[[Tunnel], list[str]]
+
+_MARK = {Outcome.OK: "✓", Outcome.FAILED: "✗", Outcome.OPEN: "…"}
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _echo(e: EchoStats) -> str:
+    if not e.requests:
+        return "none"
+    rtt = f", rtt {e.rtt_avg_ms:.1f} ms" if e.rtt_avg_ms is not None else ""
+    miss = f", {e.misses} missed" if e.misses else ""
+    return f"{e.replies}/{e.requests} answered{rtt}{miss}"
+
+
+def tunnel_lines(t: Tunnel, extensions: list[ReportExtension] | None = None) -> list[str]:
+    state = t.phase.value.upper()
+    if t.phase is Phase.FAILED and t.failed_in is not None:
+        state += f" in {t.failed_in.value}"
+    head = f"Tunnel {t.id}  {t.client.ip} → {t.server.ip}  [{state}]"
+    if t.iface:
+        head += f"  on {printable(t.iface, 32)}"
+    if not t.control_seen:
+        head += "  (control connection not seen)"
+    c = t.control
+    lines = [head]
+    lines.append(f"  client   {t.client.ip} port {t.client.port or '-'} call {t.client.call_id if t.client.call_id is not None else '-'}"
+                 f"  host {quoted(c.client_host, 64)} vendor {quoted(c.client_vendor, 64)}")
+    lines.append(f"  server   {t.server.ip} port {t.server.port or '-'} call {t.server.call_id if t.server.call_id is not None else '-'}"
+                 f"  host {quoted(c.server_host, 64)} vendor {quoted(c.server_vendor, 64)}")
+    spans = []
+    for s in t.phases:
+        if s.phase in (Phase.CLOSED, Phase.FAILED):
+            continue
+        dur = f" {s.end - s.start:.2f}s" if s.end is not None else ""
+        spans.append(f"{s.phase.value}{dur} {_MARK[s.outcome]}")
+    lines.append("  phases   " + " · ".join(spans))
+    a = t.auth
+    if a.method != "none" or a.user:
+        res = a.result
+        if a.error_code is not None:
+            res += f" E={a.error_code}"
+        lines.append(f"  auth     {a.method} user {quoted(a.user, 64)} → {res}"
+                     + (f" {quoted(a.message, 128)}" if a.message else "")
+                     + ("  (password sent in clear)" if a.password_seen else ""))
+    n = t.ncp
+    if n.client_ip or n.server_ip:
+        lines.append(f"  ncp      client {n.client_ip or '-'} server {n.server_ip or '-'}"
+                     + (f" dns {', '.join(n.dns)}" if n.dns else ""))
+    cc = t.ccp
+    if cc.mppe:
+        lines.append(f"  mppe     {cc.bits}-bit {'stateless' if cc.stateless else 'stateful'}")
+    elif cc.rejected_by:
+        lines.append(f"  mppe     refused by {cc.rejected_by}")
+    elif t.phase in (Phase.DATA, Phase.CLOSED):
+        lines.append("  mppe     none (data in clear)")
+    up, down = t.traffic[Direction.TO_SERVER], t.traffic[Direction.TO_CLIENT]
+    if up.packets or down.packets:
+        lines.append(f"  traffic  → {up.packets} pkts {_size(up.bytes)}   ← {down.packets} pkts {_size(down.bytes)}"
+                     f"   GRE lost {up.lost}/{down.lost} reordered {up.reordered}/{down.reordered}")
+    lines.append(f"  echo     PPTP {_echo(t.pptp_echo)}; LCP {_echo(t.lcp_echo)}")
+    for e in t.icmp_errors[:3]:
+        lines.append(f"  icmp     {printable(e, 128)}")
+    if t.close.how:
+        cl = t.close
+        extra = [s for s in cl.steps[1:4]]
+        lines.append(f"  ended    by {cl.by}: {cl.how}" + (f" {quoted(cl.reason, 128)}" if cl.reason else "")
+                     + (f" (then {'; '.join(printable(x, 80) for x in extra)})" if extra else ""))
+    if t.malformed:
+        lines.append(f"  malformed packets: {t.malformed}")
+    for ext in extensions or []:
+        lines.extend(ext(t))
+    return lines
+
+
+def report(tracker: Tracker, source: dict[str, Any], extensions: list[ReportExtension] | None = None) -> str:
+    s = tracker.stats
+    out = [f"{printable(source.get('name', ''), 200)}: {s.frames} frames, {s.control_messages} PPTP control "
+           f"messages, {s.gre} GRE packets, {s.malformed} malformed, {len(tracker.tunnels)} tunnels", ""]
+    for t in sorted(tracker.tunnels.values(), key=lambda t: t.id):
+        out.extend(tunnel_lines(t, extensions))
+        out.append("")
+    return "\n".join(out)

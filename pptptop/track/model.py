@@ -1,0 +1,344 @@
+"""What the tracker knows about a tunnel: plain mutable records, no logic.
+
+A *tunnel* is one PPTP call (RFC 2637 §1.3: a session carried over one
+control connection), seen on one interface. Its two directions are named from
+the client's point of view: ``TO_SERVER`` is GRE/TCP from the PNS (the PPTP
+client, which opens TCP 1723) to the PAC (the server), ``TO_CLIENT`` the other
+way.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any
+
+
+class Phase(StrEnum):
+    """Where a tunnel is on its way up (and how it ended).
+
+    TCP → control (SCCRQ/SCCRP, RFC 2637 §2.1) → call (OCRQ/OCRP) → LCP
+    (RFC 1661 Establish) → auth → NCP (Network) → data; then closed, or
+    failed in the phase recorded in :attr:`Tunnel.failed_in`.
+    """
+
+    TCP = "tcp"
+    CONTROL = "control"
+    CALL = "call"
+    LCP = "lcp"
+    AUTH = "auth"
+    NCP = "ncp"
+    DATA = "data"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+#: The order phases are reached in; a tunnel never goes back down this list.
+PHASE_ORDER: dict[Phase, int] = {p: i for i, p in enumerate(Phase)}
+
+
+class Direction(IntEnum):
+    TO_SERVER = 0
+    TO_CLIENT = 1
+
+    @property
+    def sender(self) -> str:
+        return "client" if self is Direction.TO_SERVER else "server"
+
+    @property
+    def other(self) -> Direction:
+        return Direction.TO_CLIENT if self is Direction.TO_SERVER else Direction.TO_SERVER
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    OPEN = "open"  # still in this phase
+
+
+@dataclass(slots=True)
+class PhaseSpan:
+    phase: Phase
+    start: float
+    end: float | None = None
+    outcome: Outcome = Outcome.OPEN
+
+
+@dataclass(slots=True)
+class Endpoint:
+    """One end of a tunnel: address, TCP port of its control connection, call ID."""
+
+    ip: str
+    port: int | None = None
+    call_id: int | None = None
+
+
+class PacketKind(StrEnum):
+    TCP = "tcp"  # TCP segment of the control connection without a PPTP message
+    CONTROL = "control"  # a PPTP control message
+    PPP = "ppp"  # a non-data PPP frame in GRE (LCP, auth, NCP, CCP)
+    DATA = "data"  # GRE data (MPPE, inner IP) or ack-only
+    ICMP = "icmp"  # an ICMP error about this tunnel
+    MALFORMED = "malformed"
+
+
+@dataclass(slots=True)
+class Packet:
+    """One stored packet of a tunnel, for the ladder, the transcript and evidence.
+
+    ``number`` is the frame number in the capture (1-based, as tshark counts).
+    ``message`` is the decoded PPTP message or PPP frame (never mutated).
+    """
+
+    number: int
+    ts: float
+    iface: str
+    linktype: int
+    direction: Direction
+    kind: PacketKind
+    summary: str
+    data: bytes
+    message: Any = None
+
+
+@dataclass(slots=True)
+class DirectionStats:
+    """GRE traffic in one direction, with sequence analysis (RFC 2637 §4.2-4.4)."""
+
+    packets: int = 0
+    bytes: int = 0
+    payload_bytes: int = 0
+    data_packets: int = 0
+    ack_only: int = 0
+    control_frames: int = 0
+    # sequence analysis
+    seq_init: bool = False
+    max_seq: int = 0
+    window: int = 0  # bit i set = max_seq - i was seen (64 packets of history)
+    lost: int = 0
+    duplicates: int = 0
+    reordered: int = 0
+    last_ack: int | None = None
+    # rates: the current one-second bucket and a bounded history of past ones
+    cur_sec: int = 0
+    cur_bytes: int = 0
+    cur_packets: int = 0
+    history: deque[tuple[int, int, int]] = field(default_factory=lambda: deque(maxlen=300))
+
+    def roll(self, sec: int) -> None:
+        """Close the current one-second bucket and start the one for ``sec``."""
+        if self.cur_packets:
+            self.history.append((self.cur_sec, self.cur_bytes, self.cur_packets))
+        self.cur_sec = sec
+        self.cur_bytes = 0
+        self.cur_packets = 0
+
+    def rate(self, now: float, window: int = 5) -> float:
+        """Bytes per second over the last ``window`` whole seconds before ``now``."""
+        start = int(now) - window
+        total = sum(b for s, b, _ in self.history if s >= start)
+        if self.cur_sec >= start:
+            total += self.cur_bytes
+        return total / window
+
+    def series(self, now: float, seconds: int = 60) -> list[int]:
+        """Bytes per second for the last ``seconds`` seconds, oldest first (sparklines)."""
+        end = int(now)
+        out = [0] * seconds
+        for s, b, _ in self.history:
+            i = s - (end - seconds + 1)
+            if 0 <= i < seconds:
+                out[i] = b
+        i = self.cur_sec - (end - seconds + 1)
+        if 0 <= i < seconds:
+            out[i] += self.cur_bytes
+        return out
+
+
+@dataclass(slots=True)
+class EchoStats:
+    """Keepalives of one kind (PPTP Echo, RFC 2637 §2.5; LCP Echo, RFC 1661 §5.8)."""
+
+    requests: int = 0
+    replies: int = 0
+    misses: int = 0
+    consecutive_misses: int = 0
+    rtt_ms: float | None = None  # the last one
+    rtt_max_ms: float | None = None
+    rtt_sum_ms: float = 0.0
+    last_request: float | None = None
+    last_reply: float | None = None
+    # (direction of the request, identifier) -> time sent
+    outstanding: dict[tuple[int, int], float] = field(default_factory=dict)
+
+    @property
+    def rtt_avg_ms(self) -> float | None:
+        return self.rtt_sum_ms / self.replies if self.replies else None
+
+
+@dataclass(slots=True)
+class AuthInfo:
+    method: str = "none"  # PAP CHAP-MD5 MS-CHAP MS-CHAPv2 EAP none
+    chap_algorithm: int | None = None
+    user: str | None = None
+    server_name: str | None = None
+    result: str = "none"  # success failure none
+    message: str | None = None
+    error_code: int | None = None  # MS-CHAP E=
+    retry: bool | None = None
+    attempts: int = 0
+    password_seen: bool = False  # PAP sent a password in clear
+    # the raw exchange, for --export-hashes (MS-CHAP) and the drill-down
+    challenge: bytes | None = None
+    peer_challenge: bytes | None = None
+    nt_response: bytes | None = None
+    lm_response: bytes | None = None
+    password: str | None = None  # PAP only; never shown unless --show-secrets
+
+
+@dataclass(slots=True)
+class LcpInfo:
+    """Options each side asked for and the other acknowledged (RFC 1661 §5.2)."""
+
+    options: dict[str, dict[str, Any]] = field(default_factory=lambda: {"client": {}, "server": {}})
+    opened: dict[str, bool] = field(default_factory=lambda: {"client": False, "server": False})
+    naks: int = 0
+    rejects: int = 0
+    config_requests: dict[str, int] = field(default_factory=lambda: {"client": 0, "server": 0})
+    identification: dict[str, str] = field(default_factory=dict)
+    protocol_rejects: list[int] = field(default_factory=list)
+    magic: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class NcpInfo:
+    client_ip: str | None = None
+    server_ip: str | None = None
+    dns: list[str] = field(default_factory=list)
+    nbns: list[str] = field(default_factory=list)
+    ipcp_opened: dict[str, bool] = field(default_factory=lambda: {"client": False, "server": False})
+    ipv6cp_opened: dict[str, bool] = field(default_factory=lambda: {"client": False, "server": False})
+    client_ifid: str | None = None
+    server_ifid: str | None = None
+    naks: int = 0
+    rejects: int = 0
+
+
+@dataclass(slots=True)
+class CcpInfo:
+    mppe: bool = False
+    bits: int | None = None
+    stateless: bool | None = None
+    mppc: bool = False
+    offered: dict[str, str] = field(default_factory=dict)  # side -> pppd rendering of its last ConfReq
+    opened: dict[str, bool] = field(default_factory=lambda: {"client": False, "server": False})
+    rejected_by: str | None = None  # the side that Configure-Rejected MPPE
+    naks: int = 0
+    reset_requests: int = 0
+    last_coherency: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class CloseInfo:
+    by: str | None = None  # client server gateway unknown
+    how: str | None = None  # call-clear, call-disconnect, stop-control, lcp-terminate, tcp-fin, tcp-rst, idle, ...
+    reason: str | None = None
+    ts: float | None = None
+    frame: int | None = None
+    steps: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ControlInfo:
+    """What the control connection said (RFC 2637 §2.1-2.4)."""
+
+    client_host: str | None = None
+    client_vendor: str | None = None
+    server_host: str | None = None
+    server_vendor: str | None = None
+    client_firmware: int | None = None
+    server_firmware: int | None = None
+    protocol_version: int | None = None
+    start_result: int | None = None
+    start_error: int | None = None
+    call_result: int | None = None
+    call_error: int | None = None
+    call_cause: int | None = None
+    call_serial: int | None = None
+    connect_speed: int | None = None
+    recv_window: dict[str, int] = field(default_factory=dict)
+    disconnect_result: int | None = None
+    disconnect_cause: int | None = None
+    call_statistics: str | None = None
+    stop_reason: int | None = None
+    send_accm: int | None = None
+    receive_accm: int | None = None
+    wan_errors: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TcpInfo:
+    syn: float | None = None
+    syn_count: int = 0
+    synack: float | None = None
+    established: bool = False
+    fin: dict[str, float] = field(default_factory=dict)
+    rst: dict[str, float] = field(default_factory=dict)
+    retransmissions: int = 0
+    out_of_order: int = 0
+    resyncs: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class Tunnel:
+    """One PPTP call on one interface, from its TCP SYN (or first GRE) to its end."""
+
+    id: int
+    iface: str
+    client: Endpoint
+    server: Endpoint
+    first_seen: float
+    last_seen: float
+    phase: Phase = Phase.TCP
+    phases: list[PhaseSpan] = field(default_factory=list)
+    failed_in: Phase | None = None
+    ended: bool = False
+    control_seen: bool = True
+    roles_guessed: bool = False  # GRE-only tunnel: who is the client is inferred
+    control: ControlInfo = field(default_factory=ControlInfo)
+    tcp: TcpInfo = field(default_factory=TcpInfo)
+    lcp: LcpInfo = field(default_factory=LcpInfo)
+    auth: AuthInfo = field(default_factory=AuthInfo)
+    ncp: NcpInfo = field(default_factory=NcpInfo)
+    ccp: CcpInfo = field(default_factory=CcpInfo)
+    traffic: tuple[DirectionStats, DirectionStats] = field(
+        default_factory=lambda: (DirectionStats(), DirectionStats())
+    )
+    pptp_echo: EchoStats = field(default_factory=EchoStats)
+    lcp_echo: EchoStats = field(default_factory=EchoStats)
+    close: CloseInfo = field(default_factory=CloseInfo)
+    malformed: int = 0
+    icmp_errors: list[str] = field(default_factory=list)
+    # stored packets: the first ones kept in order, later ones in a ring
+    packets: list[Packet] = field(default_factory=list)
+    late_packets: deque[Packet] = field(default_factory=lambda: deque(maxlen=256))
+    data_ring: deque[tuple[int, float, int, bytes]] = field(default_factory=lambda: deque(maxlen=64))
+    packets_dropped: int = 0
+    inner_flows: dict[tuple[str, str, int, int | None, int | None], int] = field(default_factory=dict)
+    #: the last Configure-Request of each (PPP protocol, side), awaiting its Ack/Nak/Reject
+    pending_requests: dict[tuple[int, str], Any] = field(default_factory=dict)
+    #: sngrep's "changed" flag: set by every update, cleared by whoever redraws
+    changed: bool = True
+    #: opaque annotations added by later stages (diagnosis, NAT correlation)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def all_packets(self) -> list[Packet]:
+        """Every stored non-data packet, in capture order."""
+        return [*self.packets, *self.late_packets]
+
+    @property
+    def label(self) -> str:
+        c = self.client
+        s = self.server
+        return f"{c.ip}:{c.call_id if c.call_id is not None else '?'} ↔ {s.ip}:{s.call_id if s.call_id is not None else '?'}"
