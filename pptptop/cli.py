@@ -145,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json and not src.live:
         json.dump(document(tracker, info), sys.stdout, indent=1, default=str)
         sys.stdout.write("\n")
+    elif args.json:
+        st = src.stats()
+        end = {"event": "capture-end", "time": tracker.now, "frames": pipeline.frames,
+               "kernel_drops": st.kernel_drops,
+               "interfaces": {n: {"received": i.received, "kernel_drops": i.kernel_drops, "up": i.up,
+                                  "error": i.error} for n, i in st.interfaces.items()}}
+        sys.stdout.write(json.dumps(end) + "\n")
     if args.report:
         sys.stdout.write(report(tracker, info))
     sys.stdout.flush()
