@@ -1037,6 +1037,8 @@ class Tracker:
         """Record a terminating action; the first one says who ended the tunnel and how."""
         c = t.close
         text = f"{how} by {by}" + (f": {reason}" if reason else "")
+        if c.steps and c.steps[-1] == text:
+            return  # a retransmission of the same request
         if len(c.steps) < 16:
             c.steps.append(text)
         if c.how is None:
@@ -1048,6 +1050,10 @@ class Tracker:
         if t.ended:
             return
         t.ended = True
+        # keepalives still unanswered when the tunnel ends were never answered
+        for key in list(t.lcp_echo.outstanding):
+            del t.lcp_echo.outstanding[key]
+            self._echo_miss(t, t.lcp_echo, Direction(key[0]), ts, number, "lcp")
         cur = t.phases[-1]
         cur.end = ts
         if t.phase is Phase.DATA:
