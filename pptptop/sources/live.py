@@ -1,0 +1,476 @@
+"""Live capture: AF_PACKET sockets with a TPACKET_V3 memory-mapped ring.
+
+One ``SOCK_RAW`` packet socket per interface (packet(7)), bound to it, with
+a classic BPF socket filter attached before the socket is bound — so no
+unfiltered packet ever reaches the ring — and a ``PACKET_RX_RING`` of
+``TPACKET_V3`` blocks (Documentation/networking/packet_mmap.rst). The kernel
+fills a block and flips its ``block_status`` to ``TP_STATUS_USER``; we copy
+its frames out, give it back with ``TP_STATUS_KERNEL`` and move to the next.
+Drops are read with ``PACKET_STATISTICS``.
+
+Several interfaces are polled together; ``any`` means every interface that
+is up, rescanned every few seconds. An interface that goes down or
+disappears is reported in its :class:`InterfaceStats` and retried; it never
+ends the capture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import mmap
+import os
+import select
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Final
+
+from pptptop.sources.base import Frame, InterfaceStats, Source, SourceStats
+from pptptop.sources.bpf import (
+    DEFAULT_FILTER,
+    FilterError,
+    Insn,
+    attach_filter,
+    compile_filter,
+    default_program,
+)
+from pptptop.sources.linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
+
+ETH_P_ALL: Final = 0x0003
+SOL_PACKET: Final = 263
+PACKET_ADD_MEMBERSHIP: Final = 1
+PACKET_RX_RING: Final = 5
+PACKET_STATISTICS: Final = 6
+PACKET_VERSION: Final = 10
+PACKET_MR_PROMISC: Final = 1
+TPACKET_V3: Final = 2
+
+TP_STATUS_KERNEL: Final = 0
+TP_STATUS_USER: Final = 1 << 0
+TP_STATUS_VLAN_VALID: Final = 1 << 4
+TP_STATUS_VLAN_TPID_VALID: Final = 1 << 6
+
+SIOCGIFFLAGS: Final = 0x8913
+SIOCGIFHWADDR: Final = 0x8927
+SIOCGIFINDEX: Final = 0x8933
+IFF_UP: Final = 0x1
+
+# if_arp.h hardware types and how we capture on them.
+ARPHRD_ETHER: Final = 1
+ARPHRD_IEEE802: Final = 6
+ARPHRD_PPP: Final = 512
+ARPHRD_RAWIP: Final = 519
+ARPHRD_LOOPBACK: Final = 772
+ARPHRD_NONE: Final = 0xFFFE
+ETHERNET_ARPHRDS: Final = frozenset((ARPHRD_ETHER, ARPHRD_IEEE802, ARPHRD_LOOPBACK))
+RAW_IP_ARPHRDS: Final = frozenset((ARPHRD_NONE, ARPHRD_PPP, ARPHRD_RAWIP))  # tun, ppp: no link header
+
+ANY: Final = "any"
+BLOCK_SIZE: Final = 1 << 20
+FRAME_SIZE: Final = 2048  # only sets tp_frame_nr for V3; frames are packed in blocks
+RING_SIZE: Final = 32 << 20  # per named interface
+RING_SIZE_ANY: Final = 8 << 20  # per interface with "any"
+BLOCK_TIMEOUT_MS: Final = 20  # a partly filled block is handed over after this long
+POLL_TIMEOUT_MS: Final = 100
+RESCAN_INTERVAL: Final = 3.0
+STATS_INTERVAL: Final = 1.0
+MAX_FRAMES_PER_TURN: Final = 20000  # then let the other interfaces have a go
+VLAN_TPID_8021Q: Final = 0x8100
+
+_BLOCK_HDR = struct.Struct("=III")  # block_status, num_pkts, offset_to_first_pkt (at +8)
+_PKT_HDR = struct.Struct("=IIIIIIHHIIHH")  # struct tpacket3_hdr with hv1
+_U32 = struct.Struct("=I")
+_STATS_V3 = struct.Struct("=III")  # struct tpacket_stats_v3
+_TCI = struct.Struct(">HH")
+_new_frame = tuple.__new__
+
+
+class LiveCaptureError(Exception):
+    """Live capture cannot start; the message says what to do."""
+
+
+def _ifreq(name: str) -> bytes:
+    return struct.pack("16s24x", name.encode()[:15])
+
+
+def interface_info(name: str) -> tuple[int, int, int] | None:
+    """``(ifindex, flags, ARPHRD type)`` of an interface in this thread's namespace, or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            index = struct.unpack_from("=i", fcntl.ioctl(s.fileno(), SIOCGIFINDEX, _ifreq(name)), 16)[0]
+            flags = struct.unpack_from("=H", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, _ifreq(name)), 16)[0]
+            hw = struct.unpack_from("=H", fcntl.ioctl(s.fileno(), SIOCGIFHWADDR, _ifreq(name)), 16)[0]
+        except OSError as e:
+            if e.errno in (errno.ENODEV, errno.ENXIO):
+                return None
+            raise
+    return index, flags, hw
+
+
+def interface_names() -> list[str]:
+    """Names of the interfaces in this thread's network namespace."""
+    return [name for _i, name in socket.if_nameindex()]
+
+
+def link_for(arphrd: int) -> tuple[int, int]:
+    """``(socket type, LINKTYPE_*)`` for an ARPHRD type: Ethernet kept raw, others as raw IP."""
+    if arphrd in ETHERNET_ARPHRDS:
+        return socket.SOCK_RAW, LINKTYPE_ETHERNET
+    if arphrd in RAW_IP_ARPHRDS:
+        return socket.SOCK_RAW, LINKTYPE_RAW
+    return socket.SOCK_DGRAM, LINKTYPE_RAW  # the kernel strips whatever link header there is
+
+
+def _read_dev_drops() -> dict[str, int]:
+    """Receive drops per interface from /proc/…/net/dev (what psutil's ``dropin`` reads).
+
+    ``thread-self`` so a capture thread in another network namespace sees its own.
+    """
+    for path in ("/proc/thread-self/net/dev", "/proc/net/dev"):
+        try:
+            with open(path, encoding="ascii", errors="replace") as f:
+                lines = f.readlines()[2:]
+        except OSError:
+            continue
+        out: dict[str, int] = {}
+        for line in lines:
+            name, _, rest = line.partition(":")
+            fields = rest.split()
+            if len(fields) >= 4 and fields[3].isdigit():
+                out[name.strip()] = int(fields[3])
+        return out
+    return {}
+
+
+class _Ring:
+    """One interface: its packet socket, mmap'ed ring and counters."""
+
+    def __init__(self, name: str, ifindex: int, arphrd: int, program: Sequence[Insn] | None,
+                 ring_size: int, block_timeout_ms: int, promisc: bool, stats: InterfaceStats) -> None:
+        self.name = name
+        self.stats = stats
+        sock_type, self.linktype = link_for(arphrd)
+        stats.linktype = self.linktype
+        self.block_size = BLOCK_SIZE
+        self.block_nr = max(2, ring_size // BLOCK_SIZE)
+        self.cur = 0
+        self.sock = socket.socket(socket.AF_PACKET, sock_type, 0)  # protocol 0: nothing arrives yet
+        try:
+            self.sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+            if program is not None:
+                attach_filter(self.sock, program)
+            frames = self.block_size * self.block_nr // FRAME_SIZE
+            req = struct.pack("=7I", self.block_size, self.block_nr, FRAME_SIZE, frames,
+                              block_timeout_ms, 0, 0)  # struct tpacket_req3
+            self.sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
+            self.mm = mmap.mmap(self.sock.fileno(), self.block_size * self.block_nr, mmap.MAP_SHARED,
+                                mmap.PROT_READ | mmap.PROT_WRITE)
+            if promisc:
+                mreq = struct.pack("=iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")  # struct packet_mreq
+                self.sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
+            self.sock.bind((name, ETH_P_ALL))  # from here on packets flow, already filtered
+        except BaseException:
+            self.sock.close()
+            raise
+        self.fd = self.sock.fileno()
+        self.dev_drops_base = _read_dev_drops().get(name, 0)
+
+    def drain(self, limit: int = MAX_FRAMES_PER_TURN) -> list[Frame]:
+        """Copy the frames of every block the kernel has handed over, and hand the blocks back."""
+        mm = self.mm
+        out: list[Frame] = []
+        app = out.append
+        name = self.name
+        lt = self.linktype
+        pkt = _PKT_HDR.unpack_from
+        new = _new_frame
+        frame = Frame
+        bs = self.block_size
+        while len(out) < limit:
+            base = self.cur * bs
+            status, num, first = _BLOCK_HDR.unpack_from(mm, base + 8)
+            if not status & TP_STATUS_USER:
+                break
+            off = base + first
+            for _ in range(num):
+                nxt, sec, nsec, snap, _wlen, st, mac, _net, _hash, tci, tpid, _pad = pkt(mm, off)
+                s = off + mac
+                data = mm[s:s + snap]
+                if st & TP_STATUS_VLAN_VALID and lt == LINKTYPE_ETHERNET:
+                    # The kernel took the outer tag off (VLAN offload); put it back as on the wire.
+                    tag = _TCI.pack(tpid if st & TP_STATUS_VLAN_TPID_VALID and tpid else VLAN_TPID_8021Q,
+                                    tci & 0xFFFF)
+                    data = data[:12] + tag + data[12:]
+                app(new(frame, (sec + nsec / 1_000_000_000, name, lt, data)))
+                off += nxt
+            _U32.pack_into(mm, base + 8, TP_STATUS_KERNEL)
+            self.cur = (self.cur + 1) % self.block_nr
+        self.stats.received += len(out)
+        return out
+
+    def read_counters(self, dev_drops: dict[str, int] | None = None) -> None:
+        """Add the kernel's drops since the last call (PACKET_STATISTICS resets on read)."""
+        try:
+            _packets, drops, _freeze = _STATS_V3.unpack(
+                self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS_V3.size))
+        except OSError:
+            return
+        self.stats.kernel_drops += drops
+        if dev_drops is not None and self.name in dev_drops:
+            self.stats.if_drops = max(0, dev_drops[self.name] - self.dev_drops_base)
+
+    def socket_error(self) -> str:
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        return os.strerror(err) if err else "socket error"
+
+    def close(self) -> None:
+        with contextlib.suppress(BufferError, ValueError):
+            self.mm.close()
+        self.sock.close()
+
+
+class LiveSource(Source):
+    """Frames from one or more live interfaces (``-i eth0 -i eth1``, or ``-i any``)."""
+
+    live = True
+
+    def __init__(self, interfaces: Sequence[str], bpf_filter: str | None = None, *,
+                 ring_size: int | None = None, block_timeout_ms: int = BLOCK_TIMEOUT_MS,
+                 promisc: bool = True, rescan_interval: float = RESCAN_INTERVAL) -> None:
+        """``promisc`` applies to named interfaces; ``any`` never sets promiscuous mode."""
+        names = list(dict.fromkeys(interfaces)) or [ANY]
+        self._any = ANY in names
+        self._wanted = [] if self._any else names
+        self._filter = DEFAULT_FILTER if bpf_filter is None else bpf_filter
+        self._ring_size = ring_size or (RING_SIZE_ANY if self._any else RING_SIZE)
+        self._block_timeout = block_timeout_ms
+        self._promisc = promisc
+        self._rescan_interval = rescan_interval
+        self._programs: dict[int, list[Insn] | None] = {}
+        self._rings: dict[str, _Ring] = {}
+        self._ifstats: dict[str, InterfaceStats] = {}
+        self._closed = False
+        self._running = False
+        self._lock = threading.RLock()  # re-entrant: close() may run in a signal handler
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        try:
+            self._start()
+        except BaseException:
+            self._release()
+            raise
+
+    # -- Source API ---------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return ANY if self._any else ",".join(self._wanted)
+
+    @property
+    def interfaces(self) -> list[str]:
+        return list(self._ifstats)
+
+    @property
+    def filter(self) -> str:
+        """The capture filter in force ("" for none)."""
+        return self._filter
+
+    def stats(self) -> SourceStats:
+        return SourceStats(interfaces={
+            k: InterfaceStats(v.name, v.linktype, v.received, v.kernel_drops, v.if_drops, v.up, v.error)
+            for k, v in list(self._ifstats.items())})
+
+    def close(self) -> None:
+        """Stop: iteration ends within a poll cycle; safe from another thread or a signal handler."""
+        if self._closed:
+            return
+        with self._lock:
+            self._closed = True
+            if self._running:
+                with contextlib.suppress(OSError):
+                    os.write(self._wake_w, b"x")
+            else:
+                self._release()
+
+    def __iter__(self) -> Iterator[Frame]:
+        with self._lock:
+            if self._running:
+                raise RuntimeError("a live source can be iterated by one thread at a time")
+            self._running = True
+        return self._run()
+
+    # -- internals ----------------------------------------------------------
+
+    def _program(self, linktype: int) -> list[Insn] | None:
+        if linktype not in self._programs:
+            if not self._filter:
+                self._programs[linktype] = None
+            elif self._filter == DEFAULT_FILTER:
+                self._programs[linktype] = default_program(linktype)
+            else:
+                self._programs[linktype] = compile_filter(self._filter, linktype)
+        return self._programs[linktype]
+
+    def _stat(self, name: str) -> InterfaceStats:
+        st = self._ifstats.get(name)
+        if st is None:
+            st = self._ifstats[name] = InterfaceStats(name=name, up=False)
+        return st
+
+    def _start(self) -> None:
+        if self._filter and self._filter != DEFAULT_FILTER:
+            self._program(LINKTYPE_ETHERNET)  # a syntax error or missing libpcap shows up now
+        if self._any:
+            self._scan_any(first=True)
+            return
+        for name in self._wanted:
+            if interface_info(name) is None:
+                raise LiveCaptureError(f"no such interface: {name} (interfaces here: "
+                                       f"{', '.join(interface_names()) or 'none'})")
+        for name in self._wanted:
+            self._try_open(name, fatal=True)
+
+    def _try_open(self, name: str, *, fatal: bool = False) -> bool:
+        """Open the ring on ``name`` if it exists and is up; record why not otherwise."""
+        st = self._stat(name)
+        try:
+            info = interface_info(name)
+        except OSError as e:
+            st.up, st.error = False, f"cannot query interface: {e.strerror}"
+            return False
+        if info is None:
+            st.up, st.error = False, "interface does not exist (waiting for it to come back)"
+            return False
+        ifindex, flags, arphrd = info
+        if not flags & IFF_UP:
+            st.up, st.error = False, "interface is down (waiting for it to come up)"
+            return False
+        try:
+            ring = _Ring(name, ifindex, arphrd, self._program(link_for(arphrd)[1]), self._ring_size,
+                         self._block_timeout, self._promisc and not self._any, st)
+        except FilterError as e:
+            if fatal:
+                raise
+            st.up, st.error = False, str(e)
+            return False
+        except PermissionError as e:
+            msg = f"capturing on {name} needs root or CAP_NET_RAW (try sudo): {e.strerror}"
+            if fatal:
+                raise LiveCaptureError(msg) from e
+            st.up, st.error = False, msg
+            return False
+        except OSError as e:
+            if fatal and e.errno not in (errno.ENODEV, errno.ENETDOWN, errno.ENXIO):
+                raise LiveCaptureError(f"cannot capture on {name}: {e.strerror}") from e
+            st.up, st.error = False, f"cannot capture: {e.strerror}"
+            return False
+        self._rings[name] = ring
+        st.up, st.error = True, ""
+        return True
+
+    def _scan_any(self, *, first: bool = False) -> None:
+        names = interface_names()
+        for name in names:
+            if name in self._rings:
+                continue
+            info = interface_info(name)
+            if info is None or not info[1] & IFF_UP:
+                if name in self._ifstats:
+                    self._ifstats[name].up = False
+                continue
+            self._try_open(name, fatal=False)
+        for name, st in self._ifstats.items():
+            if name not in names and name not in self._rings:
+                st.up, st.error = False, "interface disappeared"
+        if first and not self._rings:
+            errs = [st.error for st in self._ifstats.values() if st.error]
+            if errs:
+                raise LiveCaptureError(f"cannot capture on any interface: {errs[0]}")
+
+    def _lost(self, ring: _Ring, reason: str, poller: select.poll) -> None:
+        ring.read_counters()
+        poller.unregister(ring.fd)
+        ring.close()
+        del self._rings[ring.name]
+        ring.stats.up = False
+        ring.stats.error = reason
+
+    def _run(self) -> Iterator[Frame]:
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        registered: set[int] = set()
+        bad = select.POLLERR | select.POLLHUP | select.POLLNVAL
+        now = time.monotonic()
+        next_scan = now + self._rescan_interval
+        next_stats = now + STATS_INTERVAL
+        try:
+            while not self._closed:
+                for ring in self._rings.values():
+                    if ring.fd not in registered:
+                        poller.register(ring.fd, select.POLLIN)
+                        registered.add(ring.fd)
+                by_fd = {r.fd: r for r in self._rings.values()}
+                for fd, ev in poller.poll(POLL_TIMEOUT_MS):
+                    if fd == self._wake_r:
+                        continue
+                    ready = by_fd.get(fd)
+                    if ready is None:
+                        continue
+                    frames = ready.drain()
+                    if ev & bad:
+                        registered.discard(fd)
+                        self._lost(ready, f"capture stopped: {ready.socket_error()} (retrying)", poller)
+                    if frames:
+                        yield from frames
+                    if self._closed:
+                        return
+                now = time.monotonic()
+                if now >= next_stats:
+                    next_stats = now + STATS_INTERVAL
+                    dev = _read_dev_drops()
+                    for ring in self._rings.values():
+                        ring.read_counters(dev)
+                if now >= next_scan:
+                    next_scan = now + self._rescan_interval
+                    if self._any:
+                        self._scan_any()
+                    else:
+                        for name in self._wanted:
+                            if name not in self._rings:
+                                self._try_open(name)
+        finally:
+            with self._lock:
+                self._running = False
+                self._closed = True
+                self._release()
+
+    def _release(self) -> None:
+        dev = _read_dev_drops() if self._rings else None
+        for ring in list(self._rings.values()):
+            ring.read_counters(dev)
+            ring.close()
+        self._rings.clear()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+
+def open_live(interfaces: Sequence[str] | str, bpf_filter: str | None = None, *,
+              ring_size: int | None = None, block_timeout_ms: int = BLOCK_TIMEOUT_MS,
+              promisc: bool = True) -> LiveSource:
+    """Start capturing on interfaces (``"any"`` for all that are up).
+
+    ``bpf_filter`` None (or :data:`DEFAULT_FILTER`) uses the built-in PPTP
+    filter; ``""`` captures everything; anything else is compiled by
+    libpcap. Raises :class:`LiveCaptureError` or
+    :class:`~pptptop.sources.bpf.FilterError` with a message for the user.
+    The sockets belong to the calling thread's network namespace.
+    """
+    names = [interfaces] if isinstance(interfaces, str) else list(interfaces)
+    return LiveSource(names, bpf_filter, ring_size=ring_size, block_timeout_ms=block_timeout_ms,
+                      promisc=promisc)
