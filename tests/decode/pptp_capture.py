@@ -128,14 +128,43 @@ def control_messages(
     return items, streams
 
 
-def stream_bytes(
-    path: Path,
-) -> dict[tuple[str, str, int, str, int], tuple[int, list[tuple[int, int, bytes]]]]:
-    """Per direction: (ISN or None→first seq, [(seq, flags, payload)...]) in capture order."""
-    out: dict[tuple[str, str, int, str, int], tuple[int, list[tuple[int, int, bytes]]]] = {}
+def segments_by_direction(path: Path) -> dict[tuple[str, str, int, str, int], list[tuple[int, int, bytes]]]:
+    """Per TCP direction on port 1723: every segment as (seq, flags, payload), in capture order."""
+    out: dict[tuple[str, str, int, str, int], list[tuple[int, int, bytes]]] = {}
     for tf in pptp_tcp_frames(path):
-        entry = out.setdefault(tf.key, (tf.tcp.seq, []))
-        entry[1].append((tf.tcp.seq, int(tf.tcp.flags), tf.payload))
+        out.setdefault(tf.key, []).append((tf.tcp.seq, int(tf.tcp.flags), tf.payload))
+    return out
+
+
+def ordered_stream(segments: list[tuple[int, int, bytes]]) -> bytes:
+    """The direction's byte stream, rebuilt by writing every payload at its offset from the ISN.
+
+    Independent of StreamReassembler: the base is the SYN's seq + 1, or the first segment's seq;
+    the result stops at the first octet no segment covered.
+    """
+    syn = [seq for seq, flags, _ in segments if flags & 0x02]
+    base = (syn[0] + 1) % 2**32 if syn else segments[0][0]
+    octets: dict[int, int] = {}
+    for seq, flags, payload in segments:
+        start = (seq + (1 if flags & 0x02 else 0) - base) % 2**32
+        for i, b in enumerate(payload):
+            octets.setdefault(start + i, b)
+    out = bytearray()
+    while len(out) in octets:
+        out.append(octets[len(out)])
+    return bytes(out)
+
+
+def frame_by_length(stream: bytes) -> list[bytes]:
+    """Cut a clean control stream into messages by the Length field alone."""
+    out = []
+    pos = 0
+    while len(stream) - pos >= 2:
+        length = int.from_bytes(stream[pos : pos + 2], "big")
+        if length < 12 or len(stream) - pos < length:
+            break
+        out.append(stream[pos : pos + length])
+        pos += length
     return out
 
 
