@@ -23,6 +23,7 @@ EXIT_OK = 0
 EXIT_USAGE = 64  # sysexits EX_USAGE
 EXIT_BAD_INPUT = 65  # EX_DATAERR: corrupt or truncated capture
 EXIT_NO_INPUT = 66  # EX_NOINPUT
+EXIT_SOFTWARE = 70  # EX_SOFTWARE: a bug
 EXIT_NO_PERMISSION = 77  # EX_NOPERM
 
 
@@ -47,9 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", default=None, metavar="1|10|max",
                    help="replay speed for files: 1 = real time, 10 = ten times, max = as fast as possible")
     p.add_argument("--theme", default="dark", metavar="NAME|FILE.tcss", help="UI theme: dark, light, contrast, or a .tcss file")
-    p.add_argument("--max-tunnels", type=int, default=Limits.max_tunnels, metavar="N",
+    p.add_argument("--max-tunnels", type=int, default=Limits().max_tunnels, metavar="N",
                    help="tunnels kept in memory before the oldest ended ones are evicted")
-    p.add_argument("--idle-timeout", type=float, default=Limits.idle_timeout, metavar="SECONDS",
+    p.add_argument("--idle-timeout", type=float, default=Limits().idle_timeout, metavar="SECONDS",
                    help="a tunnel with no packet for this long is ended as idle")
     p.add_argument("--version", action="version", version=f"pptptop {__version__}")
     return p
@@ -138,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     worker.start()
     while not pipeline.done.wait(0.2):
         pass
+    if pipeline.crash is not None:
+        import traceback
+
+        traceback.print_exception(pipeline.crash)
+        print("pptptop: internal error (a bug): please report it with the traceback above", file=sys.stderr)
+        return EXIT_SOFTWARE
     info = _source_info(src, args)
     info.update({"frames_read": pipeline.frames, "kernel_drops": src.stats().kernel_drops})
     if pipeline.error is not None:

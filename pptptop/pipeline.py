@@ -31,6 +31,7 @@ class Pipeline:
         self.lock = threading.RLock()
         self.frames = 0
         self.error: CaptureFileError | None = None
+        self.crash: BaseException | None = None  # a bug, not bad input: the CLI shows the traceback
         self.done = threading.Event()
         self._stop = threading.Event()
         self.paused = threading.Event()
@@ -87,6 +88,8 @@ class Pipeline:
                         break
         except CaptureFileError as e:
             self.error = e
+        except Exception as e:
+            self.crash = e
         finally:
             self.frames = n
             st = self.tracker.stats

@@ -424,15 +424,14 @@ class Tracker:
         """Index a tunnel's GRE keys: client→server carries the server's call ID and vice versa."""
         index = self._gre.setdefault(t.iface, {})
         keys = self._keys_of.setdefault(t.id, [])
-        if t.server.call_id is not None:
-            k = gre_key(t.client.ip, t.server.ip, t.server.call_id)
-            if k not in index:
-                index[k] = (t, Direction.TO_SERVER)
-                keys.append((t.iface, k))
-        if t.client.call_id is not None:
-            k = gre_key(t.server.ip, t.client.ip, t.client.call_id)
-            if k not in index:
-                index[k] = (t, Direction.TO_CLIENT)
+        # a newer call takes a key over from an older one (pptpd reuses call IDs, clients reuse addresses)
+        for call_id, k_src, k_dst, d in ((t.server.call_id, t.client.ip, t.server.ip, Direction.TO_SERVER),
+                                          (t.client.call_id, t.server.ip, t.client.ip, Direction.TO_CLIENT)):
+            if call_id is None:
+                continue
+            k = gre_key(k_src, k_dst, call_id)
+            if index.get(k, (None,))[0] is not t:
+                index[k] = (t, d)
                 keys.append((t.iface, k))
 
     def _unregister(self, t: Tunnel) -> None:
