@@ -41,7 +41,7 @@ _GRE_PPP = 0x880B
 
 #: Every field the PPP tests compare, asked of tshark in one run per capture.
 FIELDS = (
-    "frame.number", "frame.protocols", "ppp.address", "ppp.protocol", "ppp.code", "ppp.identifier",
+    "frame.number", "frame.protocols", "_ws.col.Info", "ppp.address", "ppp.protocol", "ppp.code", "ppp.identifier",
     "ppp.length", "ppp.data",
     "lcp.opt.type", "lcp.opt.length", "lcp.opt.mru", "lcp.opt.asyncmap", "lcp.opt.auth_protocol",
     "lcp.opt.algorithm", "lcp.opt.quality_protocol", "lcp.opt.magic_number", "lcp.opt.mrru",
@@ -222,7 +222,7 @@ def _control_fields(pkt: ControlPacket, out: dict[str, list[str]]) -> None:
             elif o.type == LcpOption.FCS_ALTERNATIVES and isinstance(v, int):
                 add("lcp.opt.fcs_alternatives", []).append(_h(v, 2))
             elif o.type == LcpOption.LINK_DISCRIMINATOR and isinstance(v, int):
-                add("lcp.opt.link_discrim", []).append(_h(v, 4))
+                add("lcp.opt.link_discrim", []).append(str(v))
             elif isinstance(v, EndpointDiscriminator):
                 add("lcp.opt.ep_disc_class", []).append(str(v.klass))
             elif isinstance(v, Callback):
@@ -248,8 +248,10 @@ def _control_fields(pkt: ControlPacket, out: dict[str, list[str]]) -> None:
             for letter, on in (("h", v.stateless), ("m", v.bits56), ("s", v.bits128), ("l", v.bits40),
                                ("d", v.obsolete_d), ("c", v.mppc)):
                 add(f"ccp.opt.supported_bits.{letter}", []).append("1" if on else "0")
-    if pkt.code in (5, 6) and pkt.data:
+    if pkt.code in (5, 6, 7) and pkt.data:
         add("ppp.data", []).append(pkt.data.hex())
+    if pkt.protocol == PppProtocol.LCP and pkt.code in (9, 10, 11) and pkt.data:
+        add("lcp.data", []).append(pkt.data.hex())
     if pkt.magic_number is not None:
         add("lcp.magic_number", []).append(_h(pkt.magic_number, 8))
     if pkt.code in (12, 13) and pkt.data:
