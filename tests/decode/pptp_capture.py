@@ -184,6 +184,15 @@ def gre_headers(path: Path) -> list[tuple[int, GreHeader | DecodeError]]:
     return out
 
 
+def write_pcap(path: Path, frames: list[bytes]) -> Path:
+    """A little-endian libpcap file of Ethernet frames, one second apart."""
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for i, frame in enumerate(frames):
+        out += struct.pack("<IIII", i, 0, len(frame), len(frame)) + frame
+    path.write_bytes(bytes(out))
+    return path
+
+
 def tshark_rows(path: Path, display_filter: str, fields: list[str], *extra: str) -> list[list[str]]:
     """``tshark -T fields`` with frame.number first; one list of strings per frame."""
     assert TSHARK is not None
