@@ -53,7 +53,8 @@ FIELDS = (
     "chap.message",
     "ipcp.opt.type", "ipcp.opt.length", "ipcp.opt.ip_address", "ipcp.opt.pri_dns_address",
     "ipcp.opt.sec_dns_address", "ipcp.opt.pri_nbns_address", "ipcp.opt.sec_nbns_address",
-    "ipcp.opt.compress_proto", "ipcp.opt.max_slot_id", "ipcp.opt.comp_slot_id",
+    "ipcp.opt.compress_proto", "ipcp.opt.max_slot_id", "ipcp.opt.comp_slot_id", "ipcp.opt.src_address",
+    "ipcp.opt.dst_address", "ipcp.opt.mobilenodehomeaddress",
     "ipv6cp.opt.type", "ipv6cp.opt.length", "ipv6cp.interface_identifier",
     "ccp.opt.type", "ccp.opt.length", "ccp.opt.supported_bits", "ccp.opt.supported_bits.h",
     "ccp.opt.supported_bits.m", "ccp.opt.supported_bits.s", "ccp.opt.supported_bits.l",
@@ -229,12 +230,16 @@ def _control_fields(pkt: ControlPacket, out: dict[str, list[str]]) -> None:
                 add("lcp.opt.operation", []).append(str(v.operation))
         elif prefix == "ipcp":
             field = {IpcpOption.IP_ADDRESS: "ipcp.opt.ip_address",
+                     IpcpOption.MOBILE_IPV4: "ipcp.opt.mobilenodehomeaddress",
                      IpcpOption.PRIMARY_DNS: "ipcp.opt.pri_dns_address",
                      IpcpOption.SECONDARY_DNS: "ipcp.opt.sec_dns_address",
                      IpcpOption.PRIMARY_NBNS: "ipcp.opt.pri_nbns_address",
-                     IpcpOption.SECONDARY_NBNS: "ipcp.opt.sec_nbns_address"}.get(IpcpOption(o.type))
+                     IpcpOption.SECONDARY_NBNS: "ipcp.opt.sec_nbns_address"}.get(o.type)
             if field is not None and isinstance(v, str):
                 add(field, []).append(v)
+            elif o.type == IpcpOption.IP_ADDRESSES and isinstance(v, tuple):
+                add("ipcp.opt.src_address", []).append(v[0])
+                add("ipcp.opt.dst_address", []).append(v[1])
             elif isinstance(v, IpCompression):
                 add("ipcp.opt.compress_proto", []).append(_h(v.protocol, 4))
                 if v.max_slot_id is not None:
