@@ -62,21 +62,13 @@ def gre_header_length(flags_version: int) -> int:
 class GreHeader:
     """One enhanced GRE header (RFC 2637 §4.1).
 
-    ``payload_offset``/``payload_end`` locate the PPP frame in the buffer;
-    ``payload_end`` is capped at what was captured and ``payload_truncated``
-    says the capture holds fewer than ``payload_length`` octets.
+    Only the wire values are stored; the flag bits are properties of
+    ``flags_version`` so they cannot disagree with it (and the object is
+    cheaper to build).  ``payload_offset``/``payload_end`` locate the PPP
+    frame in the buffer; ``payload_end`` is capped at what was captured.
     """
 
     flags_version: int
-    checksum_present: bool
-    routing_present: bool
-    key_present: bool
-    seq_present: bool
-    strict_source_route: bool
-    recursion: int
-    ack_present: bool
-    flags: int
-    version: int
     protocol: int
     payload_length: int
     call_id: int
@@ -85,12 +77,53 @@ class GreHeader:
     header_length: int
     payload_offset: int
     payload_end: int
-    payload_truncated: bool
+
+    @property
+    def checksum_present(self) -> bool:
+        return bool(self.flags_version & GRE_C)
+
+    @property
+    def routing_present(self) -> bool:
+        return bool(self.flags_version & GRE_R)
+
+    @property
+    def key_present(self) -> bool:
+        return bool(self.flags_version & GRE_K)
+
+    @property
+    def seq_present(self) -> bool:
+        return bool(self.flags_version & GRE_S)
+
+    @property
+    def strict_source_route(self) -> bool:
+        return bool(self.flags_version & GRE_SSR)
+
+    @property
+    def recursion(self) -> int:
+        return (self.flags_version & GRE_RECUR_MASK) >> 8
+
+    @property
+    def ack_present(self) -> bool:
+        return bool(self.flags_version & GRE_A)
+
+    @property
+    def flags(self) -> int:
+        """The four reserved flag bits after A (RFC 2637 §4.1 says 0)."""
+        return (self.flags_version & GRE_FLAGS_MASK) >> 3
+
+    @property
+    def version(self) -> int:
+        return self.flags_version & GRE_VERSION_MASK
+
+    @property
+    def payload_truncated(self) -> bool:
+        """The capture holds fewer than ``payload_length`` octets of payload."""
+        return self.payload_end - self.payload_offset < self.payload_length
 
     @property
     def ack_only(self) -> bool:
         """No sequence number and no payload: a bare acknowledgment."""
-        return not self.seq_present and self.payload_length == 0
+        return not self.flags_version & GRE_S and self.payload_length == 0
 
 
 def decode_gre(data: bytes, off: int, end: int) -> GreHeader:
@@ -106,52 +139,36 @@ def decode_gre(data: bytes, off: int, end: int) -> GreHeader:
     if off < 0 or end - off < GRE_FIXED_LENGTH:
         raise DecodeError("truncated_gre", f"{max(end - off, 0)} octets, enhanced GRE needs 8", off)
     fv, proto, plen, call_id = GRE_FIXED.unpack_from(data, off)
-    version = fv & GRE_VERSION_MASK
-    if version != GRE_VERSION_ENHANCED or proto != GRE_PROTOCOL_PPP or not fv & GRE_K:
-        raise DecodeError(
-            "gre_not_pptp",
-            f"GRE version {version}, protocol 0x{proto:04x}, K={int(bool(fv & GRE_K))}:"
-            " not enhanced GRE (version 1, 0x880B, key present)",
-            off,
-        )
-    if fv & GRE_PPTP_MASK != GRE_PPTP_VALUE:
+    if fv & GRE_PPTP_MASK != GRE_PPTP_VALUE or proto != GRE_PROTOCOL_PPP:
+        version = fv & GRE_VERSION_MASK
+        if version != GRE_VERSION_ENHANCED or proto != GRE_PROTOCOL_PPP or not fv & GRE_K:
+            raise DecodeError(
+                "gre_not_pptp",
+                f"GRE version {version}, protocol 0x{proto:04x}, K={int(bool(fv & GRE_K))}:"
+                " not enhanced GRE (version 1, 0x880B, key present)",
+                off,
+            )
         raise DecodeError(
             "gre_bad_flags", f"flags 0x{fv:04x}: C, R, s and Recur must be 0 in enhanced GRE", off
         )
-    hlen = gre_header_length(fv)
-    if end - off < hlen:
-        raise DecodeError("truncated_gre", f"{end - off} octets, flags 0x{fv:04x} need {hlen}", off)
     pos = off + GRE_FIXED_LENGTH
     seq: int | None = None
     ack: int | None = None
     if fv & GRE_S:
+        if end - pos < 4:
+            raise DecodeError(
+                "truncated_gre", f"{end - off} octets, flags 0x{fv:04x} need {gre_header_length(fv)}", off
+            )
         seq = U32.unpack_from(data, pos)[0]
         pos += 4
     if fv & GRE_A:
+        if end - pos < 4:
+            raise DecodeError(
+                "truncated_gre", f"{end - off} octets, flags 0x{fv:04x} need {gre_header_length(fv)}", off
+            )
         ack = U32.unpack_from(data, pos)[0]
         pos += 4
-    payload_end = min(pos + plen, end)
-    return GreHeader(
-        flags_version=fv,
-        checksum_present=bool(fv & GRE_C),
-        routing_present=bool(fv & GRE_R),
-        key_present=bool(fv & GRE_K),
-        seq_present=seq is not None,
-        strict_source_route=bool(fv & GRE_SSR),
-        recursion=(fv & GRE_RECUR_MASK) >> 8,
-        ack_present=ack is not None,
-        flags=(fv & GRE_FLAGS_MASK) >> 3,
-        version=version,
-        protocol=proto,
-        payload_length=plen,
-        call_id=call_id,
-        seq=seq,
-        ack=ack,
-        header_length=hlen,
-        payload_offset=pos,
-        payload_end=payload_end,
-        payload_truncated=payload_end - pos < plen,
-    )
+    return GreHeader(fv, proto, plen, call_id, seq, ack, pos - off, pos, min(pos + plen, end))
 
 
 class GreField(NamedTuple):
