@@ -41,8 +41,8 @@ _GRE_PPP = 0x880B
 
 #: Every field the PPP tests compare, asked of tshark in one run per capture.
 FIELDS = (
-    "frame.number", "frame.protocols", "_ws.col.Info", "ppp.address", "ppp.protocol", "ppp.code", "ppp.identifier",
-    "ppp.length", "ppp.data",
+    "frame.number", "frame.protocols", "_ws.col.Info", "ppp.address", "ppp.protocol", "ppp.code",
+    "ppp.identifier", "ppp.length", "ppp.data",
     "lcp.opt.type", "lcp.opt.length", "lcp.opt.mru", "lcp.opt.asyncmap", "lcp.opt.auth_protocol",
     "lcp.opt.algorithm", "lcp.opt.quality_protocol", "lcp.opt.magic_number", "lcp.opt.mrru",
     "lcp.opt.ep_disc_class", "lcp.opt.operation", "lcp.opt.fcs_alternatives", "lcp.opt.link_discrim",
@@ -253,7 +253,8 @@ def _control_fields(pkt: ControlPacket, out: dict[str, list[str]]) -> None:
             for letter, on in (("h", v.stateless), ("m", v.bits56), ("s", v.bits128), ("l", v.bits40),
                                ("d", v.obsolete_d), ("c", v.mppc)):
                 add(f"ccp.opt.supported_bits.{letter}", []).append("1" if on else "0")
-    if pkt.code in (5, 6, 7) and pkt.data:
+    lcp_only = pkt.protocol == PppProtocol.LCP and 8 <= pkt.code <= 13
+    if pkt.code > 4 and not lcp_only and pkt.data:
         add("ppp.data", []).append(pkt.data.hex())
     if pkt.protocol == PppProtocol.LCP and pkt.code in (9, 10, 11) and pkt.data:
         add("lcp.data", []).append(pkt.data.hex())
