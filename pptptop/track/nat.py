@@ -648,8 +648,8 @@ class NatCorrelator:
         by_gateway = peer is not None and src == public
         if by_gateway:
             text = (f"the NAT gateway ({src}) itself answered the server's GRE with ICMP "
-                    "protocol-unreachable: no conntrack expectation matched it, so the gateway took it for itself (GRE dropped in "
-                    "its forward path, or no pptp helper assigned to TCP 1723)")
+                    "protocol-unreachable: no conntrack expectation matched it, so the gateway took it for "
+                    "itself (GRE dropped in its forward path, or no pptp helper assigned to TCP 1723)")
         elif src == public:
             text = (f"{src}, the client's address as the server sees it, answered GRE with ICMP "
                     "protocol-unreachable: nothing there accepts GRE (a NAT whose pptp helper had no "
