@@ -171,14 +171,33 @@ def source_dict(tracker: Tracker, source: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def document(tracker: Tracker, source: dict[str, Any], extensions: dict[str, Extension] | None = None
-             ) -> dict[str, Any]:
-    """The whole ``--json`` document for a finished capture."""
+def document(tracker: Tracker, source: dict[str, Any], extensions: dict[str, Extension] | None = None,
+             fold: Callable[[Tunnel], int | None] | None = None) -> dict[str, Any]:
+    """The whole ``--json`` document for a finished capture.
+
+    ``fold(t)`` names the tunnel ``t`` is shown under (the inside leg of its
+    NAT session, see track/nat.py) or None: folded tunnels leave ``tunnels``
+    and appear in their parent's ``legs`` list, so each session is listed once.
+    """
     now = tracker.now
-    return {
-        "source": source_dict(tracker, source),
-        "tunnels": [tunnel_dict(t, now, extensions) for t in sorted(tracker.tunnels.values(), key=lambda t: t.id)],
-    }
+    ordered = sorted(tracker.tunnels.values(), key=lambda t: t.id)
+    if fold is None:
+        return {"source": source_dict(tracker, source),
+                "tunnels": [tunnel_dict(t, now, extensions) for t in ordered]}
+    legs: dict[int, list[Tunnel]] = {}
+    top: list[Tunnel] = []
+    for t in ordered:
+        parent = fold(t)
+        if parent is not None and parent != t.id and parent in tracker.tunnels:
+            legs.setdefault(parent, []).append(t)
+        else:
+            top.append(t)
+    out = []
+    for t in top:
+        d = tunnel_dict(t, now, extensions)
+        d["legs"] = [tunnel_dict(x, now, extensions) for x in legs.get(t.id, [])]
+        out.append(d)
+    return {"source": source_dict(tracker, source), "tunnels": out}
 
 
 class EventStream:
