@@ -603,8 +603,8 @@ _RESULT_TABLES: dict[int, dict[int, str]] = {
 
 
 def _unknown(code: int) -> str:
-    """Wireshark's string for a value missing from a table; its tree then adds " (code)"."""
-    return "Unknown"
+    """Wireshark's text for a value missing from its table, as its tree shows it."""
+    return f"Unknown ({code})"
 
 
 def message_name(msg_type: int) -> str:
