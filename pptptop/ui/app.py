@@ -1,0 +1,283 @@
+"""The Textual application: capture thread, ≤10 Hz snapshots, screens, themes, keys.
+
+The capture (source → decode → track) runs in its own thread through
+:class:`~pptptop.pipeline.Pipeline`; the UI thread never waits for it. A timer
+takes a snapshot under ``pipeline.lock`` (only the tunnels whose changed flag
+is set) and hands it to the screen on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.css.errors import StylesheetError
+from textual.css.stylesheet import Stylesheet
+from textual.screen import Screen
+
+from pptptop.pipeline import Pipeline
+from pptptop.track.model import Packet
+from pptptop.ui.eventfeed import EventFeed
+from pptptop.ui.keys import KEYS
+from pptptop.ui.save import save_tunnel
+from pptptop.ui.screens.base import PptpScreen
+from pptptop.ui.screens.tunnels import TunnelsScreen
+from pptptop.ui.snapshot import TunnelStore, detail_of
+from pptptop.ui.themes import CONTRAST_THEME, ThemeError, ThemeSpec, load_theme, next_theme
+
+EXIT_OK = 0
+EXIT_USAGE = 64
+EXIT_BAD_INPUT = 65
+REFRESH_INTERVAL = 0.1  # seconds: at most ten snapshots a second
+THEME_SOURCE = ("pptptop-theme", "")
+
+
+def _app_bindings() -> list[BindingType]:
+    out: list[BindingType] = []
+    for k in KEYS:
+        if k.scope == "global":
+            out.append(
+                Binding(
+                    k.keys,
+                    k.action.removeprefix("app."),
+                    k.description,
+                    show=k.show,
+                    priority=k.keys == "ctrl+c",
+                )
+            )
+    return out
+
+
+class PptpTopApp(App[int]):
+    """pptptop's terminal UI over one :class:`Pipeline`."""
+
+    TITLE = "pptptop"
+    BINDINGS: ClassVar[list[BindingType]] = _app_bindings()
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        theme: ThemeSpec | None = None,
+        *,
+        start_capture: bool = True,
+        refresh_interval: float = REFRESH_INTERVAL,
+        save_dir: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.pipeline = pipeline
+        self.store = TunnelStore()
+        self.feed = EventFeed()
+        self.feed.attach(pipeline.tracker)
+        self.theme_spec = theme or load_theme("dark")
+        self.user_theme = (
+            self.theme_spec if self.theme_spec.name not in ("dark", "light", "contrast") else None
+        )
+        self.start_capture = start_capture
+        self.refresh_interval = refresh_interval
+        self.save_dir = save_dir
+        self.recording: str | None = None
+        self.capture_thread: threading.Thread | None = None
+        self.saved: list[Path] = []
+
+    # ---------------------------------------------------------------- lifecycle
+    def get_default_screen(self) -> Screen[Any]:
+        return TunnelsScreen()
+
+    def on_mount(self) -> None:
+        self.register_theme(CONTRAST_THEME)
+        self.apply_theme(self.theme_spec)
+        if self.start_capture and not self.pipeline.done.is_set():
+            self.capture_thread = threading.Thread(
+                target=self.pipeline.run, name="pptptop-capture", daemon=True
+            )
+            self.capture_thread.start()
+        self.snapshot()
+        self.set_interval(self.refresh_interval, self.snapshot)
+
+    def on_unmount(self) -> None:
+        self.stop_capture()
+
+    def stop_capture(self) -> None:
+        self.pipeline.stop()
+        if self.capture_thread is not None:
+            self.capture_thread.join(timeout=2.0)
+
+    def snapshot(self) -> None:
+        """Copy what changed (under the lock) and let the screen on top redraw from it."""
+        changed = self.store.refresh(self.pipeline)
+        self.feed.drain()
+        screen = self.screen
+        if isinstance(screen, PptpScreen) and screen.ready:
+            screen.update_header()
+            screen.on_snapshot(changed)
+
+    # ---------------------------------------------------------------- navigation
+    def open_tunnel(self, tunnel_id: int) -> None:
+        from pptptop.ui.screens.tunnel import TunnelScreen
+
+        if detail_of(self.pipeline, tunnel_id) is None:
+            self.notify(f"tunnel {tunnel_id} is no longer in memory", severity="warning")
+            return
+        self.push_screen(TunnelScreen(tunnel_id))
+
+    def open_packet(self, packets: list[Packet], index: int, evidence: frozenset[int] = frozenset()) -> None:
+        from pptptop.ui.screens.packet import PacketScreen
+
+        self.push_screen(PacketScreen(packets, index, evidence))
+
+    def save_tunnel(self, tunnel_id: int) -> Path | None:
+        """Write the tunnel's kept packets to pcapng and say where."""
+        d = detail_of(self.pipeline, tunnel_id)
+        if d is None:
+            self.notify(f"tunnel {tunnel_id} is no longer in memory", severity="warning")
+            return None
+        try:
+            path, count = save_tunnel(d, self.save_dir)
+        except OSError as e:
+            self.notify(
+                f"could not save tunnel {tunnel_id}: {e.strerror or e}", severity="error", markup=False
+            )
+            return None
+        self.saved.append(path)
+        self.notify(
+            f"saved {count} packets of tunnel {tunnel_id} to {path}", title="Save", markup=False, timeout=8
+        )
+        return path
+
+    # ---------------------------------------------------------------- actions
+    async def action_back(self) -> None:
+        screen = self.screen
+        if isinstance(screen, PptpScreen) and screen.back():
+            return
+        if len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_help(self) -> None:
+        from pptptop.ui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_events(self) -> None:
+        from pptptop.ui.screens.events import EventsScreen
+
+        if not isinstance(self.screen, EventsScreen):
+            self.push_screen(EventsScreen())
+
+    def action_nat(self) -> None:
+        from pptptop.ui.screens.nat import NatScreen
+
+        if not isinstance(self.screen, NatScreen):
+            self.push_screen(NatScreen())
+
+    def action_pause(self) -> None:
+        p = self.pipeline
+        if p.source.live or not p.speed:
+            self.notify("pause works when replaying at a set speed (--speed 1 or 10)", severity="warning")
+            return
+        if p.paused.is_set():
+            p.paused.clear()
+        else:
+            p.paused.set()
+        self.snapshot()
+
+    def action_cycle_theme(self) -> None:
+        current = (
+            self.theme_spec.name
+            if self.user_theme is None or self.theme_spec is not self.user_theme
+            else str(self.user_theme.path)
+        )
+        name = next_theme(current, self.user_theme)
+        try:
+            spec = (
+                self.user_theme
+                if self.user_theme is not None and name == str(self.user_theme.path)
+                else load_theme(name)
+            )
+            assert spec is not None
+            self.apply_theme(spec)
+        except (ThemeError, StylesheetError) as e:
+            self.notify(str(e), severity="error", markup=False)
+            return
+        self.notify(f"theme: {spec.name}", timeout=2, markup=False)
+
+    async def action_quit(self) -> None:
+        self.stop_capture()
+        self.exit(EXIT_OK)
+
+    # ---------------------------------------------------------------- themes
+    def apply_theme(self, spec: ThemeSpec) -> None:
+        """Swap the theme's CSS in the stylesheet and switch the base palette."""
+        self.stylesheet.add_source(spec.css, read_from=THEME_SOURCE)
+        self.theme_spec = spec
+        if self.theme != spec.base:
+            self.theme = spec.base  # refreshes the CSS
+        else:
+            self.refresh_css()
+
+    # ---------------------------------------------------------------- command palette
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        scope = getattr(screen, "KEY_SCOPE", "")
+        seen: set[str] = set()
+        for k in KEYS:
+            if not k.palette or k.action in seen or k.scope not in ("global", scope):
+                continue
+            seen.add(k.action)
+            yield SystemCommand(
+                f"{k.description} ({k.label or k.keys})",
+                f"pptptop: {k.description.lower()}",
+                self._palette_callback(k.action),
+            )
+
+    def _palette_callback(self, action: str) -> _Run:
+        return _Run(self, action)
+
+
+class _Run:
+    """A command-palette callback that runs an action string on the screen or the app."""
+
+    def __init__(self, app: PptpTopApp, action: str) -> None:
+        self.app = app
+        self.action = action
+
+    def __call__(self) -> None:
+        target = self.action.removeprefix("app.").removeprefix("screen.")
+        if self.action.startswith("screen."):
+            self.app.call_later(self.app.screen.run_action, target)
+        else:
+            self.app.call_later(self.app.run_action, target)
+
+
+def check_theme(spec: ThemeSpec) -> None:
+    """Parse a theme before the terminal is taken over; raises ThemeError with one sentence."""
+    sheet = Stylesheet(variables=App().get_css_variables())
+    sheet.add_source(spec.css, read_from=(str(spec.path), ""))
+    try:
+        sheet.parse()
+    except StylesheetError:
+        raise ThemeError(f"theme file {spec.path} is not valid Textual CSS") from None
+
+
+def run_ui(pipeline: Pipeline, args: argparse.Namespace) -> int:
+    """Run the UI over ``pipeline`` until the user quits; the exit status for the CLI."""
+    try:
+        spec = load_theme(getattr(args, "theme", None) or "dark")
+        check_theme(spec)
+    except ThemeError as e:
+        print(f"pptptop: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    app = PptpTopApp(pipeline, spec)
+    code = app.run()
+    app.stop_capture()
+    if pipeline.error is not None:
+        print(f"pptptop: {pipeline.error} (everything before it was read)", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return code if isinstance(code, int) else EXIT_OK

@@ -1,0 +1,185 @@
+"""The tunnel screen (Enter on a row): ladder, summary, throughput, pppd transcript, packet list."""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import VerticalScroll
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from pptptop.track.model import Direction, Packet
+from pptptop.ui.columns import phase_chip
+from pptptop.ui.format import wire
+from pptptop.ui.keys import bindings
+from pptptop.ui.ladder_model import Lane, all_frames, ladder_entries
+from pptptop.ui.screens.base import PptpScreen
+from pptptop.ui.snapshot import TunnelDetail, detail_of
+from pptptop.ui.tunnel_text import summary, throughput, transcript
+from pptptop.ui.widgets.capture_header import CaptureHeader
+from pptptop.ui.widgets.ladder import LadderView
+from pptptop.ui.widgets.line_list import LineList
+from pptptop.ui.widgets.packet_list import PacketList
+
+RELOAD_EVERY = 0.5  # seconds: a live tunnel's screen is re-copied at most twice a second
+CHART_SECONDS = 120
+
+
+def title_line(d: TunnelDetail) -> Text:
+    r = d.row
+    out = Text(no_wrap=True, overflow="ellipsis", end="")
+    out.append(f" Tunnel {r.id} ", style="bold reverse")
+    out.append(f" {r.client_ip} → {r.server_ip}  {phase_chip(r)}")
+    if r.user:
+        out.append(f"  user {wire(r.user, 48)}")
+    if r.encryption:
+        out.append(f"  {r.encryption}")
+    if r.findings:
+        out.append(f"  ⚑ {len(r.findings)} finding{'s' if len(r.findings) > 1 else ''}", style="bold")
+    return out
+
+
+class TunnelScreen(PptpScreen):
+    """Everything about one tunnel, in tabs (1-5)."""
+
+    KEY_SCOPE = "tunnel"
+    DEFAULT_CSS = """
+    TunnelScreen #title { height: 1; }
+    TunnelScreen TabbedContent { height: 1fr; }
+    TunnelScreen TabPane { padding: 0; }
+    TunnelScreen LadderView, TunnelScreen PacketList { height: 1fr; }
+    TunnelScreen VerticalScroll { height: 1fr; }
+    TunnelScreen .text { width: 1fr; padding: 0 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [*bindings("tunnel")]
+
+    def __init__(self, tunnel_id: int) -> None:
+        super().__init__()
+        self.tunnel_id = tunnel_id
+        self.detail: TunnelDetail | None = None
+        self.version = -1
+        self.loaded_at = 0.0
+        self.pov = "server"
+        self.frames: list[Packet] = []
+
+    def compose(self) -> ComposeResult:
+        yield CaptureHeader(id="header")
+        yield Static(id="title")
+        with TabbedContent(initial="flow"):
+            with TabPane("1 Flow", id="flow"):
+                yield LadderView(id="ladder")
+            with TabPane("2 Summary", id="summary"), VerticalScroll():
+                yield Static(id="summary-text", classes="text")
+            with TabPane("3 Traffic", id="traffic"), VerticalScroll():
+                yield Static(id="traffic-text", classes="text")
+            with TabPane("4 Transcript", id="transcript"), VerticalScroll():
+                yield Static(id="transcript-text", classes="text")
+            with TabPane("5 Packets", id="packets"):
+                yield PacketList(id="packet-list")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(LadderView).focus()
+
+    # ---------------------------------------------------------------- data
+    def on_snapshot(self, changed: bool) -> None:
+        version = self.pptp.store.versions.get(self.tunnel_id, -1)
+        if self.detail is not None and version == self.version:
+            return
+        if self.detail is not None and time.monotonic() - self.loaded_at < RELOAD_EVERY:
+            return
+        d = detail_of(self.pptp.pipeline, self.tunnel_id)
+        if d is None:
+            if self.detail is None:
+                self.query_one("#title", Static).update(Text(f" tunnel {self.tunnel_id} is gone from memory"))
+            return
+        self.version = version
+        self.loaded_at = time.monotonic()
+        self.detail = d
+        self.show(d)
+
+    def show(self, d: TunnelDetail) -> None:
+        self.query_one("#title", Static).update(title_line(d))
+        entries, with_nat = ladder_entries(d)
+        r = d.row
+        titles = {Lane.CLIENT: f"client {r.client_ip}", Lane.SERVER: f"server {r.server_ip}"}
+        if with_nat and r.nat is not None:
+            titles[Lane.NAT] = f"NAT {r.nat.outside.ip or '?'}"
+            if r.nat.inside.ip:
+                titles[Lane.CLIENT] = f"client {r.nat.inside.ip}"
+        t0 = min((p.ts for p in d.packets), default=r.first_seen)
+        ladder = self.query_one(LadderView)
+        ladder.set_entries(entries, with_nat, titles, min(t0, r.first_seen))
+        self.query_one("#summary-text", Static).update(summary(d, ladder.style_of))
+        self.query_one("#transcript-text", Static).update(transcript(d, self.pov))
+        self.frames = all_frames(d)
+        evidence = frozenset(n for f in r.findings for n in f.evidence)
+        self.query_one(PacketList).set_packets(self.frames, evidence)
+        self._traffic()
+
+    def _traffic(self) -> None:
+        d = self.detail
+        if d is None:
+            return
+        width = max(20, self.size.width - 4)
+        now = self.pptp.store.now() or d.row.last_seen
+        if d.row.ended:
+            now = d.row.last_seen
+        out = Text()
+        out.append_text(
+            throughput(d.traffic[Direction.TO_CLIENT], now, CHART_SECONDS, width, 6, "down (server → client)")
+        )
+        out.append("\n")
+        out.append_text(
+            throughput(d.traffic[Direction.TO_SERVER], now, CHART_SECONDS, width, 6, "up (client → server)")
+        )
+        self.query_one("#traffic-text", Static).update(out)
+
+    def on_resize(self) -> None:
+        self._traffic()
+
+    # ---------------------------------------------------------------- actions
+    def _evidence(self) -> frozenset[int]:
+        d = self.detail
+        return frozenset(n for f in d.row.findings for n in f.evidence) if d is not None else frozenset()
+
+    @on(LadderView.Open)
+    def _ladder_open(self, event: LadderView.Open) -> None:
+        ladder = self.query_one(LadderView)
+        packets = [e.packet for e in ladder.entries]
+        if packets:
+            self.pptp.open_packet(packets, event.index, self._evidence())
+
+    @on(LineList.Activated, "#packet-list")
+    def _list_open(self, event: LineList.Activated) -> None:
+        if self.frames:
+            self.pptp.open_packet(self.frames, event.index, self._evidence())
+
+    def action_open_packet(self) -> None:
+        active = self.query_one(TabbedContent).active
+        if active == "packets":
+            pl = self.query_one(PacketList)
+            if self.frames:
+                self.pptp.open_packet(self.frames, pl.cursor, self._evidence())
+            return
+        ladder = self.query_one(LadderView)
+        if ladder.entries:
+            self.pptp.open_packet([e.packet for e in ladder.entries], ladder.cursor, self._evidence())
+
+    def action_save(self) -> None:
+        self.pptp.save_tunnel(self.tunnel_id)
+
+    def action_tab(self, name: str) -> None:
+        self.query_one(TabbedContent).active = name
+        target = {"flow": LadderView, "packets": PacketList}.get(name)
+        if target is not None:
+            self.query_one(target).focus()
+
+    def action_pov(self) -> None:
+        self.pov = "client" if self.pov == "server" else "server"
+        if self.detail is not None:
+            self.query_one("#transcript-text", Static).update(transcript(self.detail, self.pov))

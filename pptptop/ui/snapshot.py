@@ -1,0 +1,455 @@
+"""Read-only copies of tracker state for the UI, taken under ``pipeline.lock``.
+
+The capture thread owns the :class:`~pptptop.track.model.Tunnel` objects; the
+UI never touches them outside the lock. Ten times a second
+:meth:`TunnelStore.refresh` walks the tunnels under the lock and copies only
+those whose ``changed`` flag is set (sngrep's changed flag), then clears it.
+Everything the table shows, sorts and filters on is in a :class:`TunnelRow`;
+rates and sparklines are computed later, outside the lock, from the copied
+one-second buckets.
+
+No Textual here: these are plain data, tested without a terminal.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pptptop.track.model import (
+    AuthInfo,
+    CcpInfo,
+    CloseInfo,
+    ControlInfo,
+    Direction,
+    DirectionStats,
+    EchoStats,
+    LcpInfo,
+    NcpInfo,
+    Packet,
+    Phase,
+    PhaseSpan,
+    TcpInfo,
+    Tunnel,
+)
+
+if TYPE_CHECKING:
+    from pptptop.pipeline import Pipeline
+
+#: seconds of one-second buckets copied per direction for the table (sparkline + rate)
+ROW_HISTORY = 60
+#: rows rebuilt per refresh at most; the rest keep their changed flag for the next one
+MAX_REBUILD = 2000
+SEVERITY_RANK = {"error": 3, "warning": 2, "info": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Traffic:
+    """One direction's counters and its recent one-second buckets ``(second, bytes)``."""
+
+    packets: int
+    bytes: int
+    data_packets: int
+    lost: int
+    duplicates: int
+    reordered: int
+    buckets: tuple[tuple[int, int], ...]
+
+    def rate(self, now: float, window: int = 5) -> float:
+        """Bytes per second over the last ``window`` whole seconds before ``now`` (as DirectionStats.rate)."""
+        start = int(now) - window
+        return sum(b for s, b in self.buckets if s >= start) / window
+
+    def series(self, now: float, seconds: int = ROW_HISTORY) -> list[int]:
+        """Bytes per second for the last ``seconds`` seconds, oldest first."""
+        end = int(now)
+        base = end - seconds + 1
+        out = [0] * seconds
+        for s, b in self.buckets:
+            i = s - base
+            if 0 <= i < seconds:
+                out[i] += b
+        return out
+
+
+def copy_traffic(ds: DirectionStats, now: float, seconds: int = ROW_HISTORY) -> Traffic:
+    """Copy the counters and the buckets of the last ``seconds`` seconds (newest history first)."""
+    horizon = int(now) - seconds
+    recent: list[tuple[int, int]] = []
+    if ds.cur_packets and ds.cur_sec > horizon:
+        recent.append((ds.cur_sec, ds.cur_bytes))
+    for s, b, _ in reversed(ds.history):
+        if s <= horizon:
+            break
+        recent.append((s, b))
+    recent.reverse()
+    return Traffic(ds.packets, ds.bytes, ds.data_packets, ds.lost, ds.duplicates, ds.reordered, tuple(recent))
+
+
+@dataclass(frozen=True, slots=True)
+class FindingView:
+    """A diagnosis finding (from ``tunnel.notes["findings"]``), copied field by field."""
+
+    code: str
+    severity: str
+    title: str
+    detail: str
+    evidence: tuple[int, ...]
+    windows_error: str
+    hint: str
+
+
+def copy_findings(raw: object) -> tuple[FindingView, ...]:
+    """Copy whatever the diagnosis stage left; tolerate missing attributes."""
+    if not isinstance(raw, Iterable):
+        return ()
+    out = []
+    for f in raw:
+        ev = getattr(f, "evidence", ()) or ()
+        we = getattr(f, "windows_error", "")
+        out.append(
+            FindingView(
+                code=str(getattr(f, "code", "")),
+                severity=str(getattr(f, "severity", "info")),
+                title=str(getattr(f, "title", "")),
+                detail=str(getattr(f, "detail", "")),
+                evidence=tuple(int(x) for x in ev if isinstance(x, int)),
+                windows_error="" if we is None else str(we),
+                hint=str(getattr(f, "hint", "") or ""),
+            )
+        )
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class NatLeg:
+    ip: str | None
+    port: int | None
+    call_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NatView:
+    """What NAT correlation found (``tunnel.notes["nat"]``): inside and outside leg, and the peer tunnel."""
+
+    inside: NatLeg
+    outside: NatLeg
+    peer: int | None
+
+
+def _leg(d: object) -> NatLeg:
+    if not isinstance(d, dict):
+        return NatLeg(None, None, None)
+    ip, port, cid = d.get("ip"), d.get("port"), d.get("call_id")
+    return NatLeg(
+        None if ip is None else str(ip),
+        port if isinstance(port, int) else None,
+        cid if isinstance(cid, int) else None,
+    )
+
+
+def copy_nat(raw: object) -> NatView | None:
+    if not isinstance(raw, dict):
+        return None
+    peer = raw.get("peer")
+    return NatView(_leg(raw.get("inside")), _leg(raw.get("outside")), peer if isinstance(peer, int) else None)
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelRow:
+    """Everything one row of the tunnels table shows, sorts and filters on."""
+
+    id: int
+    iface: str
+    client_ip: str
+    client_port: int | None
+    client_call: int | None
+    server_ip: str
+    server_port: int | None
+    server_call: int | None
+    user: str | None
+    auth_method: str
+    auth_result: str
+    phase: Phase
+    failed_in: Phase | None
+    first_seen: float
+    last_seen: float
+    up: Traffic  # client → server
+    down: Traffic  # server → client
+    echo_rtt_ms: float | None
+    echo_misses: int
+    echo_requests: int
+    echo_consecutive_misses: int
+    encryption: str  # "MPPE-128", "MPPE-40", "none", "" (not negotiated yet)
+    findings: tuple[FindingView, ...]
+    nat: NatView | None
+    control_seen: bool
+    client_host: str | None
+    server_host: str | None
+
+    @property
+    def failed(self) -> bool:
+        return self.phase is Phase.FAILED
+
+    @property
+    def ended(self) -> bool:
+        return self.phase in (Phase.CLOSED, Phase.FAILED)
+
+    @property
+    def lost(self) -> int:
+        return self.up.lost + self.down.lost
+
+    @property
+    def loss_ratio(self) -> float:
+        """GRE packets lost per packet expected (received + lost), both directions."""
+        seen = self.up.packets + self.down.packets
+        lost = self.lost
+        return lost / (seen + lost) if seen + lost else 0.0
+
+    @property
+    def worst_severity(self) -> str | None:
+        if not self.findings:
+            return None
+        return max(self.findings, key=lambda f: SEVERITY_RANK.get(f.severity, 0)).severity
+
+    @property
+    def nat_public(self) -> str | None:
+        """The client's public (outside) address when NAT correlation knows it and it differs."""
+        if self.nat is None or self.nat.outside.ip is None:
+            return None
+        return self.nat.outside.ip if self.nat.outside.ip != self.client_ip else None
+
+
+def _encryption(t: Tunnel) -> str:
+    c = t.ccp
+    if c.mppe:
+        return f"MPPE-{c.bits}" if c.bits else "MPPE"
+    if c.rejected_by or t.phase in (Phase.DATA, Phase.CLOSED):
+        return "none"
+    return ""
+
+
+def _echo(t: Tunnel) -> EchoStats:
+    """The keepalive to show: LCP echo when the tunnel uses it, else PPTP echo."""
+    return t.lcp_echo if t.lcp_echo.requests else t.pptp_echo
+
+
+def make_row(t: Tunnel, now: float) -> TunnelRow:
+    """Copy one tunnel into a row. Call with the pipeline lock held."""
+    e = _echo(t)
+    misses = t.lcp_echo.misses + t.pptp_echo.misses
+    return TunnelRow(
+        id=t.id,
+        iface=t.iface,
+        client_ip=t.client.ip,
+        client_port=t.client.port,
+        client_call=t.client.call_id,
+        server_ip=t.server.ip,
+        server_port=t.server.port,
+        server_call=t.server.call_id,
+        user=t.auth.user,
+        auth_method=t.auth.method,
+        auth_result=t.auth.result,
+        phase=t.phase,
+        failed_in=t.failed_in,
+        first_seen=t.first_seen,
+        last_seen=t.last_seen,
+        up=copy_traffic(t.traffic[Direction.TO_SERVER], now),
+        down=copy_traffic(t.traffic[Direction.TO_CLIENT], now),
+        echo_rtt_ms=e.rtt_ms,
+        echo_misses=misses,
+        echo_requests=t.lcp_echo.requests + t.pptp_echo.requests,
+        echo_consecutive_misses=max(t.lcp_echo.consecutive_misses, t.pptp_echo.consecutive_misses),
+        encryption=_encryption(t),
+        findings=copy_findings(t.notes.get("findings")),
+        nat=copy_nat(t.notes.get("nat")),
+        control_seen=t.control_seen,
+        client_host=t.control.client_host,
+        server_host=t.control.server_host,
+    )
+
+
+@dataclass(slots=True)
+class CaptureView:
+    """The header's numbers: source, counters and state, copied under the lock."""
+
+    name: str = ""
+    live: bool = False
+    interfaces: tuple[str, ...] = ()
+    frames: int = 0
+    capture_now: float = 0.0
+    first_ts: float | None = None
+    kernel_drops: int = 0
+    done: bool = False
+    paused: bool = False
+    error: str | None = None
+    speed: float | None = None
+    packets_per_s: float = 0.0
+    tunnels: int = 0
+    active: int = 0
+    failed: int = 0
+    malformed: int = 0
+
+
+class TunnelStore:
+    """The UI's copy of the tunnels, kept current by :meth:`refresh` (sngrep's changed-flag redraw)."""
+
+    def __init__(self, max_rebuild: int = MAX_REBUILD) -> None:
+        self.rows: dict[int, TunnelRow] = {}
+        self.versions: dict[int, int] = {}
+        self.capture = CaptureView()
+        self.max_rebuild = max_rebuild
+        self._last_frames = 0
+        self._last_wall = 0.0
+        self._cursor = 0
+        self.generation = 0  # bumped whenever anything the table shows changed
+
+    def now(self) -> float:
+        """The time rates are computed at: wall clock for live capture, capture time for files."""
+        c = self.capture
+        if c.live:
+            return max(c.capture_now, time.time())
+        return c.capture_now
+
+    def refresh(self, pipeline: Pipeline) -> bool:
+        """Copy what changed since the last call; True if the table has anything new to show."""
+        changed = False
+        tracker = pipeline.tracker
+        with pipeline.lock:
+            now = tracker.now
+            if pipeline.source.live:
+                now = max(now, time.time())
+            tunnels = tracker.tunnels
+            gone = [i for i in self.rows if i not in tunnels]
+            budget = self.max_rebuild
+            values = list(tunnels.values())
+            start = self._cursor % len(values) if values else 0
+            rows = self.rows
+            for k in range(len(values)):
+                t = values[(start + k) % len(values)]
+                if t.changed or t.id not in rows:
+                    if budget <= 0 and t.id in rows:
+                        # out of budget: resume here next time so no tunnel starves
+                        self._cursor = start + k
+                        break
+                    budget -= 1
+                    rows[t.id] = make_row(t, now)
+                    self.versions[t.id] = self.versions.get(t.id, 0) + 1
+                    t.changed = False
+                    changed = True
+            st = tracker.stats
+            frames = pipeline.frames
+            cap = self.capture
+            cap.name = pipeline.source.name
+            cap.live = pipeline.source.live
+            cap.interfaces = tuple(pipeline.source.interfaces)
+            cap.capture_now = tracker.now
+            cap.first_ts = st.first_ts
+            cap.malformed = st.malformed
+            cap.done = pipeline.done.is_set()
+            cap.paused = pipeline.paused.is_set()
+            cap.error = None if pipeline.error is None else str(pipeline.error)
+            cap.speed = pipeline.speed
+        try:
+            cap.kernel_drops = pipeline.source.stats().kernel_drops
+        except Exception:
+            cap.kernel_drops = 0
+        for i in gone:
+            del self.rows[i]
+            self.versions.pop(i, None)
+            changed = True
+        wall = time.monotonic()
+        if self._last_wall and wall > self._last_wall:
+            cap.packets_per_s = (frames - self._last_frames) / (wall - self._last_wall)
+        if cap.done:
+            cap.packets_per_s = 0.0
+        self._last_wall, self._last_frames = wall, frames
+        if frames != cap.frames:
+            changed = True
+        cap.frames = frames
+        cap.tunnels = len(self.rows)
+        if changed:
+            cap.active = sum(1 for r in self.rows.values() if not r.ended)
+            cap.failed = sum(1 for r in self.rows.values() if r.failed)
+            self.generation += 1
+        return changed
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelDetail:
+    """A deep copy of one tunnel for the tunnel screen (taken under the lock, read outside it)."""
+
+    row: TunnelRow
+    phases: tuple[PhaseSpan, ...]
+    control: ControlInfo
+    tcp: TcpInfo
+    lcp: LcpInfo
+    auth: AuthInfo
+    ncp: NcpInfo
+    ccp: CcpInfo
+    close: CloseInfo
+    pptp_echo: EchoStats
+    lcp_echo: EchoStats
+    traffic: tuple[Traffic, Traffic]  # indexed by Direction, last 300 s
+    packets: tuple[Packet, ...]
+    data_ring: tuple[tuple[int, float, int, bytes], ...]
+    packets_dropped: int
+    malformed: int
+    icmp_errors: tuple[str, ...]
+    roles_guessed: bool
+    linktype: int
+    peer_packets: tuple[Packet, ...] = ()
+    peer_row: TunnelRow | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _copy_echo(e: EchoStats) -> EchoStats:
+    c = copy.copy(e)
+    c.outstanding = dict(e.outstanding)
+    return c
+
+
+def make_detail(t: Tunnel, now: float, peer: Tunnel | None = None) -> TunnelDetail:
+    """Copy one tunnel (and its NAT peer's packets) for the tunnel screen. Call with the lock held."""
+    packets = tuple(t.all_packets())
+    linktype = packets[0].linktype if packets else 1
+    return TunnelDetail(
+        row=make_row(t, now),
+        phases=tuple(copy.copy(s) for s in t.phases),
+        control=copy.deepcopy(t.control),
+        tcp=copy.deepcopy(t.tcp),
+        lcp=copy.deepcopy(t.lcp),
+        auth=copy.deepcopy(t.auth),
+        ncp=copy.deepcopy(t.ncp),
+        ccp=copy.deepcopy(t.ccp),
+        close=copy.deepcopy(t.close),
+        pptp_echo=_copy_echo(t.pptp_echo),
+        lcp_echo=_copy_echo(t.lcp_echo),
+        traffic=(copy_traffic(t.traffic[0], now, 300), copy_traffic(t.traffic[1], now, 300)),
+        packets=packets,
+        data_ring=tuple(t.data_ring),
+        packets_dropped=t.packets_dropped,
+        malformed=t.malformed,
+        icmp_errors=tuple(t.icmp_errors),
+        roles_guessed=t.roles_guessed,
+        linktype=linktype,
+        peer_packets=tuple(peer.all_packets()) if peer is not None else (),
+        peer_row=make_row(peer, now) if peer is not None else None,
+    )
+
+
+def detail_of(pipeline: Pipeline, tunnel_id: int) -> TunnelDetail | None:
+    """Take the lock and copy one tunnel (None once it has been evicted)."""
+    with pipeline.lock:
+        t = pipeline.tracker.tunnels.get(tunnel_id)
+        if t is None:
+            return None
+        now = pipeline.tracker.now
+        if pipeline.source.live:
+            now = max(now, time.time())
+        nat = copy_nat(t.notes.get("nat"))
+        peer = pipeline.tracker.tunnels.get(nat.peer) if nat is not None and nat.peer is not None else None
+        return make_detail(t, now, peer)
