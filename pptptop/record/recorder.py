@@ -1,0 +1,478 @@
+"""``-w FILE``: record every captured packet, with tcpdump-style rotation.
+
+The recorder is a pipeline frame hook. The capture thread only appends the
+frame to a pending list (one lock, one append); a flusher thread encodes and
+writes it at least every second (:data:`FLUSH_INTERVAL`), as soon as
+:data:`FLUSH_BYTES` are pending, and as soon as a tunnel closes. So a slow or
+full disk never stalls the capture: what cannot be written is counted in
+:attr:`RecordingState.unrecorded`, shown, logged, and the capture goes on.
+
+Crash-safety. Every file begins with its header, written at once. Records
+are written by ``write(2)`` straight to the descriptor (no user-space buffer
+survives a crash), in runs that end at the record crossing the next page
+boundary: the kernel only stops a write short between pages, so after
+``kill -9`` at most that one crossing can be cut, and only if the signal
+lands in that instant. A write that fails or is cut short (disk full, I/O
+error) is cut back with ``ftruncate`` to the last whole record, and the
+encoder forgets any interface block that did not land, so the file stays
+readable to the last complete record and later packets can still be added
+when space comes back.
+
+Rotation (tcpdump's ``-C``, ``-G``, ``-W``): a new file starts before a
+packet that would take the current one past ``size`` bytes, or when the
+packet's capture time is ``seconds`` past the current file's first packet;
+``keep`` deletes the oldest file this run created once more than that many
+exist. Rotated names carry a sequence number and the start time:
+``out-00003-20261123T073205Z.pcapng``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from pptptop.record.writers import (
+    Encoder,
+    PcapEncoder,
+    PcapNgEncoder,
+    RecordError,
+    describe_os_error,
+    open_output,
+)
+from pptptop.sources.base import Frame
+from pptptop.track.events import Event, EventKind
+from pptptop.track.tracker import Tracker
+
+log = logging.getLogger("pptptop.record")
+
+FLUSH_INTERVAL: Final = 1.0  # seconds: the longest a captured packet waits before write(2)
+FLUSH_BYTES: Final = 1 << 20  # pending bytes that wake the flusher early
+MAX_PENDING_BYTES: Final = 64 << 20  # beyond this (a stuck disk) packets are counted as unrecorded
+RETRY_INTERVAL: Final = 1.0  # after a failed open or write, wait this long before trying again
+PAGE: Final = 4096
+MEGABYTE: Final = 1_000_000  # tcpdump's -C unit
+FRAME_OVERHEAD: Final = 40  # bytes of pending accounting per frame beyond its data
+CAPTURE_SUFFIXES: Final = (".pcapng", ".pcap", ".cap", ".ntar")
+
+ErrorCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """When to start a new file and how many to keep (tcpdump ``-C``/``-G``/``-W``)."""
+
+    size: int | None = None  # bytes
+    seconds: float | None = None
+    keep: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.size is not None or self.seconds is not None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingState:
+    """What the UI header and ``--json`` show about ``-w``."""
+
+    recording: bool  # a file is open and the last write succeeded
+    path: str  # the file being written ("" when none is open)
+    files: int  # files created so far
+    packets: int  # packets written
+    bytes: int  # bytes written, all files together
+    unrecorded: int  # captured packets that are not in any file
+    errors: int  # failed opens and writes
+    last_error: str  # the last problem, one sentence ("" if none)
+    pending: int  # packets waiting for the next flush
+
+    def as_dict(self) -> dict[str, object]:
+        return {"recording": self.recording, "file": self.path, "files": self.files,
+                "packets": self.packets, "bytes": self.bytes, "unrecorded": self.unrecorded,
+                "errors": self.errors, "last_error": self.last_error or None}
+
+
+def wants_pcapng(path: str, force_pcap: bool = False) -> bool:
+    """pcapng unless ``--pcap`` or the name ends in ``.pcap`` (or ``.cap``)."""
+    return not force_pcap and not path.lower().endswith((".pcap", ".cap"))
+
+
+def rotated_name(base: str, seq: int, start: float) -> str:
+    """``dir/out.pcapng`` → ``dir/out-00003-20261123T073205Z.pcapng`` (UTC start time)."""
+    suffix = next((s for s in CAPTURE_SUFFIXES if base.lower().endswith(s)), "")
+    stem = base[:len(base) - len(suffix)] if suffix else base
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(start))
+    return f"{stem}-{seq:05d}-{stamp}{suffix}"
+
+
+class _Out:
+    """One open output file."""
+
+    __slots__ = ("encoder", "fd", "first_ts", "offset", "packets", "path")
+
+    def __init__(self, fd: int, path: str, encoder: Encoder) -> None:
+        self.fd = fd
+        self.path = path
+        self.encoder = encoder
+        self.offset = 0
+        self.packets = 0
+        self.first_ts: float | None = None
+
+
+class Recorder:
+    """The ``-w`` frame hook. Thread-safe: the capture thread calls it, a flusher thread writes.
+
+    Life cycle: :meth:`open` (creates the first file, before privileges are
+    dropped), :meth:`start` (the flusher thread, after), frames through
+    ``__call__``, :meth:`close` (flushes, syncs, closes; idempotent).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, pcapng: bool | None = None,
+                 rotation: Rotation | None = None, linktype: int | None = None,
+                 capture_filter: str | None = None, application: str = "pptptop",
+                 flush_interval: float = FLUSH_INTERVAL, max_pending_bytes: int = MAX_PENDING_BYTES,
+                 on_error: ErrorCallback | None = None) -> None:
+        self.base = os.fspath(path)
+        self.pcapng = wants_pcapng(self.base) if pcapng is None else pcapng
+        self.rotation = rotation or Rotation()
+        self.linktype = linktype
+        self.capture_filter = capture_filter
+        self.application = application
+        self.flush_interval = flush_interval
+        self.max_pending_bytes = max_pending_bytes
+        self.on_error = on_error
+        self._lock = threading.Lock()  # pending list and its counters
+        self._io = threading.RLock()  # the file; re-entrant so a signal handler may close
+        self._pending: list[Frame] = []
+        self._pending_bytes = 0
+        self._dropped_pending = 0  # frames refused because the pending list was full
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._flush_soon = False
+        self._thread: threading.Thread | None = None
+        self._out: _Out | None = None
+        self._seq = 0
+        self._created: deque[str] = deque()
+        self._retry_at = 0.0
+        self._last_path = ""
+        self.files = 0
+        self.packets = 0
+        self.bytes = 0
+        self.unrecorded = 0
+        self.errors = 0
+        self.last_error = ""
+        self._fail_base: int | None = None  # unrecorded count when the current failure began
+        self.closed = False
+
+    # ------------------------------------------------------------------ life cycle
+    def open(self) -> bool:
+        """Create the first file now (as root, before the drop). False, with the error shown, if it failed."""
+        with self._io:
+            return self._open_next(time.time())
+
+    def start(self) -> None:
+        """Start the flusher thread (after privileges are dropped: capabilities are per thread)."""
+        if self._thread is None and not self.closed:
+            self._thread = threading.Thread(target=self._run, name="pptptop-recorder", daemon=True)
+            self._thread.start()
+
+    def attach(self, tracker: Tracker) -> None:
+        """Flush as soon as a tunnel ends, so the 3 a.m. failure is on disk right away."""
+        tracker.subscribe(self._on_event)
+
+    def close(self) -> None:
+        """Write everything pending, sync and close. Safe to call twice and from a signal handler."""
+        self._stop.set()
+        self._wake.set()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=10.0)
+        with self._io:
+            if self.closed:
+                return
+            self.flush()
+            self._close_file()
+            self.closed = True
+
+    def fds(self) -> list[int]:
+        """Descriptors of open output files (to hand to :func:`pptptop.privdrop.drop_privileges`)."""
+        out = self._out
+        return [out.fd] if out is not None else []
+
+    @property
+    def directory(self) -> str:
+        return os.path.dirname(os.path.abspath(self.base))
+
+    def state(self) -> RecordingState:
+        out = self._out
+        return RecordingState(
+            recording=out is not None and not self._failing and not self.closed,
+            path=out.path if out is not None else self._last_path,
+            files=self.files, packets=self.packets, bytes=self.bytes,
+            unrecorded=self.unrecorded + self._dropped_pending, errors=self.errors,
+            last_error=self.last_error, pending=len(self._pending))
+
+    # ------------------------------------------------------------------ capture thread
+    def __call__(self, number: int, frame: Frame) -> None:
+        """The frame hook: queue the frame for the flusher (never blocks on the disk)."""
+        size = len(frame.data) + FRAME_OVERHEAD
+        with self._lock:
+            if self._pending_bytes + size > self.max_pending_bytes or self.closed:
+                self._dropped_pending += 1
+                return
+            self._pending.append(frame)
+            self._pending_bytes += size
+            wake = self._pending_bytes >= FLUSH_BYTES or self._flush_soon
+            self._flush_soon = False
+        if wake:
+            self._wake.set()
+
+    def _on_event(self, ev: Event) -> None:
+        if ev.kind is EventKind.ENDED:
+            # the closing frame reaches the hook after this event: wake now and once more then
+            self._flush_soon = True
+            self._wake.set()
+
+    # ------------------------------------------------------------------ flusher
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception as e:  # a bug must not silently stop recording forever
+                log.exception("recorder flush failed")
+                self._error(f"recording failed: {e}")
+
+    def flush(self) -> None:
+        """Write every pending frame now (any thread)."""
+        with self._io:
+            with self._lock:
+                batch, self._pending = self._pending, []
+                self._pending_bytes = 0
+            if batch:
+                self._write_batch(batch)
+
+    def _write_batch(self, batch: list[Frame]) -> None:
+        rot = self.rotation
+        items: list[tuple[bytes, int]] = []  # (record bytes, encoder state before it)
+        chunk_len = 0
+        retry = self._retry_at
+        for fr in batch:
+            out = self._out
+            if out is None or self._failing:
+                if time.monotonic() < retry:
+                    self.unrecorded += 1
+                    continue
+                if out is None:
+                    if not self._open_next(fr.ts):
+                        retry = self._retry_at
+                        self.unrecorded += 1
+                        continue
+                    out = self._out
+                    assert out is not None
+            if rot.seconds is not None and out.first_ts is not None and fr.ts - out.first_ts >= rot.seconds:
+                out = self._rotate(out, items, fr.ts)
+                items, chunk_len = [], 0
+                if out is None:
+                    retry = self._retry_at
+                    self.unrecorded += 1
+                    continue
+            enc = out.encoder
+            st = enc.state()
+            rec = enc.encode(fr.ts, fr.iface, fr.linktype, fr.data)
+            if rec is None:
+                self.unrecorded += 1
+                self._error(f"{out.path}: classic pcap holds one link type; packets of link type "
+                            f"{fr.linktype} on {fr.iface or 'an interface'} are not recorded (use pcapng)")
+                continue
+            if (rot.size is not None and out.offset + chunk_len + len(rec) > rot.size
+                    and (out.packets or items)):
+                enc.rollback(st)
+                out = self._rotate(out, items, fr.ts)
+                items, chunk_len = [], 0
+                if out is None:
+                    retry = self._retry_at
+                    self.unrecorded += 1
+                    continue
+                enc = out.encoder
+                st = enc.state()
+                rec = enc.encode(fr.ts, fr.iface, fr.linktype, fr.data)
+                if rec is None:
+                    self.unrecorded += 1
+                    continue
+            if out.first_ts is None:
+                out.first_ts = fr.ts
+                if rot.active and self._seq == 1:
+                    self._rename_first(out)
+            items.append((rec, st))
+            start = out.offset + chunk_len
+            chunk_len += len(rec)
+            if start // PAGE != (start + chunk_len - 1) // PAGE or chunk_len >= FLUSH_BYTES:
+                self._write_chunk(out, items)
+                items, chunk_len = [], 0
+                retry = self._retry_at
+        if items and self._out is not None:
+            self._write_chunk(self._out, items)
+
+    def _rename_first(self, out: _Out) -> None:
+        """The first rotated file was named at startup (wall clock); name it by its first packet.
+
+        ``link`` + ``unlink`` rather than ``rename``: link never replaces
+        whatever may already be at the new name. Best effort — after the
+        privilege drop the directory may not be ours to change.
+        """
+        assert out.first_ts is not None
+        new = rotated_name(self.base, self._seq, out.first_ts)
+        if new == out.path:
+            return
+        try:
+            os.link(out.path, new, follow_symlinks=False)
+        except OSError:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(out.path)
+        if self._created and self._created[-1] == out.path:
+            self._created[-1] = new
+        out.path = new
+
+    def _rotate(self, out: _Out, items: list[tuple[bytes, int]], ts: float) -> _Out | None:
+        """Finish the current file and start the next; None if the next cannot be created."""
+        if items:
+            self._write_chunk(out, items)
+        self._close_file()
+        if not self._open_next(ts):
+            return None
+        return self._out
+
+    def _write_chunk(self, out: _Out, items: list[tuple[bytes, int]], *, packets: bool = True) -> bool:
+        """One write(2) of whole records; on failure cut the file back to the last whole one."""
+        buf = b"".join(r for r, _ in items) if len(items) > 1 else items[0][0]
+        done = 0
+        err: OSError | None = None
+        while done < len(buf):
+            try:
+                n = os.write(out.fd, buf[done:] if done else buf)
+            except InterruptedError:
+                continue
+            except OSError as e:
+                err = e
+                break
+            if n <= 0:
+                break
+            done += n
+        counted = len(items) if packets else 0
+        if done == len(buf):
+            out.offset += done
+            out.packets += counted
+            self.packets += counted
+            self.bytes += done
+            if self._failing:
+                self._recovered(out.path)
+            return True
+        # keep the records that landed whole, drop the rest
+        landed = 0
+        k = 0
+        for rec, _ in items:
+            if landed + len(rec) > done:
+                break
+            landed += len(rec)
+            k += 1
+        with contextlib.suppress(OSError):
+            os.ftruncate(out.fd, out.offset + landed)
+            os.lseek(out.fd, out.offset + landed, os.SEEK_SET)
+        out.encoder.rollback(items[k][1])
+        out.offset += landed
+        self.bytes += landed
+        if packets:
+            out.packets += k
+            self.packets += k
+            self.unrecorded += len(items) - k
+        reason = describe_os_error(err) if err is not None else "short write"
+        self._fail(f"cannot write {out.path}: {reason}; the capture goes on, unrecorded packets are counted")
+        return False
+
+    def _open_next(self, ts: float) -> bool:
+        rot = self.rotation
+        seq = self._seq + 1
+        path = rotated_name(self.base, seq, ts) if rot.active else self.base
+        self._last_path = path
+        try:
+            fd = open_output(path)
+        except RecordError as e:
+            self._fail(str(e))
+            return False
+        self._seq = seq
+        enc: Encoder = (PcapNgEncoder(self.application, capture_filter=self.capture_filter) if self.pcapng
+                        else PcapEncoder(self.linktype))
+        out = _Out(fd, path, enc)
+        self._out = out
+        self.files += 1
+        self._created.append(path)
+        head = enc.begin()
+        if head and not self._write_chunk(out, [(head, 0)], packets=False):
+            return False
+        if self._failing:
+            self._recovered(path)
+        if rot.keep is not None:
+            while len(self._created) > rot.keep:
+                old = self._created.popleft()
+                try:
+                    os.unlink(old)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    self._error(f"cannot remove old capture file {old}: {describe_os_error(e)}")
+        return True
+
+    def _close_file(self) -> None:
+        out = self._out
+        if out is None:
+            return
+        self._out = None
+        self._last_path = out.path
+        with contextlib.suppress(OSError):
+            os.fdatasync(out.fd)
+        with contextlib.suppress(OSError):
+            os.close(out.fd)
+
+    # ------------------------------------------------------------------ errors
+    @property
+    def _failing(self) -> bool:
+        return self._fail_base is not None
+
+    def _fail(self, message: str) -> None:
+        self.errors += 1
+        self._retry_at = time.monotonic() + RETRY_INTERVAL
+        if self._fail_base is None:
+            self._fail_base = self.unrecorded + self._dropped_pending
+        self._error(message)
+
+    def _recovered(self, path: str) -> None:
+        base = self._fail_base or 0
+        self._fail_base = None
+        lost = self.unrecorded + self._dropped_pending - base
+        self.last_error = ""
+        msg = f"recording to {path} resumed ({lost} packets were not recorded meanwhile)"
+        log.warning(msg)
+        if self.on_error is not None:
+            self.on_error(msg)
+
+    def _error(self, message: str) -> None:
+        if message == self.last_error:
+            return  # shown once per distinct problem; the counters keep counting
+        self.last_error = message
+        log.error(message)
+        if self.on_error is not None:
+            self.on_error(message)
+
+
+def directory_writable(path: str | Path) -> bool:
+    """Whether the current process may create files in ``path`` (checked after the privilege drop)."""
+    return os.access(path, os.W_OK | os.X_OK)
