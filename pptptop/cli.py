@@ -16,14 +16,20 @@ from pptptop import __version__
 from pptptop.export.jsonout import EventStream, document
 from pptptop.export.report import report
 from pptptop.pipeline import Pipeline
+from pptptop.privdrop import PrivDropError
+from pptptop.record import session as recording
+from pptptop.record.writers import RecordError
 from pptptop.sources.base import CaptureFileError, Source
+from pptptop.track.model import Tunnel
 from pptptop.track.tracker import Limits, Tracker
 
 EXIT_OK = 0
 EXIT_USAGE = 64  # sysexits EX_USAGE
 EXIT_BAD_INPUT = 65  # EX_DATAERR: corrupt or truncated capture
 EXIT_NO_INPUT = 66  # EX_NOINPUT
+EXIT_NO_USER = 67  # EX_NOUSER: -Z names no such user
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: a bug
+EXIT_CANT_CREATE = 73  # EX_CANTCREAT: the --export-tunnel file
 EXIT_NO_PERMISSION = 77  # EX_NOPERM
 
 
@@ -32,26 +38,65 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pptptop",
         description="Live terminal UI and analyser for PPTP VPN tunnels (RFC 2637 control, GRE, PPP).",
         epilog="examples:  sudo pptptop eth0 | pptptop -r capture.pcapng --report | "
-               "ssh gw tcpdump -U -w - 'tcp port 1723 or proto 47' | pptptop -r - --json",
+        "ssh gw tcpdump -U -w - 'tcp port 1723 or proto 47' | pptptop -r - --json",
     )
     p.add_argument("interfaces", nargs="*", metavar="IFACE", help="interfaces to capture on live (or 'any')")
-    p.add_argument("-i", "--interface", action="append", default=[], dest="iface_opt", metavar="IFACE",
-                   help="an interface to capture on (repeatable)")
-    p.add_argument("-r", "--read", action="append", default=[], metavar="FILE",
-                   help="read a pcap/pcapng file ('-' for standard input); repeat to merge files by time")
-    p.add_argument("-f", "--filter", metavar="EXPR",
-                   help="capture filter (pcap syntax) instead of the default PPTP filter")
+    p.add_argument(
+        "-i",
+        "--interface",
+        action="append",
+        default=[],
+        dest="iface_opt",
+        metavar="IFACE",
+        help="an interface to capture on (repeatable)",
+    )
+    p.add_argument(
+        "-r",
+        "--read",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="read a pcap/pcapng file ('-' for standard input); repeat to merge files by time",
+    )
+    p.add_argument(
+        "-f",
+        "--filter",
+        metavar="EXPR",
+        help="capture filter (pcap syntax) instead of the default PPTP filter",
+    )
     p.add_argument("-c", "--count", type=int, metavar="N", help="stop after N packets")
-    p.add_argument("--json", action="store_true", help="print JSON (a document for files, one line per event live)")
+    p.add_argument(
+        "--json", action="store_true", help="print JSON (a document for files, one line per event live)"
+    )
     p.add_argument("--report", action="store_true", help="print a readable summary per tunnel")
     p.add_argument("--demo", action="store_true", help="replay the bundled demo capture")
-    p.add_argument("--speed", default=None, metavar="1|10|max",
-                   help="replay speed for files: 1 = real time, 10 = ten times, max = as fast as possible")
-    p.add_argument("--theme", default="dark", metavar="NAME|FILE.tcss", help="UI theme: dark, light, contrast, or a .tcss file")
-    p.add_argument("--max-tunnels", type=int, default=Limits().max_tunnels, metavar="N",
-                   help="tunnels kept in memory before the oldest ended ones are evicted")
-    p.add_argument("--idle-timeout", type=float, default=Limits().idle_timeout, metavar="SECONDS",
-                   help="a tunnel with no packet for this long is ended as idle")
+    p.add_argument(
+        "--speed",
+        default=None,
+        metavar="1|10|max",
+        help="replay speed for files: 1 = real time, 10 = ten times, max = as fast as possible",
+    )
+    p.add_argument(
+        "--theme",
+        default="dark",
+        metavar="NAME|FILE.tcss",
+        help="UI theme: dark, light, contrast, or a .tcss file",
+    )
+    p.add_argument(
+        "--max-tunnels",
+        type=int,
+        default=Limits().max_tunnels,
+        metavar="N",
+        help="tunnels kept in memory before the oldest ended ones are evicted",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=Limits().idle_timeout,
+        metavar="SECONDS",
+        help="a tunnel with no packet for this long is ended as idle",
+    )
+    recording.add_arguments(p)
     p.add_argument("--version", action="version", version=f"pptptop {__version__}")
     return p
 
@@ -96,18 +141,27 @@ def main(argv: list[str] | None = None) -> int:
     ifaces = list(args.interfaces) + list(args.iface_opt)
     if not ifaces and not args.read and not args.demo:
         parser.print_usage(sys.stderr)
-        print("pptptop: name an interface to capture on (e.g. 'sudo pptptop eth0'), "
-              "a file with -r FILE, or try --demo", file=sys.stderr)
+        print(
+            "pptptop: name an interface to capture on (e.g. 'sudo pptptop eth0'), "
+            "a file with -r FILE, or try --demo",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if ifaces and args.read:
-        print("pptptop: give either interfaces to capture on or files to read (-r), not both", file=sys.stderr)
+        print(
+            "pptptop: give either interfaces to capture on or files to read (-r), not both", file=sys.stderr
+        )
         return EXIT_USAGE
     try:
         speed = parse_speed(args.speed, 1.0 if args.demo else None)
     except argparse.ArgumentTypeError as e:
         print(f"pptptop: {e}", file=sys.stderr)
         return EXIT_USAGE
-    headless = args.json or args.report
+    problem = recording.usage_error(args)
+    if problem:
+        print(f"pptptop: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    headless = args.json or args.report or args.export_tunnel is not None
     try:
         src = open_source(args)
     except FileNotFoundError as e:
@@ -126,19 +180,36 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NO_INPUT
 
     tracker = Tracker(Limits(max_tunnels=args.max_tunnels, idle_timeout=args.idle_timeout))
+    session = recording.RecordingSession(args, quiet=not headless)
+    try:
+        session.open(src, tracker)  # output files are created as root, before the privilege drop
+        session.drop_privileges(src)
+    except RecordError as e:
+        print(f"pptptop: {e}", file=sys.stderr)
+        return EXIT_CANT_CREATE
+    except PrivDropError as e:
+        print(f"pptptop: {e}", file=sys.stderr)
+        return EXIT_NO_USER if "no such user" in str(e) else EXIT_NO_PERMISSION
     pipeline = Pipeline(src, tracker, count=args.count, speed=speed if not headless else None)
+    session.start(pipeline)
     if not headless:
         from pptptop.ui.app import run_ui
 
-        return run_ui(pipeline, args)
+        args.recording_session = session  # the header reads session.status()
+        _install_signals(pipeline, session, ui=True)
+        try:
+            return run_ui(pipeline, args)
+        finally:
+            session.close()
 
     if args.json and src.live:
         tracker.subscribe(EventStream(sys.stdout))
-    _install_signals(pipeline)
+    _install_signals(pipeline, session)
     worker = threading.Thread(target=pipeline.run, name="pptptop-capture", daemon=True)
     worker.start()
     while not pipeline.done.wait(0.2):
         pass
+    session.close()
     if pipeline.crash is not None:
         import traceback
 
@@ -149,15 +220,23 @@ def main(argv: list[str] | None = None) -> int:
     info.update({"frames_read": pipeline.frames, "kernel_drops": src.stats().kernel_drops})
     if pipeline.error is not None:
         info["error"] = str(pipeline.error)
+    if args.export_tunnel is not None:
+        code = _export(session, args, tracker)
+        if code != EXIT_OK:
+            return code
     if args.json and not src.live:
-        json.dump(document(tracker, info), sys.stdout, indent=1, default=str)
+        json.dump({**document(tracker, info), **session.summary()}, sys.stdout, indent=1, default=str)
         sys.stdout.write("\n")
     elif args.json:
         st = src.stats()
-        end = {"event": "capture-end", "time": tracker.now, "frames": pipeline.frames,
-               "kernel_drops": st.kernel_drops,
-               "interfaces": {n: {"received": i.received, "kernel_drops": i.kernel_drops, "up": i.up,
-                                  "error": i.error} for n, i in st.interfaces.items()}}
+        end = {
+            "event": "capture-end",
+            "time": tracker.now,
+            "frames": pipeline.frames,
+            "kernel_drops": st.kernel_drops,
+            "interfaces": session.interfaces_dict(),
+            **session.summary(),
+        }
         sys.stdout.write(json.dumps(end) + "\n")
     if args.report:
         sys.stdout.write(report(tracker, info))
@@ -168,13 +247,51 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
-def _install_signals(pipeline: Pipeline) -> None:
+def _export(session: recording.RecordingSession, args: argparse.Namespace, tracker: Tracker) -> int:
+    """``--export-tunnel ID|FILTER``: the filter is the UI's ``/`` filter language."""
+    match = None
+    if not args.export_tunnel.strip().isdigit():
+        from pptptop.ui.filtering import FilterError, parse_filter
+        from pptptop.ui.snapshot import make_row
+
+        try:
+            flt = parse_filter(args.export_tunnel)
+        except FilterError as e:
+            print(f"pptptop: --export-tunnel: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        now = tracker.now
+
+        def match(t: Tunnel) -> bool:
+            return flt(make_row(t, now))
+
+    try:
+        n = session.export(match)
+    except ValueError as e:
+        print(f"pptptop: --export-tunnel: {e}", file=sys.stderr)
+        return EXIT_NO_INPUT
+    except RecordError as e:
+        print(f"pptptop: {e}", file=sys.stderr)
+        return EXIT_CANT_CREATE
+    if not args.json:
+        print(f"pptptop: wrote {n} packets to {args.write}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _install_signals(pipeline: Pipeline, session: recording.RecordingSession, *, ui: bool = False) -> None:
+    """SIGINT/SIGTERM/SIGHUP end the capture; the recording is flushed and closed cleanly.
+
+    Under the UI, SIGINT is the UI's (Ctrl-C); SIGTERM and SIGHUP close the
+    files at once, so they are complete even if the terminal is gone.
+    """
+
     def stop(signum: int, frame: FrameType | None) -> None:
+        if ui:
+            session.close()
         pipeline.stop()
 
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
+        for sig in (signal.SIGTERM, signal.SIGHUP) if ui else (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, stop)
 
 
 if __name__ == "__main__":
