@@ -41,12 +41,12 @@ _GRE_PPP = 0x880B
 
 #: Every field the PPP tests compare, asked of tshark in one run per capture.
 FIELDS = (
-    "frame.number", "frame.protocols", "_ws.col.Info", "ppp.address", "ppp.protocol", "ppp.code",
+    "frame.number", "frame.protocols", "_ws.col.Info", "ppp.address", "ppp.control", "ppp.protocol", "ppp.code",
     "ppp.identifier", "ppp.length", "ppp.data",
     "lcp.opt.type", "lcp.opt.length", "lcp.opt.mru", "lcp.opt.asyncmap", "lcp.opt.auth_protocol",
     "lcp.opt.algorithm", "lcp.opt.quality_protocol", "lcp.opt.magic_number", "lcp.opt.mrru",
     "lcp.opt.ep_disc_class", "lcp.opt.operation", "lcp.opt.fcs_alternatives", "lcp.opt.link_discrim",
-    "lcp.magic_number", "lcp.message", "lcp.rej_proto", "lcp.secs_remaining", "lcp.data",
+    "lcp.opt.data", "lcp.magic_number", "lcp.message", "lcp.rej_proto", "lcp.secs_remaining", "lcp.data",
     "pap.code", "pap.identifier", "pap.length", "pap.peer_id.length", "pap.peer_id",
     "pap.password.length", "pap.password", "pap.message.length", "pap.message",
     "chap.code", "chap.identifier", "chap.length", "chap.value_size", "chap.value", "chap.name",
@@ -226,6 +226,8 @@ def _control_fields(pkt: ControlPacket, out: dict[str, list[str]]) -> None:
                 add("lcp.opt.link_discrim", []).append(str(v))
             elif isinstance(v, EndpointDiscriminator):
                 add("lcp.opt.ep_disc_class", []).append(str(v.klass))
+                if v.address:
+                    add("lcp.opt.data", []).append(v.address.hex())
             elif isinstance(v, Callback):
                 add("lcp.opt.operation", []).append(str(v.operation))
         elif prefix == "ipcp":
@@ -299,6 +301,7 @@ def ours_as_tshark(frame: PppFrame) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {"ppp.protocol": [_h(frame.protocol, 4)]}
     if frame.address_control:
         out["ppp.address"] = ["0xff"]
+        out["ppp.control"] = ["0x03"]
     msg = frame.message
     if isinstance(msg, ControlPacket) and frame.protocol in (PppProtocol.LCP, PppProtocol.IPCP,
                                                              PppProtocol.IPV6CP, PppProtocol.CCP):

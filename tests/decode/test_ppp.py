@@ -52,8 +52,8 @@ def test_every_ppp_frame_protocol_and_header_matches_tshark(path: Path) -> None:
     for f in ours:
         frame = decode_ppp(f.payload)
         assert frame.error is None, (f.number, frame.error)
-        assert pick(ours_as_tshark(frame), ("ppp.protocol", "ppp.address")) == \
-            pick(theirs[f.number], ("ppp.protocol", "ppp.address")), f.number
+        header = ("ppp.protocol", "ppp.address", "ppp.control")
+        assert pick(ours_as_tshark(frame), header) == pick(theirs[f.number], header), f.number
 
 
 @pytest.mark.parametrize("path", WITH_PPP, ids=PPP_IDS)
