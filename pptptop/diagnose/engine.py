@@ -1,0 +1,248 @@
+"""The :class:`Diagnoser`: tracker events in, findings per tunnel out.
+
+It subscribes to the tracker (events arrive synchronously, in capture order),
+keeps :class:`~pptptop.diagnose.observe.Observations` per tunnel, and after
+each event of a tunnel runs the rules on it; on TICK it runs the rules that
+depend on time. A finding appears at the event that completes its evidence
+and is withdrawn when its rule stops holding. The current findings of a
+tunnel are in ``tunnel.notes["findings"]`` (errors first) for the UI and the
+exporters; :meth:`Diagnoser.subscribe` reports appearances and withdrawals
+live. Nothing is sent back into the tracker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pptptop.diagnose.config import DiagnosisConfig
+from pptptop.diagnose.finding import Finding, Severity, ordered
+from pptptop.diagnose.observe import Observations, Ref
+from pptptop.diagnose.rules import RULES, Case, Collision, Rule
+from pptptop.diagnose.rules.base import frames
+from pptptop.track.events import Event, EventKind
+from pptptop.track.model import Tunnel
+from pptptop.track.tracker import Tracker
+
+FINDINGS = "findings"
+WITHDRAWN = "findings_withdrawn"
+MAX_WITHDRAWN = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawn:
+    """A finding that later packets contradicted, and when."""
+
+    finding: Finding
+    ts: float
+
+
+@dataclass(frozen=True, slots=True)
+class FindingChange:
+    """A finding appeared (``kind`` "finding") or was withdrawn ("withdrawn") at capture time ``ts``."""
+
+    kind: str
+    tunnel: Tunnel
+    finding: Finding
+    ts: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """One line of the live ``--json`` stream."""
+        t = self.tunnel
+        return {"time": self.ts, "event": self.kind, "frame": None,
+                "tunnel": {"id": t.id, "client": {"ip": t.client.ip, "call_id": t.client.call_id},
+                           "server": {"ip": t.server.ip, "call_id": t.server.call_id}, "phase": t.phase.value,
+                           "user": t.auth.user},
+                "finding": self.finding.to_dict()}
+
+
+Listener = Callable[[FindingChange], None]
+CallKey = tuple[str, str, str, int]
+
+
+class Diagnoser:
+    """Runs the rules over a tracker's events. Not thread-safe: it runs in the capture thread."""
+
+    def __init__(self, config: DiagnosisConfig | None = None, *, show_secrets: bool = False,
+                 rules: Sequence[Rule] | None = None) -> None:
+        self.cfg = config or DiagnosisConfig()
+        self.show_secrets = show_secrets
+        self.rules = list(RULES if rules is None else rules)
+        self._by_code = {r.code: r for r in self.rules}
+        self._timed = [r for r in self.rules if r.timed]
+        self._obs: dict[int, Observations] = {}
+        self._tunnels: dict[int, Tunnel] = {}
+        self._raw: dict[int, dict[str, Finding]] = {}
+        self._shown: dict[int, dict[str, Finding]] = {}
+        self._live: set[int] = set()
+        self._listeners: list[Listener] = []
+        self._collisions: dict[int, list[Collision]] = {}
+        self._strays: dict[int, list[tuple[int, Ref]]] = {}
+        self._calls: dict[CallKey, set[int]] = {}
+        self._call_key: dict[int, CallKey] = {}
+        self._pairs: dict[tuple[str, frozenset[str]], set[int]] = {}
+        self._new: list[int] = []
+
+    # ------------------------------------------------------------------ wiring
+    def attach(self, tracker: Tracker) -> Diagnoser:
+        """Subscribe to ``tracker``'s events; returns self."""
+        tracker.subscribe(self)
+        return self
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call ``listener`` for every finding that appears or is withdrawn."""
+        self._listeners.append(listener)
+
+    def findings(self, tunnel: Tunnel) -> list[Finding]:
+        """The tunnel's current findings, errors first."""
+        found: list[Finding] = tunnel.notes.get(FINDINGS, [])
+        return found
+
+    def __call__(self, ev: Event) -> None:
+        self.on_event(ev)
+
+    # ------------------------------------------------------------------ events
+    def on_event(self, ev: Event) -> None:
+        kind = ev.kind
+        if kind is EventKind.TICK:
+            self._tick(ev.ts)
+            return
+        t = ev.tunnel
+        if t is None:
+            return
+        if kind is EventKind.EVICTED:
+            self._forget(t)
+            return
+        obs = self._obs.get(t.id)
+        if obs is None:
+            obs = self._obs[t.id] = Observations(self.cfg)
+            self._tunnels[t.id] = t
+            self._live.add(t.id)
+            self._new.append(t.id)
+        obs.update(ev)
+        if kind is EventKind.TUNNEL_NEW:
+            return
+        if self._new:
+            self._check_new(ev.ts)
+        if kind is EventKind.MESSAGE and t.id not in self._call_key:
+            self._index_call(t, obs, ev.ts)
+        if kind is EventKind.ENDED:
+            self._live.discard(t.id)
+        self._evaluate(t, obs, ev.ts, self.rules)
+        if kind is EventKind.ENDED:
+            self._unindex(t)
+
+    def _tick(self, now: float) -> None:
+        if self._new:
+            self._check_new(now)
+        horizon = self.cfg.horizon
+        for tid in list(self._live):
+            t = self._tunnels[tid]
+            if now - t.last_seen <= horizon:
+                self._evaluate(t, self._obs[tid], now, self._timed)
+
+    def _forget(self, t: Tunnel) -> None:
+        self._unindex(t)
+        for d in (self._obs, self._tunnels, self._raw, self._shown, self._collisions, self._strays):
+            d.pop(t.id, None)
+        self._live.discard(t.id)
+
+    # ------------------------------------------------------------------ rules
+    def _evaluate(self, t: Tunnel, obs: Observations, now: float, rules: Sequence[Rule]) -> None:
+        case = Case(t, obs, self.cfg, now, self.show_secrets, self._collisions.get(t.id, []),
+                    self._strays.get(t.id, []))
+        raw = self._raw.setdefault(t.id, {})
+        for r in rules:
+            hit = r.fn(case)
+            if hit is None:
+                raw.pop(r.code, None)
+                continue
+            old = raw.get(r.code)
+            f = Finding(r.code, r.severity, hit.title, hit.detail, hit.evidence,
+                        hit.windows_error if hit.windows_error is not None else r.windows_error, hit.hint,
+                        old.ts if old is not None else now)
+            if old is None or not old.same_content(f):
+                raw[r.code] = f
+        obs.last_eval = now
+        self._publish(t, now)
+
+    def _publish(self, t: Tunnel, now: float) -> None:
+        raw = self._raw.get(t.id, {})
+        present = set(raw)
+        shown = {r.code: raw[r.code] for r in self.rules if r.code in raw and not (r.unless & present)}
+        explained = any(f.severity is Severity.ERROR and not self._by_code[c].fallback for c, f in shown.items())
+        if explained:
+            shown = {c: f for c, f in shown.items() if not self._by_code[c].fallback}
+        before = self._shown.get(t.id, {})
+        if before.keys() == shown.keys() and all(before[c] is shown[c] for c in shown):
+            return
+        self._shown[t.id] = shown
+        t.notes[FINDINGS] = ordered(list(shown.values()))
+        t.changed = True
+        for code, f in shown.items():
+            if code not in before:
+                self._emit(FindingChange("finding", t, f, now))
+        for code, f in before.items():
+            if code not in shown:
+                gone: list[Withdrawn] = t.notes.setdefault(WITHDRAWN, [])
+                if len(gone) < MAX_WITHDRAWN:
+                    gone.append(Withdrawn(f, now))
+                self._emit(FindingChange("withdrawn", t, f, now))
+
+    def _emit(self, change: FindingChange) -> None:
+        for listener in self._listeners:
+            listener(change)
+
+    # ------------------------------------------------------------------ cross-tunnel facts
+    def _index_call(self, t: Tunnel, obs: Observations, now: float) -> None:
+        """Index a controlled call by (interface, client, server, PNS call ID) to spot collisions (RFC 2637 §4.1)."""
+        if not t.control_seen or t.client.call_id is None or t.ended:
+            return
+        key: CallKey = (t.iface, t.client.ip, t.server.ip, t.client.call_id)
+        self._call_key[t.id] = key
+        self._pairs.setdefault((t.iface, frozenset((t.client.ip, t.server.ip))), set()).add(t.id)
+        peers = self._calls.setdefault(key, set())
+        for pid in list(peers):
+            other = self._tunnels.get(pid)
+            if other is None or other.ended or other.client.port == t.client.port:
+                continue
+            other_obs = self._obs[pid]
+            self._collisions.setdefault(t.id, []).append(
+                Collision(other, tuple(frames(other_obs.ocrq, other_obs.ocrp))))
+            self._collisions.setdefault(pid, []).append(Collision(t, tuple(frames(obs.ocrq, obs.ocrp))))
+            self._evaluate(other, other_obs, now, self.rules)
+        peers.add(t.id)
+
+    def _unindex(self, t: Tunnel) -> None:
+        key = self._call_key.pop(t.id, None)
+        if key is None:
+            return
+        peers = self._calls.get(key)
+        if peers is not None:
+            peers.discard(t.id)
+            if not peers:
+                del self._calls[key]
+        pair = (t.iface, frozenset((t.client.ip, t.server.ip)))
+        known = self._pairs.get(pair)
+        if known is not None:
+            known.discard(t.id)
+            if not known:
+                del self._pairs[pair]
+
+    def _check_new(self, now: float) -> None:
+        """GRE-only tunnels between the addresses of a known call carry a call ID nobody announced."""
+        new, self._new = self._new, []
+        for tid in new:
+            t = self._tunnels.get(tid)
+            if t is None or t.control_seen:
+                continue
+            cid = t.server.call_id if t.server.call_id is not None else t.client.call_id
+            if cid is None:
+                continue
+            first = t.data_ring[0][0] if t.data_ring else (t.packets[0].number if t.packets else None)
+            for pid in self._pairs.get((t.iface, frozenset((t.client.ip, t.server.ip))), set()):
+                strays = self._strays.setdefault(pid, [])
+                if len(strays) < 4:
+                    strays.append((cid, Ref(first, t.first_seen)))
+                    self._evaluate(self._tunnels[pid], self._obs[pid], now, self.rules)

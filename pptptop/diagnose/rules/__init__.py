@@ -1,0 +1,13 @@
+"""Every diagnosis rule, registered in :data:`RULES` when this package is imported.
+
+One module per part of the protocol stack; one function per cause. The order
+here is the order of findings that appear at the same instant.
+"""
+
+from __future__ import annotations
+
+from pptptop.diagnose.rules import benign, control, gre, health, ppp, security, session
+from pptptop.diagnose.rules.base import RULES, Case, Collision, Hit, Rule, rule
+
+__all__ = ["RULES", "Case", "Collision", "Hit", "Rule", "benign", "control", "gre", "health", "ppp", "rule",
+           "security", "session"]

@@ -1,0 +1,130 @@
+"""The rule contract: one small function per cause.
+
+A rule looks at a :class:`Case` (one tunnel, its observations, the config and
+the capture time) and returns a :class:`Hit` when its cause is proven now, or
+None. The engine turns hits into :class:`~pptptop.diagnose.finding.Finding`s,
+keeps the time a finding first appeared, and withdraws a finding as soon as
+its rule stops returning a hit (later packets contradicted it).
+
+Adding a rule::
+
+    @rule("my-code", Severity.WARNING, windows_error=None)
+    def my_code(c: Case) -> Hit | None:
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from pptptop.diagnose.config import DiagnosisConfig
+from pptptop.diagnose.finding import Severity
+from pptptop.diagnose.observe import Observations, Ref
+from pptptop.track.model import Tunnel
+
+
+@dataclass(frozen=True, slots=True)
+class Collision:
+    """Another live tunnel from the same public address to the same server with the same PNS call ID."""
+
+    tunnel: Tunnel
+    frames: tuple[int, ...]
+
+
+@dataclass(slots=True)
+class Case:
+    """What a rule sees: one tunnel at capture time ``now``."""
+
+    tunnel: Tunnel
+    obs: Observations
+    cfg: DiagnosisConfig
+    now: float
+    show_secrets: bool = False
+    collisions: list[Collision] = field(default_factory=list)
+    #: GRE call IDs seen between the tunnel's two addresses that belong to no known call
+    stray_call_ids: list[tuple[int, Ref]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A rule's verdict; ``windows_error`` None keeps the rule's default."""
+
+    title: str
+    detail: str
+    evidence: list[int]
+    hint: str = ""
+    windows_error: int | None = None
+
+
+RuleFn = Callable[[Case], "Hit | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A registered rule.
+
+    ``timed``: its verdict can change with capture time alone (a timeout) or
+    with counters that move without events (GRE sequence numbers), so it is
+    also run on TICK. ``fallback``: shown only when no other error explains
+    the tunnel. ``unless``: hidden while any of these codes is present.
+    """
+
+    code: str
+    severity: Severity
+    fn: RuleFn
+    windows_error: int | None = None
+    timed: bool = False
+    fallback: bool = False
+    unless: frozenset[str] = frozenset()
+
+
+RULES: list[Rule] = []
+
+
+def rule(code: str, severity: Severity, *, windows_error: int | None = None, timed: bool = False,
+         fallback: bool = False, unless: Iterable[str] = ()) -> Callable[[RuleFn], RuleFn]:
+    """Register ``fn`` as the rule for ``code``."""
+
+    def register(fn: RuleFn) -> RuleFn:
+        if any(r.code == code for r in RULES):
+            raise ValueError(f"rule {code!r} registered twice")
+        RULES.append(Rule(code, severity, fn, windows_error, timed, fallback, frozenset(unless)))
+        return fn
+
+    return register
+
+
+def frames(*items: Ref | Iterable[Ref] | None) -> list[int]:
+    """Sorted, distinct frame numbers of the packets given (refs, lists of refs, or None)."""
+    out: set[int] = set()
+    for item in items:
+        if item is None:
+            continue
+        refs = [item] if isinstance(item, Ref) else item
+        for r in refs:
+            if r is not None and r.frame is not None:
+                out.add(r.frame)
+    return sorted(out)
+
+
+X = TypeVar("X")
+
+
+def few(items: list[X], n: int = 3) -> list[X]:
+    """The first and last ``n`` of a long list: enough evidence, not a flood."""
+    return items if len(items) <= 2 * n else [*items[:n], *items[-n:]]
+
+
+def seconds(a: float, b: float) -> str:
+    return f"{abs(b - a):.1f} s"
+
+
+def text(s: str | None, limit: int = 120) -> str:
+    """A wire string for a one-line detail: control characters escaped, cut to ``limit``."""
+    if s is None:
+        return ""
+    out = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+                  for ch in s[:limit])
+    return out + ("…" if len(s) > limit else "")

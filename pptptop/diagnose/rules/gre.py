@@ -1,0 +1,149 @@
+"""The data channel: enhanced GRE, IP protocol 47 (RFC 2637 §4), and what blocks it."""
+
+from __future__ import annotations
+
+from pptptop.diagnose.finding import Severity
+from pptptop.diagnose.observe import SIDES, IcmpSeen, Ref, other, side_of
+from pptptop.diagnose.rules.base import Case, Hit, few, frames, rule, seconds
+from pptptop.track.model import Direction, DirectionStats
+
+IPPROTO_GRE = 47
+NAT_HINT = ("Allow IP protocol 47 (GRE) both ways between client and server. On a Linux NAT load "
+            "nf_conntrack_pptp and nf_nat_pptp and assign the helper to TCP 1723 (iptables -t raw -A "
+            "PREROUTING -p tcp --dport 1723 -j CT --helper pptp, or nft 'ct helper set'), or set "
+            "net.netfilter.nf_conntrack_helper=1 on old kernels; make sure FORWARD accepts related GRE.")
+
+
+def _dir(sender: str) -> Direction:
+    return Direction.TO_SERVER if sender == "client" else Direction.TO_CLIENT
+
+
+def _last_second(ds: DirectionStats) -> int | None:
+    """The last whole capture second in which GRE was seen in this direction."""
+    if ds.cur_packets:
+        return ds.cur_sec
+    return ds.history[-1][0] if ds.history else None
+
+
+def _packets_after(ds: DirectionStats, sec: int) -> int:
+    n = sum(p for s, _, p in ds.history if s > sec)
+    return n + (ds.cur_packets if ds.cur_sec > sec else 0)
+
+
+@rule("gre-blocked", Severity.ERROR, windows_error=806, timed=True)
+def gre_blocked(c: Case) -> Hit | None:
+    """The call is up but no LCP Configure-Request is ever answered (RFC 1661 §4.6 restarts run out)."""
+    o, t, cfg = c.obs, c.tunnel, c.cfg
+    if o.lcp_any_answer:
+        return None
+    if t.control_seen and (o.ocrp is None or o.ocrp_msg is None or o.ocrp_msg.result_code != 1):
+        return None
+    runs = {s: o.lcp_unanswered[s] for s in SIDES if o.lcp_unanswered[s]}
+    if not runs:
+        return None
+    first = min(r[0].ts for r in runs.values())
+    longest = max(runs.values(), key=len)
+    end = o.first_term
+    if end is not None and end.side == "server" and end.how in ("tcp-fin", "tcp-rst", "call-disconnect",
+                                                                 "stop-control"):
+        return None  # the server hung up first: not a silent path (see peer-terminated, gre-icmp-unreachable)
+    gave_up = end is not None and len(longest) >= 2 and longest[-1].ts - longest[0].ts >= 0.9 * cfg.lcp_restart
+    if not gave_up and c.now - first < cfg.negotiation_timeout:
+        return None
+    sent = " and ".join(f"the {s}'s {len(r)} LCP Configure-Request{'s' if len(r) > 1 else ''}" for s, r in runs.items())
+    silent = [s for s in SIDES if t.traffic[_dir(s)].packets == 0]
+    if len(runs) == 1 and silent:
+        seen = f" and no GRE at all came from the {silent[0]}: its GRE never arrives here"
+    else:
+        seen = ": both sides' GRE passes this point but neither reaches the other"
+    healthy = (f" The control connection stays healthy ({o.pptp_echo.replies} PPTP echo replies)."
+               if o.pptp_echo.replies else "")
+    why = f" The {end.side} gave up ({end.how})." if end is not None else ""
+    return Hit("GRE blocked: LCP never answered",
+               f"Call established, but {sent} over {seconds(first, (end.ref.ts if end else c.now))} got no "
+               f"answer{seen}.{healthy}{why}",
+               frames(o.ocrp, *(few(r, 2) for r in runs.values()), end.ref if end else None),
+               NAT_HINT)
+
+
+@rule("gre-one-way", Severity.ERROR, windows_error=806, timed=True, unless=("echo-timeout", "gre-blocked"))
+def gre_one_way(c: Case) -> Hit | None:
+    """GRE passes in one direction only: one side's packets arrive, the other's never do."""
+    o, t, cfg = c.obs, c.tunnel, c.cfg
+    if not o.lcp_open:
+        for a in SIDES:
+            b = other(a)
+            ack = o.lcp_acked.get(a)
+            if ack is None or b in o.lcp_acked:
+                continue
+            again = o.lcp_request_after_ack.get(a, [])
+            run = o.lcp_unanswered[b]
+            resent = len(again) >= 2
+            stuck = len(run) >= 2 and c.now - run[-1].ts >= cfg.lcp_restart
+            if not resent and not stuck:
+                continue
+            did = []
+            if resent:
+                did.append(f"sent its request again {len(again)} times")
+            if run:
+                did.append(f"never answered the {b}'s {len(run)} Configure-Request{'s' if len(run) > 1 else ''}")
+            return Hit(f"GRE passes {a} → {b} only",
+                       f"The {b} acknowledged the {a}'s LCP Configure-Request, but the {a} {' and '.join(did)}: "
+                       f"GRE from the {b} does not reach the {a}.",
+                       frames(ack, few(again, 2), few(run, 2)), NAT_HINT)
+        return None
+    for silent in SIDES:
+        talker = other(silent)
+        ds_silent, ds_talk = t.traffic[_dir(silent)], t.traffic[_dir(talker)]
+        last = _last_second(ds_silent)
+        if last is None:
+            continue
+        quiet = c.now - (last + 1)
+        sent = _packets_after(ds_talk, last)
+        if quiet < cfg.gre_silence or sent < 3:
+            continue
+        ev = [Ref(n, ts) for n, ts, d, _ in t.data_ring if d == _dir(silent)][-1:] + \
+             [Ref(n, ts) for n, ts, d, _ in t.data_ring if d == _dir(talker) and ts >= last + 1][:3]
+        unanswered = o.lcp_echo.unanswered[talker]
+        return Hit(f"GRE one way only: nothing from the {silent} for {quiet:.0f} s",
+                   f"The {talker} keeps sending GRE ({sent} packets) but nothing has come from the {silent} "
+                   f"for {quiet:.0f} s.",
+                   frames(ev, few(unanswered, 2)),
+                   "A NAT or firewall dropped the GRE state for one direction (conntrack GRE timeout, "
+                   "nf_conntrack_gre_timeout_stream) or routing is asymmetric: check the path from the "
+                   f"{silent}.")
+    return None
+
+
+def _proto_errors(o_icmp: list[IcmpSeen]) -> list[IcmpSeen]:
+    out = []
+    for i in o_icmp:
+        if i.inner_protocol != IPPROTO_GRE:
+            continue
+        if (i.type == 3 and i.code != 4) or i.type == 1 or (i.type == 4 and i.code == 1):
+            out.append(i)
+    return out
+
+
+@rule("gre-icmp-unreachable", Severity.ERROR, windows_error=806)
+def gre_icmp_unreachable(c: Case) -> Hit | None:
+    """An ICMP Destination Unreachable quoting the tunnel's GRE (RFC 792; code 2 = protocol unreachable)."""
+    errs = _proto_errors(c.obs.icmp)
+    if not errs:
+        return None
+    i = errs[0]
+    sender = side_of(i.direction)
+    if i.type == 3 and i.code == 2:
+        why = (f"{i.sender} has no forwarding state for this call's GRE and treats it as addressed to itself "
+               "(a NAT without the PPTP helper, or a FORWARD rule that drops GRE)")
+        hint = NAT_HINT
+    elif i.type == 3 and i.code in (9, 10, 13):
+        why = f"a firewall at {i.sender} rejects GRE"
+        hint = f"Allow IP protocol 47 (GRE) through the firewall at {i.sender}."
+    else:
+        why = f"{i.sender} cannot deliver it"
+        hint = f"Check routing for GRE at {i.sender}."
+    return Hit("GRE refused by ICMP",
+               f"The {sender}'s GRE is answered with {i.text}: {why}."
+               + (f" ({len(errs)} ICMP errors)" if len(errs) > 1 else ""),
+               frames(i.quoted, [e.ref for e in errs[:3]]), hint)

@@ -1,0 +1,245 @@
+"""PPP negotiation inside the tunnel: LCP (RFC 1661), authentication (RFC 1334, 1994, 2433, 2759),
+CCP/MPPE (RFC 1962, 3078) and IPCP (RFC 1332)."""
+
+from __future__ import annotations
+
+from pptptop.decode.auth import mschap_error_name
+from pptptop.diagnose.finding import Severity
+from pptptop.diagnose.observe import Term
+from pptptop.diagnose.rules.base import Case, Hit, few, frames, rule, text
+
+PPP_IPCP = 0x8021
+ACCOUNT_ERRORS: dict[int, tuple[str, str]] = {
+    646: ("Logon outside the allowed hours",
+          "The account may not log on at this time (RESTRICTED_LOGON_HOURS): change its logon hours."),
+    647: ("Account disabled", "The account is disabled (ACCT_DISABLED): enable it in the user directory."),
+    648: ("Password expired",
+          "The password has expired (PASSWD_EXPIRED): the client should send MS-CHAP Change-Password "
+          "(code 7); otherwise reset the password."),
+    649: ("No dial-in permission",
+          "The account has no remote-access permission (NO_DIALIN_PERMISSION): allow dial-in for it "
+          "(AD 'Network Access Permission' or the NPS policy)."),
+    709: ("Error changing the password",
+          "Changing the expired password failed (CHANGING_PASSWORD): check the password policy and try again."),
+}
+AUTH_HINT = ("Check the user name and password. pppd/pptpd read /etc/ppp/chap-secrets (client name and the "
+             "server column must match, case-sensitively); on Windows NPS check the account's password and the "
+             "network policy.")
+
+
+def _term_after(c: Case, ts: float) -> Term | None:
+    for t in c.obs.terms:
+        if t.ref.ts >= ts:
+            return t
+    return None
+
+
+@rule("lcp-failed", Severity.ERROR, windows_error=734, timed=True,
+      unless=("auth-method-mismatch", "gre-blocked", "gre-one-way", "gre-icmp-unreachable", "encryption-mismatch"))
+def lcp_failed(c: Case) -> Hit | None:
+    """LCP never reaches Opened although packets cross (RFC 1661 §4.6), or is terminated before auth."""
+    o, cfg = c.obs, c.cfg
+    if not o.lcp_open:
+        if not o.lcp_any_answer:
+            return None  # nothing crosses: a GRE problem, not LCP's
+        first = min((r.ts for r in o.lcp_first_request.values()), default=c.now)
+        term = o.first_term
+        if term is None and c.now - first < cfg.negotiation_timeout:
+            return None
+        naks = o.lcp_nakrej
+        what = "; ".join(f"{n.sender} {'Naks' if n.code == 3 else 'Rejects'} {n.what}" for n in naks[:3])
+        ending = (f"then the {term.side} ended it ({term.how}{': ' + repr(text(term.reason)) if term.reason else ''})"
+                  if term else f"no agreement after {c.now - first:.0f} s")
+        return Hit("LCP negotiation failed",
+                   f"LCP never opened in both directions ({what or 'no Nak/Reject'}); {ending}.",
+                   frames([n.ref for n in few(naks, 2)], term.ref if term else None),
+                   "The two PPP configurations are incompatible (MRU, ACCM, magic number, multilink, callback…): "
+                   "compare the pppd options on both sides (the Nak/Reject names the option).")
+    term = o.lcp_term.get("server") or o.lcp_term.get("client")
+    auth_started = o.challenge or o.response or o.auth_fail or o.auth_success
+    if term is None or auth_started or c.tunnel.auth.method == "none" or "ncp" in o.phase_at:
+        return None
+    return Hit("LCP terminated before authentication",
+               f"LCP opened, then the {term.side} sent LCP Terminate-Request {text(term.reason)!r} before any "
+               "authentication packet.",
+               frames(o.lcp_acked.values(), term.ref),
+               "The side that terminated refused the negotiated link; its pppd log says why.")
+
+
+@rule("auth-failed", Severity.ERROR, windows_error=691)
+def auth_failed(c: Case) -> Hit | None:
+    """CHAP/MS-CHAP Failure (RFC 1994 §4.2, RFC 2759 §6 E=691), PAP Authenticate-Nak (RFC 1334 §2.2.2)."""
+    o, a = c.obs, c.tunnel.auth
+    f = o.auth_fail
+    if f is None or (o.auth_success is not None and o.auth_success.ts > f.ref.ts):
+        return None
+    if f.error in ACCOUNT_ERRORS:
+        return None
+    who = f" for user {text(a.user, 64)!r}" if a.user else ""
+    at = f" at server {text(a.server_name, 64)!r}" if a.server_name else ""
+    msg = f": {text(f.message)!r}" if f.message else ""
+    if f.kind == "pap":
+        detail = f"PAP Authenticate-Nak{who}{msg}. The password was sent in clear."
+    elif f.kind == "eap":
+        detail = f"EAP Failure{who}."
+    elif f.error is not None:
+        retry = {True: " (retry allowed)", False: " (no retry)", None: ""}[f.retry]
+        detail = f"{a.method} Failure E={f.error} {mschap_error_name(f.error)}{retry}{who}{at}{msg}."
+    else:
+        detail = f"CHAP Failure{who}{at}{msg}."
+    return Hit("Authentication failed", detail, frames(o.challenge, o.response, f.ref), AUTH_HINT,
+               windows_error=f.error if f.error else None)
+
+
+@rule("auth-account", Severity.ERROR)
+def auth_account(c: Case) -> Hit | None:
+    """MS-CHAP Failure E=646/647/648/649/709: the account, not the password (RFC 2759 §6)."""
+    o, a = c.obs, c.tunnel.auth
+    f = o.auth_fail
+    if f is None or f.error not in ACCOUNT_ERRORS or (o.auth_success is not None and o.auth_success.ts > f.ref.ts):
+        return None
+    title, hint = ACCOUNT_ERRORS[f.error]
+    who = f" for user {text(a.user, 64)!r}" if a.user else ""
+    return Hit(title, f"MS-CHAP Failure E={f.error} {mschap_error_name(f.error)}{who}"
+               + (f": {text(f.message)!r}" if f.message else "") + ".",
+               frames(o.response, f.ref), hint, windows_error=f.error)
+
+
+@rule("auth-method-mismatch", Severity.ERROR, windows_error=812, timed=True)
+def auth_method_mismatch(c: Case) -> Hit | None:
+    """The Authentication-Protocol option is Nak'd or Rejected until LCP gives up (RFC 1661 §6.2)."""
+    o, cfg = c.obs, c.cfg
+    naks = o.auth_nakrej
+    if not naks or o.lcp_open:
+        return None
+    term = _term_after(c, naks[0].ref.ts)
+    if term is None and len(naks) < cfg.lcp_max_failure and c.now - naks[0].ref.ts < cfg.negotiation_timeout:
+        return None
+    last = naks[-1]
+    peer = "server" if last.sender == "client" else "client"
+    asked = ", ".join(dict.fromkeys(n.asked for n in naks if n.asked)) or "authentication"
+    if last.offered is None:
+        answer = f"the {last.sender} rejects authentication altogether"
+    else:
+        offers = ", ".join(dict.fromkeys(n.offered for n in naks if n.offered))
+        answer = f"the {last.sender} Naks it and offers {offers}"
+    ending = f"; the {term.side} then ended the link ({term.how})" if term else ""
+    return Hit("No common authentication method",
+               f"The {peer} asks for {asked}; {answer}, {len(naks)} time{'s' if len(naks) > 1 else ''}"
+               f"{ending}.",
+               frames([n.ref for n in few(naks, 2)], term.ref if term else None),
+               "Enable a method both sides allow: MS-CHAPv2 on the client (Windows: Security tab, 'Allow these "
+               "protocols') and on the server (pppd require-mschap-v2, no refuse-mschap-v2), or an NPS policy "
+               "that permits it.")
+
+
+@rule("encryption-mismatch", Severity.ERROR, windows_error=742)
+def encryption_mismatch(c: Case) -> Hit | None:
+    """MPPE is refused or no common strength exists, and the link is torn down (RFC 3078 §2.1)."""
+    o, t = c.obs, c.tunnel
+    if t.ccp.mppe:
+        return None
+    rej = o.ccp_reject
+    if rej is not None:
+        ref, refuser = rej
+        term = _term_after(c, ref.ts)
+        if term is None:
+            return None
+        wanter = "server" if refuser == "client" else "client"
+        offer = o.ccp_first.get(wanter)
+        said = f" ({text(term.reason)!r})" if term.reason else ""
+        return Hit("Encryption refused: MPPE rejected",
+                   f"The {wanter} requires MPPE"
+                   + (f" ({offer.text})" if offer is not None and offer.bits else "")
+                   + f"; the {refuser} Configure-Rejects it; the {term.side} then ends the link"
+                   + f" ({term.how}){said}.",
+                   frames(offer.ref if offer else None, ref, term.ref),
+                   "Align the encryption settings: enable MPPE-128 on the "
+                   f"{refuser} (pppd: require-mppe-128, no 'nomppe'; Windows: Data encryption 'Require' or "
+                   "'Optional') and make sure both kernels have ppp_mppe.",
+                   windows_error=741 if refuser == "client" else 742)
+    for nak in o.ccp_naks:
+        if nak.bits is None:
+            continue
+        asker = "server" if nak.sender == "client" else "client"
+        req = o.ccp_last.get(asker)
+        term = _term_after(c, nak.ref.ts)
+        if req is None or req.bits is None or term is None:
+            continue
+        if set(req.bits.strengths) & set(nak.bits.strengths) and req.bits.stateless == nak.bits.stateless:
+            continue
+        if not set(req.bits.strengths) & set(nak.bits.strengths):
+            what = (f"{'/'.join(map(str, req.bits.strengths)) or 'no'}-bit keys, the {nak.sender} only "
+                    f"{'/'.join(map(str, nak.bits.strengths)) or 'none'}")
+        else:
+            what = (f"{'stateless' if req.bits.stateless else 'stateful'} MPPE, the {nak.sender} "
+                    f"{'stateless' if nak.bits.stateless else 'stateful'} only")
+        return Hit("No common MPPE setting",
+                   f"The {asker} asks for {what} ({req.text} Nak'd to {nak.text}); the {term.side} then ends the "
+                   f"link ({term.how}{': ' + repr(text(term.reason)) if term.reason else ''}).",
+                   frames(req.ref, nak.ref, term.ref),
+                   "Align require-mppe-128/40 and the stateless setting (H bit) on both sides.",
+                   windows_error=742 if nak.sender == "server" else 741)
+    for term in o.terms:
+        if term.how in ("lcp-terminate", "ccp-terminate") and "mppe" in term.reason.lower():
+            return Hit("Encryption not available",
+                       f"The {term.side} ends the link: {text(term.reason)!r}.",
+                       frames([x.ref for x in o.ccp_first.values()], term.ref),
+                       "The side that terminated requires MPPE but cannot use it: load the ppp_mppe kernel module "
+                       "or align require-mppe on both sides.",
+                       windows_error=734)
+    return None
+
+
+@rule("ncp-failed", Severity.ERROR, windows_error=720, timed=True,
+      unless=("encryption-mismatch", "echo-timeout", "gre-one-way", "auth-failed", "auth-account"))
+def ncp_failed(c: Case) -> Hit | None:
+    """IPCP never opens: Protocol-Reject, address rejected, Nak loop, terminated, or timed out (RFC 1332)."""
+    o, t, cfg = c.obs, c.tunnel, c.cfg
+    if "client" in o.ipcp_opened and "server" in o.ipcp_opened:
+        return None
+    for ref, side, proto in o.protocol_rejects:
+        if proto == PPP_IPCP:
+            return Hit("IPCP refused by the peer",
+                       f"The {side} sent LCP Protocol-Reject for IPCP: it does not route IPv4 over this link.",
+                       frames(ref), "Enable TCP/IPv4 for remote access on the server (Windows RAS) or IP in pppd.",
+                       windows_error=733)
+    addr_rej = [r for r in o.ipcp_rejects if "IP Address" in r.what]
+    if addr_rej:
+        r = addr_rej[0]
+        term = _term_after(c, r.ref.ts)
+        if term is not None or len(addr_rej) >= cfg.lcp_max_failure:
+            return Hit("IP address rejected",
+                       f"The {r.sender} Configure-Rejects the IP-Address option ({r.what}).",
+                       frames(r.ref, term.ref if term else None),
+                       "The server will not accept or assign this address: check its address pool and whether "
+                       "the client asks for a static address.", windows_error=735)
+    if o.ipcp_nak_count >= cfg.lcp_max_failure:
+        naks = o.ipcp_naks
+        return Hit("IPCP Nak loop: no address agreed",
+                   f"{o.ipcp_nak_count} IPCP Configure-Naks and no agreement "
+                   f"(last: {naks[-1].asked or '-'} Nak'd to {naks[-1].offered or '-'}).",
+                   frames([n.ref for n in few(naks, 2)]),
+                   "The two sides insist on different addresses: check the server's remoteip pool / DHCP "
+                   "relay and the client's static address.", windows_error=735)
+    term = o.ipcp_term.get("server") or o.ipcp_term.get("client")
+    if term is not None and not o.ipcp_opened:
+        return Hit("IPCP terminated before it opened",
+                   f"The {term.side} sent IPCP Terminate-Request {text(term.reason)!r} before any address was "
+                   "agreed.", frames(term.ref), "The server could not configure IPv4 for the link: see its log.")
+    ready = o.auth_success if o.auth_success is not None else (
+        next(iter(o.lcp_acked.values())) if o.lcp_open and t.auth.method == "none" else None)
+    if ready is None:
+        return None
+    end = o.end_ref()
+    if end is not None and end.ts >= ready.ts:
+        ending = "the tunnel ended before any address was agreed"
+    elif c.now - ready.ts >= cfg.negotiation_timeout:
+        ending = f"no address agreed {c.now - ready.ts:.0f} s after authentication"
+    else:
+        return None
+    sent = o.ipcp_unanswered["client"] or o.ipcp_unanswered["server"]
+    return Hit("NCP failed: no IP address", f"Authentication succeeded, but IPCP never opened: {ending}.",
+               frames(ready, few(sent, 2), end),
+               "The server never assigned an address: check its remoteip pool (pptpd.conf) or DHCP relay, "
+               "and that IPv4 is enabled for remote access.")
