@@ -20,6 +20,8 @@ from pptptop.privdrop import PrivDropError
 from pptptop.record import session as recording
 from pptptop.record.writers import RecordError
 from pptptop.sources.base import CaptureFileError, Source
+from pptptop.track import nat as natmod
+from pptptop.track.conntrack import ConntrackMonitor, ConntrackUnavailable, check_available
 from pptptop.track.model import Tunnel
 from pptptop.track.tracker import Limits, Tracker
 
@@ -96,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="a tunnel with no packet for this long is ended as idle",
     )
+    p.add_argument(
+        "--conntrack",
+        action="store_true",
+        help="compare the NAT mapping seen on the wire with this machine's conntrack table "
+        "(Linux, root; implies --no-drop-privileges)",
+    )
     recording.add_arguments(p)
     p.add_argument("--version", action="version", version=f"pptptop {__version__}")
     return p
@@ -162,6 +170,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pptptop: {problem}", file=sys.stderr)
         return EXIT_USAGE
     headless = args.json or args.report or args.export_tunnel is not None
+    if args.conntrack:
+        if args.drop_user is not None:
+            print("pptptop: --conntrack needs CAP_NET_ADMIN for the whole capture: use it without -Z",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            check_available()
+        except ConntrackUnavailable as e:
+            print(f"pptptop: {e}", file=sys.stderr)
+            return EXIT_NO_PERMISSION
+        args.no_drop_privileges = True  # keeps only CAP_NET_ADMIN and CAP_NET_RAW, as root
     try:
         src = open_source(args)
     except FileNotFoundError as e:
@@ -180,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NO_INPUT
 
     tracker = Tracker(Limits(max_tunnels=args.max_tunnels, idle_timeout=args.idle_timeout))
+    nat = natmod.attach(tracker)  # pairs the legs of NATed sessions (tunnel.notes["nat"])
     session = recording.RecordingSession(args, quiet=not headless)
     try:
         session.open(src, tracker)  # output files are created as root, before the privilege drop
@@ -190,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     except PrivDropError as e:
         print(f"pptptop: {e}", file=sys.stderr)
         return EXIT_NO_USER if "no such user" in str(e) else EXIT_NO_PERMISSION
+    kernel = ConntrackMonitor(tracker, nat) if args.conntrack else None
+    if kernel is not None and src.live:
+        kernel.start()  # its thread starts after the privilege drop
+    elif kernel is not None:
+        kernel.poll()
+    extensions = natmod.json_extensions(nat, kernel)
     pipeline = Pipeline(src, tracker, count=args.count, speed=speed if not headless else None)
     session.start(pipeline)
     if not headless:
@@ -203,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             session.close()
 
     if args.json and src.live:
-        tracker.subscribe(EventStream(sys.stdout))
+        tracker.subscribe(EventStream(sys.stdout, extensions))
+        nat.subscribe(_nat_problem_line)
     _install_signals(pipeline, session)
     worker = threading.Thread(target=pipeline.run, name="pptptop-capture", daemon=True)
     worker.start()
@@ -225,7 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         if code != EXIT_OK:
             return code
     if args.json and not src.live:
-        json.dump({**document(tracker, info), **session.summary()}, sys.stdout, indent=1, default=str)
+        doc = document(tracker, info, extensions, fold=nat.fold)
+        if kernel is not None:
+            kernel.poll()
+            doc["conntrack"] = kernel.summary()
+        json.dump({**doc, **session.summary()}, sys.stdout, indent=1, default=str)
         sys.stdout.write("\n")
     elif args.json:
         st = src.stats()
@@ -236,15 +267,24 @@ def main(argv: list[str] | None = None) -> int:
             "kernel_drops": st.kernel_drops,
             "interfaces": session.interfaces_dict(),
             **session.summary(),
+            "nat": natmod.nat_table(nat, kernel),
         }
+        if kernel is not None:
+            end["conntrack"] = kernel.summary()
         sys.stdout.write(json.dumps(end) + "\n")
     if args.report:
-        sys.stdout.write(report(tracker, info))
+        sys.stdout.write(report(tracker, info, [natmod.report_lines(nat, kernel)]))
     sys.stdout.flush()
     if pipeline.error is not None:
         print(f"pptptop: {pipeline.error} (everything before it was read and reported)", file=sys.stderr)
         return EXIT_BAD_INPUT
     return EXIT_OK
+
+
+def _nat_problem_line(p: natmod.NatProblem) -> None:
+    """Live ``--json``: a NAT problem found on the wire, as its own event line."""
+    sys.stdout.write(json.dumps({"event": "nat-problem", **p.as_dict()}, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def _export(session: recording.RecordingSession, args: argparse.Namespace, tracker: Tracker) -> int:
