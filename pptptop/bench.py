@@ -18,6 +18,7 @@ Nothing here is a pass/fail test: it prints figures to compare.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -30,7 +31,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+from pptptop.decode.ppp import ppp_header
 from pptptop.record.writers import PcapWriter
 from pptptop.sources import open_file
 
@@ -38,7 +41,11 @@ TEMPLATE = "s1-template.pcap"  # the lab's s1 outside leg: 10.0.0.2 NATed to 198
 SERVER = bytes([198, 51, 100, 2])
 CLIENT = bytes([198, 51, 100, 1])
 ETH_IP = 14
-PPTP_OFF = 54  # Ethernet + IPv4 + TCP without options in the template's control segments
+
+
+def _pptp_off(frame: bytes) -> int:
+    """Where the PPTP message starts in an Ethernet/IPv4/TCP frame (the TCP header has options)."""
+    return 34 + (frame[46] >> 4) * 4 if len(frame) > 46 else len(frame)
 
 
 @dataclass(slots=True)
@@ -58,8 +65,9 @@ def _template() -> list[tuple[float, bytes]]:
     return [(f.ts, f.data) for f in open_file(str(path))]
 
 
-def _rewrite(frame: bytes, n: int, client_call: int, server_call: int, port: int,
-             tmpl_client_call: int, tmpl_port: int) -> bytes:
+def _rewrite(
+    frame: bytes, n: int, client_call: int, server_call: int, port: int, tmpl_client_call: int, tmpl_port: int
+) -> bytes:
     """The template frame for tunnel ``n``: client address, TCP port and call IDs replaced."""
     b = bytearray(frame)
     if len(b) < 34 or b[12:14] != b"\x08\x00":
@@ -76,23 +84,41 @@ def _rewrite(frame: bytes, n: int, client_call: int, server_call: int, port: int
             struct.pack_into("!H", b, 34, port)
         if dport == tmpl_port:
             struct.pack_into("!H", b, 36, port)
-        if len(b) >= PPTP_OFF + 12 and b[PPTP_OFF + 4:PPTP_OFF + 8] == b"\x1a\x2b\x3c\x4d":
-            mtype = struct.unpack_from("!H", b, PPTP_OFF + 8)[0]
+        po = _pptp_off(bytes(b))
+        if len(b) >= po + 16 and b[po + 4 : po + 8] == b"\x1a\x2b\x3c\x4d":
+            mtype = struct.unpack_from("!H", b, po + 8)[0]
             if mtype in (7, 12):  # OCRQ, CCRQ: the client's call ID
-                struct.pack_into("!H", b, PPTP_OFF + 12, client_call)
+                struct.pack_into("!H", b, po + 12, client_call)
             elif mtype == 8:  # OCRP: server's call ID, then the peer's (client's)
-                struct.pack_into("!HH", b, PPTP_OFF + 12, server_call, client_call)
+                struct.pack_into("!HH", b, po + 12, server_call, client_call)
     elif proto == 47 and len(b) >= 42:
         cid = struct.unpack_from("!H", b, 40)[0]
         struct.pack_into("!H", b, 40, client_call if cid == tmpl_client_call else server_call)
     return bytes(b)
 
 
-def _data_packet(to_server: bool, n: int, client_call: int, server_call: int, seq: int, ack: int,
-                 size: int, rng: random.Random) -> bytes:
+def _is_data(frame: bytes) -> bool:
+    """A GRE packet carrying MPPE data (PPP protocol 0x00FD, however compressed)."""
+    if len(frame) < 42 or frame[23] != 47:
+        return False
+    fv = struct.unpack_from("!H", frame, 34)[0]
+    off = 42 + (4 if fv & 0x1000 else 0) + (4 if fv & 0x0080 else 0)
+    proto, _ = ppp_header(frame, off) if off < len(frame) else (-1, 0)
+    return proto == 0x00FD
+
+
+def _gre_seq(frame: bytes) -> int | None:
+    """The GRE sequence number of an Ethernet/IPv4/GRE frame, if it has one."""
+    if len(frame) < 46 or frame[23] != 47 or not struct.unpack_from("!H", frame, 34)[0] & 0x1000:
+        return None
+    return int(struct.unpack_from("!I", frame, 42)[0])
+
+
+def _gre_packet(to_server: bool, n: int, client_call: int, server_call: int, seq: int, ack: int,
+                ppp: bytes) -> bytes:
+    """An Ethernet/IPv4/enhanced-GRE frame of tunnel ``n`` carrying ``ppp`` (ACFC and PFC negotiated)."""
     client = bytes([10, 64 + (n >> 16 & 0x3F), n >> 8 & 0xFF, n & 0xFF])
     src, dst = (client, SERVER) if to_server else (SERVER, client)
-    ppp = b"\xff\x03\x00\xfd" + struct.pack("!H", 0x9000 | (seq & 0xFFF)) + rng.randbytes(size)
     gre = struct.pack("!HHHHII", 0x3081, 0x880B, len(ppp), server_call if to_server else client_call, seq, ack)
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(gre) + len(ppp), seq & 0xFFFF, 0x4000, 64, 47, 0, src, dst)
     return b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00" + ip + gre + ppp
@@ -105,13 +131,16 @@ def generate(path: Path, packets: int = 1_000_000, tunnels: int = 200, seed: int
     # the template's own IDs, read from its OCRQ/OCRP
     tmpl_call, tmpl_port = 0, 0
     for _, fr in tmpl:
-        if len(fr) > PPTP_OFF + 14 and fr[PPTP_OFF + 4:PPTP_OFF + 8] == b"\x1a\x2b\x3c\x4d" and \
-                struct.unpack_from("!H", fr, PPTP_OFF + 8)[0] == 7:
-            tmpl_call = struct.unpack_from("!H", fr, PPTP_OFF + 12)[0]
+        if (
+            len(fr) > _pptp_off(fr) + 14
+            and fr[_pptp_off(fr) + 4 : _pptp_off(fr) + 8] == b"\x1a\x2b\x3c\x4d"
+            and struct.unpack_from("!H", fr, _pptp_off(fr) + 8)[0] == 7
+        ):
+            tmpl_call = struct.unpack_from("!H", fr, _pptp_off(fr) + 12)[0]
             tmpl_port = struct.unpack_from("!H", fr, 34)[0]
-    first_data = next(i for i, (_, fr) in enumerate(tmpl) if fr[23:24] == b"\x2f" and b"\x00\xfd" in fr[46:52])
+    first_data = next(i for i, (_, fr) in enumerate(tmpl) if _is_data(fr))
     head, tail = tmpl[:first_data], tmpl[first_data:]
-    tail = [p for p in tail if not (p[1][23:24] == b"\x2f" and b"\x00\xfd" in p[1][46:52])][-12:]
+    tail = [p for p in tail if not _is_data(p[1])][-12:]
     fixed = len(head) + len(tail)
     per_tunnel_data = max(10, (packets - fixed * tunnels) // tunnels)
     t0 = 1_700_000_000.0
@@ -119,20 +148,31 @@ def generate(path: Path, packets: int = 1_000_000, tunnels: int = 200, seed: int
 
     def tunnel_packets(n: int) -> Iterator[bytes]:
         ccall, scall, port = rng.randrange(1, 65535), (n * 128) & 0xFFFF, 20000 + n
+        seqs = [0, 0]  # the last GRE sequence number sent each way (0: to the server)
         for _, fr in head:
-            yield _rewrite(fr, n, ccall, scall, port, tmpl_call, tmpl_port)
-        seqs = [1000, 1000]
-        echo_every = 100  # ~1 % of the traffic is keepalives
+            out = _rewrite(fr, n, ccall, scall, port, tmpl_call, tmpl_port)
+            seq = _gre_seq(out)
+            if seq is not None:
+                seqs[0 if out[30:34] == SERVER else 1] = seq
+            yield out
+        echo_every = 100  # ~1 % of the traffic is LCP keepalives
         for i in range(per_tunnel_data):
             d = i & 1
-            if i % echo_every == echo_every - 1:
-                yield _rewrite(head[-1][1], n, ccall, scall, port, tmpl_call, tmpl_port)
-                continue
             seqs[d] += 1
+            if i % echo_every == echo_every - 1:
+                lcp = struct.pack("!HBBHI", 0xC021, 9 + d, i & 0xFF, 8, 0x5E6F7A8B)
+                yield _gre_packet(d == 0, n, ccall, scall, seqs[d], seqs[1 - d], lcp)
+                continue
             size = rng.choice((60, 120, 400, 1100, 1300))
-            yield _data_packet(d == 0, n, ccall, scall, seqs[d], seqs[1 - d], size, rng)
+            ppp = b"\xfd" + struct.pack("!H", 0x9000 | (seqs[d] & 0xFFF)) + rng.randbytes(size)
+            yield _gre_packet(d == 0, n, ccall, scall, seqs[d], seqs[1 - d], ppp)
         for _, fr in tail:
-            yield _rewrite(fr, n, ccall, scall, port, tmpl_call, tmpl_port)
+            last = bytearray(_rewrite(fr, n, ccall, scall, port, tmpl_call, tmpl_port))
+            if _gre_seq(bytes(last)) is not None:
+                d = 0 if last[30:34] == SERVER else 1
+                seqs[d] += 1
+                struct.pack_into("!I", last, 42, seqs[d])
+            yield bytes(last)
 
     with open(path, "wb") as f:
         w = PcapWriter(f, linktype=1)
@@ -141,11 +181,11 @@ def generate(path: Path, packets: int = 1_000_000, tunnels: int = 200, seed: int
         while gens:
             alive = []
             for g in gens:
-                fr = next(g, None)
-                if fr is None:
+                pkt: bytes | None = next(g, None)
+                if pkt is None:
                     continue
                 alive.append(g)
-                w.write(t0 + step * 0.0001, "", 1, fr)
+                w.write(t0 + step * 0.0001, "", 1, pkt)
                 step += 1
             gens = alive
         written = w.records
@@ -165,11 +205,14 @@ def _timed(label: str, cmd: list[str], packets: int) -> Run:
 
 
 def offline(path: Path, packets: int) -> tuple[Run, Run | None]:
-    ours = _timed("pptptop -r FILE --json", [sys.executable, "-m", "pptptop", "-r", str(path), "--json"], packets)
+    ours = _timed(
+        "pptptop -r FILE --json", [sys.executable, "-m", "pptptop", "-r", str(path), "--json"], packets
+    )
     theirs = None
     if shutil.which("tshark"):
-        theirs = _timed("tshark -r FILE -q -z conv,ip", ["tshark", "-n", "-r", str(path), "-q", "-z", "conv,ip"],
-                        packets)
+        theirs = _timed(
+            "tshark -r FILE -q -z conv,ip", ["tshark", "-n", "-r", str(path), "-q", "-z", "conv,ip"], packets
+        )
     return ours, theirs
 
 
@@ -180,28 +223,48 @@ def live(path: Path, packets: int) -> dict[str, int | str]:
     tag = f"pb{os.getpid() % 10000}"
     a, b = f"{tag}a", f"{tag}b"
     ns_tx, ns_rx = f"{tag}tx", f"{tag}rx"
-    run = lambda *c: subprocess.run(c, check=True, capture_output=True)  # noqa: E731
+
+    def run(*cmd: str) -> None:
+        subprocess.run(cmd, check=True, capture_output=True)
+
     try:
         run("ip", "netns", "add", ns_tx)
         run("ip", "netns", "add", ns_rx)
         run("ip", "link", "add", a, "netns", ns_tx, "type", "veth", "peer", "name", b, "netns", ns_rx)
         run("ip", "-n", ns_tx, "link", "set", a, "up")
         run("ip", "-n", ns_rx, "link", "set", b, "up")
-        out = tempfile.NamedTemporaryFile(suffix=".json", delete=False)
-        cap = subprocess.Popen(["ip", "netns", "exec", ns_rx, sys.executable, "-m", "pptptop", "-i", b, "--json",
-                                "-c", str(packets)], stdout=out, stderr=subprocess.PIPE)
+        out = tempfile.NamedTemporaryFile(suffix=".json", delete=False)  # noqa: SIM115 - read back by name
+        cap = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns_rx,
+                sys.executable,
+                "-m",
+                "pptptop",
+                "-i",
+                b,
+                "--json",
+                "-c",
+                str(packets),
+            ],
+            stdout=out,
+            stderr=subprocess.PIPE,
+        )
         time.sleep(1.5)
         run("ip", "netns", "exec", ns_tx, "tcpreplay", "--topspeed", "-i", a, str(path))
         time.sleep(1.0)
         cap.terminate()
         cap.wait(timeout=60)
-        import json
-
-        lines = [json.loads(x) for x in Path(out.name).read_text().splitlines() if x.strip()]
+        lines: list[dict[str, Any]] = [json.loads(x) for x in Path(out.name).read_text().splitlines() if x.strip()]
         os.unlink(out.name)
-        summary = next((x for x in reversed(lines) if x.get("event") == "capture-end"), {})
-        return {"sent": packets, "delivered": int(summary.get("frames", -1)),
-                "kernel_drops": int(summary.get("kernel_drops", -1))}
+        summary: dict[str, Any] = next((x for x in reversed(lines) if x.get("event") == "capture-end"), {})
+        return {
+            "sent": packets,
+            "delivered": int(summary.get("frames", -1)),
+            "kernel_drops": int(summary.get("kernel_drops", -1)),
+        }
     finally:
         subprocess.run(["ip", "netns", "del", ns_tx], capture_output=True)
         subprocess.run(["ip", "netns", "del", ns_rx], capture_output=True)
@@ -220,22 +283,28 @@ def main(argv: list[str] | None = None) -> int:
     path = work / f"bench-{args.packets}.pcap"
     t = time.perf_counter()
     n = generate(path, args.packets, args.tunnels)
-    print(f"generated {n} packets, {args.tunnels} tunnels, {path.stat().st_size / 1e6:.0f} MB "
-          f"in {time.perf_counter() - t:.1f} s: {path}")
+    print(
+        f"generated {n} packets, {args.tunnels} tunnels, {path.stat().st_size / 1e6:.0f} MB "
+        f"in {time.perf_counter() - t:.1f} s: {path}"
+    )
     ours, theirs = offline(path, n)
     print(f"{'':34} {'packets/s':>12} {'seconds':>9} {'peak RSS':>10}")
     for r in (ours, theirs):
         if r is not None:
             print(f"{r.label:34} {r.pps:12,.0f} {r.seconds:9.2f} {r.max_rss_kb / 1024:8.0f} MB")
     if theirs is not None:
-        print(f"ratio pptptop/tshark: {ours.pps / theirs.pps:.2f}x packets/s, "
-              f"{ours.max_rss_kb / theirs.max_rss_kb:.2f}x memory")
+        print(
+            f"ratio pptptop/tshark: {ours.pps / theirs.pps:.2f}x packets/s, "
+            f"{ours.max_rss_kb / theirs.max_rss_kb:.2f}x memory"
+        )
     if args.flat:
         path3 = work / f"bench-{3 * args.packets}.pcap"
         n3 = generate(path3, 3 * args.packets, args.tunnels)
         big, _ = offline(path3, n3)
-        print(f"RSS at {n} packets: {ours.max_rss_kb / 1024:.0f} MB; at {n3}: {big.max_rss_kb / 1024:.0f} MB "
-              f"({(big.max_rss_kb / ours.max_rss_kb - 1) * 100:+.1f} %); {big.pps:,.0f} packets/s")
+        print(
+            f"RSS at {n} packets: {ours.max_rss_kb / 1024:.0f} MB; at {n3}: {big.max_rss_kb / 1024:.0f} MB "
+            f"({(big.max_rss_kb / ours.max_rss_kb - 1) * 100:+.1f} %); {big.pps:,.0f} packets/s"
+        )
     if args.live:
         res = live(path, n)
         print("live over veth (tcpreplay --topspeed):", res)

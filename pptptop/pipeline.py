@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 
 from pptptop.sources.base import CaptureFileError, Frame, Source
+from pptptop.sources.batch import batches_of
+from pptptop.track.fastpath import feed_batch
 from pptptop.track.tracker import Tracker
 
 FrameHook = Callable[[int, Frame], None]
@@ -21,8 +23,15 @@ class Pipeline:
 
     BATCH = 512  # frames per lock hold: keeps the UI's snapshots cheap and the hot loop tight
 
-    def __init__(self, source: Source, tracker: Tracker, *, count: int | None = None,
-                 speed: float | None = None, frame_hooks: list[FrameHook] | None = None) -> None:
+    def __init__(
+        self,
+        source: Source,
+        tracker: Tracker,
+        *,
+        count: int | None = None,
+        speed: float | None = None,
+        frame_hooks: list[FrameHook] | None = None,
+    ) -> None:
         self.source = source
         self.tracker = tracker
         self.count = count
@@ -40,8 +49,16 @@ class Pipeline:
         self._stop.set()
         self.source.close()
 
+    @property
+    def batched(self) -> bool:
+        """Whether the vectorised data path can be used: nothing needs to see frames one by one."""
+        return not (self.speed or self.frame_hooks or self.count is not None)
+
     def run(self) -> None:
         """Read until the source ends, ``count`` frames, or :meth:`stop`. Never raises for bad input."""
+        if self.batched:
+            self._run_batches()
+            return
         feed = self.tracker.feed
         hooks = self.frame_hooks
         lock = self.lock
@@ -95,6 +112,31 @@ class Pipeline:
             st = self.tracker.stats
             if st.last_ts is None and self.tracker.now:
                 st.last_ts = self.tracker.now
+            self.tracker.finish()
+            lock.release()
+            self.done.set()
+
+    def _run_batches(self) -> None:
+        """Max speed, no hooks: whole batches through :func:`pptptop.track.fastpath.feed_batch`."""
+        lock = self.lock
+        stop = self._stop
+        n = self.frames
+        lock.acquire()
+        try:
+            for batch in batches_of(self.source):
+                feed_batch(self.tracker, batch, n + 1)
+                n += len(batch)
+                self.frames = n
+                lock.release()
+                lock.acquire()
+                if stop.is_set():
+                    break
+        except CaptureFileError as e:
+            self.error = e
+        except Exception as e:
+            self.crash = e
+        finally:
+            self.frames = n
             self.tracker.finish()
             lock.release()
             self.done.set()

@@ -53,8 +53,22 @@ def engine() -> Callable[..., Any]:
 
 def tshark_fields(path: Path | str, display_filter: str, fields: list[str]) -> list[list[str]]:
     """Rows of ``tshark -T fields`` for ``display_filter`` (one list of strings per packet)."""
-    cmd = ["tshark", "-n", "-r", str(path), "-Y", display_filter, "-T", "fields", "-E", "separator=\t",
-           "-E", "occurrence=a", "-E", "aggregator=,"]
+    cmd = [
+        "tshark",
+        "-n",
+        "-r",
+        str(path),
+        "-Y",
+        display_filter,
+        "-T",
+        "fields",
+        "-E",
+        "separator=\t",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=,",
+    ]
     for f in fields:
         cmd += ["-e", f]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

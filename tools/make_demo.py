@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pptptop.record.writers import PcapNgWriter  # noqa: E402
-from pptptop.sources import open_file  # noqa: E402
+from pptptop.record.writers import PcapNgWriter
+from pptptop.sources import open_file
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 OUT = Path(__file__).resolve().parent.parent / "pptptop" / "data" / "demo.pcapng"
@@ -52,8 +52,11 @@ def server_call_ids(data: bytes, shift: int) -> bytes:
         struct.pack_into("!H", b, l4 + 6, (struct.unpack_from("!H", b, l4 + 6)[0] + shift) & 0xFFFF)
     elif b[23] == 6 and b[26:30] == SERVER and len(b) >= l4 + 14:
         msg = l4 + (b[l4 + 12] >> 4) * 4
-        if len(b) >= msg + 14 and b[msg + 4:msg + 8] == b"\x1a\x2b\x3c\x4d" and \
-                struct.unpack_from("!H", b, msg + 8)[0] in (8, 13):  # OCRP, CDN
+        if (
+            len(b) >= msg + 14
+            and b[msg + 4 : msg + 8] == b"\x1a\x2b\x3c\x4d"
+            and struct.unpack_from("!H", b, msg + 8)[0] in (8, 13)
+        ):  # OCRP, CDN
             struct.pack_into("!H", b, msg + 12, (struct.unpack_from("!H", b, msg + 12)[0] + shift) & 0xFFFF)
     return bytes(b)
 
@@ -63,8 +66,9 @@ def main() -> int:
     for k, (name, offset) in enumerate(SCENARIOS):
         got = list(open_file(str(DATA / name)))
         t0 = min(f.ts for f in got)
-        frames.extend((START + offset + (f.ts - t0), f.iface, f.linktype, server_call_ids(f.data, 256 * k))
-                      for f in got)
+        frames.extend(
+            (START + offset + (f.ts - t0), f.iface, f.linktype, server_call_ids(f.data, 256 * k)) for f in got
+        )
     frames.sort(key=lambda f: f[0])
     with open(OUT, "wb") as fh:
         w = PcapNgWriter(fh, application="pptptop demo (lab captures)")

@@ -45,7 +45,8 @@ def tunnel_dict(t: Tunnel, now: float, extensions: dict[str, Extension] | None =
         "first_seen": t.first_seen,
         "last_seen": t.last_seen,
         "phases": [
-            {"phase": s.phase.value, "start": s.start, "end": s.end, "outcome": s.outcome.value} for s in t.phases
+            {"phase": s.phase.value, "start": s.start, "end": s.end, "outcome": s.outcome.value}
+            for s in t.phases
         ],
         "control": {
             "host_name": {"client": c.client_host, "server": c.server_host},
@@ -128,13 +129,24 @@ def tunnel_dict(t: Tunnel, now: float, extensions: dict[str, Extension] | None =
             for name, ds in (("to_server", up), ("to_client", down))
         },
         "gre": {
-            name: {"lost": ds.lost, "duplicates": ds.duplicates, "reordered": ds.reordered,
-                   "last_seq": ds.max_seq if ds.seq_init else None, "last_ack": ds.last_ack}
+            name: {
+                "lost": ds.lost,
+                "duplicates": ds.duplicates,
+                "reordered": ds.reordered,
+                "last_seq": ds.max_seq if ds.seq_init else None,
+                "last_ack": ds.last_ack,
+            }
             for name, ds in (("to_server", up), ("to_client", down))
         },
         "echo": {"pptp": _echo(t.pptp_echo), "lcp": _echo(t.lcp_echo)},
-        "close": {"by": t.close.by, "how": t.close.how, "reason": t.close.reason, "time": t.close.ts,
-                  "frame": t.close.frame, "steps": list(t.close.steps)},
+        "close": {
+            "by": t.close.by,
+            "how": t.close.how,
+            "reason": t.close.reason,
+            "time": t.close.ts,
+            "frame": t.close.frame,
+            "steps": list(t.close.steps),
+        },
         "icmp_errors": list(t.icmp_errors),
         "inner_flows": [
             {"src": k[0], "dst": k[1], "protocol": k[2], "src_port": k[3], "dst_port": k[4], "packets": n}
@@ -171,8 +183,12 @@ def source_dict(tracker: Tracker, source: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def document(tracker: Tracker, source: dict[str, Any], extensions: dict[str, Extension] | None = None,
-             fold: Callable[[Tunnel], int | None] | None = None) -> dict[str, Any]:
+def document(
+    tracker: Tracker,
+    source: dict[str, Any],
+    extensions: dict[str, Extension] | None = None,
+    fold: Callable[[Tunnel], int | None] | None = None,
+) -> dict[str, Any]:
     """The whole ``--json`` document for a finished capture.
 
     ``fold(t)`` names the tunnel ``t`` is shown under (the inside leg of its
@@ -182,8 +198,10 @@ def document(tracker: Tracker, source: dict[str, Any], extensions: dict[str, Ext
     now = tracker.now
     ordered = sorted(tracker.tunnels.values(), key=lambda t: t.id)
     if fold is None:
-        return {"source": source_dict(tracker, source),
-                "tunnels": [tunnel_dict(t, now, extensions) for t in ordered]}
+        return {
+            "source": source_dict(tracker, source),
+            "tunnels": [tunnel_dict(t, now, extensions) for t in ordered],
+        }
     legs: dict[int, list[Tunnel]] = {}
     top: list[Tunnel] = []
     for t in ordered:
@@ -203,8 +221,17 @@ def document(tracker: Tracker, source: dict[str, Any], extensions: dict[str, Ext
 class EventStream:
     """Live ``--json``: one JSON object per tunnel event, one per line, flushed at once."""
 
-    KINDS = frozenset({EventKind.TUNNEL_NEW, EventKind.PHASE, EventKind.ECHO_MISS, EventKind.ICMP,
-                       EventKind.ENDED, EventKind.ROLES, EventKind.EVICTED})
+    KINDS = frozenset(
+        {
+            EventKind.TUNNEL_NEW,
+            EventKind.PHASE,
+            EventKind.ECHO_MISS,
+            EventKind.ICMP,
+            EventKind.ENDED,
+            EventKind.ROLES,
+            EventKind.EVICTED,
+        }
+    )
 
     def __init__(self, out: IO[str], extensions: dict[str, Extension] | None = None) -> None:
         self.out = out
@@ -214,9 +241,16 @@ class EventStream:
         if ev.kind not in self.KINDS or ev.tunnel is None:
             return
         rec: dict[str, Any] = {"time": ev.ts, "event": ev.kind.value, "frame": ev.frame, **ev.detail}
-        rec["tunnel"] = tunnel_dict(ev.tunnel, ev.ts, self.extensions) if ev.kind is EventKind.ENDED else {
-            "id": ev.tunnel.id, "client": {"ip": ev.tunnel.client.ip, "call_id": ev.tunnel.client.call_id},
-            "server": {"ip": ev.tunnel.server.ip, "call_id": ev.tunnel.server.call_id},
-            "phase": ev.tunnel.phase.value, "user": ev.tunnel.auth.user}
+        rec["tunnel"] = (
+            tunnel_dict(ev.tunnel, ev.ts, self.extensions)
+            if ev.kind is EventKind.ENDED
+            else {
+                "id": ev.tunnel.id,
+                "client": {"ip": ev.tunnel.client.ip, "call_id": ev.tunnel.client.call_id},
+                "server": {"ip": ev.tunnel.server.ip, "call_id": ev.tunnel.server.call_id},
+                "phase": ev.tunnel.phase.value,
+                "user": ev.tunnel.auth.user,
+            }
+        )
         self.out.write(json.dumps(rec, default=str) + "\n")
         self.out.flush()

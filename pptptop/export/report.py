@@ -42,10 +42,11 @@ def tunnel_lines(t: Tunnel, extensions: list[ReportExtension] | None = None) -> 
         head += "  (control connection not seen)"
     c = t.control
     lines = [head]
-    lines.append(f"  client   {t.client.ip} port {t.client.port or '-'} call {t.client.call_id if t.client.call_id is not None else '-'}"
-                 f"  host {quoted(c.client_host, 64)} vendor {quoted(c.client_vendor, 64)}")
-    lines.append(f"  server   {t.server.ip} port {t.server.port or '-'} call {t.server.call_id if t.server.call_id is not None else '-'}"
-                 f"  host {quoted(c.server_host, 64)} vendor {quoted(c.server_vendor, 64)}")
+    for name, ep, host, vendor in (("client", t.client, c.client_host, c.client_vendor),
+                                   ("server", t.server, c.server_host, c.server_vendor)):
+        call = ep.call_id if ep.call_id is not None else "-"
+        lines.append(f"  {name:8} {ep.ip} port {ep.port or '-'} call {call}"
+                     f"  host {quoted(host, 64)} vendor {quoted(vendor, 64)}")
     spans = []
     for s in t.phases:
         if s.phase in (Phase.CLOSED, Phase.FAILED):
@@ -58,13 +59,17 @@ def tunnel_lines(t: Tunnel, extensions: list[ReportExtension] | None = None) -> 
         res = a.result
         if a.error_code is not None:
             res += f" E={a.error_code}"
-        lines.append(f"  auth     {a.method} user {quoted(a.user, 64)} → {res}"
-                     + (f" {quoted(a.message, 128)}" if a.message else "")
-                     + ("  (password sent in clear)" if a.password_seen else ""))
+        lines.append(
+            f"  auth     {a.method} user {quoted(a.user, 64)} → {res}"
+            + (f" {quoted(a.message, 128)}" if a.message else "")
+            + ("  (password sent in clear)" if a.password_seen else "")
+        )
     n = t.ncp
     if n.client_ip or n.server_ip:
-        lines.append(f"  ncp      client {n.client_ip or '-'} server {n.server_ip or '-'}"
-                     + (f" dns {', '.join(n.dns)}" if n.dns else ""))
+        lines.append(
+            f"  ncp      client {n.client_ip or '-'} server {n.server_ip or '-'}"
+            + (f" dns {', '.join(n.dns)}" if n.dns else "")
+        )
     cc = t.ccp
     if cc.mppe:
         lines.append(f"  mppe     {cc.bits}-bit {'stateless' if cc.stateless else 'stateful'}")
@@ -74,16 +79,21 @@ def tunnel_lines(t: Tunnel, extensions: list[ReportExtension] | None = None) -> 
         lines.append("  mppe     none (data in clear)")
     up, down = t.traffic[Direction.TO_SERVER], t.traffic[Direction.TO_CLIENT]
     if up.packets or down.packets:
-        lines.append(f"  traffic  → {up.packets} pkts {_size(up.bytes)}   ← {down.packets} pkts {_size(down.bytes)}"
-                     f"   GRE lost {up.lost}/{down.lost} reordered {up.reordered}/{down.reordered}")
+        lines.append(
+            f"  traffic  → {up.packets} pkts {_size(up.bytes)}   ← {down.packets} pkts {_size(down.bytes)}"
+            f"   GRE lost {up.lost}/{down.lost} reordered {up.reordered}/{down.reordered}"
+        )
     lines.append(f"  echo     PPTP {_echo(t.pptp_echo)}; LCP {_echo(t.lcp_echo)}")
     for e in t.icmp_errors[:3]:
         lines.append(f"  icmp     {printable(e, 128)}")
     if t.close.how:
         cl = t.close
         extra = [s for s in cl.steps[1:4]]
-        lines.append(f"  ended    by {cl.by}: {cl.how}" + (f" {quoted(cl.reason, 128)}" if cl.reason else "")
-                     + (f" (then {'; '.join(printable(x, 80) for x in extra)})" if extra else ""))
+        lines.append(
+            f"  ended    by {cl.by}: {cl.how}"
+            + (f" {quoted(cl.reason, 128)}" if cl.reason else "")
+            + (f" (then {'; '.join(printable(x, 80) for x in extra)})" if extra else "")
+        )
     if t.malformed:
         lines.append(f"  malformed packets: {t.malformed}")
     for ext in extensions or []:
@@ -93,8 +103,11 @@ def tunnel_lines(t: Tunnel, extensions: list[ReportExtension] | None = None) -> 
 
 def report(tracker: Tracker, source: dict[str, Any], extensions: list[ReportExtension] | None = None) -> str:
     s = tracker.stats
-    out = [f"{printable(source.get('name', ''), 200)}: {s.frames} frames, {s.control_messages} PPTP control "
-           f"messages, {s.gre} GRE packets, {s.malformed} malformed, {len(tracker.tunnels)} tunnels", ""]
+    out = [
+        f"{printable(source.get('name', ''), 200)}: {s.frames} frames, {s.control_messages} PPTP control "
+        f"messages, {s.gre} GRE packets, {s.malformed} malformed, {len(tracker.tunnels)} tunnels",
+        "",
+    ]
     for t in sorted(tracker.tunnels.values(), key=lambda t: t.id):
         out.extend(tunnel_lines(t, extensions))
         out.append("")

@@ -24,7 +24,16 @@ from pptptop.decode import pptp as P
 from pptptop.decode.auth import ChapPacket, EapPacket, PapPacket
 from pptptop.decode.ccp import CcpOption, MppeBits
 from pptptop.decode.errors import DecodeError
-from pptptop.decode.gre import decode_gre
+from pptptop.decode.gre import (
+    GRE_A,
+    GRE_FIXED,
+    GRE_PPTP_MASK,
+    GRE_PPTP_VALUE,
+    GRE_PROTOCOL_PPP,
+    GRE_S,
+    U32,
+    decode_gre,
+)
 from pptptop.decode.ip import decode_ip
 from pptptop.decode.lcp import AuthProtocol, ControlCode, ControlPacket, LcpOption
 from pptptop.decode.link import network_offset
@@ -51,11 +60,8 @@ from pptptop.track.model import (
 
 PPTP_PORT = 1723
 ETH_IPV4 = struct.Struct("!12xHBxH2xHxBxxII")  # ethertype, vhl, total length, frag, proto, src, dst
-GRE_HEAD = struct.Struct("!HHHH")  # flags+version, protocol, payload length, call id
-U32 = struct.Struct("!I")
-GRE_S = 0x1000
-GRE_A = 0x0080
-GRE_PPP = 0x880B
+GRE_HEAD = GRE_FIXED  # flags+version, protocol, payload length, call id
+GRE_PPP = GRE_PROTOCOL_PPP
 LINKTYPE_ETHERNET = 1
 ETHERTYPE_IPV4 = 0x0800
 IPPROTO_ICMP = 1
@@ -136,8 +142,11 @@ def gre_key(src: str, dst: str, call_id: int) -> Any:
     s, d = _ipkey(src), _ipkey(dst)
     if isinstance(s, int) and isinstance(d, int):
         return (s << 48) | (d << 16) | call_id
-    return (bytes(s) if isinstance(s, bytes) else s.to_bytes(4, "big"),
-            bytes(d) if isinstance(d, bytes) else d.to_bytes(4, "big"), call_id)
+    return (
+        bytes(s) if isinstance(s, bytes) else s.to_bytes(4, "big"),
+        bytes(d) if isinstance(d, bytes) else d.to_bytes(4, "big"),
+        call_id,
+    )
 
 
 def _raw_gre_key(src_raw: bytes, dst_raw: bytes, call_id: int) -> Any:
@@ -192,7 +201,7 @@ class Tracker:
             etype, vhl, total, frag, proto, src, dst = ETH_IPV4.unpack_from(data, 0)
             if etype == ETHERTYPE_IPV4 and proto == IPPROTO_GRE and vhl == 0x45 and not frag & 0x3FFF:
                 fv, gproto, plen, cid = GRE_HEAD.unpack_from(data, 34)
-                if fv & 7 == 1 and gproto == GRE_PPP:
+                if fv & GRE_PPTP_MASK == GRE_PPTP_VALUE and gproto == GRE_PPP:
                     index = self._gre.get(iface)
                     ent = index.get((src << 48) | (dst << 16) | cid) if index is not None else None
                     if ent is not None:
@@ -313,7 +322,9 @@ class Tracker:
         if tunnel is not None:
             tunnel.malformed += 1
             tunnel.changed = True
-        self._emit(Event(ts, EventKind.MALFORMED, tunnel, number, detail={"code": e.code, "detail": e.detail}))
+        self._emit(
+            Event(ts, EventKind.MALFORMED, tunnel, number, detail={"code": e.code, "detail": e.detail})
+        )
 
     # ------------------------------------------------------------------ GRE
     def _gre_packet(self, number: int, ts: float, iface: str, linktype: int, data: bytes, ip: Any) -> None:
@@ -377,7 +388,9 @@ class Tracker:
             return
         self._gre_ppp(tunnel, d, payload, number, ts, iface, linktype, data)
 
-    def _unknown_gre(self, ts: float, iface: str, ip: Any, call_id: int, key: Any) -> tuple[Tunnel, Direction]:
+    def _unknown_gre(
+        self, ts: float, iface: str, ip: Any, call_id: int, key: Any
+    ) -> tuple[Tunnel, Direction]:
         """GRE whose key no known call owns: the capture started mid-session, or a stray/bogus ID."""
         self.stats.gre_unknown += 1
         # a call whose control connection we saw but one call ID is still unknown
@@ -413,11 +426,14 @@ class Tracker:
         return (t, Direction.TO_SERVER)
 
     def _half_known(self, iface: str, a: str, b: str) -> list[Tunnel]:
-        out = []
+        out: list[Tunnel] = []
         for conn in self._conns.values():
             if conn.iface == iface and {conn.client_ip, conn.server_ip} == {a, b}:
-                out.extend(t for t in conn.tunnels if not t.ended and
-                           (t.client.call_id is None) != (t.server.call_id is None))
+                out.extend(
+                    t
+                    for t in conn.tunnels
+                    if not t.ended and (t.client.call_id is None) != (t.server.call_id is None)
+                )
         return out
 
     def _register(self, t: Tunnel) -> None:
@@ -425,8 +441,10 @@ class Tracker:
         index = self._gre.setdefault(t.iface, {})
         keys = self._keys_of.setdefault(t.id, [])
         # a newer call takes a key over from an older one (pptpd reuses call IDs, clients reuse addresses)
-        for call_id, k_src, k_dst, d in ((t.server.call_id, t.client.ip, t.server.ip, Direction.TO_SERVER),
-                                          (t.client.call_id, t.server.ip, t.client.ip, Direction.TO_CLIENT)):
+        for call_id, k_src, k_dst, d in (
+            (t.server.call_id, t.client.ip, t.server.ip, Direction.TO_SERVER),
+            (t.client.call_id, t.server.ip, t.client.ip, Direction.TO_CLIENT),
+        ):
             if call_id is None:
                 continue
             k = gre_key(k_src, k_dst, call_id)
@@ -450,23 +468,51 @@ class Tracker:
             p.direction = p.direction.other
         for p in t.late_packets:
             p.direction = p.direction.other
-        t.data_ring = type(t.data_ring)(((n, s, 1 - d, b) for n, s, d, b in t.data_ring), maxlen=t.data_ring.maxlen)
+        t.data_ring = type(t.data_ring)(
+            ((n, s, 1 - d, b) for n, s, d, b in t.data_ring), maxlen=t.data_ring.maxlen
+        )
         self._register(t)
         self._emit(Event(ts, EventKind.ROLES, t, number, detail={"why": why}))
 
     # ------------------------------------------------------------------ PPP in GRE
-    def _gre_ppp(self, t: Tunnel, d: Direction, payload: bytes, number: int, ts: float,
-                 iface: str, linktype: int, data: bytes) -> None:
+    def _gre_ppp(
+        self,
+        t: Tunnel,
+        d: Direction,
+        payload: bytes,
+        number: int,
+        ts: float,
+        iface: str,
+        linktype: int,
+        data: bytes,
+    ) -> None:
         try:
             frame = decode_ppp(payload, chap_algorithm=t.auth.chap_algorithm)
         except DecodeError as e:
-            self._store(t, Packet(number, ts, iface, linktype, d, PacketKind.MALFORMED, f"malformed PPP: {e.code}", data))
+            self._store(
+                t,
+                Packet(
+                    number, ts, iface, linktype, d, PacketKind.MALFORMED, f"malformed PPP: {e.code}", data
+                ),
+            )
             self._malformed(e, number, ts, t)
             return
         t.traffic[d].control_frames += 1
         if frame.error is not None:
-            self._store(t, Packet(number, ts, iface, linktype, d, PacketKind.MALFORMED,
-                                  f"malformed {frame.protocol:#06x}: {frame.error.code}", data, frame))
+            self._store(
+                t,
+                Packet(
+                    number,
+                    ts,
+                    iface,
+                    linktype,
+                    d,
+                    PacketKind.MALFORMED,
+                    f"malformed {frame.protocol:#06x}: {frame.error.code}",
+                    data,
+                    frame,
+                ),
+            )
             self._malformed(frame.error, number, ts, t)
             return
         msg = frame.message
@@ -474,7 +520,9 @@ class Tracker:
             self._swap_roles(t, ts, number, "the side answering as authenticator/address-giver is the server")
             d = d.other
         side = SIDE[d]
-        self._store(t, Packet(number, ts, iface, linktype, d, PacketKind.PPP, format_pppd(frame), data, frame))
+        self._store(
+            t, Packet(number, ts, iface, linktype, d, PacketKind.PPP, format_pppd(frame), data, frame)
+        )
         proto = frame.protocol
         if proto == PppProtocol.LCP and isinstance(msg, ControlPacket):
             self._lcp(t, d, side, msg, ts, number)
@@ -496,7 +544,11 @@ class Tracker:
             return msg.code in (1, 3, 4)
         if isinstance(msg, PapPacket):
             return msg.code in (2, 3)
-        if isinstance(msg, ControlPacket) and frame.protocol == PppProtocol.IPCP and msg.code == ControlCode.CONFIGURE_NAK:
+        if (
+            isinstance(msg, ControlPacket)
+            and frame.protocol == PppProtocol.IPCP
+            and msg.code == ControlCode.CONFIGURE_NAK
+        ):
             return True
         return None
 
@@ -520,7 +572,11 @@ class Tracker:
                 if o.type == LcpOption.AUTH_PROTOCOL and isinstance(o.value, AuthProtocol):
                     t.auth.method = o.value.method
                     t.auth.chap_algorithm = o.value.algorithm
-            if lcp.opened["client"] and lcp.opened["server"] and PHASE_ORDER[t.phase] <= PHASE_ORDER[Phase.LCP]:
+            if (
+                lcp.opened["client"]
+                and lcp.opened["server"]
+                and PHASE_ORDER[t.phase] <= PHASE_ORDER[Phase.LCP]
+            ):
                 self._advance(t, Phase.AUTH if t.auth.method != "none" else Phase.NCP, ts, number)
         elif code == ControlCode.CONFIGURE_NAK:
             lcp.naks += 1
@@ -613,11 +669,10 @@ class Tracker:
                         n.client_ip = o.value
                     else:
                         n.server_ip = o.value
-                elif other == "client" and o.type in (IpcpOption.PRIMARY_DNS, IpcpOption.SECONDARY_DNS):
-                    if isinstance(o.value, str) and o.value not in n.dns:
+                elif other == "client" and isinstance(o.value, str):
+                    if o.type in (IpcpOption.PRIMARY_DNS, IpcpOption.SECONDARY_DNS) and o.value not in n.dns:
                         n.dns.append(o.value)
-                elif other == "client" and o.type in (IpcpOption.PRIMARY_NBNS, IpcpOption.SECONDARY_NBNS):
-                    if isinstance(o.value, str) and o.value not in n.nbns:
+                    elif o.type in (IpcpOption.PRIMARY_NBNS, IpcpOption.SECONDARY_NBNS) and o.value not in n.nbns:
                         n.nbns.append(o.value)
             self._maybe_data(t, ts, number)
         elif m.code == ControlCode.CONFIGURE_NAK:
@@ -650,8 +705,11 @@ class Tracker:
         if m.code == ControlCode.CONFIGURE_REQUEST:
             t.pending_requests[(PppProtocol.CCP, side)] = m
             o = m.option(CcpOption.MPPE)
-            c.offered[side] = f"mppe {o.value.pppd()}" if o is not None and isinstance(o.value, MppeBits) else (
-                " ".join(_option_name(x) for x in m.options) or "(none)")
+            c.offered[side] = (
+                f"mppe {o.value.pppd()}"
+                if o is not None and isinstance(o.value, MppeBits)
+                else (" ".join(_option_name(x) for x in m.options) or "(none)")
+            )
         elif m.code == ControlCode.CONFIGURE_ACK:
             req = t.pending_requests.pop((PppProtocol.CCP, other), None) or m
             c.opened[other] = True
@@ -689,7 +747,7 @@ class Tracker:
             frame = decode_ppp(payload)
         except DecodeError:
             return
-        m = frame.message
+        m: Any = frame.message
         if m is None or not hasattr(m, "src"):
             return
         key = (m.src, m.dst, m.protocol, getattr(m, "src_port", None), getattr(m, "dst_port", None))
@@ -715,7 +773,7 @@ class Tracker:
             return
         self.stats.tcp_pptp += 1
         flags = seg.flags
-        payload = data[seg.payload_offset:seg.payload_end]
+        payload = data[seg.payload_offset : seg.payload_end]
         conn = self._conns.get(ckey)
         if conn is None:
             if flags & TcpFlags.RST and not payload:
@@ -740,13 +798,24 @@ class Tracker:
             else:
                 conn.tcp.syn = conn.tcp.syn or ts
                 conn.tcp.syn_count += 1
-            self._emit(Event(ts, EventKind.TCP, tunnels[0] if tunnels else None, number, d, detail={"flags": summary}))
+            self._emit(
+                Event(
+                    ts, EventKind.TCP, tunnels[0] if tunnels else None, number, d, detail={"flags": summary}
+                )
+            )
         stream = conn.streams[d]
         before = (stream.retransmissions, stream.out_of_order, stream.resyncs)
         items = stream.feed(seg.seq, int(flags), payload)
         conn.tcp.retransmissions += stream.retransmissions - before[0]
         conn.tcp.out_of_order += stream.out_of_order - before[1]
         conn.tcp.resyncs += stream.resyncs - before[2]
+        if flags & TcpFlags.ACK:
+            # the peer's ACK proves what the other direction sent: a hole there was lost by the capture
+            for item in conn.streams[d.other].acknowledged(seg.ack):
+                if isinstance(item, DecodeError):
+                    self._malformed(item, number, ts, tunnels[0] if tunnels else None)
+                else:
+                    self._control(conn, d.other, SIDE[d.other], item, number, ts, iface, linktype, data)
         for item in items:
             if isinstance(item, DecodeError):
                 self._malformed(item, number, ts, tunnels[0] if tunnels else None)
@@ -754,7 +823,11 @@ class Tracker:
             self._control(conn, d, side, item, number, ts, iface, linktype, data)
         if flags & TcpFlags.RST:
             conn.tcp.rst[side] = ts
-            self._emit(Event(ts, EventKind.TCP, tunnels[0] if tunnels else None, number, d, detail={"flags": summary}))
+            self._emit(
+                Event(
+                    ts, EventKind.TCP, tunnels[0] if tunnels else None, number, d, detail={"flags": summary}
+                )
+            )
             refused = not conn.tcp.established and side == "server"
             for t in [t for t in conn.tunnels if not t.ended]:
                 self._close_step(t, side, "tcp-rst", "connection refused" if refused else None, ts, number)
@@ -762,7 +835,11 @@ class Tracker:
             conn.closed = True
         elif flags & TcpFlags.FIN:
             conn.tcp.fin[side] = ts
-            self._emit(Event(ts, EventKind.TCP, tunnels[0] if tunnels else None, number, d, detail={"flags": summary}))
+            self._emit(
+                Event(
+                    ts, EventKind.TCP, tunnels[0] if tunnels else None, number, d, detail={"flags": summary}
+                )
+            )
             for t in [t for t in conn.tunnels if not t.ended]:
                 self._close_step(t, side, "tcp-fin", None, ts, number)
                 self._end(t, ts, number)
@@ -771,28 +848,53 @@ class Tracker:
 
     def _new_connection(self, ts: float, ckey: tuple[str, str, int, str, int]) -> Connection:
         iface, cip, cport, sip, sport = ckey
-        conn = Connection(iface, cip, cport, sip, sport, (StreamReassembler(), StreamReassembler()),
-                          TcpInfo(), EchoStats(), ControlInfo(), last_seen=ts)
+        conn = Connection(
+            iface,
+            cip,
+            cport,
+            sip,
+            sport,
+            (StreamReassembler(), StreamReassembler()),
+            TcpInfo(),
+            EchoStats(),
+            ControlInfo(),
+            last_seen=ts,
+        )
         self._conns[ckey] = conn
         self._new_call(conn, ts)
         return conn
 
     def _new_call(self, conn: Connection, ts: float) -> Tunnel:
         """A tunnel for the next call on ``conn``, sharing its TCP and echo state."""
-        t = self._new_tunnel(ts, conn.iface, Endpoint(conn.client_ip, conn.client_port),
-                             Endpoint(conn.server_ip, conn.server_port), Phase.TCP)
+        t = self._new_tunnel(
+            ts,
+            conn.iface,
+            Endpoint(conn.client_ip, conn.client_port),
+            Endpoint(conn.server_ip, conn.server_port),
+            Phase.TCP,
+        )
         t.tcp = conn.tcp
         t.pptp_echo = conn.echo
         info = conn.info
         t.control = ControlInfo(
-            client_host=info.client_host, client_vendor=info.client_vendor, server_host=info.server_host,
-            server_vendor=info.server_vendor, client_firmware=info.client_firmware,
-            server_firmware=info.server_firmware, protocol_version=info.protocol_version,
-            start_result=info.start_result, start_error=info.start_error)
+            client_host=info.client_host,
+            client_vendor=info.client_vendor,
+            server_host=info.server_host,
+            server_vendor=info.server_vendor,
+            client_firmware=info.client_firmware,
+            server_firmware=info.server_firmware,
+            protocol_version=info.protocol_version,
+            start_result=info.start_result,
+            start_error=info.start_error,
+        )
         if conn.tunnels:
             prev = conn.tunnels[0]
-            self._advance(t, prev.phase if PHASE_ORDER[prev.phase] <= PHASE_ORDER[Phase.CONTROL] else Phase.CONTROL,
-                          ts, None)
+            self._advance(
+                t,
+                prev.phase if PHASE_ORDER[prev.phase] <= PHASE_ORDER[Phase.CONTROL] else Phase.CONTROL,
+                ts,
+                None,
+            )
         conn.tunnels.append(t)
         self._conn_of[t.id] = conn
         return t
@@ -800,23 +902,43 @@ class Tracker:
     def _new_tunnel(self, ts: float, iface: str, client: Endpoint, server: Endpoint, phase: Phase) -> Tunnel:
         if len(self.tunnels) >= self.limits.max_tunnels:
             self._evict(max(1, self.limits.max_tunnels // 10))
-        t = Tunnel(self._next_id, iface, client, server, ts, ts, phase=phase,
-                   phases=[PhaseSpan(phase, ts)])
+        t = Tunnel(self._next_id, iface, client, server, ts, ts, phase=phase, phases=[PhaseSpan(phase, ts)])
         self._next_id += 1
         self.tunnels[t.id] = t
         self.stats.tunnels_created += 1
         self._emit(Event(ts, EventKind.TUNNEL_NEW, t))
         return t
 
-    def _control(self, conn: Connection, d: Direction, side: str, raw: bytes, number: int, ts: float,
-                 iface: str, linktype: int, data: bytes) -> None:
+    def _control(
+        self,
+        conn: Connection,
+        d: Direction,
+        side: str,
+        raw: bytes,
+        number: int,
+        ts: float,
+        iface: str,
+        linktype: int,
+        data: bytes,
+    ) -> None:
         try:
-            msg = P.decode_control(raw)
+            msg: Any = P.decode_control(raw)
         except DecodeError as e:
             t0 = conn.tunnels[-1] if conn.tunnels else None
             if t0 is not None:
-                self._store(t0, Packet(number, ts, iface, linktype, d, PacketKind.MALFORMED,
-                                       f"malformed PPTP: {e.code}", data))
+                self._store(
+                    t0,
+                    Packet(
+                        number,
+                        ts,
+                        iface,
+                        linktype,
+                        d,
+                        PacketKind.MALFORMED,
+                        f"malformed PPTP: {e.code}",
+                        data,
+                    ),
+                )
             self._malformed(e, number, ts, t0)
             return
         self.stats.control_messages += 1
@@ -829,23 +951,44 @@ class Tracker:
             targets = live or conn.tunnels[-1:]
             host, vendor = msg.host_name[:64], msg.vendor_string[:64]
             if side == "client":
-                info.client_host, info.client_vendor, info.client_firmware = host, vendor, msg.firmware_revision
+                info.client_host, info.client_vendor, info.client_firmware = (
+                    host,
+                    vendor,
+                    msg.firmware_revision,
+                )
             else:
-                info.server_host, info.server_vendor, info.server_firmware = host, vendor, msg.firmware_revision
+                info.server_host, info.server_vendor, info.server_firmware = (
+                    host,
+                    vendor,
+                    msg.firmware_revision,
+                )
             info.protocol_version = msg.protocol_version
             if mt == T.START_CONTROL_CONNECTION_REPLY:
                 info.start_result, info.start_error = msg.result_code, msg.error_code
             for t in targets:
                 c = t.control
-                c.client_host, c.client_vendor, c.client_firmware = (info.client_host, info.client_vendor,
-                                                                     info.client_firmware)
-                c.server_host, c.server_vendor, c.server_firmware = (info.server_host, info.server_vendor,
-                                                                     info.server_firmware)
-                c.protocol_version, c.start_result, c.start_error = (info.protocol_version, info.start_result,
-                                                                     info.start_error)
+                c.client_host, c.client_vendor, c.client_firmware = (
+                    info.client_host,
+                    info.client_vendor,
+                    info.client_firmware,
+                )
+                c.server_host, c.server_vendor, c.server_firmware = (
+                    info.server_host,
+                    info.server_vendor,
+                    info.server_firmware,
+                )
+                c.protocol_version, c.start_result, c.start_error = (
+                    info.protocol_version,
+                    info.start_result,
+                    info.start_error,
+                )
                 self._advance(t, Phase.CONTROL, ts, number)
-        elif mt in (T.ECHO_REQUEST, T.ECHO_REPLY, T.STOP_CONTROL_CONNECTION_REQUEST,
-                    T.STOP_CONTROL_CONNECTION_REPLY):
+        elif mt in (
+            T.ECHO_REQUEST,
+            T.ECHO_REPLY,
+            T.STOP_CONTROL_CONNECTION_REQUEST,
+            T.STOP_CONTROL_CONNECTION_REPLY,
+        ):
             targets = live or conn.tunnels[-1:]
         else:
             targets = [self._call_for(conn, d, side, msg, ts, number)]
@@ -855,10 +998,14 @@ class Tracker:
         # effects
         if mt == T.START_CONTROL_CONNECTION_REPLY and msg.result_code != 1:
             for t in targets:
-                self._close_step(t, "server", "control-refused", P.result_name(mt, msg.result_code), ts, number)
+                self._close_step(
+                    t, "server", "control-refused", P.result_name(mt, msg.result_code), ts, number
+                )
                 self._end(t, ts, number)
         elif mt == T.ECHO_REQUEST:
-            self._echo_request(targets[0] if targets else None, conn.echo, d, msg.identifier, ts, number, "pptp")
+            self._echo_request(
+                targets[0] if targets else None, conn.echo, d, msg.identifier, ts, number, "pptp"
+            )
         elif mt == T.ECHO_REPLY:
             self._echo_reply(conn.echo, d, msg.identifier, ts)
         elif mt == T.STOP_CONTROL_CONNECTION_REQUEST:
@@ -870,7 +1017,9 @@ class Tracker:
         for t in targets:
             self._emit(Event(ts, EventKind.MESSAGE, t, number, d, msg))
 
-    def _call_for(self, conn: Connection, d: Direction, side: str, msg: Any, ts: float, number: int) -> Tunnel:
+    def _call_for(
+        self, conn: Connection, d: Direction, side: str, msg: Any, ts: float, number: int
+    ) -> Tunnel:
         """The tunnel a call-level message belongs to, creating it for a new call."""
         T = P.ControlMessageType
         mt = msg.message_type
@@ -937,9 +1086,13 @@ class Tracker:
         elif mt == T.WAN_ERROR_NOTIFY:
             t = find(other, msg.peer_call_id) or conn.tunnels[-1]
             t.control.wan_errors = {
-                "crc": msg.crc_errors, "framing": msg.framing_errors, "hardware_overruns": msg.hardware_overruns,
-                "buffer_overruns": msg.buffer_overruns, "timeouts": msg.timeout_errors,
-                "alignment": msg.alignment_errors}
+                "crc": msg.crc_errors,
+                "framing": msg.framing_errors,
+                "hardware_overruns": msg.hardware_overruns,
+                "buffer_overruns": msg.buffer_overruns,
+                "timeouts": msg.timeout_errors,
+                "alignment": msg.alignment_errors,
+            }
         else:
             t = conn.tunnels[-1] if conn.tunnels else fresh()
         return t
@@ -964,32 +1117,49 @@ class Tracker:
         d = Direction.TO_SERVER
         iend = min(end, len(data))
         if inner.protocol == IPPROTO_GRE and inner.payload_offset + 8 <= iend:
-            cid = int.from_bytes(data[inner.payload_offset + 6:inner.payload_offset + 8], "big")
+            cid = int.from_bytes(data[inner.payload_offset + 6 : inner.payload_offset + 8], "big")
             ent = self._gre.get(iface, {}).get(_raw_gre_key(inner.src_raw, inner.dst_raw, cid))
             if ent is not None:
                 t, d = ent
         elif inner.protocol == IPPROTO_TCP and inner.payload_offset + 4 <= iend:
-            sport = int.from_bytes(data[inner.payload_offset:inner.payload_offset + 2], "big")
-            dport = int.from_bytes(data[inner.payload_offset + 2:inner.payload_offset + 4], "big")
+            sport = int.from_bytes(data[inner.payload_offset : inner.payload_offset + 2], "big")
+            dport = int.from_bytes(data[inner.payload_offset + 2 : inner.payload_offset + 4], "big")
             conn = self._conns.get((iface, inner.src, sport, inner.dst, dport)) or self._conns.get(
-                (iface, inner.dst, dport, inner.src, sport))
+                (iface, inner.dst, dport, inner.src, sport)
+            )
             if conn is not None and conn.tunnels:
                 t = conn.tunnels[-1]
                 d = Direction.TO_SERVER if inner.dst == conn.server_ip else Direction.TO_CLIENT
         if t is None:
             return
         what = _icmp_text(ip.version, itype, icode)
-        text = f"{what} from {ip.src} for {'GRE' if inner.protocol == IPPROTO_GRE else 'TCP'} {inner.src} → {inner.dst}"
+        carried = "GRE" if inner.protocol == IPPROTO_GRE else "TCP"
+        text = f"{what} from {ip.src} for {carried} {inner.src} → {inner.dst}"
         if len(t.icmp_errors) < 16:
             t.icmp_errors.append(text)
         t.changed = True
         self._store(t, Packet(number, ts, iface, linktype, d, PacketKind.ICMP, text, data))
-        self._emit(Event(ts, EventKind.ICMP, t, number, d, detail={
-            "type": itype, "code": icode, "from": ip.src, "inner_protocol": inner.protocol, "text": text}))
+        self._emit(
+            Event(
+                ts,
+                EventKind.ICMP,
+                t,
+                number,
+                d,
+                detail={
+                    "type": itype,
+                    "code": icode,
+                    "from": ip.src,
+                    "inner_protocol": inner.protocol,
+                    "text": text,
+                },
+            )
+        )
 
     # ------------------------------------------------------------------ keepalives
-    def _echo_request(self, t: Tunnel | None, echo: EchoStats, d: Direction, ident: int, ts: float,
-                      number: int, kind: str) -> None:
+    def _echo_request(
+        self, t: Tunnel | None, echo: EchoStats, d: Direction, ident: int, ts: float, number: int, kind: str
+    ) -> None:
         echo.requests += 1
         echo.last_request = ts
         for key in [k for k in echo.outstanding if k[0] == d]:
@@ -1011,14 +1181,23 @@ class Tracker:
         if echo.rtt_max_ms is None or rtt > echo.rtt_max_ms:
             echo.rtt_max_ms = rtt
 
-    def _echo_miss(self, t: Tunnel | None, echo: EchoStats, d: Direction, ts: float, number: int | None,
-                   kind: str) -> None:
+    def _echo_miss(
+        self, t: Tunnel | None, echo: EchoStats, d: Direction, ts: float, number: int | None, kind: str
+    ) -> None:
         echo.misses += 1
         echo.consecutive_misses += 1
         if t is not None:
             t.changed = True
-        self._emit(Event(ts, EventKind.ECHO_MISS, t, number, d, detail={
-            "kind": kind, "consecutive": echo.consecutive_misses, "sender": SIDE[d]}))
+        self._emit(
+            Event(
+                ts,
+                EventKind.ECHO_MISS,
+                t,
+                number,
+                d,
+                detail={"kind": kind, "consecutive": echo.consecutive_misses, "sender": SIDE[d]},
+            )
+        )
 
     # ------------------------------------------------------------------ phases and ends
     def _advance(self, t: Tunnel, phase: Phase, ts: float, number: int | None) -> None:
@@ -1032,7 +1211,9 @@ class Tracker:
         t.changed = True
         self._emit(Event(ts, EventKind.PHASE, t, number, detail={"phase": phase.value}))
 
-    def _close_step(self, t: Tunnel, by: str, how: str, reason: str | None, ts: float, number: int | None) -> None:
+    def _close_step(
+        self, t: Tunnel, by: str, how: str, reason: str | None, ts: float, number: int | None
+    ) -> None:
         """Record a terminating action; the first one says who ended the tunnel and how."""
         c = t.close
         text = f"{how} by {by}" + (f": {reason}" if reason else "")
@@ -1067,9 +1248,21 @@ class Tracker:
         t.changed = True
         self._orphans.pop(t.id, None)
         self._emit(Event(ts, EventKind.PHASE, t, number, detail={"phase": final.value}))
-        self._emit(Event(ts, EventKind.ENDED, t, number, detail={
-            "phase": final.value, "failed_in": t.failed_in.value if t.failed_in else None,
-            "by": t.close.by, "how": t.close.how, "reason": t.close.reason}))
+        self._emit(
+            Event(
+                ts,
+                EventKind.ENDED,
+                t,
+                number,
+                detail={
+                    "phase": final.value,
+                    "failed_in": t.failed_in.value if t.failed_in else None,
+                    "by": t.close.by,
+                    "how": t.close.how,
+                    "reason": t.close.reason,
+                },
+            )
+        )
 
     def tick(self, now: float) -> None:
         """Run timeouts at capture time ``now``: echo misses, unanswered SYNs, idle tunnels."""
@@ -1078,14 +1271,20 @@ class Tracker:
         for t in list(self.tunnels.values()):
             if t.ended:
                 continue
-            for echo, kind, timeout in ((t.lcp_echo, "lcp", lim.lcp_echo_timeout),
-                                        (t.pptp_echo, "pptp", lim.pptp_echo_timeout)):
+            for echo, kind, timeout in (
+                (t.lcp_echo, "lcp", lim.lcp_echo_timeout),
+                (t.pptp_echo, "pptp", lim.pptp_echo_timeout),
+            ):
                 for key, sent in list(echo.outstanding.items()):
                     if now - sent > timeout:
                         del echo.outstanding[key]
                         self._echo_miss(t, echo, Direction(key[0]), now, None, kind)
-            if t.phase is Phase.TCP and not t.tcp.established and t.tcp.syn is not None \
-                    and now - t.first_seen > lim.syn_timeout:
+            if (
+                t.phase is Phase.TCP
+                and not t.tcp.established
+                and t.tcp.syn is not None
+                and now - t.first_seen > lim.syn_timeout
+            ):
                 self._close_step(t, "client", "no-answer", f"{t.tcp.syn_count} SYN unanswered", now, None)
                 self._end(t, now, None)
             elif now - t.last_seen > lim.idle_timeout:
@@ -1159,8 +1358,16 @@ def _option_value(o: Any) -> Any:
 
 
 def _tcp_summary(flags: int, n: int) -> str:
-    names = [name for bit, name in ((TcpFlags.SYN, "SYN"), (TcpFlags.FIN, "FIN"), (TcpFlags.RST, "RST"),
-                                    (TcpFlags.ACK, "ACK")) if flags & bit]
+    names = [
+        name
+        for bit, name in (
+            (TcpFlags.SYN, "SYN"),
+            (TcpFlags.FIN, "FIN"),
+            (TcpFlags.RST, "RST"),
+            (TcpFlags.ACK, "ACK"),
+        )
+        if flags & bit
+    ]
     return "TCP " + ",".join(names) + (f" len={n}" if n else "")
 
 
@@ -1175,7 +1382,7 @@ def _control_summary(msg: Any) -> str:
         parts.append(f"peer={msg.peer_call_id}")
     if mt in (T.START_CONTROL_CONNECTION_REQUEST, T.START_CONTROL_CONNECTION_REPLY) and msg.host_name:
         parts.append(f'host="{msg.host_name[:32]}"')
-    if hasattr(msg, "result_code") and mt != T.ECHO_REPLY or mt == T.ECHO_REPLY and msg.result_code != 1:
+    if (hasattr(msg, "result_code") and mt != T.ECHO_REPLY) or (mt == T.ECHO_REPLY and msg.result_code != 1):
         parts.append(f"result={P.result_name(mt, msg.result_code)}")
         if getattr(msg, "error_code", 0):
             parts.append(f"error={P.error_name(msg.error_code)}")
@@ -1188,10 +1395,16 @@ def _control_summary(msg: Any) -> str:
 
 def _icmp_text(version: int, itype: int, code: int) -> str:
     if version == 4 and itype == 3:
-        return {0: "ICMP network unreachable", 1: "ICMP host unreachable", 2: "ICMP protocol unreachable",
-                3: "ICMP port unreachable", 4: "ICMP fragmentation needed", 9: "ICMP network prohibited",
-                10: "ICMP host prohibited", 13: "ICMP administratively prohibited"}.get(
-            code, f"ICMP destination unreachable (code {code})")
+        return {
+            0: "ICMP network unreachable",
+            1: "ICMP host unreachable",
+            2: "ICMP protocol unreachable",
+            3: "ICMP port unreachable",
+            4: "ICMP fragmentation needed",
+            9: "ICMP network prohibited",
+            10: "ICMP host prohibited",
+            13: "ICMP administratively prohibited",
+        }.get(code, f"ICMP destination unreachable (code {code})")
     if version == 4 and itype == 11:
         return "ICMP time exceeded"
     if version == 6 and itype == 1:

@@ -15,7 +15,11 @@ ETH = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"
 
 
 def ipv4(src: int, dst: int, proto: int, payload: bytes) -> bytes:
-    return ETH + struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(payload), 0, 0x4000, 64, proto, 0, src, dst) + payload
+    return (
+        ETH
+        + struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(payload), 0, 0x4000, 64, proto, 0, src, dst)
+        + payload
+    )
 
 
 def gre(call_id: int, seq: int, payload: bytes = b"\xff\x03\x00\xfd\x90\x01" + b"x" * 40) -> bytes:
@@ -34,8 +38,13 @@ def test_bogus_call_id_flood_keeps_memory_flat() -> None:
         tracker.feed(i + 1, ts + i * 1e-4, "eth0", 1, ipv4(0x0A000001, 0x0A000002, 47, gre(i, 1)))
     first, _ = tracemalloc.get_traced_memory()
     for i in range(2_000, 40_000):
-        tracker.feed(i + 1, ts + i * 1e-4, "eth0", 1,
-                     ipv4(0x0A000001 + (i % 50_000), 0x0A000002, 47, gre(i & 0xFFFF, i)))
+        tracker.feed(
+            i + 1,
+            ts + i * 1e-4,
+            "eth0",
+            1,
+            ipv4(0x0A000001 + (i % 50_000), 0x0A000002, 47, gre(i & 0xFFFF, i)),
+        )
     second, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert len(tracker.tunnels) <= 500
@@ -48,8 +57,13 @@ def test_syn_flood_is_bounded() -> None:
     tracker = Tracker(Limits(max_tunnels=1_000))
     ts = 1_700_000_000.0
     for i in range(20_000):
-        tracker.feed(i + 1, ts + i * 1e-5, "eth0", 1,
-                     ipv4(0xC0000200 + (i % 200), 0xC6336402, 6, syn(1024 + i % 60_000)))
+        tracker.feed(
+            i + 1,
+            ts + i * 1e-5,
+            "eth0",
+            1,
+            ipv4(0xC0000200 + (i % 200), 0xC6336402, 6, syn(1024 + i % 60_000)),
+        )
     assert len(tracker.tunnels) <= 1_000
     assert len(tracker._conns) <= 1_000
     assert all(t.phase in (Phase.TCP, Phase.FAILED) for t in tracker.tunnels.values())
@@ -109,6 +123,8 @@ def test_random_gre_and_tcp_payloads_never_raise(payload: bytes, cid: int, tcp: 
         seg = struct.pack("!HHIIBBHHH", 40000, 1723, 1, 0, 0x50, 0x18, 65535, 0, 0) + payload
         frame = ipv4(0x0A000001, 0x0A000002, 6, seg)
     else:
-        frame = ipv4(0x0A000001, 0x0A000002, 47, struct.pack("!HHHH", 0x2001, 0x880B, len(payload), cid) + payload)
+        frame = ipv4(
+            0x0A000001, 0x0A000002, 47, struct.pack("!HHHH", 0x2001, 0x880B, len(payload), cid) + payload
+        )
     tracker.feed(1, 1_700_000_000.0, "x", 1, frame)
     tracker.feed(2, 1_700_000_000.5, "x", 1, frame[: len(frame) // 2])

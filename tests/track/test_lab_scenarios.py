@@ -1,4 +1,4 @@
-"""The lab scenarios give the tunnels a PPTP engineer reads off the captures (../shared/captures/lab/README.md)."""
+"""The lab scenarios give the tunnels an engineer reads off the captures (shared/captures/lab/README.md)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,22 @@ def only_tunnel(tracker: Any) -> Any:
 
 
 class TestSuccessfulSession:
-    def test_s1_closed_after_data_with_mschapv2_and_mppe128(self, engine: Callable[..., Any], data_dir: Path) -> None:
+    def test_s1_closed_after_data_with_mschapv2_and_mppe128(
+        self, engine: Callable[..., Any], data_dir: Path
+    ) -> None:
         for leg in ("inside", "outside"):
             t = only_tunnel(engine(data_dir / f"s1-mschapv2-mppe128-{leg}.pcap"))
             assert t.phase is Phase.CLOSED
-            assert [s.phase for s in t.phases] == [Phase.TCP, Phase.CONTROL, Phase.CALL, Phase.LCP, Phase.AUTH,
-                                                   Phase.NCP, Phase.DATA, Phase.CLOSED]
+            assert [s.phase for s in t.phases] == [
+                Phase.TCP,
+                Phase.CONTROL,
+                Phase.CALL,
+                Phase.LCP,
+                Phase.AUTH,
+                Phase.NCP,
+                Phase.DATA,
+                Phase.CLOSED,
+            ]
             assert all(s.outcome is Outcome.OK for s in t.phases)
             assert t.auth.method == "MS-CHAPv2"
             assert t.auth.user == "alice"
@@ -39,8 +49,9 @@ class TestSuccessfulSession:
             assert t.server.call_id == 0 and t.server.port == 1723
             assert t.control.server_host == "pptpsrv" or t.control.server_vendor == "linux"
 
-    def test_s1_traffic_and_echo(self, engine: Callable[..., Any], data_dir: Path,
-                                 tshark: Callable[..., list[list[str]]]) -> None:
+    def test_s1_traffic_and_echo(
+        self, engine: Callable[..., Any], data_dir: Path, tshark: Callable[..., list[list[str]]]
+    ) -> None:
         path = data_dir / "s1-mschapv2-mppe128-inside.pcap"
         t = only_tunnel(engine(path))
         up, down = t.traffic[Direction.TO_SERVER], t.traffic[Direction.TO_CLIENT]
@@ -65,7 +76,11 @@ class TestFailures:
         assert t.auth.result == "failure" and t.auth.error_code == 691 and t.auth.user == "bob"
         assert t.auth.retry is True
         assert t.auth.message == "Access denied"
-        assert (t.close.by, t.close.how, t.close.reason) == ("server", "lcp-terminate", "Authentication failed")
+        assert (t.close.by, t.close.how, t.close.reason) == (
+            "server",
+            "lcp-terminate",
+            "Authentication failed",
+        )
 
     def test_s3_never_leaves_lcp(self, engine: Callable[..., Any], data_dir: Path) -> None:
         for leg, sender in (("inside", "client"), ("outside", "server")):
@@ -77,7 +92,9 @@ class TestFailures:
             assert t.close.how == "call-clear" and t.close.by == "client"
             assert t.pptp_echo.replies >= 2  # the control channel stays healthy
 
-    def test_s3b_icmp_protocol_unreachable_is_attached(self, engine: Callable[..., Any], data_dir: Path) -> None:
+    def test_s3b_icmp_protocol_unreachable_is_attached(
+        self, engine: Callable[..., Any], data_dir: Path
+    ) -> None:
         t = only_tunnel(engine(data_dir / "s3b-gre-forward-drop-outside.pcap"))
         assert t.phase is Phase.FAILED
         assert any("protocol unreachable" in e for e in t.icmp_errors)
@@ -94,13 +111,17 @@ class TestFailures:
         assert t.lcp_echo.misses >= 3
         assert t.phase is Phase.CLOSED  # it carried data before the path died
 
-    @pytest.mark.parametrize("name,how,by", [
-        ("s8-server-killed", "tcp-fin", "server"),
-        ("s9-server-hangup", "lcp-terminate", "server"),
-        ("s10-server-ctrl-sigterm", "call-disconnect", "server"),
-    ])
-    def test_server_side_endings(self, engine: Callable[..., Any], data_dir: Path, name: str, how: str,
-                                 by: str) -> None:
+    @pytest.mark.parametrize(
+        "name,how,by",
+        [
+            ("s8-server-killed", "tcp-fin", "server"),
+            ("s9-server-hangup", "lcp-terminate", "server"),
+            ("s10-server-ctrl-sigterm", "call-disconnect", "server"),
+        ],
+    )
+    def test_server_side_endings(
+        self, engine: Callable[..., Any], data_dir: Path, name: str, how: str, by: str
+    ) -> None:
         t = only_tunnel(engine(data_dir / f"{name}-outside.pcap"))
         assert t.phase is Phase.CLOSED
         assert (t.close.how, t.close.by) == (how, by)
@@ -121,15 +142,20 @@ class TestPapAndNat:
         # ICMP inside the tunnel is in clear: the inner flows are summarised
         assert any(k[2] == 1 for k in t.inner_flows)
 
-    def test_s5_two_tunnels_with_tshark_call_ids(self, engine: Callable[..., Any], data_dir: Path,
-                                                 tshark: Callable[..., list[list[str]]]) -> None:
+    def test_s5_two_tunnels_with_tshark_call_ids(
+        self, engine: Callable[..., Any], data_dir: Path, tshark: Callable[..., list[list[str]]]
+    ) -> None:
         for leg in ("inside", "outside"):
             path = data_dir / f"s5-two-clients-same-nat-{leg}.pcap"
             tracker = engine(path)
             tunnels = sorted(tracker.tunnels.values(), key=lambda t: t.id)
             assert len(tunnels) == 2
-            ocrq = tshark(path, "pptp.type == 7", ["ip.src", "tcp.srcport", "pptp.call_id"])
-            ocrp = tshark(path, "pptp.type == 8", ["ip.dst", "tcp.dstport", "pptp.call_id", "pptp.peer_call_id"])
+            ocrq = tshark(path, "pptp.control_message_type == 7", ["ip.src", "tcp.srcport", "pptp.call_id"])
+            ocrp = tshark(
+                path,
+                "pptp.control_message_type == 8",
+                ["ip.dst", "tcp.dstport", "pptp.call_id", "pptp.peer_call_id"],
+            )
             want = {(r[0], int(r[1]), int(r[2])) for r in ocrq}
             assert {(t.client.ip, t.client.port, t.client.call_id) for t in tunnels} == want
             want_srv = {(int(r[3]), int(r[2])) for r in ocrp}
@@ -140,7 +166,9 @@ class TestPapAndNat:
                 assert t.phase is Phase.CLOSED
                 assert t.traffic[0].data_packets > 0 and t.traffic[1].data_packets > 0
 
-    def test_both_legs_in_one_pcapng_are_separate_tunnels(self, engine: Callable[..., Any], data_dir: Path) -> None:
+    def test_both_legs_in_one_pcapng_are_separate_tunnels(
+        self, engine: Callable[..., Any], data_dir: Path
+    ) -> None:
         tracker = engine(data_dir / "s1-mschapv2-mppe128-both.pcapng")
         by_iface = {t.iface: t for t in tracker.tunnels.values()}
         assert set(by_iface) == {"lan0", "wan0"}
