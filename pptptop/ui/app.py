@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.errors import StylesheetError
+from textual.css.query import NoMatches
 from textual.css.stylesheet import Stylesheet
 from textual.screen import Screen
 
@@ -115,8 +116,11 @@ class PptpTopApp(App[int]):
         self.feed.drain()
         screen = self.screen
         if isinstance(screen, PptpScreen) and screen.ready:
-            screen.update_header()
-            screen.on_snapshot(changed)
+            try:
+                screen.update_header()
+                screen.on_snapshot(changed)
+            except NoMatches:
+                pass  # the screen is being torn down (quit or pop) between two ticks
 
     # ---------------------------------------------------------------- navigation
     def open_tunnel(self, tunnel_id: int) -> None:

@@ -78,7 +78,12 @@ class TunnelsScreen(PptpScreen):
             self.table.set_rows(store.rows, store.now())
         self._status()
 
+    filter_error: str | None = None
+
     def _status(self) -> None:
+        if self.filter_error:
+            self.query_one("#status", Static).update(Text(f" {self.filter_error}", style="bold red", no_wrap=True))
+            return
         t = self.table
         self.query_one("#status", Static).update(
             status_line(t.selected, len(t.view), len(t.all_rows), t.row_filter.text)
@@ -129,12 +134,14 @@ class TunnelsScreen(PptpScreen):
         try:
             f = parse_filter(event.value)
         except FilterError as e:
-            self.notify(str(e), severity="error", markup=False)
+            self.filter_error = str(e)
+            self._status()
             return
         self.table.set_filter(f)
         self._close_filter()
 
     def _close_filter(self) -> None:
+        self.filter_error = None
         box = self.query_one("#filter", Input)
         box.remove_class("visible")
         self.table.focus()
