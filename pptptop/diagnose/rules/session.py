@@ -129,7 +129,7 @@ def client_hangup(c: Case) -> Hit | None:
     said = ", then ".join(names)
     normal = (f" {text(first.reason)!r} is what pppd sends when it is told to hang up."
               if first.how == "lcp-terminate" and first.reason in PPPD_HANGUP_TEXTS else "")
-    pptp_linux = (" pptp-linux clears the call and closes TCP without waiting for Call-Disconnect-Notify."
+    pptp_linux = (" Closing without waiting for Call-Disconnect-Notify is how pptp-linux hangs up."
                   if o.call_clear is not None and o.cdn is None else "")
     phase = (c.tunnel.failed_in or c.tunnel.phase).value
     where = "" if "data" in o.phase_at else f" before the session came up (in phase {phase})"
