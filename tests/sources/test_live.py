@@ -1,0 +1,233 @@
+"""Live capture on veth pairs between two network namespaces (root only)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from itertools import zip_longest
+from pathlib import Path
+
+import pytest
+from capfiles import DATA
+from netlab import Capture, Lab, have_tools, lab, sh
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.l2 import Ether
+
+from pptptop.sources import (
+    FilterError,
+    LiveCaptureError,
+    LiveSource,
+    open_file,
+    open_live,
+)
+from pptptop.sources.bpf import compile_filter, default_program, run_filter
+from pptptop.sources.linktypes import LINKTYPE_ETHERNET
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root and network namespaces"),
+    pytest.mark.skipif(have_tools() is not None, reason=have_tools() or ""),
+]
+
+MAC_TX = "02:00:00:00:00:01"
+MAC_RX = "02:00:00:00:00:02"
+
+
+@pytest.fixture
+def net() -> Iterator[Lab]:
+    with lab() as lb:
+        lb.link("vt0", "vr0")
+        yield lb
+
+
+def pptp_frames(path: Path, program: list[tuple[int, int, int, int]] | None = None) -> list[bytes]:
+    """The frames of a capture that the default filter (or ``program``) keeps."""
+    prog = program or default_program(LINKTYPE_ETHERNET)
+    return [f.data for f in open_file(path) if run_filter(prog, f.data)]
+
+
+def noise(n: int) -> list[bytes]:
+    """Frames that are not PPTP: UDP (also to port 1723), ICMP, TCP to port 80."""
+    eth = Ether(src=MAC_TX, dst=MAC_RX)
+    out = []
+    for i in range(n):
+        out.append(bytes(eth / IP(src="10.9.0.1", dst="10.9.0.2") / UDP(sport=5000 + i, dport=1723) / (b"u" * 20)))
+        out.append(bytes(eth / IP(src="10.9.0.1", dst="10.9.0.2") / ICMP(seq=i)))
+        out.append(bytes(eth / IP(src="10.9.0.1", dst="10.9.0.2") / TCP(sport=40000 + i, dport=80)))
+    return out
+
+
+@pytest.mark.parametrize("name", ["s1-mschapv2-mppe128-both.pcapng", "s5-two-clients-same-nat-outside.pcap",
+                                  "ndpi__gre.pcapng", "chapcrack__sample.dump", "pptpsniffer__connect.pcapng"])
+def test_replayed_capture_arrives_byte_identical(net: Lab, name: str) -> None:
+    path = DATA / name
+    expected = pptp_frames(path)
+    assert expected
+    with Capture(net.rx, lambda: open_live(["vr0"])) as cap:
+        net.replay(path, "vt0")
+        cap.wait_for(len(expected))
+        st = cap.live.stats()
+    assert [f.data for f in cap.frames] == expected
+    assert {(f.iface, f.linktype) for f in cap.frames} == {("vr0", LINKTYPE_ETHERNET)}
+    assert st.interfaces["vr0"].received == len(expected)
+    assert st.kernel_drops == 0
+    times = [f.ts for f in cap.frames]
+    assert times == sorted(times) and abs(times[-1] - time.time()) < 60
+
+
+def test_vlan_tag_is_put_back_after_offload(net: Lab) -> None:
+    """The kernel strips the outer 802.1Q tag before the socket sees it; the frame must keep it."""
+    (tagged,) = pptp_frames(DATA / "ndpi__gre.pcapng")
+    with Capture(net.rx, lambda: open_live(["vr0"])) as cap:
+        net.send_frames("vt0", [tagged])
+        cap.wait_for(1)
+    assert [f.data for f in cap.frames] == [tagged]
+    assert cap.frames[0].data[12:14] == b"\x81\x00"
+
+
+def test_non_pptp_is_dropped_by_the_kernel_filter(net: Lab) -> None:
+    pptp = pptp_frames(DATA / "s2-mschapv2-wrong-password-outside.pcap")
+    other = noise(30)
+    mixed = [f for pair in zip_longest(pptp, other) for f in pair if f is not None]
+    assert len(mixed) == len(pptp) + len(other)
+    with Capture(net.rx, lambda: open_live(["vr0"])) as cap:
+        net.send_frames("vt0", mixed)
+        cap.wait_for(len(pptp))
+    # LiveSource has no filter of its own: whatever the kernel let through would be here.
+    assert [f.data for f in cap.frames] == pptp
+    # Without a filter the same frames do arrive, so they were sent.
+    with Capture(net.rx, lambda: open_live(["vr0"], "")) as cap:
+        net.send_frames("vt0", mixed)
+        cap.wait_for(len(mixed))
+    got = [f.data for f in cap.frames]
+    assert all(f in got for f in other)
+
+
+def test_user_filter_compiled_by_libpcap(net: Lab) -> None:
+    path = DATA / "s1-mschapv2-mppe128-outside.pcap"
+    expr = "ip proto 47 and greater 200"
+    expected = pptp_frames(path, compile_filter(expr, LINKTYPE_ETHERNET))
+    assert 0 < len(expected) < len(pptp_frames(path))
+    with Capture(net.rx, lambda: open_live(["vr0"], expr)) as cap:
+        assert cap.live.filter == expr
+        net.replay(path, "vt0")
+        net.send_frames("vt0", noise(5))
+        cap.wait_for(len(expected))
+    assert [f.data for f in cap.frames] == expected
+
+
+def test_bad_user_filter_fails_at_open(net: Lab) -> None:
+    with pytest.raises(FilterError, match="bad capture filter 'tcp prot 1723'"), \
+            Capture(net.rx, lambda: open_live(["vr0"], "tcp prot 1723")):
+        pass
+
+
+def test_unknown_interface_fails_at_open(net: Lab) -> None:
+    with pytest.raises(LiveCaptureError, match=r"no such interface: nope0 \(interfaces here: .*vr0"), \
+            Capture(net.rx, lambda: open_live(["nope0"])):
+        pass
+
+
+def test_two_interfaces_are_polled_together(net: Lab) -> None:
+    net.link("vt1", "vr1")
+    a = pptp_frames(DATA / "s3-gre-blocked-inside.pcap")
+    b = pptp_frames(DATA / "s3-gre-blocked-outside.pcap")
+    with Capture(net.rx, lambda: open_live(["vr0", "vr1"])) as cap:
+        assert cap.live.interfaces == ["vr0", "vr1"]
+        net.send_frames("vt0", a)
+        net.send_frames("vt1", b)
+        cap.wait_for(len(a) + len(b))
+        st = cap.live.stats()
+    assert [f.data for f in cap.frames if f.iface == "vr0"] == a
+    assert [f.data for f in cap.frames if f.iface == "vr1"] == b
+    assert (st.interfaces["vr0"].received, st.interfaces["vr1"].received) == (len(a), len(b))
+
+
+def test_interface_deleted_during_capture_is_reported_and_retried(net: Lab) -> None:
+    net.link("vt1", "vr1")
+    frames = pptp_frames(DATA / "s2-mschapv2-wrong-password-inside.pcap")
+    with Capture(net.rx, lambda: LiveSource(["vr0", "vr1"], rescan_interval=0.2)) as cap:
+        sh("ip", "-n", net.tx, "link", "del", "vt1")  # takes vr1 with it
+        deadline = time.monotonic() + 5
+        while cap.live.stats().interfaces["vr1"].up and time.monotonic() < deadline:
+            time.sleep(0.05)
+        st = cap.live.stats().interfaces["vr1"]
+        assert not st.up and st.error
+        # The capture goes on on the other interface.
+        net.send_frames("vt0", frames)
+        cap.wait_for(len(frames))
+        assert [f.data for f in cap.frames] == frames
+        # The interface comes back (a new veth with the same name) and is picked up again.
+        net.link("vt1", "vr1")
+        deadline = time.monotonic() + 5
+        while not cap.live.stats().interfaces["vr1"].up and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cap.live.stats().interfaces["vr1"].up
+        assert cap.live.stats().interfaces["vr1"].error == ""
+        net.send_frames("vt1", frames)
+        cap.wait_for(2 * len(frames))
+    assert [f.data for f in cap.frames if f.iface == "vr1"] == frames
+
+
+def test_interface_set_down_and_up_again(net: Lab) -> None:
+    frames = pptp_frames(DATA / "s2-mschapv2-wrong-password-inside.pcap")
+    with Capture(net.rx, lambda: LiveSource(["vr0"], rescan_interval=0.2)) as cap:
+        sh("ip", "-n", net.rx, "link", "set", "vr0", "down")
+        deadline = time.monotonic() + 5
+        while cap.live.stats().interfaces["vr0"].up and time.monotonic() < deadline:
+            time.sleep(0.05)
+        down = cap.live.stats().interfaces["vr0"]
+        assert not down.up and "down" in down.error.lower()
+        sh("ip", "-n", net.rx, "link", "set", "vr0", "up")
+        deadline = time.monotonic() + 5
+        while not cap.live.stats().interfaces["vr0"].up and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # the veth carrier needs both ends up
+        net.send_frames("vt0", frames)
+        cap.wait_for(len(frames))
+    assert [f.data for f in cap.frames] == frames
+
+
+def test_any_follows_interfaces_as_they_come(net: Lab) -> None:
+    frames = pptp_frames(DATA / "s4-mppe-refused-by-client-inside.pcap")
+    with Capture(net.rx, lambda: LiveSource(["any"], rescan_interval=0.2)) as cap:
+        assert cap.live.name == "any"
+        assert "vr0" in cap.live.interfaces
+        net.link("vt1", "vr1")
+        deadline = time.monotonic() + 5
+        while not cap.live.stats().interfaces.get("vr1") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cap.live.stats().interfaces["vr1"].up
+        net.send_frames("vt0", frames)
+        net.send_frames("vt1", frames)
+        cap.wait_for(2 * len(frames))
+    assert [f.data for f in cap.frames if f.iface == "vr0"] == frames
+    assert [f.data for f in cap.frames if f.iface == "vr1"] == frames
+
+
+def test_close_from_another_thread_is_prompt(net: Lab) -> None:
+    cap = Capture(net.rx, lambda: open_live(["vr0"]))
+    with cap:
+        time.sleep(0.3)
+        took = cap.stop()
+    assert took < 0.5
+    assert cap.frames == []
+
+
+def test_burst_at_top_speed_is_fully_accounted(net: Lab) -> None:
+    """Every matching frame sent is either delivered or counted as dropped (ring or interface)."""
+    path = DATA / "s1-mschapv2-mppe128-both.pcapng"
+    loops = 200
+    per_loop = pptp_frames(path)
+    with Capture(net.rx, lambda: open_live(["vr0"], ring_size=64 << 20)) as cap:
+        net.replay(path, "vt0", loops=loops)
+        cap.wait_for(loops * len(per_loop), timeout=30)
+        st = cap.live.stats().interfaces["vr0"]
+    sent = loops * len(per_loop)
+    assert st.received == len(cap.frames)
+    assert st.received + st.kernel_drops <= sent <= st.received + st.kernel_drops + st.if_drops
+    # Frames that arrive arrive intact and in order.
+    got = [f.data for f in cap.frames]
+    assert got[:len(per_loop)] == per_loop or st.kernel_drops + st.if_drops > 0
+
