@@ -20,7 +20,6 @@ from pptptop.diagnose.config import DiagnosisConfig
 from pptptop.diagnose.finding import Finding, Severity, ordered
 from pptptop.diagnose.observe import Observations, Ref
 from pptptop.diagnose.rules import RULES, Case, Collision, Rule
-from pptptop.diagnose.rules.base import frames
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Tunnel
 from pptptop.track.tracker import Tracker
@@ -83,6 +82,7 @@ class Diagnoser:
         self._call_key: dict[int, CallKey] = {}
         self._pairs: dict[tuple[str, frozenset[str]], set[int]] = {}
         self._new: list[int] = []
+        self._clock = 0.0  # the latest capture time seen: time never runs backwards for the rules
 
     # ------------------------------------------------------------------ wiring
     def attach(self, tracker: Tracker) -> Diagnoser:
@@ -105,8 +105,11 @@ class Diagnoser:
     # ------------------------------------------------------------------ events
     def on_event(self, ev: Event) -> None:
         kind = ev.kind
+        if ev.ts > self._clock:
+            self._clock = ev.ts
+        now = self._clock
         if kind is EventKind.TICK:
-            self._tick(ev.ts)
+            self._tick(now)
             return
         t = ev.tunnel
         if t is None:
@@ -124,12 +127,16 @@ class Diagnoser:
         if kind is EventKind.TUNNEL_NEW:
             return
         if self._new:
-            self._check_new(ev.ts)
+            self._check_new(now)
         if kind is EventKind.MESSAGE and t.id not in self._call_key:
-            self._index_call(t, obs, ev.ts)
+            self._index_call(t, obs, now)
         if kind is EventKind.ENDED:
             self._live.discard(t.id)
-        self._evaluate(t, obs, ev.ts, self.rules)
+        self._evaluate(t, obs, now, self.rules)
+        for col in self._collisions.get(t.id, ()):
+            peer = self._obs.get(col.tunnel.id)
+            if peer is not None:
+                self._evaluate(col.tunnel, peer, now, self.rules)
         if kind is EventKind.ENDED:
             self._unindex(t)
 
@@ -208,9 +215,8 @@ class Diagnoser:
             if other is None or other.ended or other.client.port == t.client.port:
                 continue
             other_obs = self._obs[pid]
-            self._collisions.setdefault(t.id, []).append(
-                Collision(other, tuple(frames(other_obs.ocrq, other_obs.ocrp))))
-            self._collisions.setdefault(pid, []).append(Collision(t, tuple(frames(obs.ocrq, obs.ocrp))))
+            self._collisions.setdefault(t.id, []).append(Collision(other, other_obs))
+            self._collisions.setdefault(pid, []).append(Collision(t, obs))
             self._evaluate(other, other_obs, now, self.rules)
         peers.add(t.id)
 

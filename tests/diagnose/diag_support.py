@@ -84,9 +84,9 @@ def read_frames(path: Path | str) -> list[Frame]:
 
 
 def run_frames(frames: Iterable[Frame], config: DiagnosisConfig | None = None, *, show_secrets: bool = False,
-               clock: bool = False) -> Result:
-    """Feed frames straight into a tracker; ``clock`` ticks every capture second between frames,
-    as a live capture's clock does while the link is silent."""
+               clock: bool = False, until: float | None = None) -> Result:
+    """Feed frames straight into a tracker; ``clock`` ticks every capture second between frames (and on
+    to ``until``), as a live capture's clock does while the link is silent."""
     tracker = Tracker()
     d = Diagnoser(config, show_secrets=show_secrets).attach(tracker)
     res = Result(tracker, d)
@@ -100,6 +100,11 @@ def run_frames(frames: Iterable[Frame], config: DiagnosisConfig | None = None, *
                 sec += 1
         tracker.feed(n, ts, iface, linktype, data)
         last = ts
+    if until is not None and last is not None:
+        sec = int(last) + 1
+        while sec <= until:
+            tracker.tick(float(sec))
+            sec += 1
     tracker.finish()
     return res
 
@@ -174,6 +179,14 @@ def wen(peer: int, crc: int = 0, framing: int = 0) -> bytes:
     return control(14, struct.pack("!HHIIIIII", peer, 0, crc, framing, 0, 0, 0, 0))
 
 
+def icmp_error(w: Wire, sender: str, itype: int, icode: int, quoted: bytes, origin: str | None = None) -> bytes:
+    """An ICMP error from ``origin`` (default: the other end) quoting an IPv4 packet built by ``w`` (RFC 792)."""
+    inner = quoted[14:14 + 28]
+    src = origin or (w.server if sender == "client" else w.client)
+    dst = w.client if sender == "client" else w.server
+    return ipv4(src, dst, 1, struct.pack("!BBHI", itype, icode, 0, 0) + inner)
+
+
 def cp(code: int, ident: int, data: bytes = b"") -> bytes:
     """An RFC 1661 §5 packet: Code, Identifier, Length, data."""
     return struct.pack("!BBH", code, ident, 4 + len(data)) + data
@@ -207,6 +220,12 @@ class Wire:
     def at(self, dt: float) -> Wire:
         """Advance the capture clock by ``dt`` seconds."""
         self.now += dt
+        return self
+
+    def raw(self, data: bytes) -> Wire:
+        """Any frame (an ICMP error, another session's packet) at the current time."""
+        self.frames.append((self.now, "eth0", 1, data))
+        self.now += 0.001
         return self
 
     def _ends(self, sender: str) -> tuple[str, str, int, int]:

@@ -30,7 +30,7 @@ class Collision:
     """Another live tunnel from the same public address to the same server with the same PNS call ID."""
 
     tunnel: Tunnel
-    frames: tuple[int, ...]
+    obs: Observations
 
 
 @dataclass(slots=True)

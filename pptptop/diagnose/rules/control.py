@@ -148,7 +148,7 @@ def call_id_collision(c: Case) -> Hit | None:
                    f"This call and tunnel {o.id} (TCP port {o.client.port}) both come from {t.client.ip} to "
                    f"{t.server.ip} with PNS call ID {t.client.call_id}: the server's GRE for one of them "
                    "reaches the other.",
-                   frames(c.obs.ocrq, c.obs.ocrp) + list(col.frames),
+                   frames(c.obs.ocrq, c.obs.ocrp, col.obs.ocrq, col.obs.ocrp),
                    "More than one PPTP client is behind this NAT and it does not translate call IDs: load "
                    "the NAT's PPTP helper (nf_conntrack_pptp/nf_nat_pptp with a CT helper rule) or give the "
                    "clients separate public addresses.")
