@@ -79,6 +79,12 @@ class NatProblemCode(StrEnum):
     LEG_SILENT = "leg-silent"
 
 
+#: Evidence with entropy (32-bit sequence numbers, random magic numbers and challenges, PPP frames
+#: carrying them): one of these is needed to join, because every pptp-linux client sends the same
+#: control messages and a server hands out the same Call IDs to different clients.
+STRONG_EVIDENCE = frozenset({"tcp-seq", "lcp-magic", "chap-challenge", "ppp"})
+
+
 class Role(StrEnum):
     INSIDE = "inside"  # the client's side of the NAT, before translation
     OUTSIDE = "outside"  # the server's side, after translation
@@ -208,6 +214,7 @@ class NatCorrelator:
         self.limits = limits or NatLimits()
         self.problems: list[NatProblem] = []
         self.pairs_joined = 0
+        self.pairs_split = 0
         self.max_problems = 4096
         self._legs: dict[int, _Leg] = {}
         self._npairs = 0  # candidate pairs held in the legs' ``candidates``
@@ -246,9 +253,8 @@ class NatCorrelator:
     def view(self, t: Tunnel) -> dict[str, Any] | None:
         """``tunnel.notes["nat"]``, brought up to date; None for a leg without a peer."""
         leg = self._legs.get(t.id)
-        if leg is None or leg.pair is None:
+        if leg is None or leg.pair is None or not self._refresh(leg.pair):
             return None
-        self._write_notes(leg.pair)
         note: dict[str, Any] = t.notes[NOTE]
         return note
 
@@ -299,7 +305,7 @@ class NatCorrelator:
         elif kind is EventKind.ENDED:
             self._ended(leg, ev)
         if leg.pair is not None and kind is not EventKind.ENDED:
-            self._write_notes(leg.pair)
+            self._refresh(leg.pair)
 
     # ------------------------------------------------------------------ pairing
     def _message(self, leg: _Leg, ev: Event) -> None:
@@ -413,7 +419,7 @@ class NatCorrelator:
                                                       "(the NAT renumbers them)"))
         if pair.control:
             ev.append(Evidence("control", f"{pair.control} control message(s) identical apart from the "
-                                          "client's Call ID, in order", min(pair.control, 3)))
+                                          "client's Call ID, in order", min(pair.control, 2)))
         if pair.ppp:
             ev.append(Evidence("ppp", f"{pair.ppp} PPP negotiation frame(s) in GRE identical",
                                min(pair.ppp, 3)))
@@ -468,7 +474,7 @@ class NatCorrelator:
             return
         kinds = {e.kind for e in evidence if e.points}
         lim = self.limits
-        if score < lim.join_points or len(kinds) < lim.join_kinds:
+        if score < lim.join_points or len(kinds) < lim.join_kinds or not kinds & STRONG_EVIDENCE:
             return
         # a rival candidate just as good for either leg: wait for more evidence
         for other in [*pair.a.candidates.values(), *pair.b.candidates.values()]:
@@ -521,6 +527,23 @@ class NatCorrelator:
             votes.setdefault("first-seen", 0)
         pair.inside = a if total > 0 else b
         pair.roles_from = [r for r, v in votes.items() if v == 0 or (v > 0) == (total > 0)]
+
+    def _refresh(self, pair: _Pair) -> bool:
+        """Bring both legs' notes up to date; split the pair if a fact learnt since the join contradicts it.
+
+        A pair whose TCP sequence numbers matched both ways stays joined (the contradiction is listed
+        under ``conflicts``: e.g. one leg missed a retransmitted LCP Configure-Request).
+        """
+        _, _, veto = self._score(pair)
+        if veto and not (pair.seq_match[0] and pair.seq_match[1]):
+            self.pairs_split += 1
+            for leg in (pair.a, pair.b):
+                leg.pair = None
+                leg.tunnel.notes.pop(NOTE, None)
+                leg.tunnel.changed = True
+            return False
+        self._write_notes(pair)
+        return True
 
     def _write_notes(self, pair: _Pair) -> None:
         self._decide_roles(pair)
@@ -667,7 +690,7 @@ class NatCorrelator:
             if self._callids.get(key) == leg.tunnel.id:
                 del self._callids[key]
         if leg.pair is not None:
-            self._write_notes(leg.pair)
+            self._refresh(leg.pair)
 
     def _gre_checks(self, leg: _Leg, now: float, frame: int | None, *, ended: bool, final: bool) -> None:
         """GRE one way: on this leg (the wire), and between the legs (the gateway)."""
