@@ -1,4 +1,4 @@
-"""Fixtures for the UI tests: an app over a capture already run through the engine, and screen text."""
+"""Fixtures for the UI tests: a pinned time zone and apps over replayed lab captures."""
 
 from __future__ import annotations
 
@@ -6,33 +6,11 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from ui_helpers import DATA, replayed_app
 
-from pptptop import sources
-from pptptop.pipeline import Pipeline
-from pptptop.track.tracker import Tracker
 from pptptop.ui.app import PptpTopApp
-
-DATA = Path(__file__).parent.parent / "data"
-SIZE = (120, 36)
-
-
-def replayed_app(path: Path | str, save_dir: Path | None = None, theme: str = "dark") -> PptpTopApp:
-    """An app whose pipeline has already read the whole capture (as `-r FILE --speed max` ends up)."""
-    from pptptop.ui.themes import load_theme
-
-    pipe = Pipeline(sources.open_file(str(path)), Tracker())
-    app = PptpTopApp(pipe, load_theme(theme), save_dir=save_dir)  # subscribes to events before the run
-    pipe.run()
-    return app
-
-
-def screen_text(app: Any) -> str:
-    """What the terminal shows, as plain text (one line per row), from the compositor."""
-    strips = app.screen._compositor.render_strips()
-    return "\n".join("".join(seg.text for seg in strip) for strip in strips)
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from ui_helpers import SIZE, screen_text
 
 from pptptop.ui.app import PptpTopApp
 from pptptop.ui.screens.help import HelpScreen
 from pptptop.ui.screens.tunnel import TunnelScreen
 from pptptop.ui.screens.tunnels import TunnelsScreen
 from pptptop.ui.widgets.tunnel_table import TunnelTable
-from tests.ui.conftest import SIZE, screen_text
 
 S1 = "s1-mschapv2-mppe128-both.pcapng"
 S2 = "s2-mschapv2-wrong-password-both.pcapng"
@@ -250,8 +250,9 @@ class TestThemes:
         asyncio.run(run())
 
     def test_user_tcss_file_by_path(self, tmp_path: Path, utc: None) -> None:
+        from ui_helpers import DATA, replayed_app
+
         from pptptop.ui.themes import load_theme, themes_dir
-        from tests.ui.conftest import DATA, replayed_app
 
         mine = tmp_path / "mine.tcss"
         mine.write_text("/* base: light */\n" + (themes_dir() / "dark.tcss").read_text().replace(

@@ -46,6 +46,7 @@ def status_line(r: TunnelRow | None, shown: int, total: int, filter_text: str) -
 class TunnelsScreen(PptpScreen):
     """Tunnels table, filter line, status line and footer."""
 
+    KEY_SCOPE = "main"
     DEFAULT_CSS = """
     TunnelsScreen TunnelTable { height: 1fr; }
     TunnelsScreen #status { height: 1; }
