@@ -15,6 +15,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
+from scapy.layers.l2 import ARP, GRE, Dot1AD, Dot1Q, Ether
+from scapy.packet import Packet, Raw
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -164,3 +168,44 @@ def pcapng_blocks(raw: bytes) -> list[tuple[int, int, int]]:
         out.append((pos, btype, blen))
         pos += blen
     return out
+
+
+# -- crafted frames for the PPTP filter ----------------------------------------------------------
+
+def _eth(payload: Packet, *tags: Packet) -> bytes:
+    pkt: Packet = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    for t in tags:
+        pkt = pkt / t
+    return bytes(pkt / payload)
+
+
+GRE_PPTP = GRE(flags=0x2001, proto=0x880B, version=1) / Raw(bytes(8))
+IP_PACKETS: dict[str, tuple[Packet, bool]] = {
+    "tcp-dport-1723": (IP(src="10.0.0.2", dst="198.51.100.2") / TCP(sport=40000, dport=1723), True),
+    "tcp-sport-1723": (IP() / TCP(sport=1723, dport=40000) / Raw(b"x" * 20), True),
+    "tcp-ip-options": (IP(options=b"\x01\x01\x01\x00") / TCP(sport=5, dport=1723), True),
+    "tcp-other-port": (IP() / TCP(sport=1722, dport=1724), False),
+    "udp-1723": (IP() / UDP(sport=1723, dport=1723), False),
+    "gre-v1": (IP(proto=47) / GRE_PPTP, True),
+    "gre-fragment": (IP(proto=47, frag=100) / Raw(bytes(30)), True),
+    "tcp-later-fragment": (IP(proto=6, frag=10) / Raw(b"\x06\xbb\x06\xbb" + bytes(20)), False),
+    "icmp-quoting-gre": (IP() / ICMP(type=3, code=2) / IP(proto=47) / GRE_PPTP, False),
+    "ipv6-tcp-1723": (IPv6() / TCP(sport=50000, dport=1723), True),
+    "ipv6-gre": (IPv6(nh=47) / GRE_PPTP, True),
+    "ipv6-fragment-gre": (IPv6() / IPv6ExtHdrFragment(nh=47) / GRE_PPTP, True),
+    "ipv6-hop-by-hop-tcp": (IPv6() / IPv6ExtHdrHopByHop() / TCP(dport=1723), False),
+    "ipv6-udp": (IPv6() / UDP(dport=1723), False),
+    "truncated-ipv4-tcp": (Raw(bytes(IP() / TCP(dport=1723))[:22]), False),
+}
+
+
+def ethernet_cases() -> list[tuple[str, bytes, bool]]:
+    cases = []
+    for name, (pkt, match) in IP_PACKETS.items():
+        cases.append((name, _eth(pkt), match))
+        cases.append((f"8021q-{name}", _eth(pkt, Dot1Q(vlan=10)), match))
+        cases.append((f"qinq-{name}", _eth(pkt, Dot1AD(vlan=10), Dot1Q(vlan=20)), match))
+    cases.append(("arp", _eth(ARP()), False))
+    cases.append(("three-tags-gre", _eth(IP(proto=47) / GRE_PPTP, Dot1Q(), Dot1Q(), Dot1Q()), False))
+    cases.append(("runt", b"\x02" * 13, False))
+    return cases

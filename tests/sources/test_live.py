@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import struct
+import threading
 import time
 from collections.abc import Iterator
 from itertools import zip_longest
 from pathlib import Path
 
 import pytest
-from capfiles import DATA
-from netlab import Capture, Lab, have_tools, lab, sh
+from capfiles import DATA, IP_PACKETS, ethernet_cases
+from netlab import Capture, Lab, enter_netns, have_tools, lab, sh
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
@@ -22,7 +25,7 @@ from pptptop.sources import (
     open_live,
 )
 from pptptop.sources.bpf import compile_filter, default_program, run_filter
-from pptptop.sources.linktypes import LINKTYPE_ETHERNET
+from pptptop.sources.linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
 
 pytestmark = [
     pytest.mark.root,
@@ -102,6 +105,65 @@ def test_non_pptp_is_dropped_by_the_kernel_filter(net: Lab) -> None:
         cap.wait_for(len(mixed))
     got = [f.data for f in cap.frames]
     assert all(f in got for f in other)
+
+
+def kernel_view(frame: bytes) -> bytes:
+    """The frame as the socket filter sees it: the kernel has already taken the outer VLAN tag off."""
+    if frame[12:14] in (b"\x81\x00", b"\x88\xa8"):
+        return frame[:12] + frame[16:]
+    return frame
+
+
+def test_crafted_frames_through_the_kernel_filter(net: Lab) -> None:
+    """The hand-assembled program, run by the kernel on IPv4/IPv6/fragment/VLAN/QinQ edge cases."""
+    sent = [frame for name, frame, _match in ethernet_cases() if name != "runt"]
+    program = default_program(LINKTYPE_ETHERNET)
+    expected = [f for f in sent if run_filter(program, kernel_view(f))]
+    assert 0 < len(expected) < len(sent)
+    with Capture(net.rx, lambda: open_live(["vr0"])) as cap:
+        net.send_frames("vt0", sent)
+        cap.wait_for(len(expected))
+    assert [f.data for f in cap.frames] == expected  # tags re-inserted: byte-identical
+
+
+TUNSETIFF = 0x400454CA
+IFF_TUN = 0x0001
+IFF_NO_PI = 0x1000
+
+
+def test_tun_interface_is_captured_as_raw_ip(net: Lab) -> None:
+    sh("ip", "-n", net.rx, "tuntap", "add", "dev", "tn0", "mode", "tun")
+    sh("ip", "-n", net.rx, "link", "set", "tn0", "up")
+    packets = [(bytes(pkt), match) for name, (pkt, match) in IP_PACKETS.items() if not name.startswith("truncated")]
+    errors: list[BaseException] = []
+
+    def inject() -> None:
+        # Writing to the tun file descriptor makes the packet arrive on tn0.
+        try:
+            enter_netns(net.rx)
+            fd = os.open("/dev/net/tun", os.O_RDWR)
+            try:
+                fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", b"tn0", IFF_TUN | IFF_NO_PI))
+                time.sleep(0.2)  # carrier up
+                for data, _match in packets:
+                    os.write(fd, data)
+                time.sleep(0.3)
+            finally:
+                os.close(fd)
+        except BaseException as e:
+            errors.append(e)
+
+    expected = [data for data, match in packets if match]
+    with Capture(net.rx, lambda: open_live(["tn0"])) as cap:
+        t = threading.Thread(target=inject)
+        t.start()
+        t.join(10)
+        cap.wait_for(len(expected))
+        st = cap.live.stats().interfaces["tn0"]
+    assert errors == []
+    assert [f.data for f in cap.frames] == expected
+    assert {(f.iface, f.linktype) for f in cap.frames} == {("tn0", LINKTYPE_RAW)}
+    assert st.linktype == LINKTYPE_RAW
 
 
 def test_user_filter_compiled_by_libpcap(net: Lab) -> None:
