@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO
 
 from pptptop.decode.auth import ChapCode, ChapPacket
 from pptptop.decode.ppp import PppFrame
@@ -122,10 +123,15 @@ def exchanges_of(tunnel: Tunnel) -> list[ChapExchange]:
 
 
 class HashCollector:
-    """Collects exchanges live from tracker events, so evicted tunnels are not lost."""
+    """Collects exchanges live from tracker events, so evicted tunnels are not lost.
 
-    def __init__(self) -> None:
+    With ``path`` the output file is created at once (mode 0600, before any
+    privilege drop) and filled by :meth:`finish`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self._builders: dict[int, ExchangeBuilder] = {}
+        self._out: IO[str] | None = _create(path) if path is not None else None
 
     def attach(self, tracker: Tracker) -> HashCollector:
         tracker.subscribe(self)
@@ -145,16 +151,33 @@ class HashCollector:
     def exchanges(self) -> list[ChapExchange]:
         return [ex for b in self._builders.values() for ex in b.exchanges]
 
+    def lines(self) -> list[str]:
+        """One line per distinct exchange, in the order they were captured."""
+        return list(dict.fromkeys(netntlm_line(ex) for ex in self.exchanges))
+
+    def finish(self) -> int:
+        """Write the lines to the file given at creation and close it; return how many."""
+        if self._out is None:
+            raise ValueError("HashCollector was created without a path")
+        lines = self.lines()
+        with self._out as f:
+            f.writelines(line + "\n" for line in lines)
+        self._out = None
+        return len(lines)
+
     def write(self, path: str | os.PathLike[str]) -> int:
-        """Write one line per exchange (file mode 0600: these are credentials); return how many."""
-        return write_lines(path, (netntlm_line(ex) for ex in self.exchanges))
+        """Write one line per exchange to ``path`` (mode 0600: these are credentials); return how many."""
+        return write_lines(path, self.lines())
+
+
+def _create(path: str | os.PathLike[str]) -> IO[str]:
+    fd = os.open(Path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 def write_lines(path: str | os.PathLike[str], lines: Iterable[str]) -> int:
     """Write ``lines`` to ``path`` readable by the owner only; return how many."""
     out = list(dict.fromkeys(lines))
-    p = Path(path)
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
+    with _create(path) as f:
         f.writelines(line + "\n" for line in out)
     return len(out)

@@ -441,7 +441,6 @@ class Observations:
             self.lcp_answered[peer] = ref
             if code == ControlCode.CONFIGURE_ACK:
                 self.lcp_acked[peer] = ref
-                self.lcp_request_after_ack.pop(peer, None)
                 asked = self.auth_asked.get(peer)
                 if asked is not None:
                     self.auth_agreed = (ref, asked)

@@ -67,7 +67,7 @@ def echo_rtt_spike(c: Case) -> Hit | None:
         return None
     s = max(spikes, key=lambda x: x.rtt_ms - x.baseline_ms)
     return Hit("Echo round-trip spike",
-               f"A {s.kind.upper()} echo took {s.rtt_ms:.0f} ms against {s.baseline_ms:.0f} ms on average "
+               f"One {s.kind.upper()} echo took {s.rtt_ms:.0f} ms against {s.baseline_ms:.0f} ms on average "
                "before it.", frames(s.request, s.reply),
                "Latency spikes come from congestion or bufferbloat on the path, or an overloaded server.")
 
