@@ -13,6 +13,9 @@ from types import FrameType
 from typing import Any
 
 from pptptop import __version__
+from pptptop import diagnose as diagmod
+from pptptop.diagnose import options as diagopts
+from pptptop.diagnose.hashes import HashCollector
 from pptptop.export.jsonout import EventStream, document
 from pptptop.export.report import report
 from pptptop.pipeline import Pipeline
@@ -105,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(Linux, root; implies --no-drop-privileges)",
     )
     recording.add_arguments(p)
+    diagopts.add_arguments(p)
     p.add_argument("--version", action="version", version=f"pptptop {__version__}")
     return p
 
@@ -169,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"pptptop: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    headless = args.json or args.report or args.export_tunnel is not None
+    headless = args.json or args.report or args.export_tunnel is not None or args.export_hashes is not None
     if args.conntrack:
         if args.drop_user is not None:
             print("pptptop: --conntrack needs CAP_NET_ADMIN for the whole capture: use it without -Z",
@@ -200,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
 
     tracker = Tracker(Limits(max_tunnels=args.max_tunnels, idle_timeout=args.idle_timeout))
     nat = natmod.attach(tracker)  # pairs the legs of NATed sessions (tunnel.notes["nat"])
+    diagnoser = diagmod.Diagnoser(diagopts.config(args), show_secrets=args.show_secrets).attach(tracker)
+    try:  # created now, before any privilege drop
+        hashes = HashCollector(args.export_hashes).attach(tracker) if args.export_hashes is not None else None
+    except OSError as e:
+        print(f"pptptop: cannot write --export-hashes {args.export_hashes}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_CANT_CREATE
     session = recording.RecordingSession(args, quiet=not headless)
     try:
         session.open(src, tracker)  # output files are created as root, before the privilege drop
@@ -216,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     elif kernel is not None:
         kernel.poll()
     extensions = natmod.json_extensions(nat, kernel)
+    extensions["diagnosis"] = diagmod.diagnosis_json
     pipeline = Pipeline(src, tracker, count=args.count, speed=speed if not headless else None)
     session.start(pipeline)
     if not headless:
@@ -231,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json and src.live:
         tracker.subscribe(EventStream(sys.stdout, extensions))
         nat.subscribe(_nat_problem_line)
+        diagnoser.subscribe(diagopts.json_lines(sys.stdout))
     _install_signals(pipeline, session)
     worker = threading.Thread(target=pipeline.run, name="pptptop-capture", daemon=True)
     worker.start()
@@ -247,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     info.update({"frames_read": pipeline.frames, "kernel_drops": src.stats().kernel_drops})
     if pipeline.error is not None:
         info["error"] = str(pipeline.error)
+    if hashes is not None and not diagopts.write_hashes(args.export_hashes, hashes):
+        return EXIT_CANT_CREATE
     if args.export_tunnel is not None:
         code = _export(session, args, tracker)
         if code != EXIT_OK:
@@ -273,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             end["conntrack"] = kernel.summary()
         sys.stdout.write(json.dumps(end) + "\n")
     if args.report:
-        sys.stdout.write(report(tracker, info, [natmod.report_lines(nat, kernel)]))
+        sys.stdout.write(report(tracker, info, [natmod.report_lines(nat, kernel), diagmod.report_lines]))
     sys.stdout.flush()
     if pipeline.error is not None:
         print(f"pptptop: {pipeline.error} (everything before it was read and reported)", file=sys.stderr)
