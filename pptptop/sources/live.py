@@ -346,6 +346,7 @@ class LiveSource(Source):
             st.up, st.error = False, "interface does not exist (waiting for it to come back)"
             return False
         ifindex, flags, arphrd = info
+        st.linktype = link_for(arphrd)[1]
         if not flags & IFF_UP:
             st.up, st.error = False, "interface is down (waiting for it to come up)"
             return False
