@@ -85,7 +85,7 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
     dst = _u32(r, 30)
     cid = _u16(r, 40)
     ifc = ifidx[ci] if ifidx is not None else np.zeros(len(ci), dtype=np.int64)
-    k1 = (src << 32) | dst
+    k1 = (src.astype(np.uint64) << np.uint64(32)) | dst.astype(np.uint64)  # unsigned: 128.0.0.0 and up
     k2 = (ifc << 16) | cid
     keys = np.rec.fromarrays([k1, k2], names="a,b")  # type: ignore[call-overload]
     uniq, inv = np.unique(keys, return_inverse=True)
@@ -116,6 +116,11 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
     length_ok = lens[ci] >= np.where(plen > 0, pp + 2 - (pb & 1), po)
     ok = ok_group[inv] & length_ok & ((plen == 0) | is_data)
     fast = ci[ok]
+    known = np.array([e is not None for e in ents], dtype=bool)[inv]
+    if known.any():
+        _sequences(tracker, inv[known], ents, r[known], has_seq[known], has_ack[known])
+        # the per-frame path must not analyse these frames' sequence numbers again
+        tracker._seq_done.update((ci[known & ~ok] + first_number).tolist())
     if len(fast):
         _count(
             tracker,
@@ -169,20 +174,40 @@ def _count(
     rows: Any,
     first_number: int,
 ) -> None:
-    """Apply the counts of the fast frames (in capture order) to their tunnels."""
+    """Apply the counts of the fast frames (in capture order) to their tunnels.
+
+    Every per-tunnel quantity is computed with whole-array operations over the
+    frames sorted by tunnel (a stable sort keeps capture order within each);
+    the loop over tunnels only does scalar updates.
+    """
     lens = batch.lengths[fast]
     ts = batch.ts[fast]
     ng = len(ents)
-    pk = np.bincount(group, minlength=ng)
-    by = np.bincount(group, weights=lens, minlength=ng)
-    pay = np.bincount(group, weights=plen, minlength=ng)
-    dat = np.bincount(group, weights=is_data, minlength=ng)
-    seqs = _u32(rows, 42)
-    acks = _u32(rows, np.where(has_seq, 46, 42))
-    secs = np.floor(ts).astype(np.int64)
     order = np.argsort(group, kind="stable")
     g_sorted = group[order]
-    bounds = np.searchsorted(g_sorted, np.arange(ng + 1))
+    bounds = np.searchsorted(g_sorted, np.arange(ng + 1)).tolist()
+    pk = np.bincount(group, minlength=ng).tolist()
+    by = np.bincount(group, weights=lens, minlength=ng).tolist()
+    pay = np.bincount(group, weights=plen, minlength=ng).tolist()
+    dat = np.bincount(group, weights=is_data, minlength=ng).tolist()
+    last_ts = ts[order[np.maximum(np.array(bounds[1:]) - 1, 0)]].tolist()
+    # one-second buckets: bytes and packets per (tunnel, second), in order
+    secs = np.floor(ts).astype(np.int64)
+    smin = int(secs.min())
+    span = int(secs.max()) - smin + 1
+    # np.unique, not a dense table: a batch may span days of capture time
+    uc, inv2 = np.unique(group.astype(np.int64) * span + (secs - smin), return_inverse=True)
+    inv2 = inv2.reshape(-1)
+    bucket_s = (uc % span + smin).tolist()
+    bucket_b = np.bincount(inv2, weights=lens).astype(np.int64).tolist()
+    bucket_c = np.bincount(inv2).tolist()
+    bucket_bounds = np.searchsorted(uc // span, np.arange(ng + 1)).tolist()
+    # a few recent data packets per tunnel
+    do = order[is_data[order]]
+    dg = group[do]
+    d_bounds = np.searchsorted(dg, np.arange(ng + 1)).tolist()
+    do_list = do.tolist()
+
     st = tracker.stats
     total = len(fast)
     st.frames += total
@@ -192,67 +217,78 @@ def _count(
     st.gre_data += int(is_data.sum())
     buf = batch.buf
     offs = batch.offsets
+    fast_list = fast
+    lens_all = batch.lengths
+    ts_list = ts
     for g in range(ng):
-        lo, hi = int(bounds[g]), int(bounds[g + 1])
-        if lo == hi:
+        if bounds[g] == bounds[g + 1]:
             continue
         ent = ents[g]
         if ent is None:
             continue
         tunnel, d = ent
         ds = tunnel.traffic[d]
-        sel = order[lo:hi]
-        ds.packets += int(pk[g])
+        n_pk = pk[g]
+        nd = int(dat[g])
+        ds.packets += n_pk
         ds.bytes += int(by[g])
         ds.payload_bytes += int(pay[g])
-        nd = int(dat[g])
         ds.data_packets += nd
-        ds.ack_only += int(pk[g]) - nd
-        # one-second rate buckets, in capture order
-        gs = secs[sel]
-        gl = lens[sel]
-        if gs[0] == gs[-1] == ds.cur_sec:
-            ds.cur_bytes += int(gl.sum())
-            ds.cur_packets += hi - lo
-        else:
-            for s, b in zip(gs.tolist(), gl.tolist(), strict=True):
-                if s != ds.cur_sec:
-                    ds.roll(s)
-                ds.cur_bytes += b
-                ds.cur_packets += 1
-        # sequence numbers: the common in-order case in one step, anything else packet by packet
-        sq = seqs[sel][has_seq[sel]]
-        if len(sq):
-            first = int(sq[0])
-            in_order = (
-                ds.seq_init
-                and (first - ds.max_seq) & MASK32 == 1
-                and bool(np.all(((sq[1:] - sq[:-1]) & MASK32) == 1))
-            )
-            if in_order:
-                m = len(sq)
-                ds.max_seq = int(sq[-1])
+        ds.ack_only += n_pk - nd
+        for k in range(bucket_bounds[g], bucket_bounds[g + 1]):
+            sec = bucket_s[k]
+            if sec != ds.cur_sec:
+                ds.roll(sec)
+            ds.cur_bytes += bucket_b[k]
+            ds.cur_packets += bucket_c[k]
+        if last_ts[g] > tunnel.last_seen:
+            tunnel.last_seen = last_ts[g]
+        tunnel.changed = True
+        ring = tunnel.data_ring
+        for j in do_list[max(d_bounds[g], d_bounds[g + 1] - RING_PER_BATCH):d_bounds[g + 1]]:
+            i = int(fast_list[j])
+            off = int(offs[i])
+            ring.append((first_number + i, float(ts_list[j]), int(d), bytes(buf[off:off + int(lens_all[i])])))
+
+
+def _sequences(tracker: Tracker, group: Any, ents: list[tuple[Tunnel, Direction] | None], rows: Any,
+               has_seq: Any, has_ack: Any) -> None:
+    """GRE sequence and acknowledgment numbers of every frame of a known tunnel, in capture order.
+
+    A run of +1 steps is applied in one go; anything else packet by packet,
+    exactly as :meth:`Tracker._seq_slow` does one frame at a time.
+    """
+    ng = len(ents)
+    order = np.argsort(group, kind="stable")
+    so = order[has_seq[order]]
+    sg = group[so]
+    sq = _u32(rows, 42)[so]
+    s_bounds = np.searchsorted(sg, np.arange(ng + 1)).tolist()
+    steps_bad = (((sq[1:] - sq[:-1]) & MASK32) != 1) & (sg[1:] == sg[:-1])
+    bad_groups = set(sg[1:][steps_bad].tolist())
+    sq_list = sq.tolist()
+    ao = order[has_ack[order]]
+    ag = group[ao]
+    ak = _u32(rows, np.where(has_seq, 46, 42))[ao]
+    a_first = np.searchsorted(ag, np.arange(ng))
+    a_last = np.searchsorted(ag, np.arange(ng), side="right") - 1
+    acks = ak[np.maximum(a_last, 0)].tolist() if len(ak) else [0] * ng
+    has_acks = (a_last >= a_first).tolist()
+    for g in range(ng):
+        ent = ents[g]
+        if ent is None:
+            continue
+        tunnel, d = ent
+        ds = tunnel.traffic[d]
+        lo, hi = s_bounds[g], s_bounds[g + 1]
+        if lo < hi:
+            first = sq_list[lo]
+            if ds.seq_init and g not in bad_groups and (first - ds.max_seq) & MASK32 == 1:
+                m = hi - lo
+                ds.max_seq = sq_list[hi - 1]
                 ds.window = MASK64 if m >= 64 else ((ds.window << m) | ((1 << m) - 1)) & MASK64
             else:
-                for seq in sq.tolist():
-                    if not ds.seq_init:
-                        ds.seq_init, ds.max_seq, ds.window = True, seq, 1
-                        continue
-                    delta = (seq - ds.max_seq) & MASK32
-                    if delta == 1:
-                        ds.max_seq = seq
-                        ds.window = ((ds.window << 1) | 1) & MASK64
-                    else:
-                        tracker._seq_slow(ds, seq, delta)
-        ak = acks[sel][has_ack[sel]]
-        if len(ak):
-            ds.last_ack = int(ak[-1])
-        tunnel.last_seen = max(tunnel.last_seen, float(ts[sel[-1]]))
-        tunnel.changed = True
-        # a few of the most recent data packets, with their bytes, for the drill-down
-        recent = sel[is_data[sel]][-RING_PER_BATCH:]
-        ring = tunnel.data_ring
-        for j in recent.tolist():
-            i = int(fast[j])
-            off = int(offs[i])
-            ring.append((first_number + i, float(ts[j]), int(d), bytes(buf[off : off + int(lens[j])])))
+                for seq in sq_list[lo:hi]:
+                    tracker.sequence(ds, seq)
+        if has_acks[g]:
+            ds.last_ack = acks[g]

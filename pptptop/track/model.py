@@ -149,7 +149,7 @@ class DirectionStats:
         for s, b, _ in self.history:
             i = s - (end - seconds + 1)
             if 0 <= i < seconds:
-                out[i] = b
+                out[i] += b
         i = self.cur_sec - (end - seconds + 1)
         if 0 <= i < seconds:
             out[i] += self.cur_bytes

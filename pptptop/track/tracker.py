@@ -47,6 +47,7 @@ from pptptop.track.model import (
     PHASE_ORDER,
     ControlInfo,
     Direction,
+    DirectionStats,
     EchoStats,
     Endpoint,
     Outcome,
@@ -59,6 +60,7 @@ from pptptop.track.model import (
 )
 
 PPTP_PORT = 1723
+TH_FIN, TH_SYN, TH_RST, TH_ACK = int(TcpFlags.FIN), int(TcpFlags.SYN), int(TcpFlags.RST), int(TcpFlags.ACK)
 ETH_IPV4 = struct.Struct("!12xHBxH2xHxBxxII")  # ethertype, vhl, total length, frag, proto, src, dst
 GRE_HEAD = GRE_FIXED  # flags+version, protocol, payload length, call id
 GRE_PPP = GRE_PROTOCOL_PPP
@@ -174,6 +176,8 @@ class Tracker:
         self._subscribers: list[Subscriber] = []
         self.now = 0.0
         self._last_tick = 0.0
+        #: frame numbers whose GRE sequence/ack numbers the batch path already analysed
+        self._seq_done: set[int] = set()
 
     # ------------------------------------------------------------------ events
     def subscribe(self, callback: Subscriber) -> None:
@@ -218,24 +222,14 @@ class Tracker:
                         ds.cur_packets += 1
                         tunnel.last_seen = ts
                         tunnel.changed = True
-                        p = 42
-                        if fv & GRE_S:
-                            seq = U32.unpack_from(data, 42)[0]
-                            p = 46
-                            if ds.seq_init:
-                                delta = (seq - ds.max_seq) & MASK32
-                                if delta == 1:
-                                    ds.max_seq = seq
-                                    ds.window = ((ds.window << 1) | 1) & MASK64
-                                else:
-                                    self._seq_slow(ds, seq, delta)
-                            else:
-                                ds.seq_init = True
-                                ds.max_seq = seq
-                                ds.window = 1
-                        if fv & GRE_A:
-                            ds.last_ack = U32.unpack_from(data, p)[0]
-                            p += 4
+                        p = 42 + (4 if fv & GRE_S else 0) + (4 if fv & GRE_A else 0)
+                        if self._seq_done and number in self._seq_done:
+                            self._seq_done.discard(number)
+                        else:
+                            if fv & GRE_S:
+                                self.sequence(ds, U32.unpack_from(data, 42)[0])
+                            if fv & GRE_A:
+                                ds.last_ack = U32.unpack_from(data, p - 4)[0]
                         if not plen:
                             ds.ack_only += 1
                             return
@@ -263,7 +257,21 @@ class Tracker:
                         return
         self._slow(number, ts, iface, linktype, data)
 
-    def _seq_slow(self, ds: Any, seq: int, delta: int) -> None:
+    @staticmethod
+    def sequence(ds: DirectionStats, seq: int) -> None:
+        """One GRE sequence number in arrival order (RFC 2637 §4.3): count gaps, duplicates, late packets."""
+        if not ds.seq_init:
+            ds.seq_init, ds.max_seq, ds.window = True, seq, 1
+            return
+        delta = (seq - ds.max_seq) & MASK32
+        if delta == 1:
+            ds.max_seq = seq
+            ds.window = ((ds.window << 1) | 1) & MASK64
+        else:
+            Tracker._seq_slow(ds, seq, delta)
+
+    @staticmethod
+    def _seq_slow(ds: DirectionStats, seq: int, delta: int) -> None:
         """GRE sequence analysis off the in-order path: gaps, duplicates, late packets."""
         if delta == 0:
             ds.duplicates += 1
@@ -354,18 +362,13 @@ class Tracker:
         ds.cur_packets += 1
         tunnel.last_seen = ts
         tunnel.changed = True
-        if g.seq is not None:
-            if ds.seq_init:
-                delta = (g.seq - ds.max_seq) & MASK32
-                if delta == 1:
-                    ds.max_seq = g.seq
-                    ds.window = ((ds.window << 1) | 1) & MASK64
-                else:
-                    self._seq_slow(ds, g.seq, delta)
-            else:
-                ds.seq_init, ds.max_seq, ds.window = True, g.seq, 1
-        if g.ack is not None:
-            ds.last_ack = g.ack
+        if self._seq_done and number in self._seq_done:
+            self._seq_done.discard(number)
+        else:
+            if g.seq is not None:
+                self.sequence(ds, g.seq)
+            if g.ack is not None:
+                ds.last_ack = g.ack
         start = ip.payload_offset + g.header_length
         end = min(start + g.payload_length, ip.payload_end)
         if g.payload_length == 0 or start >= end:
@@ -772,14 +775,14 @@ class Tracker:
             self.stats.other += 1
             return
         self.stats.tcp_pptp += 1
-        flags = seg.flags
+        flags = int(seg.flags)  # plain int: IntFlag's & runs Python code
         payload = data[seg.payload_offset : seg.payload_end]
         conn = self._conns.get(ckey)
         if conn is None:
-            if flags & TcpFlags.RST and not payload:
+            if flags & TH_RST and not payload:
                 return  # a reset for a connection we never saw
             conn = self._new_connection(ts, ckey)
-            if not flags & TcpFlags.SYN:
+            if not flags & TH_SYN:
                 conn.tcp.established = True  # joined mid-stream
         conn.last_seen = ts
         side = SIDE[d]
@@ -788,11 +791,11 @@ class Tracker:
             t.last_seen = ts
             t.changed = True
         summary = _tcp_summary(flags, len(payload))
-        if flags & (TcpFlags.SYN | TcpFlags.FIN | TcpFlags.RST):
+        if flags & (TH_SYN | TH_FIN | TH_RST):
             for t in tunnels:
                 self._store(t, Packet(number, ts, iface, linktype, d, PacketKind.TCP, summary, data))
-        if flags & TcpFlags.SYN:
-            if flags & TcpFlags.ACK:
+        if flags & TH_SYN:
+            if flags & TH_ACK:
                 conn.tcp.synack = conn.tcp.synack or ts
                 conn.tcp.established = True
             else:
@@ -809,7 +812,7 @@ class Tracker:
         conn.tcp.retransmissions += stream.retransmissions - before[0]
         conn.tcp.out_of_order += stream.out_of_order - before[1]
         conn.tcp.resyncs += stream.resyncs - before[2]
-        if flags & TcpFlags.ACK:
+        if flags & TH_ACK:
             # the peer's ACK proves what the other direction sent: a hole there was lost by the capture
             for item in conn.streams[d.other].acknowledged(seg.ack):
                 if isinstance(item, DecodeError):
@@ -821,7 +824,7 @@ class Tracker:
                 self._malformed(item, number, ts, tunnels[0] if tunnels else None)
                 continue
             self._control(conn, d, side, item, number, ts, iface, linktype, data)
-        if flags & TcpFlags.RST:
+        if flags & TH_RST:
             conn.tcp.rst[side] = ts
             self._emit(
                 Event(
@@ -833,7 +836,7 @@ class Tracker:
                 self._close_step(t, side, "tcp-rst", "connection refused" if refused else None, ts, number)
                 self._end(t, ts, number)
             conn.closed = True
-        elif flags & TcpFlags.FIN:
+        elif flags & TH_FIN:
             conn.tcp.fin[side] = ts
             self._emit(
                 Event(
@@ -1361,10 +1364,10 @@ def _tcp_summary(flags: int, n: int) -> str:
     names = [
         name
         for bit, name in (
-            (TcpFlags.SYN, "SYN"),
-            (TcpFlags.FIN, "FIN"),
-            (TcpFlags.RST, "RST"),
-            (TcpFlags.ACK, "ACK"),
+            (TH_SYN, "SYN"),
+            (TH_FIN, "FIN"),
+            (TH_RST, "RST"),
+            (TH_ACK, "ACK"),
         )
         if flags & bit
     ]
