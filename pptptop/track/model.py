@@ -341,4 +341,6 @@ class Tunnel:
     def label(self) -> str:
         c = self.client
         s = self.server
-        return f"{c.ip}:{c.call_id if c.call_id is not None else '?'} ↔ {s.ip}:{s.call_id if s.call_id is not None else '?'}"
+        cc = "?" if c.call_id is None else c.call_id
+        sc = "?" if s.call_id is None else s.call_id
+        return f"{c.ip}:{cc} ↔ {s.ip}:{sc}"
