@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from scapy.layers.l2 import GRE_PPTP
-from scapy.layers.ppp import PPP, PPP_LCP_Configure, PPP_LCP_Magic_Number_Option
+from scapy.layers.ppp import PPP, PPP_LCP_Configure, PPP_LCP_Echo, PPP_LCP_Magic_Number_Option
 from scapy.layers.pptp import (
     PPTPCallClearRequest,
     PPTPOutgoingCallReply,
@@ -65,6 +65,12 @@ def gre_packet(key: int, seq: int, magic: int) -> bytes:
     return bytes(GRE_PPTP(call_id=key, seqnum_present=1, sequence_number=seq) / PPP(proto=0xC021) / lcp)
 
 
+def gre_echo(key: int, seq: int, magic: int) -> bytes:
+    """Enhanced GRE carrying an LCP Echo-Request (RFC 1661 §5.8), a server's keepalive."""
+    echo = PPP_LCP_Echo(code=9, id=seq & 0xFF, magic_number=magic)
+    return bytes(GRE_PPTP(call_id=key, seqnum_present=1, sequence_number=seq) / PPP(proto=0xC021) / echo)
+
+
 def parse_gre(datagram: bytes) -> tuple[str, int] | None:
     """(source address, key Call ID) of a raw IPv4 datagram carrying enhanced GRE."""
     if len(datagram) < 20:
@@ -86,8 +92,8 @@ def write_json(path: str, data: Any) -> None:
 
 # ---------------------------------------------------------------------- server (PAC)
 class Server:
-    def __init__(self, bind: str, report: str, stop: str) -> None:
-        self.bind, self.report, self.stop = bind, report, stop
+    def __init__(self, bind: str, report: str, stop: str, beacon: float = 0.0) -> None:
+        self.bind, self.report, self.stop, self.beacon = bind, report, stop, beacon
         self.lock = threading.Lock()
         self.calls: list[dict[str, Any]] = []  # one per Outgoing-Call-Request
         self.next_call_id = 0x0500
@@ -132,6 +138,9 @@ class Server:
                                            "gre_out": [], "ccrq_call_id": None})
                     conn.sendall(bytes(PPTPOutgoingCallReply(call_id=mine, peer_call_id=call_id)))
                     self.save()
+                    if self.beacon:
+                        threading.Thread(target=self.keepalive, args=(conn, addr[0], call_id),
+                                         daemon=True).start()
                 elif mtype == CCRQ:
                     cid = struct.unpack_from("!H", msg, 12)[0]
                     with self.lock:
@@ -143,6 +152,15 @@ class Server:
             pass
         finally:
             conn.close()
+
+    def keepalive(self, conn: socket.socket, peer: str, key: int) -> None:
+        """LCP Echo-Requests to the client every ``beacon`` seconds while its control connection is open."""
+        seq = 1000
+        end = time.monotonic() + 4 * LIMIT
+        while conn.fileno() != -1 and not os.path.exists(self.stop) and time.monotonic() < end:
+            self.gre.sendto(gre_echo(key, seq, 0x5E4A0000), (peer, 0))
+            seq += 1
+            time.sleep(self.beacon)
 
     def gre_loop(self) -> None:
         seq = 1
@@ -168,7 +186,8 @@ class Server:
 def client(args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"call_id": args.call_id, "serial": args.serial}
     gre = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_GRE)  # open first: no ICMP for early GRE
-    sock = socket.create_connection((args.server, PPTP_PORT), timeout=LIMIT)
+    gre.bind((args.bind, 0))  # the source address of our GRE, and only GRE to it is received
+    sock = socket.create_connection((args.server, PPTP_PORT), timeout=LIMIT, source_address=(args.bind, 0))
     deadline = time.monotonic() + LIMIT
     report["local_ip"], report["local_port"] = sock.getsockname()
     sock.sendall(bytes(PPTPStartControlConnectionRequest(host_name=b"pptptop-pns", vendor_string=b"pptptop-test")))
@@ -214,8 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--bind", required=True)
     s.add_argument("--report", required=True)
     s.add_argument("--stop", required=True)
+    s.add_argument("--beacon", type=float, default=0.0, help="send LCP echoes every N seconds after a call")
     c = sub.add_parser("client")
     c.add_argument("--server", required=True)
+    c.add_argument("--bind", required=True, help="the client's own address")
     c.add_argument("--call-id", type=int, required=True)
     c.add_argument("--serial", type=int, default=0)
     c.add_argument("--gre", type=int, default=3)
@@ -224,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--release", required=True)
     args = p.parse_args(argv)
     if args.role == "server":
-        Server(args.bind, args.report, args.stop).run()
+        Server(args.bind, args.report, args.stop, args.beacon).run()
         return 0
     return client(args)
 
