@@ -152,6 +152,19 @@ def test_chunk_size_does_not_change_frames(path: Path, chunk: int) -> None:
     assert_same_frames(frames, reference)
 
 
+@pytest.mark.parametrize("path", [*data_captures(), "multi-section"], ids=str)
+def test_batches_give_the_same_frames(path: Path | str, tmp_path: Path) -> None:
+    """The numpy batch reader and the per-frame reader agree to the last bit of every timestamp."""
+    if path == "multi-section":
+        path = tmp_path / "multi.pcapng"
+        path.write_bytes(_multi_section())
+    per_frame = read_all(path)
+    src = open_file(path)
+    batched = [b.frame(i) for b in src.batches() for i in range(len(b))]
+    assert_same_frames(batched, per_frame)
+    assert src.stats().received == len(per_frame)
+
+
 # -- crafted formats -------------------------------------------------------------------------
 
 
