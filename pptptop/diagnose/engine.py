@@ -94,6 +94,11 @@ class Diagnoser:
         """Call ``listener`` for every finding that appears or is withdrawn."""
         self._listeners.append(listener)
 
+    @property
+    def tracked(self) -> int:
+        """How many tunnels the diagnoser holds state for (evicted ones are forgotten)."""
+        return len(self._obs)
+
     def findings(self, tunnel: Tunnel) -> list[Finding]:
         """The tunnel's current findings, errors first."""
         found: list[Finding] = tunnel.notes.get(FINDINGS, [])

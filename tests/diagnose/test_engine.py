@@ -1,0 +1,101 @@
+"""The Diagnoser: ordering, withdrawal bookkeeping, output forms, docs, bounds, and robustness."""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+from diag_support import CHAP, LCP, PAP, T0, Wire, codes, cp, errors, finding, findings, ipv4, run_frames
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pptptop.diagnose import RULES, Diagnoser, Severity, diagnosis_json, report_lines
+from pptptop.track.tracker import Limits, Tracker
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "diagnosis.md"
+
+
+def test_errors_come_first_whatever_appeared_first() -> None:
+    w = Wire().setup().lcp_up(auth=b"\xc0\x23")
+    w.ppp("client", PAP, cp(1, 1, b"\x05carol\x02pw"))
+    w.at(1).ppp("server", PAP, cp(3, 1, b"\x02no"))
+    t = run_frames(w.frames).tunnels[0]
+    found = findings(t)
+    assert [f.code for f in found] == ["auth-failed", "pap-cleartext"]
+    assert found[1].ts < found[0].ts  # the warning came first in time, the error still leads
+
+
+def test_fallback_peer_terminated_yields_to_a_cause() -> None:
+    w = Wire().setup().lcp_up().mschapv2(success=False)
+    w.ppp("server", LCP, cp(5, 3, b"Authentication failed"))
+    t = run_frames(w.frames).tunnels[0]
+    assert errors(t) == ["auth-failed"]
+    assert "peer-terminated" not in codes(t)
+
+
+def test_json_and_report_forms() -> None:
+    w = Wire().setup().lcp_up().mschapv2(success=False, message=b"E=649 R=0 C=00 V=3 M=\x1b[31mno")
+    t = run_frames(w.frames).tunnels[0]
+    (first, *_) = diagnosis_json(t)
+    assert first["code"] == "auth-account" and first["severity"] == "error" and first["windows_error"] == 649
+    assert first["evidence"] == finding(t, "auth-account").evidence and isinstance(first["time"], float)
+    lines = report_lines(t)
+    assert lines[0] == "  diagnosis"
+    assert any("auth-account (Windows error 649): No dial-in permission" in x for x in lines)
+    assert any(x.strip().startswith("fix: ") for x in lines)
+    assert not any("\x1b" in x for x in lines)  # wire text cannot drive the terminal
+    assert report_lines(run_frames(Wire().handshake().frames).tunnels[0]) == []
+
+
+def test_rule_codes_are_unique_kebab_case_and_documented() -> None:
+    codes_ = [r.code for r in RULES]
+    assert len(codes_) == len(set(codes_))
+    docs = DOCS.read_text(encoding="utf-8")
+    for r in RULES:
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", r.code)
+        assert r.fn.__doc__, r.code
+        m = re.search(rf"^### `{re.escape(r.code)}`\n(.*?)(?=^### |\Z)", docs, re.M | re.S)
+        assert m is not None, f"{r.code} is not in docs/diagnosis.md"
+        body = m.group(1)
+        for part in ("**Meaning**", "**On the wire**", "**Windows error**", "**Fix**"):
+            assert part in body, (r.code, part)
+        if r.windows_error is not None:
+            assert str(r.windows_error) in body, r.code
+        assert f"**Severity**: {r.severity.value}" in body, r.code
+
+
+def test_issue_table_codes_are_all_there() -> None:
+    wanted = {"server-unreachable", "server-refused", "control-refused", "call-refused", "gre-blocked",
+              "gre-one-way", "gre-icmp-unreachable", "lcp-failed", "auth-failed", "auth-account",
+              "auth-method-mismatch", "encryption-mismatch", "ncp-failed", "echo-timeout", "peer-terminated",
+              "call-id-collision"}
+    by_code = {r.code: r for r in RULES}
+    assert wanted <= set(by_code)
+    assert all(by_code[c].severity is Severity.ERROR for c in wanted)
+
+
+def test_evicted_tunnels_are_forgotten() -> None:
+    tracker = Tracker(Limits(max_tunnels=50))
+    d = Diagnoser().attach(tracker)
+    for i in range(500):
+        syn = struct.pack("!HHIIBBHHH", 10_000 + i, 1723, 1, 0, 0x50, 0x02, 65535, 0, 0)
+        tracker.feed(i + 1, T0 + i * 0.01, "eth0", 1, ipv4("10.0.0.2", "198.51.100.2", 6, syn))
+    assert d.tracked <= 50 < tracker.stats.tunnels_created
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["client", "server"]),
+                          st.sampled_from([LCP, CHAP, PAP, 0x8021, 0x80FD, 0x8057]),
+                          st.binary(min_size=0, max_size=40)), max_size=25),
+       st.lists(st.binary(min_size=0, max_size=60), max_size=5))
+def test_arbitrary_ppp_and_control_bytes_never_raise(ppp: list[tuple[str, int, bytes]], ctl: list[bytes]) -> None:
+    w = Wire().setup()
+    for sender, proto, body in ppp:
+        w.ppp(sender, proto, body)
+    for raw in ctl:
+        w.ctl("server", raw)
+    res = run_frames(w.frames, clock=True, until=w.now + 65)
+    for t in res.tunnels:
+        for f in findings(t):
+            assert f.code in {r.code for r in RULES} and all(isinstance(n, int) for n in f.evidence)
