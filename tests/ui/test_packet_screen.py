@@ -53,11 +53,17 @@ class TestTreeAndBytes:
                 open_chap_failure(app)
                 await pilot.pause()
                 tree: Tree[Node] = app.screen.query_one(Tree)
+                hexv = app.screen.query_one(HexView)
+                ppp = tree.root.children[3]
+                assert tree.cursor_node is ppp and ppp.is_expanded  # opens on the innermost protocol
+                assert ppp.data is not None and hexv.hl_field == (ppp.data.start, len(hexv.data))
                 gre = tree.root.children[2]
+                assert not gre.is_expanded
+                gre.expand()
+                await pilot.pause()
                 call_id = next(c for c in gre.children if str(c.label).startswith("Call id"))
                 tree.move_cursor(call_id)
                 await pilot.pause()
-                hexv = app.screen.query_one(HexView)
                 assert hexv.hl_field == (40, 42)  # Ethernet 14 + IPv4 20 + GRE offset 6
                 assert hexv.hl_layer == (34, 50)  # the GRE header with seq and ack
                 line = hexv.render_row(2, 80, False)  # bytes 0x20-0x2f hold offset 40

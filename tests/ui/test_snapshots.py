@@ -57,7 +57,7 @@ def test_tunnel_summary(snap_compare: Snap, lab_app: Callable[[str], PptpTopApp]
 
 
 def test_packet(snap_compare: Snap, lab_app: Callable[[str], PptpTopApp]) -> None:
-    keys = ["enter", *["down"] * 15, "enter"]  # the CHAP Failure of s2's outside leg
+    keys = ["enter", *["down"] * 15, "enter"]  # the CHAP Response of s2's outside leg (user bob)
     assert snap_compare(lab_app(S2), press=keys, terminal_size=SIZE, run_before=settle)
 
 

@@ -98,20 +98,26 @@ class PacketScreen(PptpScreen):
         tree.clear()
         tree.root.set_label(node_label(self.root))
         tree.root.data = self.root
-        for child in self.root.children:
-            self._add(tree.root, child, self.root)
+        last = len(self.root.children) - 1
+        focus: TreeNode[Node] | None = None
+        for i, child in enumerate(self.root.children):
+            focus = self._add(tree.root, child, expand=i == last)
         tree.root.expand()
+        if focus is not None:
+            # like Wireshark, open on the innermost protocol: its layer selected, the outer ones folded
+            tree.call_after_refresh(tree.move_cursor, focus)
         self.query_one(HexView).set_data(p.data)
         if self.query_one("#tshark-pane").has_class("visible"):
             self.load_tshark()
 
-    def _add(self, parent: TreeNode[Node], n: Node, layer: Node) -> None:
-        if n.children:
-            node = parent.add(node_label(n), data=n, expand=parent.is_root)
-            for c in n.children:
-                self._add(node, c, layer if not parent.is_root else n)
-        else:
-            parent.add_leaf(node_label(n), data=n)
+    def _add(self, parent: TreeNode[Node], n: Node, expand: bool) -> TreeNode[Node]:
+        """Add ``n`` under ``parent``; an expanded layer also opens its sub-messages (PPP → LCP)."""
+        if not n.children:
+            return parent.add_leaf(node_label(n), data=n)
+        node = parent.add(node_label(n), data=n, expand=expand)
+        for c in n.children:
+            self._add(node, c, expand=expand and parent.is_root and len(c.children) > 2)
+        return node
 
     def _layer_of(self, target: Node) -> tuple[int, int]:
         if self.root is None:
