@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -275,6 +278,38 @@ def test_close_from_another_thread_is_prompt(net: Lab) -> None:
         took = cap.stop()
     assert took < 0.5
     assert cap.frames == []
+
+
+_SIGNAL_STOP = """
+import signal, sys, time
+from pptptop.sources import open_live
+src = open_live(["vr0"])
+signal.signal(signal.SIGTERM, lambda *_: src.close())
+print("ready", flush=True)
+t0 = time.monotonic()
+n = sum(1 for _ in src)
+print(f"stopped {n} {time.monotonic() - t0:.3f}", flush=True)
+"""
+
+
+def test_close_from_a_signal_handler_ends_iteration(net: Lab) -> None:
+    """``kill -TERM`` on a capture blocked in poll(): the handler's close() ends the loop at once."""
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    proc = subprocess.Popen(["ip", "netns", "exec", net.rx, sys.executable, "-c", _SIGNAL_STOP],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        net.replay(DATA / "s2-mschapv2-wrong-password-outside.pcap", "vt0")
+        time.sleep(0.5)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out = proc.stdout.readline().split()
+        assert proc.wait(timeout=5) == 0
+        assert time.monotonic() - sent < 1.0
+        assert out[0] == "stopped" and int(out[1]) == len(pptp_frames(DATA / "s2-mschapv2-wrong-password-outside.pcap"))
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_burst_at_top_speed_is_fully_accounted(net: Lab) -> None:
