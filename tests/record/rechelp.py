@@ -91,7 +91,8 @@ def tshark_read(path: Path | str) -> Read:
 
 def capinfos(path: Path | str) -> dict[str, str]:
     """``capinfos -M`` (exact numbers) as a dict of its labels."""
-    p = subprocess.run(["capinfos", "-M", "-c", "-d", "-k", "-t", "-a", "-e", "-S", str(path)], capture_output=True, text=True)
+    p = subprocess.run(["capinfos", "-M", "-c", "-d", "-k", "-t", "-a", "-e", "-S", str(path)],
+                       capture_output=True, text=True)
     out: dict[str, str] = {"returncode": str(p.returncode), "stderr": p.stderr}
     for line in p.stdout.splitlines():
         key, sep, value = line.partition(":")
