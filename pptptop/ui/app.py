@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from collections.abc import Iterable
+import time
+import traceback
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,10 +33,12 @@ from pptptop.ui.screens.base import PptpScreen
 from pptptop.ui.screens.tunnels import TunnelsScreen
 from pptptop.ui.snapshot import TunnelStore, detail_of
 from pptptop.ui.themes import CONTRAST_THEME, ThemeError, ThemeSpec, load_theme, next_theme
+from pptptop.ui.widgets.capture_header import recording_label
 
 EXIT_OK = 0
 EXIT_USAGE = 64
 EXIT_BAD_INPUT = 65
+EXIT_SOFTWARE = 70  # sysexits EX_SOFTWARE
 REFRESH_INTERVAL = 0.1  # seconds: at most ten snapshots a second
 THEME_SOURCE = ("pptptop-theme", "")
 
@@ -70,6 +74,7 @@ class PptpTopApp(App[int]):
         start_capture: bool = True,
         refresh_interval: float = REFRESH_INTERVAL,
         save_dir: Path | None = None,
+        recording: Callable[[], object] | None = None,
     ) -> None:
         super().__init__()
         self.pipeline = pipeline
@@ -84,6 +89,8 @@ class PptpTopApp(App[int]):
         self.refresh_interval = refresh_interval
         self.save_dir = save_dir
         self.recording: str | None = None
+        self.recording_status = recording  # RecordingSession.status, read once a second
+        self._recording_at = 0.0
         self.capture_thread: threading.Thread | None = None
         self.saved: list[Path] = []
 
@@ -114,6 +121,7 @@ class PptpTopApp(App[int]):
         """Copy what changed (under the lock) and let the screen on top redraw from it."""
         changed = self.store.refresh(self.pipeline)
         self.feed.drain()
+        self._poll_recording()
         screen = self.screen
         if isinstance(screen, PptpScreen) and screen.ready:
             try:
@@ -121,6 +129,15 @@ class PptpTopApp(App[int]):
                 screen.on_snapshot(changed)
             except NoMatches:
                 pass  # the screen is being torn down (quit or pop) between two ticks
+
+    def _poll_recording(self) -> None:
+        if self.recording_status is None or time.monotonic() - self._recording_at < 1.0:
+            return
+        self._recording_at = time.monotonic()
+        try:
+            self.recording = recording_label(self.recording_status())
+        except Exception as e:
+            self.recording = f"ERROR {e}"
 
     # ---------------------------------------------------------------- navigation
     def open_tunnel(self, tunnel_id: int) -> None:
@@ -278,9 +295,15 @@ def run_ui(pipeline: Pipeline, args: argparse.Namespace) -> int:
     except ThemeError as e:
         print(f"pptptop: {e}", file=sys.stderr)
         return EXIT_USAGE
-    app = PptpTopApp(pipeline, spec)
+    session = getattr(args, "recording_session", None)
+    app = PptpTopApp(pipeline, spec, recording=getattr(session, "status", None))
     code = app.run()
     app.stop_capture()
+    crash = getattr(pipeline, "crash", None)
+    if crash is not None:
+        traceback.print_exception(crash)
+        print("pptptop: internal error (a bug): please report it with the traceback above", file=sys.stderr)
+        return EXIT_SOFTWARE
     if pipeline.error is not None:
         print(f"pptptop: {pipeline.error} (everything before it was read)", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -55,6 +55,21 @@ def header_parts(c: CaptureView, recording: str | None) -> list[tuple[str, str]]
     return parts
 
 
+def recording_label(status: object) -> str | None:
+    """What the header says about ``-w`` / ``--record-failed`` from a RecordingSession.status() (None: off)."""
+    parts = []
+    rec = getattr(status, "recording", None)
+    if rec is not None:
+        if getattr(rec, "last_error", "") and not getattr(rec, "recording", False):
+            parts.append(f"ERROR {getattr(rec, 'last_error', '')}")
+        else:
+            parts.append(f"{getattr(rec, 'path', '')} ({getattr(rec, 'packets', 0):,} pkts)")
+    failed = getattr(status, "failed", None)
+    if failed is not None:
+        parts.append(f"failed → {getattr(failed, 'directory', '')} ({len(getattr(failed, 'files', ()))} files)")
+    return "; ".join(parts) or None
+
+
 class CaptureHeader(Widget):
     """One line at the top of every screen; the app updates it with each snapshot."""
 
