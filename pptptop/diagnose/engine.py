@@ -19,7 +19,7 @@ from typing import Any
 from pptptop.diagnose.config import DiagnosisConfig
 from pptptop.diagnose.finding import Finding, Severity, ordered
 from pptptop.diagnose.observe import Observations, Ref
-from pptptop.diagnose.rules import RULES, Case, Collision, Rule
+from pptptop.diagnose.rules import RULES, Case, Collision, Hit, Rule
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Tunnel
 from pptptop.track.tracker import Tracker
@@ -73,6 +73,7 @@ class Diagnoser:
         self._obs: dict[int, Observations] = {}
         self._tunnels: dict[int, Tunnel] = {}
         self._raw: dict[int, dict[str, Finding]] = {}
+        self._hits: dict[int, dict[str, Hit]] = {}
         self._shown: dict[int, dict[str, Finding]] = {}
         self._live: set[int] = set()
         self._listeners: list[Listener] = []
@@ -156,7 +157,7 @@ class Diagnoser:
 
     def _forget(self, t: Tunnel) -> None:
         self._unindex(t)
-        for d in (self._obs, self._tunnels, self._raw, self._shown, self._collisions, self._strays):
+        for d in (self._obs, self._tunnels, self._raw, self._hits, self._shown, self._collisions, self._strays):
             d.pop(t.id, None)
         self._live.discard(t.id)
 
@@ -165,24 +166,34 @@ class Diagnoser:
         case = Case(t, obs, self.cfg, now, self.show_secrets, self._collisions.get(t.id, []),
                     self._strays.get(t.id, []))
         raw = self._raw.setdefault(t.id, {})
+        hits = self._hits.setdefault(t.id, {})
+        dirty = False
         for r in rules:
             hit = r.fn(case)
+            code = r.code
             if hit is None:
-                raw.pop(r.code, None)
+                if code in raw:
+                    del raw[code]
+                    del hits[code]
+                    dirty = True
                 continue
-            old = raw.get(r.code)
-            f = Finding(r.code, r.severity, hit.title, hit.detail, hit.evidence,
-                        hit.windows_error if hit.windows_error is not None else r.windows_error, hit.hint,
-                        old.ts if old is not None else now)
-            if old is None or not old.same_content(f):
-                raw[r.code] = f
+            if hits.get(code) == hit:
+                continue
+            old = raw.get(code)
+            hits[code] = hit
+            raw[code] = Finding(code, r.severity, hit.title, hit.detail, hit.evidence,
+                                hit.windows_error if hit.windows_error is not None else r.windows_error, hit.hint,
+                                old.ts if old is not None else now)
+            dirty = True
         obs.last_eval = now
-        self._publish(t, now)
+        if dirty:
+            self._publish(t, now)
 
     def _publish(self, t: Tunnel, now: float) -> None:
         raw = self._raw.get(t.id, {})
         present = set(raw)
-        shown = {r.code: raw[r.code] for r in self.rules if r.code in raw and not (r.unless & present)}
+        by_code = self._by_code
+        shown = {c: f for c, f in raw.items() if not (by_code[c].unless & present)}
         explained = any(f.severity is Severity.ERROR and not self._by_code[c].fallback for c, f in shown.items())
         if explained:
             shown = {c: f for c, f in shown.items() if not self._by_code[c].fallback}

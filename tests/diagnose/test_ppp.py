@@ -217,3 +217,18 @@ def test_ncp_failed_not_reported_when_encryption_explains_it() -> None:
     w.ctl("client", ccrq(w.client_call))
     t = run_frames(w.frames).tunnels[0]
     assert errors(t) == ["encryption-mismatch"]
+
+
+def test_mppe_nakd_down_to_40_bit_is_a_downgrade() -> None:
+    w = Wire().setup().lcp_up().mschapv2()
+    w.ppp("client", CCP, cp(1, 1, mppe(MPPE_H | MPPE_S)))
+    w.ppp("server", CCP, cp(3, 1, mppe(MPPE_H | MPPE_L)))
+    w.ppp("client", CCP, cp(1, 2, mppe(MPPE_H | MPPE_L)))
+    w.ppp("server", CCP, cp(2, 2, mppe(MPPE_H | MPPE_L)))
+    w.ppp("server", CCP, cp(1, 1, mppe(MPPE_H | MPPE_L)))
+    w.ppp("client", CCP, cp(2, 1, mppe(MPPE_H | MPPE_L)))
+    w.ipcp_up().data("client")
+    t = run_frames(w.frames).tunnels[0]
+    assert errors(t) == []
+    assert finding(t, "downgrade").title == "Encryption downgraded to 40-bit"
+    assert finding(t, "mppe-weak").severity is Severity.WARNING

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pptptop.diagnose.finding import Severity
-from pptptop.diagnose.observe import SIDES, IcmpSeen, Ref, other, side_of
+from pptptop.diagnose.observe import SIDES, IcmpSeen, other, side_of
 from pptptop.diagnose.rules.base import Case, Hit, few, frames, rule, seconds
 from pptptop.track.model import Direction, DirectionStats
 
@@ -99,16 +99,16 @@ def gre_one_way(c: Case) -> Hit | None:
         if last is None:
             continue
         quiet = c.now - (last + 1)
-        sent = _packets_after(ds_talk, last)
-        if quiet < cfg.gre_silence or sent < 3:
+        if quiet < cfg.gre_silence:
             continue
-        ev = [Ref(n, ts) for n, ts, d, _ in t.data_ring if d == _dir(silent)][-1:] + \
-             [Ref(n, ts) for n, ts, d, _ in t.data_ring if d == _dir(talker) and ts >= last + 1][:3]
+        sent = _packets_after(ds_talk, last)
+        if sent < 3:
+            continue
         unanswered = o.lcp_echo.unanswered[talker]
-        return Hit(f"GRE one way only: nothing from the {silent} for {quiet:.0f} s",
-                   f"The {talker} keeps sending GRE ({sent} packets) but nothing has come from the {silent} "
-                   f"for {quiet:.0f} s.",
-                   frames(ev, few(unanswered, 2)),
+        return Hit(f"GRE one way only: nothing from the {silent}",
+                   f"The {talker} keeps sending GRE but nothing has come from the {silent} for more than "
+                   f"{cfg.gre_silence:.0f} s.",
+                   frames(o.last_message.get(silent), few(unanswered, 2)),
                    "A NAT or firewall dropped the GRE state for one direction (conntrack GRE timeout, "
                    "nf_conntrack_gre_timeout_stream) or routing is asymmetric: check the path from the "
                    f"{silent}.")
