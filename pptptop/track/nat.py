@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Protocol
 
 from pptptop.decode import pptp as P
@@ -172,6 +173,7 @@ class _Pair:
 ProblemCallback = Callable[[NatProblem], None]
 
 
+@lru_cache(maxsize=4096)
 def _is_inside_address(ip: str) -> bool:
     try:
         addr = ipaddress.ip_address(ip)
@@ -190,15 +192,32 @@ def _iface_hint(name: str) -> int:
     return 0
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def control_signature(d: Direction, msg: Any) -> tuple[Any, ...]:
     """A control message's fields minus the PNS Call ID, which a PPTP NAT rewrites (RFC 2637 §2)."""
+    names = _FIELD_NAMES.get(type(msg))
+    if names is None:
+        names = _FIELD_NAMES[type(msg)] = tuple(f.name for f in fields(msg))
     skip = _PNS_CALL_ID_FIELD.get((d, msg.message_type))
-    return tuple(getattr(msg, f.name) for f in fields(msg) if f.name != skip)
+    return tuple(getattr(msg, n) for n in names if n != skip)
 
 
 def ppp_signature(frame: PppFrame) -> bytes:
     """PPP frames in GRE pass a NAT untouched: their bytes identify them (RFC 2637 §4)."""
     return hashlib.blake2b(frame.protocol.to_bytes(2, "big") + frame.info, digest_size=12).digest()
+
+
+def _changes_mapping(ev: Event) -> bool:
+    """Events after which a joined pair's notes are rewritten at once (the rest wait for the next TICK):
+    control messages, PPP negotiation (not LCP Echo), phases, ICMP errors, role swaps."""
+    if ev.kind is EventKind.MESSAGE:
+        m = ev.message
+        if isinstance(m, PppFrame):
+            return not (m.protocol == 0xC021 and getattr(m.message, "code", 0) in (9, 10, 11))
+        return True
+    return ev.kind in (EventKind.PHASE, EventKind.ICMP, EventKind.ROLES)
 
 
 class NatCorrelator:
@@ -222,6 +241,8 @@ class NatCorrelator:
         self._callids: dict[tuple[str, str, str, int], int] = {}
         self._callbacks: list[ProblemCallback] = []
         self._ifaces: set[str] = set()
+        self._active: dict[int, _Leg] = {}  # legs whose tunnel has not ended
+        self._crossing: dict[str, set[str]] = {}  # server -> interfaces its joined sessions were seen on
         tracker.subscribe(self)
 
     # ------------------------------------------------------------------ public
@@ -291,7 +312,7 @@ class NatCorrelator:
             return
         leg = self._legs.get(t.id)
         if leg is None:
-            leg = self._legs[t.id] = _Leg(t, ev.ts, ev.frame)
+            leg = self._legs[t.id] = self._active[t.id] = _Leg(t, ev.ts, ev.frame)
             self._ifaces.add(t.iface)
         elif leg.first_frame is None:
             leg.first_frame = ev.frame
@@ -304,7 +325,7 @@ class NatCorrelator:
             self._icmp(leg, ev)
         elif kind is EventKind.ENDED:
             self._ended(leg, ev)
-        if leg.pair is not None and kind is not EventKind.ENDED:
+        if leg.pair is not None and kind is not EventKind.ENDED and _changes_mapping(ev):
             self._refresh(leg.pair)
 
     # ------------------------------------------------------------------ pairing
@@ -494,6 +515,7 @@ class NatCorrelator:
         self._drop_pairs(pair.b)
         pair.base = {(leg.tunnel.id, d): leg.tunnel.traffic[d].packets
                      for leg in (pair.a, pair.b) for d in Direction}
+        self._crossing.setdefault(pair.a.tunnel.server.ip, set()).update((pair.a.tunnel.iface, pair.b.tunnel.iface))
         self._write_notes(pair)
 
     def _drop_pairs(self, leg: _Leg) -> None:
@@ -534,20 +556,20 @@ class NatCorrelator:
         A pair whose TCP sequence numbers matched both ways stays joined (the contradiction is listed
         under ``conflicts``: e.g. one leg missed a retransmitted LCP Configure-Request).
         """
-        _, _, veto = self._score(pair)
-        if veto and not (pair.seq_match[0] and pair.seq_match[1]):
+        scored = self._score(pair)
+        if scored[2] and not (pair.seq_match[0] and pair.seq_match[1]):
             self.pairs_split += 1
             for leg in (pair.a, pair.b):
                 leg.pair = None
                 leg.tunnel.notes.pop(NOTE, None)
                 leg.tunnel.changed = True
             return False
-        self._write_notes(pair)
+        self._write_notes(pair, scored)
         return True
 
-    def _write_notes(self, pair: _Pair) -> None:
+    def _write_notes(self, pair: _Pair, scored: tuple[int, list[Evidence], list[str]] | None = None) -> None:
         self._decide_roles(pair)
-        score, evidence, veto = self._score(pair)
+        score, evidence, veto = scored or self._score(pair)
         pair.score = score
         inside = pair.inside or pair.a
         outside = pair.other(inside)
@@ -685,7 +707,10 @@ class NatCorrelator:
                                 {"from": src, "by_gateway": by_gateway, "interface": t.iface}), legs)
 
     def _ended(self, leg: _Leg, ev: Event) -> None:
+        self._active.pop(leg.tunnel.id, None)
         self._gre_checks(leg, ev.ts, ev.frame, ended=True, final=False)
+        if leg.pair is None:
+            self._unmatched(leg, ev.ts, final=True)
         for key in leg.collision_keys:
             if self._callids.get(key) == leg.tunnel.id:
                 del self._callids[key]
@@ -749,34 +774,38 @@ class NatCorrelator:
                 "missing_on": dt.iface, "where": "gateway"}), [inside, outside])
 
     def _tick(self, now: float, *, final: bool) -> None:
+        """Once per second of capture time (and at the end): timeouts over the live legs."""
         self._prune_index(now)
-        lim = self.limits
-        crossing: dict[str, set[str]] = {}  # server -> interfaces its joined sessions were seen on
-        for leg in self._legs.values():
-            if leg.pair is not None:
-                crossing.setdefault(leg.tunnel.server.ip, set()).add(leg.tunnel.iface)
-        for leg in list(self._legs.values()):
+        refreshed: set[int] = set()
+        for leg in list(self._legs.values() if final else self._active.values()):
             t = leg.tunnel
             if not t.ended or final:
                 self._gre_checks(leg, now, None, ended=t.ended, final=final)
             pair = leg.pair
-            if pair is not None:
-                self._silent(leg, pair, now)
+            if pair is None:
+                self._unmatched(leg, now, final=final)
                 continue
-            if "unmatched" in leg.flagged or len(self._ifaces) < 2:
-                continue
-            ifaces = crossing.get(t.server.ip)
-            if not ifaces or t.iface not in ifaces or len(ifaces) < 2:
-                continue
-            reached = PHASE_ORDER[t.failed_in or t.phase] >= PHASE_ORDER[Phase.CALL] or not t.control_seen
-            if reached and (final or now - t.first_seen >= lim.unmatched_after):
-                leg.flagged.add("unmatched")
-                others = sorted(ifaces - {t.iface})
-                text = (f"this session to {t.server.ip} was seen on {t.iface} only, never on "
-                        f"{', '.join(others)}, although other sessions to that server cross the gateway "
-                        "there")
-                self._report(NatProblem(NatProblemCode.LEG_UNMATCHED, now, None, (t.id,), text, {
-                    "interface": t.iface, "other_interfaces": others}), [leg])
+            self._silent(leg, pair, now)
+            if id(pair) not in refreshed and leg.pair is not None:
+                refreshed.add(id(pair))
+                self._refresh(pair)  # GRE counters move without events
+
+    def _unmatched(self, leg: _Leg, now: float, *, final: bool) -> None:
+        """A session seen on one side of the gateway only, while others to its server cross it."""
+        t = leg.tunnel
+        if "unmatched" in leg.flagged or len(self._ifaces) < 2:
+            return
+        ifaces = self._crossing.get(t.server.ip)
+        if not ifaces or t.iface not in ifaces or len(ifaces) < 2:
+            return
+        reached = PHASE_ORDER[t.failed_in or t.phase] >= PHASE_ORDER[Phase.CALL] or not t.control_seen
+        if reached and (final or now - t.first_seen >= self.limits.unmatched_after):
+            leg.flagged.add("unmatched")
+            others = sorted(ifaces - {t.iface})
+            text = (f"this session to {t.server.ip} was seen on {t.iface} only, never on "
+                    f"{', '.join(others)}, although other sessions to that server cross the gateway there")
+            self._report(NatProblem(NatProblemCode.LEG_UNMATCHED, now, None, (t.id,), text, {
+                "interface": t.iface, "other_interfaces": others}), [leg])
 
     def _silent(self, leg: _Leg, pair: _Pair, now: float) -> None:
         """One leg quiet while the other still carries the session: an interface or its capture went away."""
@@ -812,6 +841,7 @@ class NatCorrelator:
                 self._unpair(pair)
 
     def _forget(self, t: Tunnel) -> None:
+        self._active.pop(t.id, None)
         leg = self._legs.pop(t.id, None)
         if leg is None:
             return
