@@ -27,9 +27,12 @@ import struct
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Final
+from typing import Any, Final
+
+import numpy as np
 
 from pptptop.sources.base import Frame, InterfaceStats, Source, SourceStats
+from pptptop.sources.batch import Batch, batch_from_frames
 from pptptop.sources.bpf import (
     DEFAULT_FILTER,
     FilterError,
@@ -212,6 +215,57 @@ class _Ring:
         self.stats.received += len(out)
         return out
 
+    def drain_batch(self, limit: int = MAX_FRAMES_PER_TURN) -> list[Batch]:
+        """Every block the kernel has handed over as one :class:`Batch` each (one copy per block).
+
+        A block holding a frame whose VLAN tag the kernel took off is drained
+        frame by frame instead, so that the tag can be put back.
+        """
+        mm = self.mm
+        out: list[Batch] = []
+        bs = self.block_size
+        u32 = _U32.unpack_from
+        got = 0
+        while got < limit:
+            base = self.cur * bs
+            status, num, first = _BLOCK_HDR.unpack_from(mm, base + 8)
+            if not status & TP_STATUS_USER:
+                break
+            block = mm[base:base + bs]  # one copy; the block goes back to the kernel below
+            starts = []
+            off = first
+            for _ in range(num):
+                starts.append(off)
+                off += u32(block, off)[0]
+            pos = np.array(starts, dtype=np.int64)
+            view = np.frombuffer(block, dtype=np.uint8)
+            head = view[pos[:, None] + _HDR_COLS].view(np.dtype("=u4")).reshape(-1, 6).astype(np.int64)
+            status_words = head[:, 5]
+            if self.linktype == LINKTYPE_ETHERNET and bool((status_words & TP_STATUS_VLAN_VALID).any()):
+                frames = self._frames_of(block, starts)
+                out.append(batch_from_frames(frames))
+            else:
+                mac = view[pos[:, None] + _MAC_COLS].view(np.dtype("=u2")).reshape(-1).astype(np.int64)
+                ts = head[:, 1] + head[:, 2] / 1_000_000_000
+                out.append(Batch(block, pos + mac, head[:, 3], ts, [(self.name, self.linktype)]))
+            got += num
+            _U32.pack_into(mm, base + 8, TP_STATUS_KERNEL)
+            self.cur = (self.cur + 1) % self.block_nr
+        self.stats.received += got
+        return out
+
+    def _frames_of(self, block: bytes, starts: list[int]) -> list[Frame]:
+        """The frames of one block copied one by one, VLAN tags put back where the kernel took them off."""
+        out: list[Frame] = []
+        for off in starts:
+            _nxt, sec, nsec, snap, _wlen, st, mac, _net, _hash, tci, tpid, _pad = _PKT_HDR.unpack_from(block, off)
+            data = block[off + mac:off + mac + snap]
+            if st & TP_STATUS_VLAN_VALID:
+                tag = _TCI.pack(tpid if st & TP_STATUS_VLAN_TPID_VALID and tpid else VLAN_TPID_8021Q, tci & 0xFFFF)
+                data = data[:12] + tag + data[12:]
+            out.append(Frame(sec + nsec / 1_000_000_000, self.name, self.linktype, data))
+        return out
+
     def read_counters(self, dev_drops: dict[str, int] | None = None) -> None:
         """Add the kernel's drops since the last call (PACKET_STATISTICS resets on read)."""
         try:
@@ -301,7 +355,17 @@ class LiveSource(Source):
             if self._running:
                 raise RuntimeError("a live source can be iterated by one thread at a time")
             self._running = True
-        return self._run()
+        frames: Iterator[Frame] = self._run(batch=False)
+        return frames
+
+    def batches(self) -> Iterator[Batch]:
+        """The same frames as :meth:`__iter__`, one :class:`Batch` per ring block."""
+        with self._lock:
+            if self._running:
+                raise RuntimeError("a live source can be iterated by one thread at a time")
+            self._running = True
+        batches: Iterator[Batch] = self._run(batch=True)
+        return batches
 
     # -- internals ----------------------------------------------------------
 
@@ -400,7 +464,7 @@ class LiveSource(Source):
         ring.stats.up = False
         ring.stats.error = reason
 
-    def _run(self) -> Iterator[Frame]:
+    def _run(self, batch: bool) -> Iterator[Any]:
         poller = select.poll()
         poller.register(self._wake_r, select.POLLIN)
         registered: set[int] = set()
@@ -421,7 +485,7 @@ class LiveSource(Source):
                     ready = by_fd.get(fd)
                     if ready is None:
                         continue
-                    frames = ready.drain()
+                    frames: list[Any] = ready.drain_batch() if batch else ready.drain()
                     if ev & bad:
                         registered.discard(fd)
                         self._lost(ready, f"capture stopped: {ready.socket_error()} (retrying)", poller)
@@ -475,3 +539,7 @@ def open_live(interfaces: Sequence[str] | str, bpf_filter: str | None = None, *,
     names = [interfaces] if isinstance(interfaces, str) else list(interfaces)
     return LiveSource(names, bpf_filter, ring_size=ring_size, block_timeout_ms=block_timeout_ms,
                       promisc=promisc)
+
+
+_HDR_COLS = np.arange(24, dtype=np.int64)  # tpacket3_hdr: next, sec, nsec, snaplen, len, status
+_MAC_COLS = np.arange(24, 26, dtype=np.int64)  # tp_mac
