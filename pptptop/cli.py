@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     session = recording.RecordingSession(args, quiet=not headless)
     try:
         session.open(src, tracker)  # output files are created as root, before the privilege drop
-        session.drop_privileges(src)
+        _preload(args, headless)  # the target user may not be able to read the Python installation
+        session.drop_privileges(src, ui=not headless)
     except RecordError as e:
         print(f"pptptop: {e}", file=sys.stderr)
         return EXIT_CANT_CREATE
@@ -300,6 +301,17 @@ def _nat_problem_line(p: natmod.NatProblem) -> None:
     """Live ``--json``: a NAT problem found on the wire, as its own event line."""
     sys.stdout.write(json.dumps({"event": "nat-problem", **p.as_dict()}, default=str) + "\n")
     sys.stdout.flush()
+
+
+def _preload(args: argparse.Namespace, headless: bool) -> None:
+    """Import now, as root, what is otherwise imported after the privilege drop."""
+    import importlib
+
+    names = ["traceback"] + ([] if headless else ["pptptop.ui.app"])
+    if args.export_tunnel is not None:
+        names += ["pptptop.ui.filtering", "pptptop.ui.snapshot"]
+    for name in names:
+        importlib.import_module(name)
 
 
 def _export(session: recording.RecordingSession, args: argparse.Namespace, tracker: Tracker) -> int:

@@ -202,6 +202,47 @@ def resolve_user(user: str) -> pwd.struct_passwd:
     raise PrivDropError(f"no such user {user!r} for -Z (name an existing user, or use --no-drop-privileges)")
 
 
+def _may(st: os.stat_result, pw: pwd.struct_passwd, groups: set[int], bits: int) -> bool:
+    """Whether ``pw`` has all of ``bits`` (4 read, 2 write, 1 search) on a file, by its mode (ACLs aside)."""
+    if pw.pw_uid == 0:
+        return True
+    if st.st_uid == pw.pw_uid:
+        return (st.st_mode >> 6) & bits == bits
+    if st.st_gid in groups:
+        return (st.st_mode >> 3) & bits == bits
+    return st.st_mode & bits == bits
+
+
+def unreadable_for(user: str, paths: Iterable[str]) -> list[str]:
+    """The directories in ``paths`` that ``user`` could not read after the drop.
+
+    Python imports modules lazily: after the switch the target user must be
+    able to reach and read the Python installation (a pyenv under ``/root``
+    is not, for ``nobody``).
+    """
+    pw = resolve_user(user)
+    groups = set(os.getgrouplist(pw.pw_name, pw.pw_gid))
+    bad = []
+    for path in paths:
+        p = os.path.abspath(path)
+        parts = p.split(os.sep)
+        ok = True
+        for i in range(1, len(parts) + 1):
+            d = os.sep.join(parts[:i]) or os.sep
+            try:
+                st = os.stat(d)
+            except OSError:
+                ok = False
+                break
+            need = 5 if d == p else 1
+            if not _may(st, pw, groups, need):
+                ok = False
+                break
+        if not ok:
+            bad.append(p)
+    return bad
+
+
 def _drop_bounding(keep_mask: int) -> None:
     """Empty the bounding set but for ``keep_mask`` (needs CAP_SETPCAP; best effort without it)."""
     for cap in range(last_cap() + 1):

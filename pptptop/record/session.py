@@ -21,6 +21,7 @@ import argparse
 import logging
 import os
 import sys
+import sysconfig
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
@@ -170,12 +171,15 @@ class RecordingSession:
             else:
                 self.failed = fr
 
-    def drop_privileges(self, src: Source) -> None:
+    def drop_privileges(self, src: Source, *, ui: bool = False) -> None:
         """tcpdump's ``-Z``: become the target user before the first packet is decoded.
 
         Live capture as root drops by default (to ``$SUDO_USER``, else
         nobody); reading files as root drops only when ``-Z`` is given.
-        Raises :class:`pptptop.privdrop.PrivDropError`.
+        Import whatever will be needed later *before* calling this: the
+        target user may not be able to read the Python installation. The UI
+        keeps importing as it runs, so with ``ui`` an unreadable installation
+        is refused up front. Raises :class:`pptptop.privdrop.PrivDropError`.
         """
         a = self.args
         root = os.geteuid() == 0
@@ -193,6 +197,15 @@ class RecordingSession:
             return
         user = a.drop_user or privdrop.default_user()
         pw = privdrop.resolve_user(user)
+        if ui:
+            paths = sysconfig.get_paths()
+            bad = privdrop.unreadable_for(pw.pw_name, {paths["stdlib"], paths["purelib"], paths["platlib"],
+                                                       os.path.dirname(os.path.dirname(__file__))})
+            if bad:
+                raise privdrop.PrivDropError(
+                    f"cannot run the UI as {pw.pw_name}: it cannot read {bad[0]} (the Python installation); "
+                    "install pptptop where that user can read it, name another user with -Z USER, "
+                    "or use --no-drop-privileges")
         fds = [] if self.recorder is None else self.recorder.fds()
         if self.export_fd is not None:
             fds.append(self.export_fd)
