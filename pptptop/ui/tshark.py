@@ -53,3 +53,14 @@ def tshark_dissect(p: Packet, timeout: float = TIMEOUT) -> tuple[bool, str]:
     if proc.returncode != 0:
         return False, f"tshark failed ({proc.returncode}): {proc.stderr.strip()[-300:]}"
     return True, proc.stdout
+
+
+def without_frame_block(text: str) -> str:
+    """tshark's protocol layers without its leading "Frame N:" block (capture metadata, not the packet)."""
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("Frame "):
+        return text
+    for i, line in enumerate(lines[1:], start=1):
+        if line and not line[0].isspace():
+            return "\n".join(lines[i:])
+    return text

@@ -22,7 +22,7 @@ from pptptop.track.model import Direction, Packet
 from pptptop.ui.format import clock, wire
 from pptptop.ui.keys import bindings
 from pptptop.ui.screens.base import PptpScreen
-from pptptop.ui.tshark import tshark_dissect
+from pptptop.ui.tshark import tshark_dissect, without_frame_block
 from pptptop.ui.widgets.capture_header import CaptureHeader
 from pptptop.ui.widgets.hex_view import HexView
 
@@ -163,6 +163,8 @@ class PacketScreen(PptpScreen):
     @work(thread=True, exclusive=True, group="tshark")
     def _run_tshark(self, p: Packet) -> None:
         ok, text = tshark_dissect(p)
+        if ok:
+            text = without_frame_block(text)
         body = Text("tshark -V\n", style="bold")
         body.append(wire_block(text), style="" if ok else "bold")
         self.app.call_from_thread(self._tshark_done, p.number, body)

@@ -26,7 +26,8 @@ from pptptop.ui.widgets.line_list import LineList
 from pptptop.ui.widgets.packet_list import PacketList
 
 RELOAD_EVERY = 0.5  # seconds: a live tunnel's screen is re-copied at most twice a second
-CHART_SECONDS = 120
+CHART_SECONDS = 300  # the history a tunnel keeps (DirectionStats.history)
+CHART_MIN_SECONDS = 30
 
 
 def title_line(d: TunnelDetail) -> Text:
@@ -111,7 +112,7 @@ class TunnelScreen(PptpScreen):
             titles[Lane.NAT] = f"NAT {r.nat.outside.ip or '?'}"
             if r.nat.inside.ip:
                 titles[Lane.CLIENT] = f"client {r.nat.inside.ip}"
-        t0 = min((p.ts for p in d.packets), default=r.first_seen)
+        t0 = min((e.packet.ts for e in entries), default=r.first_seen)
         ladder = self.query_one(LadderView)
         ladder.set_entries(entries, with_nat, titles, min(t0, r.first_seen))
         self.query_one("#summary-text", Static).update(summary(d, ladder.style_of))
@@ -129,14 +130,11 @@ class TunnelScreen(PptpScreen):
         now = self.pptp.store.now() or d.row.last_seen
         if d.row.ended:
             now = d.row.last_seen
+        seconds = max(CHART_MIN_SECONDS, min(CHART_SECONDS, int(now - d.row.first_seen) + 2))
         out = Text()
-        out.append_text(
-            throughput(d.traffic[Direction.TO_CLIENT], now, CHART_SECONDS, width, 6, "down (server → client)")
-        )
+        out.append_text(throughput(d.traffic[Direction.TO_CLIENT], now, seconds, width, 6, "down (server → client)"))
         out.append("\n")
-        out.append_text(
-            throughput(d.traffic[Direction.TO_SERVER], now, CHART_SECONDS, width, 6, "up (client → server)")
-        )
+        out.append_text(throughput(d.traffic[Direction.TO_SERVER], now, seconds, width, 6, "up (client → server)"))
         self.query_one("#traffic-text", Static).update(out)
 
     def on_resize(self) -> None:
