@@ -14,6 +14,7 @@ import copy
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -228,7 +229,7 @@ class TestAvailability:
             C.read_table()
 
     def test_not_linux(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(C.sys, "platform", "darwin")
+        monkeypatch.setattr(sys, "platform", "darwin")
         with pytest.raises(C.ConntrackUnavailable, match="only on Linux"):
             C.check_available()
 
@@ -275,12 +276,17 @@ def test_netlink_and_the_conntrack_tool_read_the_same_table(netns: str) -> None:
 
 
 @pytest.mark.root
-def test_cli_conntrack_on_a_file(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_conntrack_on_a_file(data_dir: Path) -> None:
+    """In a subprocess: --conntrack keeps only CAP_NET_ADMIN/CAP_NET_RAW, for good."""
     import json
 
     path = str(data_dir / "s5-two-clients-same-nat-both.pcapng")
-    assert cli.main(["-r", path, "--json", "--conntrack"]) == cli.EXIT_OK
-    doc = json.loads(capsys.readouterr().out)
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run([sys.executable, "-m", "pptptop", "-r", path, "--json", "--conntrack"], cwd=root,
+                       env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=60,
+                       check=False)
+    assert r.returncode == cli.EXIT_OK, r.stderr
+    doc = json.loads(r.stdout)
     assert doc["conntrack"]["method"] in ("netlink", "conntrack-tool")
     assert len(doc["tunnels"]) == 2
     for t in doc["tunnels"]:

@@ -347,10 +347,10 @@ def _belongs(data: bytes, public: str, port: int, out_key: int, server_key: int)
     """Is this outside frame part of the session with this public port and these GRE keys?"""
     tcp, gre = _tcp_gre(data)
     if tcp is not None:
-        return port in (tcp.sport, tcp.dport)
+        return bool(port in (tcp.sport, tcp.dport))
     if gre is not None:
         ip = Ether(data)[IP]
-        return (ip.src == public and gre.call_id == server_key) or (ip.dst == public and gre.call_id == out_key)
+        return bool((ip.src == public and gre.call_id == server_key) or (ip.dst == public and gre.call_id == out_key))
     return False
 
 
@@ -597,7 +597,7 @@ class TestNeverCrashes:
     def test_random_sessions_never_join_wrong_legs(self, specs: list[dict[str, Any]],
                                                    ifaces: tuple[str, str]) -> None:
         frames: list[tuple[float, str, bytes]] = []
-        truth: dict[tuple[str, str, int], int] = {}  # (iface, client ip, port) -> session index
+        truth: dict[tuple[str, str, int | None], int] = {}  # (iface, client ip, port) -> session index
         for i, sp in enumerate(specs):
             out_cid = sp["call_id"] if sp["outside_call_id"] is None else sp["outside_call_id"]
             low = sp["port"] % 1000
