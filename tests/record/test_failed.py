@@ -13,7 +13,7 @@ from pptptop.pipeline import Pipeline
 from pptptop.record.export import collect_packets
 from pptptop.record.failed import FailedRecorder, failed_file_name
 from pptptop.track import nat as natmod
-from pptptop.track.events import EventKind
+from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Endpoint, Phase, Tunnel
 from pptptop.track.tracker import Tracker
 
@@ -89,8 +89,12 @@ def test_waits_for_the_packets_after_the_end(tmp_path: Path) -> None:
     """The file is written a few seconds after the tunnel ended: the FIN/ACKs that follow are in it."""
     tracker = Tracker()
     ended: dict[int, int] = {}
-    tracker.subscribe(lambda ev: ended.setdefault(ev.tunnel.id, ev.frame or 0)
-                      if ev.kind is EventKind.ENDED and ev.tunnel is not None else None)
+
+    def on_event(ev: Event) -> None:
+        if ev.kind is EventKind.ENDED and ev.tunnel is not None:
+            ended.setdefault(ev.tunnel.id, ev.frame or 0)
+
+    tracker.subscribe(on_event)
     fr = FailedRecorder(tmp_path / "f", tracker)
     fr.prepare()
     fr.attach()
