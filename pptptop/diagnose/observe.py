@@ -53,7 +53,7 @@ class Term:
 
     ref: Ref
     side: str
-    how: str  # lcp-terminate ccp-terminate ipcp-terminate call-clear call-disconnect stop-control tcp-fin tcp-rst
+    how: str  # lcp-terminate call-clear call-disconnect stop-control tcp-fin tcp-rst (ccp-, ipcp-terminate)
     reason: str
 
 
@@ -267,7 +267,8 @@ class Observations:
     ipcp_nak_count: int = 0
     ipcp_rejects: list[NakRej] = field(default_factory=list)
     ipcp_opened: dict[str, Ref] = field(default_factory=dict)
-    # endings, first of each kind and first of all
+    #: actions that end the session (LCP Terminate-Request, Call-Clear, CDN, StopCCRQ, FIN, RST), in order;
+    #: an NCP's or CCP's own Terminate-Request only closes that protocol (kept in ipcp_term, ccp_term)
     terms: list[Term] = field(default_factory=list)
     lcp_term: dict[str, Term] = field(default_factory=dict)
     ipcp_term: dict[str, Term] = field(default_factory=dict)
@@ -517,7 +518,7 @@ class Observations:
             if m.option(CcpOption.MPPE) is not None and self.ccp_reject is None:
                 self.ccp_reject = (ref, side)
         elif code == ControlCode.TERMINATE_REQUEST:
-            self.ccp_term.setdefault(side, self._term(ref, side, "ccp-terminate", m.message))
+            self.ccp_term.setdefault(side, Term(ref, side, "ccp-terminate", m.message))
         elif code == ControlCode.RESET_REQUEST:
             self.ccp_reset_count += 1
             if len(self.ccp_resets) < MAX_REFS:
@@ -544,7 +545,7 @@ class Observations:
             if len(self.ipcp_rejects) < MAX_REFS:
                 self.ipcp_rejects.append(NakRej(ref, side, code, _names(m)))
         elif code == ControlCode.TERMINATE_REQUEST:
-            self.ipcp_term.setdefault(side, self._term(ref, side, "ipcp-terminate", m.message))
+            self.ipcp_term.setdefault(side, Term(ref, side, "ipcp-terminate", m.message))
 
     # scratch state of the last Configure-Requests (not evidence)
     _pending_mru: dict[str, int | None] = field(default_factory=dict)

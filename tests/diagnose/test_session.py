@@ -121,3 +121,12 @@ def test_in_flight_echo_at_a_normal_hangup_is_not_a_miss() -> None:
     w.ppp("client", LCP, cp(5, 9, b"User request"))
     t = run_frames(w.frames).tunnels[0]
     assert errors(t) == [] and "client-hangup" in codes(t)
+
+
+def test_a_ccp_terminate_alone_does_not_end_the_session() -> None:
+    """RFC 1962: CCP can close while LCP and IPCP stay open; only session-ending actions count."""
+    w = Wire().up()
+    w.at(1).ppp("server", 0x80FD, cp(5, 4, b"compression off"))
+    w.data("client", 3).data("server", 3)
+    t = run_frames(w.frames).tunnels[0]
+    assert errors(t) == [] and "client-hangup" not in codes(t)

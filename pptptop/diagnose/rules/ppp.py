@@ -180,7 +180,7 @@ def encryption_mismatch(c: Case) -> Hit | None:
                    frames(req.ref, nak.ref, term.ref),
                    "Align require-mppe-128/40 and the stateless setting (H bit) on both sides.",
                    windows_error=742 if nak.sender == "server" else 741)
-    for term in o.terms:
+    for term in [*o.terms, *o.ccp_term.values()]:
         if term.how in ("lcp-terminate", "ccp-terminate") and "mppe" in term.reason.lower():
             return Hit("Encryption not available",
                        f"The {term.side} ends the link: {text(term.reason)!r}.",
