@@ -65,10 +65,54 @@ def _template() -> list[tuple[float, bytes]]:
     return [(f.ts, f.data) for f in open_file(str(path))]
 
 
+@dataclass(slots=True)
+class Session:
+    """What makes one generated session its own: real sessions differ in all of these."""
+
+    client_isn: int
+    server_isn: int
+    magic: dict[bool, int]  # by "sent by the client"
+    challenge: bytes
+    peer_challenge: bytes
+
+    @classmethod
+    def random(cls, rng: random.Random) -> Session:
+        return cls(rng.getrandbits(32), rng.getrandbits(32), {True: rng.getrandbits(32), False: rng.getrandbits(32)},
+                   rng.randbytes(16), rng.randbytes(16))
+
+
+def _personalise_ppp(b: bytearray, off: int, from_client: bool, sess: Session) -> None:
+    """LCP magic numbers and MS-CHAP challenges of the PPP frame at ``off`` replaced by the session's own."""
+    if off + 4 > len(b):
+        return
+    if b[off] == 0xFF:
+        off += 2
+    proto = b[off] if b[off] & 1 else (b[off] << 8 | b[off + 1])
+    off += 1 if b[off] & 1 else 2
+    if off + 4 > len(b):
+        return
+    code, length = b[off], struct.unpack_from("!H", b, off + 2)[0]
+    end = min(len(b), off + length)
+    if proto == 0xC021 and code in (1, 2, 3, 4):
+        o = off + 4
+        while o + 2 <= end and b[o + 1] >= 2:
+            if b[o] == 5 and b[o + 1] == 6 and o + 6 <= end:
+                # a Configure-Ack/Nak/Reject repeats the options of the other side's request
+                struct.pack_into("!I", b, o + 2, sess.magic[from_client == (code == 1)])
+            o += b[o + 1]
+    elif proto == 0xC021 and code in (9, 10, 11) and off + 8 <= end:
+        struct.pack_into("!I", b, off + 4, sess.magic[from_client])
+    elif proto == 0xC223 and code == 1 and off + 5 + 16 <= end and b[off + 4] == 16:
+        b[off + 5:off + 21] = sess.challenge
+    elif proto == 0xC223 and code == 2 and off + 5 + 16 <= end and b[off + 4] == 49:
+        b[off + 5:off + 21] = sess.peer_challenge
+
+
 def _rewrite(
-    frame: bytes, n: int, client_call: int, server_call: int, port: int, tmpl_client_call: int, tmpl_port: int
+    frame: bytes, n: int, client_call: int, server_call: int, port: int, tmpl_client_call: int, tmpl_port: int,
+    sess: Session | None = None,
 ) -> bytes:
-    """The template frame for tunnel ``n``: client address, TCP port and call IDs replaced."""
+    """The template frame for tunnel ``n``: client address, TCP port, call IDs, ISNs, magic and challenges replaced."""
     b = bytearray(frame)
     if len(b) < 34 or b[12:14] != b"\x08\x00":
         return bytes(b)
@@ -84,6 +128,12 @@ def _rewrite(
             struct.pack_into("!H", b, 34, port)
         if dport == tmpl_port:
             struct.pack_into("!H", b, 36, port)
+        if sess is not None:
+            seq, ack = struct.unpack_from("!II", b, 38)
+            mine, theirs = ((sess.client_isn, sess.server_isn) if dport == tmpl_port
+                            else (sess.server_isn, sess.client_isn))
+            struct.pack_into("!II", b, 38, (seq + mine) & 0xFFFFFFFF,
+                             (ack + theirs) & 0xFFFFFFFF if b[47] & 0x10 else ack)
         po = _pptp_off(bytes(b))
         if len(b) >= po + 16 and b[po + 4 : po + 8] == b"\x1a\x2b\x3c\x4d":
             mtype = struct.unpack_from("!H", b, po + 8)[0]
@@ -93,7 +143,11 @@ def _rewrite(
                 struct.pack_into("!HH", b, po + 12, server_call, client_call)
     elif proto == 47 and len(b) >= 42:
         cid = struct.unpack_from("!H", b, 40)[0]
-        struct.pack_into("!H", b, 40, client_call if cid == tmpl_client_call else server_call)
+        to_client = cid == tmpl_client_call
+        struct.pack_into("!H", b, 40, client_call if to_client else server_call)
+        fv, plen = struct.unpack_from("!H", b, 34)[0], struct.unpack_from("!H", b, 38)[0]
+        if sess is not None and plen:
+            _personalise_ppp(b, 42 + (4 if fv & 0x1000 else 0) + (4 if fv & 0x0080 else 0), not to_client, sess)
     return bytes(b)
 
 
@@ -148,9 +202,10 @@ def generate(path: Path, packets: int = 1_000_000, tunnels: int = 200, seed: int
 
     def tunnel_packets(n: int) -> Iterator[bytes]:
         ccall, scall, port = rng.randrange(1, 65535), (n * 128) & 0xFFFF, 20000 + n
+        sess = Session.random(rng)
         seqs = [0, 0]  # the last GRE sequence number sent each way (0: to the server)
         for _, fr in head:
-            out = _rewrite(fr, n, ccall, scall, port, tmpl_call, tmpl_port)
+            out = _rewrite(fr, n, ccall, scall, port, tmpl_call, tmpl_port, sess)
             seq = _gre_seq(out)
             if seq is not None:
                 seqs[0 if out[30:34] == SERVER else 1] = seq
@@ -159,15 +214,15 @@ def generate(path: Path, packets: int = 1_000_000, tunnels: int = 200, seed: int
         for i in range(per_tunnel_data):
             d = i & 1
             seqs[d] += 1
-            if i % echo_every == echo_every - 1:
-                lcp = struct.pack("!HBBHI", 0xC021, 9 + d, i & 0xFF, 8, 0x5E6F7A8B)
+            if i % echo_every >= echo_every - 2:  # an LCP Echo-Request, then its Echo-Reply
+                lcp = struct.pack("!HBBHI", 0xC021, 9 + d, (i // echo_every) & 0xFF, 8, sess.magic[d == 0])
                 yield _gre_packet(d == 0, n, ccall, scall, seqs[d], seqs[1 - d], lcp)
                 continue
             size = rng.choice((60, 120, 400, 1100, 1300))
             ppp = b"\xfd" + struct.pack("!H", 0x9000 | (seqs[d] & 0xFFF)) + rng.randbytes(size)
             yield _gre_packet(d == 0, n, ccall, scall, seqs[d], seqs[1 - d], ppp)
         for _, fr in tail:
-            last = bytearray(_rewrite(fr, n, ccall, scall, port, tmpl_call, tmpl_port))
+            last = bytearray(_rewrite(fr, n, ccall, scall, port, tmpl_call, tmpl_port, sess))
             if _gre_seq(bytes(last)) is not None:
                 d = 0 if last[30:34] == SERVER else 1
                 seqs[d] += 1

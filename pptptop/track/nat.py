@@ -33,6 +33,8 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from pptptop.decode import pptp as P
+from pptptop.decode.auth import ChapPacket
+from pptptop.decode.lcp import ControlPacket
 from pptptop.decode.ppp import PppFrame
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import PHASE_ORDER, Direction, Phase, Tunnel
@@ -204,6 +206,18 @@ def control_signature(d: Direction, msg: Any) -> tuple[Any, ...]:
     return tuple(getattr(msg, n) for n in names if n != skip)
 
 
+def _distinctive(frame: PppFrame) -> bool:
+    """Whether a PPP frame carries per-session randomness: LCP with a magic number, a CHAP challenge/response."""
+    m = frame.message
+    if frame.protocol == 0xC021 and isinstance(m, ControlPacket):
+        if m.code in (9, 10, 11, 12, 13):  # Echo, Discard, Identification, Time-Remaining carry the magic
+            return bool(m.magic_number)
+        return m.code <= 4 and m.option(5) is not None
+    if frame.protocol == 0xC223 and isinstance(m, ChapPacket):
+        return m.code in (1, 2)
+    return False
+
+
 def ppp_signature(frame: PppFrame) -> bytes:
     """PPP frames in GRE pass a NAT untouched: their bytes identify them (RFC 2637 §4)."""
     return hashlib.blake2b(frame.protocol.to_bytes(2, "big") + frame.info, digest_size=12).digest()
@@ -334,9 +348,11 @@ class NatCorrelator:
         d = Direction(ev.direction) if ev.direction is not None else Direction.TO_SERVER
         msg = ev.message
         seq: int | None = None
+        distinctive = False
         if isinstance(msg, PppFrame):
             kind = "ppp"
             sig: Any = ppp_signature(msg)
+            distinctive = _distinctive(msg)
             if leg.gre_first is None:
                 leg.gre_first = ev.ts
         elif msg is not None and hasattr(msg, "message_type"):
@@ -359,6 +375,14 @@ class NatCorrelator:
         if bucket is not None:
             for ts2, lid, epoch, seq2 in bucket:
                 if lid == t.id or abs(ev.ts - ts2) > self.limits.max_skew:
+                    continue
+                if lid not in leg.candidates and not (
+                        seq is not None and seq == seq2 if kind == "control" else distinctive):
+                    # Many sessions send the same control messages and the same IPCP/CCP/IPV6CP requests:
+                    # alone, such a match proves nothing and would pair every session with every other
+                    # (n²). A pair is opened only by equal TCP sequence numbers (the server's survive
+                    # even a NAT that renumbers the client's) or by a PPP frame carrying per-session
+                    # randomness (LCP magic numbers, CHAP challenges); the rest corroborates open pairs.
                     continue
                 other = self._legs.get(lid)
                 if other is None or other.epoch != epoch or not self._eligible(leg, other):
