@@ -23,6 +23,7 @@ from pptptop.privdrop import PrivDropError
 from pptptop.record import session as recording
 from pptptop.record.writers import RecordError
 from pptptop.sources.base import CaptureFileError, Source
+from pptptop.sources.owner import local_pptp_listeners
 from pptptop.track import nat as natmod
 from pptptop.track.conntrack import ConntrackMonitor, ConntrackUnavailable, check_available
 from pptptop.track.model import Tunnel
@@ -144,7 +145,11 @@ def open_source(args: argparse.Namespace) -> Source:
 
 
 def _source_info(src: Source, args: argparse.Namespace) -> dict[str, Any]:
-    return {"name": src.name, "live": src.live, "interfaces": list(src.interfaces)}
+    info: dict[str, Any] = {"name": src.name, "live": src.live, "interfaces": list(src.interfaces)}
+    if src.live:
+        # on a VPN server: which process answers on TCP 1723 (pptpd), as psutil sees it
+        info["pptp_listeners"] = [str(x) for x in local_pptp_listeners()]
+    return info
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             "time": tracker.now,
             "frames": pipeline.frames,
             "kernel_drops": st.kernel_drops,
+            "pptp_listeners": info.get("pptp_listeners", []),
             "interfaces": session.interfaces_dict(),
             **session.summary(),
             "nat": natmod.nat_table(nat, kernel),

@@ -108,6 +108,8 @@ def report(tracker: Tracker, source: dict[str, Any], extensions: list[ReportExte
         f"messages, {s.gre} GRE packets, {s.malformed} malformed, {len(tracker.tunnels)} tunnels",
         "",
     ]
+    for listener in source.get("pptp_listeners", []):
+        out.insert(1, f"local PPTP server: {printable(listener, 120)}")
     for t in sorted(tracker.tunnels.values(), key=lambda t: t.id):
         out.extend(tunnel_lines(t, extensions))
         out.append("")
