@@ -356,7 +356,8 @@ class Observations:
             self.swap_sides()
 
     def _tcp(self, flags: str, side: str, ref: Ref) -> None:
-        names = set(flags.replace("TCP ", "").split(","))
+        words = flags.split()  # the tracker's summary: "TCP SYN,ACK" or "TCP FIN,ACK len=16"
+        names = set(words[1].split(",")) if len(words) > 1 else set()
         if "SYN" in names:
             if "ACK" in names:
                 self.synack = self.synack or ref

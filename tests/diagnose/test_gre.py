@@ -93,3 +93,15 @@ def test_icmp_fragmentation_needed_is_an_mtu_warning_not_blocking() -> None:
     t = run_frames(w.frames).tunnels[0]
     assert errors(t) == []
     assert "fragmentation" in finding(t, "mru-low").detail
+
+
+def test_server_side_view_server_gives_up_and_closes() -> None:
+    """Failure-modes row 7: pppd on the server logs 'timeout sending Config-Requests', pptpd closes TCP."""
+    w = Wire().setup()
+    for i in range(10):
+        w.ppp("server", LCP, cp(1, i, MAGIC_S)).at(3)
+    w.tcp("server", 0x11)
+    t = run_frames(w.frames).tunnels[0]
+    assert errors(t) == ["gre-blocked"]
+    f = finding(t, "gre-blocked")
+    assert "The server gave up (tcp-fin)" in f.detail and "no GRE at all came from the client" in f.detail

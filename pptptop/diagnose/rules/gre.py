@@ -44,9 +44,6 @@ def gre_blocked(c: Case) -> Hit | None:
     first = min(r[0].ts for r in runs.values())
     longest = max(runs.values(), key=len)
     end = o.first_term
-    if end is not None and end.side == "server" and end.how in ("tcp-fin", "tcp-rst", "call-disconnect",
-                                                                 "stop-control"):
-        return None  # the server hung up first: not a silent path (see peer-terminated, gre-icmp-unreachable)
     gave_up = end is not None and len(longest) >= 2 and longest[-1].ts - longest[0].ts >= 0.9 * cfg.lcp_restart
     if not gave_up and c.now - first < cfg.negotiation_timeout:
         return None
