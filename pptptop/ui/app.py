@@ -9,6 +9,8 @@ is set) and hands it to the screen on top.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
 import threading
 import time
@@ -99,6 +101,7 @@ class PptpTopApp(App[int]):
         return TunnelsScreen()
 
     def on_mount(self) -> None:
+        self._trap_signals()
         self.register_theme(CONTRAST_THEME)
         self.apply_theme(self.theme_spec)
         if self.start_capture and not self.pipeline.done.is_set():
@@ -108,6 +111,25 @@ class PptpTopApp(App[int]):
             self.capture_thread.start()
         self.snapshot()
         self.set_interval(self.refresh_interval, self.snapshot)
+
+    def _trap_signals(self) -> None:
+        """SIGHUP (the terminal went away) and SIGTERM end the UI, after whatever the CLI set up for them."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            previous = signal.getsignal(sig)
+
+            def handler(sig: int = sig, previous: object = previous) -> None:
+                if callable(previous):
+                    previous(sig, None)
+                self.stop_capture()
+                self.exit(EXIT_OK)
+
+            try:
+                loop.add_signal_handler(sig, handler)
+            except (NotImplementedError, RuntimeError, ValueError):
+                return
 
     def on_unmount(self) -> None:
         self.stop_capture()

@@ -42,7 +42,9 @@ if TYPE_CHECKING:
 #: seconds of one-second buckets copied per direction for the table (sparkline + rate)
 ROW_HISTORY = 60
 #: rows rebuilt per refresh at most; the rest keep their changed flag for the next one
-MAX_REBUILD = 2000
+MAX_REBUILD = 500
+#: seconds the UI waits for the capture thread's lock before skipping one snapshot
+LOCK_WAIT = 0.02
 SEVERITY_RANK = {"error": 3, "warning": 2, "info": 1}
 
 
@@ -305,6 +307,7 @@ class TunnelStore:
         self._last_frames = 0
         self._last_wall = 0.0
         self._cursor = 0
+        self.lock_misses = 0  # snapshots skipped because the capture thread held the lock
         self.generation = 0  # bumped whenever anything the table shows changed
 
     def now(self) -> float:
@@ -318,18 +321,23 @@ class TunnelStore:
         """Copy what changed since the last call; True if the table has anything new to show."""
         changed = False
         tracker = pipeline.tracker
-        with pipeline.lock:
+        # never wait long for the capture thread: a busy capture keeps the UI answering keys
+        if not pipeline.lock.acquire(timeout=LOCK_WAIT):
+            self.lock_misses += 1
+            return False
+        try:
             now = tracker.now
             if pipeline.source.live:
                 now = max(now, time.time())
             tunnels = tracker.tunnels
-            gone = [i for i in self.rows if i not in tunnels]
+            rows = self.rows
+            gone = [i for i in rows if i not in tunnels] if rows.keys() != tunnels.keys() else []
             budget = self.max_rebuild
             values = list(tunnels.values())
-            start = self._cursor % len(values) if values else 0
-            rows = self.rows
-            for k in range(len(values)):
-                t = values[(start + k) % len(values)]
+            n = len(values)
+            start = self._cursor % n if n else 0
+            versions = self.versions
+            for k, t in enumerate(values[start:] + values[:start]):
                 if t.changed or t.id not in rows:
                     if budget <= 0 and t.id in rows:
                         # out of budget: resume here next time so no tunnel starves
@@ -337,7 +345,7 @@ class TunnelStore:
                         break
                     budget -= 1
                     rows[t.id] = make_row(t, now)
-                    self.versions[t.id] = self.versions.get(t.id, 0) + 1
+                    versions[t.id] = versions.get(t.id, 0) + 1
                     t.changed = False
                     changed = True
             st = tracker.stats
@@ -353,6 +361,8 @@ class TunnelStore:
             cap.paused = pipeline.paused.is_set()
             cap.error = None if pipeline.error is None else str(pipeline.error)
             cap.speed = pipeline.speed
+        finally:
+            pipeline.lock.release()
         try:
             cap.kernel_drops = pipeline.source.stats().kernel_drops
         except Exception:

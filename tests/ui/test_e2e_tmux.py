@@ -73,3 +73,27 @@ def test_replay_open_tunnel_save_and_quit(session: Callable[[str], str], tmp_pat
     session("Filter")
     press("q")
     session("EXIT=0")
+
+
+def test_closing_the_terminal_ends_pptptop(tmp_path: Path) -> None:
+    exe = shutil.which("pptptop")
+    if exe is None:
+        pytest.skip("pptptop is not installed on PATH (pip install .)")
+    capture = tmp_path / "hangup-marker.pcapng"  # a unique path to find the process by
+    capture.write_bytes((DATA / "s1-mschapv2-mppe128-both.pcapng").read_bytes())
+    name = f"pptptop-hup-{os.getpid()}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "100", "-y", "30", f"{exe} -r {capture}"],
+                   check=True)
+    try:
+        deadline = time.monotonic() + 20
+        while " DONE " not in tmux("capture-pane", "-p", "-t", name) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        tmux("kill-session", "-t", name)  # SIGHUP to the terminal's processes
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        alive = subprocess.run(["pgrep", "-f", str(capture)], capture_output=True, text=True).stdout.split()
+        if not alive:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"pptptop still running after its terminal closed: {alive}")

@@ -9,6 +9,7 @@ Subclasses implement :meth:`row_count` and :meth:`render_row` (and optionally
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import ClassVar
 
 from rich.console import Console
@@ -20,6 +21,8 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+STRIP_CACHE = 4096  # rendered lines kept (a few screens' worth, for every list)
 
 
 class LineList(ScrollView, can_focus=True):
@@ -82,6 +85,8 @@ class LineList(ScrollView, can_focus=True):
         self.cursor = 0
         self.following = self.follow_tail
         self._styles: dict[str, Style] = {}
+        self._strips: dict[Hashable, Strip] = {}
+        self._base: Style | None = None
         self._line_console = Console(width=400, color_system="truecolor", legacy_windows=False)
 
     # ---------------------------------------------------------------- to implement
@@ -93,6 +98,10 @@ class LineList(ScrollView, can_focus=True):
 
     def render_header(self, line: int, width: int) -> Text:
         return Text("")
+
+    def row_key(self, index: int, width: int, selected: bool) -> Hashable | None:
+        """A key that changes whenever row ``index`` would draw differently (None: never cache it)."""
+        return None
 
     def header_click(self, x: int, line: int) -> None:
         """A click on sticky header line ``line`` at column ``x`` (content coordinates)."""
@@ -116,6 +125,8 @@ class LineList(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         self._styles.clear()
+        self._strips.clear()
+        self._base = None
         super().notify_style_update()
 
     # ---------------------------------------------------------------- geometry
@@ -129,6 +140,8 @@ class LineList(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self._styles.clear()
+        self._strips.clear()
+        self._base = None
         self.update_virtual_size()
         self.refresh()
 
@@ -147,7 +160,10 @@ class LineList(ScrollView, can_focus=True):
     # ---------------------------------------------------------------- drawing
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width or self.size.width
-        base = self.rich_style
+        key: Hashable | None = None
+        base = self._base
+        if base is None:
+            base = self._base = self.rich_style
         if y < self.header_height:
             text = self.render_header(y, width)
             text.stylize_before(self.style_of("line-list--header"))
@@ -156,14 +172,23 @@ class LineList(ScrollView, can_focus=True):
             if index >= self.row_count():
                 return Strip.blank(width, base)
             selected = self.has_cursor and index == self.cursor
+            key = self.row_key(index, width, selected)
+            if key is not None:
+                cached = self._strips.get((key, self.has_focus))
+                if cached is not None:
+                    return cached
             text = self.render_row(index, width, selected)
             if selected:
                 cur = "line-list--cursor" if self.has_focus else "line-list--cursor-blur"
                 text.stylize_before(self.style_of(cur))
         text.stylize_before(base)
         text.end = ""
-        strip = Strip(text.render(self._line_console), text.cell_len)
-        return strip.crop_extend(0, width, base)
+        strip = Strip(text.render(self._line_console), text.cell_len).crop_extend(0, width, base)
+        if y >= self.header_height and key is not None:
+            if len(self._strips) > STRIP_CACHE:
+                self._strips.clear()
+            self._strips[(key, self.has_focus)] = strip
+        return strip
 
     # ---------------------------------------------------------------- cursor
     def move_cursor(self, index: int, *, notify: bool = True) -> None:

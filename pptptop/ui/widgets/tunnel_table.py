@@ -8,6 +8,7 @@ and only redraws the lines on screen, so 5,000 tunnels update in place at
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import ClassVar
 
 from rich.text import Text
@@ -73,6 +74,7 @@ class TunnelTable(LineList):
         self.row_filter: RowFilter = NO_FILTER
         self.selected_id: int | None = None
         self._cols: list[Column] = list(COLUMNS)
+        self._cols_key: tuple[str, ...] = ()
 
     @property
     def component_prefix(self) -> str:
@@ -136,6 +138,7 @@ class TunnelTable(LineList):
         has_nat = any(r.nat_public for r in self.all_rows.values())
         cols = COLUMNS if has_nat else tuple(c for c in COLUMNS if c.key != "public")
         self._cols = fit_columns(width, cols)
+        self._cols_key = tuple(c.key for c in self._cols)
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit()
@@ -150,6 +153,10 @@ class TunnelTable(LineList):
 
     def render_header(self, line: int, width: int) -> Text:
         return render_header(self._cols, self.sort_key, self.reverse, self.style_of("line-list--header"))
+
+    def row_key(self, index: int, width: int, selected: bool) -> Hashable:
+        r = self.view[index]
+        return (r.id, id(r), int(self.now), selected, width, self._cols_key)
 
     def render_row(self, index: int, width: int, selected: bool) -> Text:
         r = self.view[index]
