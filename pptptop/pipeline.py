@@ -21,7 +21,7 @@ FrameHook = Callable[[int, Frame], None]
 class Pipeline:
     """Feeds a source into a tracker, optionally paced, in batches under a lock."""
 
-    BATCH = 512  # frames per lock hold: keeps the UI's snapshots cheap and the hot loop tight
+    TICK = 1.0  # seconds between clock ticks on a quiet link
 
     def __init__(
         self,
@@ -44,6 +44,8 @@ class Pipeline:
         self.done = threading.Event()
         self._stop = threading.Event()
         self.paused = threading.Event()
+        self._t0_wall = 0.0  # pacing: wall clock and capture time of the first paced frame
+        self._t0_cap = 0.0
 
     def stop(self) -> None:
         self._stop.set()
@@ -52,94 +54,92 @@ class Pipeline:
     @property
     def batched(self) -> bool:
         """Whether the vectorised data path can be used: nothing needs to see frames one by one."""
-        return not (self.speed or self.frame_hooks or self.count is not None)
+        if self.speed or self.frame_hooks or self.count is not None:
+            return False
+        # a live source must cut its own batches: grouping its frames would wait for thousands of them
+        return not self.source.live or callable(getattr(self.source, "batches", None))
 
     def run(self) -> None:
-        """Read until the source ends, ``count`` frames, or :meth:`stop`. Never raises for bad input."""
-        if self.batched:
-            self._run_batches()
-            return
+        """Read until the source ends, ``count`` frames, or :meth:`stop`. Never raises for bad input.
+
+        The lock is held only while frames are processed, never while waiting
+        for the source, so the UI can take snapshots of a quiet live link; a
+        clock thread ticks the tracker once a second when no packet does, so
+        timeouts (unanswered SYNs, echoes, LCP) fire on a silent link too.
+        """
+        if self.source.live or self.speed:
+            threading.Thread(target=self._clock, name="pptptop-clock", daemon=True).start()
+        try:
+            if self.batched:
+                self._run_batches()
+            else:
+                self._run_frames()
+        except CaptureFileError as e:
+            self.error = e
+        except Exception as e:
+            self.crash = e
+        finally:
+            with self.lock:
+                st = self.tracker.stats
+                if st.last_ts is None and self.tracker.now:
+                    st.last_ts = self.tracker.now
+                self.tracker.finish()
+            self.done.set()
+
+    def capture_clock(self) -> float | None:
+        """Capture time now: the wall clock live, the replay's position when paced, else None."""
+        if self.source.live:
+            return time.time()
+        if self.speed and self._t0_cap:
+            return self._t0_cap + (time.monotonic() - self._t0_wall) * self.speed
+        return None
+
+    def _clock(self) -> None:
+        while not self.done.wait(self.TICK):
+            if self.paused.is_set():
+                continue
+            now = self.capture_clock()
+            if now is not None:
+                with self.lock:
+                    self.tracker.idle(now)
+
+    def _run_frames(self) -> None:
         feed = self.tracker.feed
         hooks = self.frame_hooks
         lock = self.lock
         stop = self._stop
         limit = self.count
         n = self.frames
-        pacing = bool(self.speed)
-        t0_wall = t0_cap = 0.0
-        batch = 0
-        lock.acquire()
-        try:
-            for frame in self.source:
-                n += 1
-                if pacing:
-                    if not t0_cap:
-                        t0_wall, t0_cap = time.monotonic(), frame.ts
-                    due = t0_wall + (frame.ts - t0_cap) / (self.speed or 1.0)
-                    delay = due - time.monotonic()
-                    if delay > 0.002:
-                        lock.release()
-                        try:
-                            stop.wait(min(delay, 1.0)) if delay < 1.0 else self._sleep_until(due)
-                        finally:
-                            lock.acquire()
-                    while self.paused.is_set() and not stop.is_set():
-                        lock.release()
-                        try:
-                            time.sleep(0.05)
-                        finally:
-                            lock.acquire()
-                        t0_wall, t0_cap = time.monotonic(), frame.ts
+        speed = self.speed
+        for frame in self.source:
+            n += 1
+            if speed:
+                if not self._t0_cap:
+                    self._t0_wall, self._t0_cap = time.monotonic(), frame.ts
+                due = self._t0_wall + (frame.ts - self._t0_cap) / speed
+                delay = due - time.monotonic()
+                if delay > 0.002:
+                    self._sleep_until(due)
+                while self.paused.is_set() and not stop.is_set():
+                    time.sleep(0.05)
+                    self._t0_wall, self._t0_cap = time.monotonic(), frame.ts
+            with lock:
                 feed(n, frame.ts, frame.iface, frame.linktype, frame.data)
                 for hook in hooks:
                     hook(n, frame)
-                if limit is not None and n >= limit:
-                    break
-                batch += 1
-                if batch >= self.BATCH:
-                    batch = 0
-                    self.frames = n
-                    lock.release()
-                    lock.acquire()
-                    if stop.is_set():
-                        break
-        except CaptureFileError as e:
-            self.error = e
-        except Exception as e:
-            self.crash = e
-        finally:
-            self.frames = n
-            st = self.tracker.stats
-            if st.last_ts is None and self.tracker.now:
-                st.last_ts = self.tracker.now
-            self.tracker.finish()
-            lock.release()
-            self.done.set()
+                self.frames = n
+            if (limit is not None and n >= limit) or stop.is_set():
+                break
 
     def _run_batches(self) -> None:
         """Max speed, no hooks: whole batches through :func:`pptptop.track.fastpath.feed_batch`."""
-        lock = self.lock
         stop = self._stop
-        n = self.frames
-        lock.acquire()
-        try:
-            for batch in batches_of(self.source):
-                feed_batch(self.tracker, batch, n + 1)
-                n += len(batch)
-                self.frames = n
-                lock.release()
-                lock.acquire()
-                if stop.is_set():
-                    break
-        except CaptureFileError as e:
-            self.error = e
-        except Exception as e:
-            self.crash = e
-        finally:
-            self.frames = n
-            self.tracker.finish()
-            lock.release()
-            self.done.set()
+        for batch in batches_of(self.source):
+            with self.lock:
+                feed_batch(self.tracker, batch, self.frames + 1)
+                self.frames += len(batch)
+            if stop.is_set():
+                break
 
     def _sleep_until(self, due: float) -> None:
         while not self._stop.is_set():

@@ -1295,6 +1295,13 @@ class Tracker:
                 self._end(t, now, None)
         self._emit(Event(now, EventKind.TICK, None))
 
+    def idle(self, now: float) -> None:
+        """The capture clock reached ``now`` with no packet: run the timeouts a packet would have run."""
+        if now > self.now:
+            self.now = now
+            if now - self._last_tick >= 1.0:
+                self.tick(now)
+
     def finish(self) -> None:
         """End of input: run the timeouts once more at the last capture time (nothing is force-closed)."""
         self._emit(Event(self.now, EventKind.TICK, None, detail={"final": True}))

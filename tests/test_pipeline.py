@@ -1,0 +1,75 @@
+"""The pipeline: a quiet live link still ticks the tracker and never holds the lock while waiting."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections.abc import Iterator
+
+from pptptop.pipeline import Pipeline
+from pptptop.sources.base import Frame, InterfaceStats, Source, SourceStats
+from pptptop.track.model import Phase
+from pptptop.track.tracker import Limits, Tracker
+
+ETH = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"
+
+
+def syn(sport: int) -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", sport, 1723, 1000, 0, 0x50, 0x02, 65535, 0, 0)
+    return ETH + struct.pack("!BBHHHBBHII", 0x45, 0, 40, 0, 0x4000, 64, 6, 0, 0xC0000201, 0xC6336402) + tcp
+
+
+class QuietLink(Source):
+    """A live source that delivers a SYN and its retransmission, then nothing until closed."""
+
+    live = True
+
+    def __init__(self) -> None:
+        self._closed = threading.Event()
+
+    @property
+    def name(self) -> str:
+        return "quiet0"
+
+    @property
+    def interfaces(self) -> list[str]:
+        return ["quiet0"]
+
+    def __iter__(self) -> Iterator[Frame]:
+        now = time.time()
+        yield Frame(now - 1.0, "quiet0", 1, syn(40000))
+        yield Frame(now, "quiet0", 1, syn(40000))
+        self._closed.wait(30)
+
+    def stats(self) -> SourceStats:
+        return SourceStats({"quiet0": InterfaceStats("quiet0")})
+
+    def close(self) -> None:
+        self._closed.set()
+
+
+def test_timeouts_fire_on_a_silent_link_and_the_lock_is_free() -> None:
+    tracker = Tracker(Limits(syn_timeout=2.0))
+    pipe = Pipeline(QuietLink(), tracker)
+    worker = threading.Thread(target=pipe.run)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            # the UI takes snapshots under the lock while the source waits for packets
+            assert pipe.lock.acquire(timeout=1.0)
+            try:
+                ended = [t for t in tracker.tunnels.values() if t.ended]
+            finally:
+                pipe.lock.release()
+            if ended:
+                break
+            time.sleep(0.2)
+        (t,) = tracker.tunnels.values()
+        assert t.phase is Phase.FAILED and t.failed_in is Phase.TCP
+        assert t.close.how == "no-answer" and t.tcp.syn_count == 2
+    finally:
+        pipe.stop()
+        worker.join(10)
+    assert pipe.done.is_set() and pipe.crash is None
