@@ -40,12 +40,15 @@ SHOTS: dict[str, tuple[str, list[str]]] = {
 def shoot(name: str, capture: str, keys: list[str]) -> None:
     import pptptop.ui.app as ui
     from pptptop import cli
+    from pptptop.pipeline import Pipeline
+    from pptptop.ui.themes import load_theme
     from pptptop.ui.widgets.ladder import LadderView
 
     size = (80, 24) if "80x24" in name else SIZE
 
-    def headless(pipeline: object, args: Namespace) -> int:
-        app = ui.PptpTopApp(pipeline, ui.load_theme("dark"))  # type: ignore[arg-type]
+    def headless(pipeline: Pipeline, args: Namespace) -> int:
+        assert isinstance(pipeline, Pipeline)
+        app = ui.PptpTopApp(pipeline, load_theme("dark"))
 
         async def run() -> None:
             async with app.run_test(size=size) as pilot:
@@ -65,7 +68,7 @@ def shoot(name: str, capture: str, keys: list[str]) -> None:
         asyncio.run(run())
         return 0
 
-    ui.run_ui = headless  # type: ignore[assignment]
+    setattr(ui, "run_ui", headless)  # noqa: B010 - the CLI imports run_ui when it needs it
     os.chdir(DATA)  # the header shows the file by the name it was given
     cli.main(["-r", capture])
 

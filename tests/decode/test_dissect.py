@@ -105,7 +105,8 @@ def test_every_layer_of_a_pptp_control_message() -> None:
                                                 "Transmission Control Protocol",
                                                 "Point-to-Point Tunnelling Protocol: Start-Control-Connection-Request"]
     pptp = root.children[3]
-    assert pptp.find("Magic cookie") is not None and pptp.find("Magic cookie").value == "0x1a2b3c4d"  # type: ignore[union-attr]
+    cookie = pptp.find("Magic cookie")
+    assert cookie is not None and cookie.value == "0x1a2b3c4d"
     assert pptp.end - pptp.start == 156
     assert all(pptp.start <= c.start and c.end <= pptp.end for c in pptp.children)
 

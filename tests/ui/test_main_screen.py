@@ -200,7 +200,7 @@ class TestNavigation:
 
 
 def table_first(app: PptpTopApp) -> int:
-    return min(app.pipeline.tracker.tunnels)
+    return int(min(app.pipeline.tracker.tunnels))
 
 
 class TestSave:

@@ -19,6 +19,7 @@ from scapy.layers.pptp import (
     PPTPStartControlConnectionReply,
     PPTPStartControlConnectionRequest,
 )
+from scapy.packet import Packet
 from scapy.utils import wrpcap
 
 HOST = "[red]evil[/]\x1b[2J"
@@ -33,11 +34,11 @@ CLIENT, SERVER = "10.9.0.2", "10.9.0.1"
 CPORT = 40000
 
 
-def frames() -> list[object]:
+def frames() -> list[Packet]:
     """The packets, in order: TCP handshake, SCCRQ/RP, OCRQ/RP, LCP, CHAP failure, TermReq."""
     e = Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01")
     er = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
-    out: list[object] = []
+    out: list[Packet] = []
     cseq, sseq = 1000, 5000
 
     def c2s(payload: bytes = b"", flags: str = "PA") -> None:
@@ -83,6 +84,6 @@ def frames() -> list[object]:
 def write_hostile(path: Path) -> Path:
     pkts = frames()
     for i, p in enumerate(pkts):
-        p.time = 1_700_000_000 + i * 0.01  # type: ignore[attr-defined]
+        p.time = 1_700_000_000 + i * 0.01
     wrpcap(str(path), pkts)
     return path
