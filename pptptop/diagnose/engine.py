@@ -18,7 +18,7 @@ from typing import Any
 
 from pptptop.diagnose.config import DiagnosisConfig
 from pptptop.diagnose.finding import Finding, Severity, ordered
-from pptptop.diagnose.observe import Observations, Ref
+from pptptop.diagnose.observe import Observations, Ref, routine
 from pptptop.diagnose.rules import RULES, Case, Collision, Hit, Rule
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Tunnel
@@ -138,6 +138,11 @@ class Diagnoser:
             self._index_call(t, obs, now)
         if kind is EventKind.ENDED:
             self._live.discard(t.id)
+        if (routine(ev) and not (t.lcp_echo.consecutive_misses or t.pptp_echo.consecutive_misses)
+                and not any(f.severity is not Severity.INFO for f in self._raw.get(t.id, {}).values())):
+            # a keepalive of a healthy tunnel (no miss, no error or warning standing): evaluated at the next tick
+            obs.deferred = True
+            return
         self._evaluate(t, obs, now, self.rules)
         for col in self._collisions.get(t.id, ()):
             peer = self._obs.get(col.tunnel.id)
@@ -152,8 +157,11 @@ class Diagnoser:
         horizon = self.cfg.horizon
         for tid in list(self._live):
             t = self._tunnels[tid]
-            if now - t.last_seen <= horizon:
-                self._evaluate(t, self._obs[tid], now, self._timed)
+            obs = self._obs[tid]
+            if obs.deferred:
+                self._evaluate(t, obs, now, self.rules)
+            elif now - t.last_seen <= horizon:
+                self._evaluate(t, obs, now, self._timed)
 
     def _forget(self, t: Tunnel) -> None:
         self._unindex(t)
@@ -186,6 +194,7 @@ class Diagnoser:
                                 old.ts if old is not None else now)
             dirty = True
         obs.last_eval = now
+        obs.deferred = False
         if dirty:
             self._publish(t, now)
 

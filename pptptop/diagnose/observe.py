@@ -278,6 +278,7 @@ class Observations:
     phase_at: dict[str, Ref] = field(default_factory=dict)
     last_message: dict[str, Ref] = field(default_factory=dict)  # side -> its last PPP frame
     last_eval: float = 0.0
+    deferred: bool = False  # routine events since the last evaluation (evaluated at the next tick)
 
     # ------------------------------------------------------------------ queries
     @property
@@ -551,3 +552,20 @@ class Observations:
     # scratch state of the last Configure-Requests (not evidence)
     _pending_mru: dict[str, int | None] = field(default_factory=dict)
     _ipcp_asked: dict[str, str | None] = field(default_factory=dict)
+
+
+def routine(ev: Event) -> bool:
+    """Keepalives: the echo rules need them counted, not a full evaluation at each one.
+
+    They are most of the events of a long healthy session (an LCP echo every
+    few seconds each way); the rules see them at the next clock tick, within
+    a second, and echo misses arrive as their own events.
+    """
+    if ev.kind is not EventKind.MESSAGE:
+        return False
+    m = ev.message
+    if isinstance(m, PppFrame):
+        c = m.message
+        return m.protocol == PppProtocol.LCP and isinstance(c, ControlPacket) and c.code in (
+            ControlCode.ECHO_REQUEST, ControlCode.ECHO_REPLY, ControlCode.DISCARD_REQUEST)
+    return getattr(m, "message_type", None) in (T.ECHO_REQUEST, T.ECHO_REPLY)
