@@ -151,14 +151,18 @@ def _rewrite(
     return bytes(b)
 
 
+def _ppp_protocol(frame: bytes) -> int:
+    """The PPP protocol of an Ethernet/IPv4/GRE frame, -1 for anything else."""
+    if len(frame) < 42 or frame[23] != 47:
+        return -1
+    fv, plen = struct.unpack_from("!H", frame, 34)[0], struct.unpack_from("!H", frame, 38)[0]
+    off = 42 + (4 if fv & 0x1000 else 0) + (4 if fv & 0x0080 else 0)
+    return ppp_header(frame, off)[0] if plen and off < len(frame) else -1
+
+
 def _is_data(frame: bytes) -> bool:
     """A GRE packet carrying MPPE data (PPP protocol 0x00FD, however compressed)."""
-    if len(frame) < 42 or frame[23] != 47:
-        return False
-    fv = struct.unpack_from("!H", frame, 34)[0]
-    off = 42 + (4 if fv & 0x1000 else 0) + (4 if fv & 0x0080 else 0)
-    proto, _ = ppp_header(frame, off) if off < len(frame) else (-1, 0)
-    return proto == 0x00FD
+    return _ppp_protocol(frame) == 0x00FD
 
 
 def _gre_seq(frame: bytes) -> int | None:
@@ -192,9 +196,10 @@ def generate(path: Path, packets: int = 1_000_000, tunnels: int = 200, seed: int
         ):
             tmpl_call = struct.unpack_from("!H", fr, _pptp_off(fr) + 12)[0]
             tmpl_port = struct.unpack_from("!H", fr, 34)[0]
-    first_data = next(i for i, (_, fr) in enumerate(tmpl) if _is_data(fr))
-    head, tail = tmpl[:first_data], tmpl[first_data:]
-    tail = [p for p in tail if not _is_data(p[1])][-12:]
+    # the handshake runs to the last NCP frame (IPCP/CCP/IPV6CP); data may start before it ends
+    last_ncp = max(i for i, (_, fr) in enumerate(tmpl) if _ppp_protocol(fr) in (0x8021, 0x80FD, 0x8057))
+    head = [p for p in tmpl[:last_ncp + 1] if not _is_data(p[1])]
+    tail = [p for p in tmpl[last_ncp + 1:] if not _is_data(p[1])][-12:]
     fixed = len(head) + len(tail)
     per_tunnel_data = max(10, (packets - fixed * tunnels) // tunnels)
     t0 = 1_700_000_000.0

@@ -60,6 +60,10 @@ Listener = Callable[[FindingChange], None]
 CallKey = tuple[str, str, str, int]
 
 
+#: rules whose answer a keepalive (LCP/PPTP echo) can change, besides the timed ones
+KEEPALIVE_RULES = frozenset({"echo-timeout", "echo-rtt-spike", "lcp-loopback"})
+
+
 class Diagnoser:
     """Runs the rules over a tracker's events. Not thread-safe: it runs in the capture thread."""
 
@@ -70,6 +74,8 @@ class Diagnoser:
         self.rules = list(RULES if rules is None else rules)
         self._by_code = {r.code: r for r in self.rules}
         self._timed = [r for r in self.rules if r.timed]
+        #: what a keepalive can change: the timed rules and the ones about echoes
+        self._keepalive = [r for r in self.rules if r.timed or r.code in KEEPALIVE_RULES]
         self._obs: dict[int, Observations] = {}
         self._tunnels: dict[int, Tunnel] = {}
         self._raw: dict[int, dict[str, Finding]] = {}
@@ -159,7 +165,7 @@ class Diagnoser:
             t = self._tunnels[tid]
             obs = self._obs[tid]
             if obs.deferred:
-                self._evaluate(t, obs, now, self.rules)
+                self._evaluate(t, obs, now, self._keepalive)
             elif now - t.last_seen <= horizon:
                 self._evaluate(t, obs, now, self._timed)
 
