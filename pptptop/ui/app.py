@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 import threading
@@ -299,6 +300,16 @@ class _Run:
             self.app.call_later(self.app.run_action, target)
 
 
+#: cyclic-GC thresholds for the UI process: a full collection walks the tracker's whole heap and stops every
+#: thread for up to 0.2 s at 50,000 packets/s; collecting young objects rarer keeps keys under 100 ms
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Fewer, later cyclic collections (most of what the capture allocates dies young without cycles)."""
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def check_theme(spec: ThemeSpec) -> None:
     """Parse a theme before the terminal is taken over; raises ThemeError with one sentence."""
     sheet = Stylesheet(variables=App().get_css_variables())
@@ -317,6 +328,7 @@ def run_ui(pipeline: Pipeline, args: argparse.Namespace) -> int:
     except ThemeError as e:
         print(f"pptptop: {e}", file=sys.stderr)
         return EXIT_USAGE
+    tune_gc()
     session = getattr(args, "recording_session", None)
     app = PptpTopApp(pipeline, spec, recording=getattr(session, "status", None))
     code = app.run()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import sys
 import tempfile
@@ -28,7 +29,7 @@ from pptptop import sources
 from pptptop.bench import generate
 from pptptop.pipeline import Pipeline
 from pptptop.track.tracker import Limits, Tracker
-from pptptop.ui.app import PptpTopApp
+from pptptop.ui.app import PptpTopApp, tune_gc
 from pptptop.ui.columns import COLUMNS
 from pptptop.ui.filtering import parse_filter
 from pptptop.ui.snapshot import TunnelStore
@@ -133,6 +134,35 @@ def many_tunnels(path: Path, tunnels: int) -> None:
     asyncio.run(run())
 
 
+def datatable(rows: int = 5000, cols: int = 12) -> None:
+    """What Textual's DataTable costs for the same table: fill it, then change every cell once (one refresh)."""
+    from textual.app import App, ComposeResult
+    from textual.widgets import DataTable
+
+    class Probe(App[None]):
+        def compose(self) -> ComposeResult:
+            yield DataTable()
+
+    app = Probe()
+
+    async def run() -> None:
+        async with app.run_test(size=(120, 36)) as pilot:
+            dt: DataTable[str] = app.query_one(DataTable)
+            keys = [dt.add_column(f"c{i}") for i in range(cols)]
+            t0 = time.perf_counter()
+            rk = [dt.add_row(*[f"{r}.{c}" for c in range(cols)]) for r in range(rows)]
+            await pilot.pause()
+            print(f"DataTable: add {rows:,} rows: {ms(time.perf_counter() - t0)}")
+            t0 = time.perf_counter()
+            for r in rk:
+                for c in keys:
+                    dt.update_cell(r, c, "x")
+            await pilot.pause()
+            print(f"DataTable: update every cell once (what one 10 Hz refresh of a busy table needs): "
+                  f"{ms(time.perf_counter() - t0)}")
+    asyncio.run(run())
+
+
 def loaded(path: Path, rate: float, seconds: float) -> None:
     speed = rate * CAPTURE_STEP  # capture time advances 100 µs per packet: speed 5 = 50,000 packets/s
     pipe = Pipeline(sources.open_file(str(path)), Tracker(), speed=speed)
@@ -166,6 +196,19 @@ def loaded(path: Path, rate: float, seconds: float) -> None:
           f"over 100 ms: {sum(x > 0.1 for x in lat)}; snapshots skipped for the lock: {result['misses']}")
 
 
+_GC: list[float] = []
+_GC_START = [0.0]
+
+
+def _gc_probe(phase: str, info: dict[str, int]) -> None:
+    if info.get("generation") != 2:
+        return
+    if phase == "start":
+        _GC_START[0] = time.perf_counter()
+    else:
+        _GC.append(time.perf_counter() - _GC_START[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tunnels", type=int, default=5000)
@@ -174,15 +217,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", default=None)
     ap.add_argument("--switch", type=float, default=None, help="sys.setswitchinterval for the loaded run")
     ap.add_argument("--skip-many", action="store_true")
+    ap.add_argument("--gc", default=None, help="gc thresholds for the loaded run instead of run_ui's, e.g. 700,10,10")
     args = ap.parse_args(argv)
     work = Path(args.dir or tempfile.mkdtemp(prefix="pptptop-uibench-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.gc:
+        gc.set_threshold(*(int(x) for x in args.gc.split(",")))
+    else:
+        tune_gc()  # what run_ui does
+    print(f"gc thresholds {gc.get_threshold()}" + ("" if args.gc else " (run_ui's)"))
     many = work / f"tunnels-{args.tunnels}.pcap"
     if not many.exists():
         n = generate(many, packets=args.tunnels * 60, tunnels=args.tunnels)
         print(f"generated {n:,} packets for {args.tunnels:,} tunnels: {many}")
     if not args.skip_many:
         many_tunnels(many, args.tunnels)
+        datatable(args.tunnels)
     if args.switch:
         sys.setswitchinterval(args.switch)
         print(f"switch interval {args.switch * 1000:g} ms")
@@ -190,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     if not busy.exists():
         n = generate(busy, packets=int(args.rate * (args.seconds + 10)), tunnels=200)
         print(f"generated {n:,} packets for 200 tunnels: {busy}")
+    gc.callbacks.append(_gc_probe)
     loaded(busy, args.rate, args.seconds)
+    if _GC:
+        print(f"full garbage collections during the loaded run: {len(_GC)}, longest {ms(max(_GC))}")
     return 0
 
 
