@@ -21,7 +21,7 @@ from pptptop.diagnose.finding import Finding, Severity, ordered
 from pptptop.diagnose.observe import Observations, Ref, routine
 from pptptop.diagnose.rules import RULES, Case, Collision, Hit, Rule
 from pptptop.track.events import Event, EventKind
-from pptptop.track.model import Tunnel
+from pptptop.track.model import Phase, Tunnel
 from pptptop.track.tracker import Tracker
 
 FINDINGS = "findings"
@@ -62,6 +62,8 @@ CallKey = tuple[str, str, str, int]
 
 #: rules whose answer a keepalive (LCP/PPTP echo) can change, besides the timed ones
 KEEPALIVE_RULES = frozenset({"echo-timeout", "echo-rtt-spike", "lcp-loopback"})
+#: seconds of capture time between evaluations of a healthy tunnel's keepalives (warnings only can result)
+KEEPALIVE_EVERY = 5.0
 
 
 class Diagnoser:
@@ -121,7 +123,7 @@ class Diagnoser:
             self._clock = ev.ts
         now = self._clock
         if kind is EventKind.TICK:
-            self._tick(now)
+            self._tick(now, final=bool(ev.detail.get("final")))
             return
         t = ev.tunnel
         if t is None:
@@ -157,16 +159,23 @@ class Diagnoser:
         if kind is EventKind.ENDED:
             self._unindex(t)
 
-    def _tick(self, now: float) -> None:
+    def _tick(self, now: float, final: bool = False) -> None:
         if self._new:
             self._check_new(now)
         horizon = self.cfg.horizon
         for tid in list(self._live):
             t = self._tunnels[tid]
             obs = self._obs[tid]
-            if obs.deferred:
+            if final:
+                self._evaluate(t, obs, now, self.rules)  # the end of the input: everything, now
+            elif obs.deferred and now - obs.last_eval >= KEEPALIVE_EVERY:
                 self._evaluate(t, obs, now, self._keepalive)
             elif now - t.last_seen <= horizon:
+                if (t.phase is Phase.DATA and now - obs.last_eval < KEEPALIVE_EVERY
+                        and not (t.lcp_echo.outstanding or t.pptp_echo.outstanding)):
+                    # carrying data, no keepalive awaiting its answer: only GRE health warnings can
+                    # change, and they can wait a few seconds
+                    continue
                 self._evaluate(t, obs, now, self._timed)
 
     def _forget(self, t: Tunnel) -> None:

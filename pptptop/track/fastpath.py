@@ -87,12 +87,17 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
     ifc = ifidx[ci] if ifidx is not None else np.zeros(len(ci), dtype=np.int64)
     k1 = (src.astype(np.uint64) << np.uint64(32)) | dst.astype(np.uint64)  # unsigned: 128.0.0.0 and up
     k2 = (ifc << 16) | cid
-    keys = np.rec.fromarrays([k1, k2], names="a,b")  # type: ignore[call-overload]
-    uniq, inv = np.unique(keys, return_inverse=True)
-    inv = inv.reshape(-1)
+    # group by (k1, k2) with one stable lexsort: capture order is kept within each group
+    by_key = np.lexsort((k2, k1))
+    s1, s2 = k1[by_key], k2[by_key]
+    first = np.ones(len(by_key), dtype=bool)
+    first[1:] = (s1[1:] != s1[:-1]) | (s2[1:] != s2[:-1])
+    inv = np.empty(len(by_key), dtype=np.int64)
+    inv[by_key] = np.cumsum(first) - 1
+    uniq = zip(s1[first].tolist(), s2[first].tolist(), strict=True)
     ents: list[tuple[Tunnel, Direction] | None] = []
-    ok_group = np.zeros(len(uniq), dtype=bool)
-    for g, (a, b) in enumerate(uniq.tolist()):
+    ok_group = np.zeros(int(first.sum()), dtype=bool)
+    for g, (a, b) in enumerate(uniq):
         index = tracker._gre.get(ifaces[b >> 16][0])
         ent = index.get(((a >> 32) << 48) | ((a & MASK32) << 16) | (b & 0xFFFF)) if index else None
         ents.append(ent)
