@@ -21,6 +21,13 @@ from pptptop.ui.snapshot import Traffic, TunnelDetail
 
 StyleOf = Callable[[str], Style]
 MARK = {Outcome.OK: "✓", Outcome.FAILED: "✗", Outcome.OPEN: "…"}
+#: the theme classes this module draws with (declared by the widget that resolves them)
+TEXT_CLASSES = frozenset({
+    "timeline--ok", "timeline--failed", "timeline--open",
+    "tunnel-text--bad", "tunnel-text--dim", "tunnel-text--heading", "tunnel-text--chart",
+    "tunnel-text--finding-error", "tunnel-text--finding-warning", "tunnel-text--finding-info",
+    *(f"tunnel-table--phase-{p.value}" for p in Phase),
+})
 BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
@@ -28,10 +35,10 @@ def _q(s: object, limit: int = 128) -> str:
     return '"' + wire(s, limit) + '"' if s not in (None, "") else "-"
 
 
-def _section(out: Text, title: str) -> None:
+def _section(out: Text, title: str, st: StyleOf) -> None:
     if out.plain:
         out.append("\n")
-    out.append(title + "\n", style="bold underline")
+    out.append(title + "\n", style=st("tunnel-text--heading"))
 
 
 def _row(out: Text, key: str, value: str | Text, style: str | Style = "") -> None:
@@ -76,8 +83,8 @@ def findings(d: TunnelDetail, st: StyleOf) -> Text:
     out = Text()
     for f in d.row.findings:
         mark = {"error": "✗", "warning": "!", "info": "i"}.get(f.severity, "?")
-        out.append(f"  {mark} {wire(f.title, 200)}", style=st(f"finding-{f.severity}"))
-        out.append(f"  [{wire(f.code, 64)}]\n", style="dim")
+        out.append(f"  {mark} {wire(f.title, 200)}", style=st(f"tunnel-text--finding-{f.severity}"))
+        out.append(f"  [{wire(f.code, 64)}]\n", style=st("tunnel-text--dim"))
         if f.detail:
             out.append(f"    {wire(f.detail, 400)}\n")
         if f.windows_error:
@@ -88,7 +95,7 @@ def findings(d: TunnelDetail, st: StyleOf) -> Text:
             out.append(
                 f"    evidence: frame{'s' if len(f.evidence) > 1 else ''} "
                 f"{', '.join(str(n) for n in f.evidence[:12])}\n",
-                style="dim",
+                style=st("tunnel-text--dim"),
             )
     return out
 
@@ -105,8 +112,9 @@ def _lcp_opts(opts: dict[str, Any]) -> str:
     return " ".join(parts) or "-"
 
 
-def negotiated(d: TunnelDetail) -> Text:
+def negotiated(d: TunnelDetail, st: StyleOf) -> Text:
     """Both sides' parameters: control, call, LCP, auth, addresses, MPPE."""
+    bad = st("tunnel-text--bad")
     out = Text()
     c = d.control
     r = d.row
@@ -157,9 +165,9 @@ def negotiated(d: TunnelDetail) -> Text:
             text += f" {_q(a.message, 160)}"
         if a.attempts > 1:
             text += f" ({a.attempts} attempts)"
-        _row(out, "auth", text, "bold red" if a.result == "failure" else "")
+        _row(out, "auth", text, bad if a.result == "failure" else "")
         if a.password_seen:
-            _row(out, "", "PAP: the password crossed the network in clear", "bold red")
+            _row(out, "", "PAP: the password crossed the network in clear", bad)
     n = d.ncp
     if n.client_ip or n.server_ip or n.dns:
         text = f"client {n.client_ip or '-'}  server {n.server_ip or '-'}"
@@ -179,9 +187,9 @@ def negotiated(d: TunnelDetail) -> Text:
             + (" + MPPC compression" if cc.mppc else ""),
         )
     elif cc.rejected_by:
-        _row(out, "mppe", f"refused by the {cc.rejected_by}", "bold red")
+        _row(out, "mppe", f"refused by the {cc.rejected_by}", bad)
     elif r.phase in (Phase.DATA, Phase.CLOSED):
-        _row(out, "mppe", "none: data crosses the network in clear", "bold red")
+        _row(out, "mppe", "none: data crosses the network in clear", bad)
     for side, offer in cc.offered.items():
         _row(out, f"ccp {side}", wire(offer, 160))
     return out
@@ -206,11 +214,12 @@ def _echo_line(e: EchoStats) -> str:
     return text
 
 
-def health(d: TunnelDetail) -> Text:
+def health(d: TunnelDetail, st: StyleOf) -> Text:
     """Echo health, GRE sequence health, how it ended."""
+    bad = st("tunnel-text--bad")
     out = Text()
-    _row(out, "pptp echo", _echo_line(d.pptp_echo), "red" if d.pptp_echo.consecutive_misses else "")
-    _row(out, "lcp echo", _echo_line(d.lcp_echo), "red" if d.lcp_echo.consecutive_misses else "")
+    _row(out, "pptp echo", _echo_line(d.pptp_echo), bad if d.pptp_echo.consecutive_misses else "")
+    _row(out, "lcp echo", _echo_line(d.lcp_echo), bad if d.lcp_echo.consecutive_misses else "")
     for name, t in (
         ("→ server", d.traffic[Direction.TO_SERVER]),
         ("← client", d.traffic[Direction.TO_CLIENT]),
@@ -220,18 +229,19 @@ def health(d: TunnelDetail) -> Text:
             name,
             f"{t.packets} packets {size(t.bytes)}, {t.data_packets} data; GRE lost {t.lost}, "
             f"duplicated {t.duplicates}, reordered {t.reordered}",
-            "red" if t.lost else "",
+            bad if t.lost else "",
         )
     if d.tcp.retransmissions or d.tcp.resyncs:
         _row(out, "tcp", f"{d.tcp.retransmissions} retransmissions, {d.tcp.resyncs} resyncs")
     for e in d.icmp_errors[:4]:
-        _row(out, "icmp", wire(e, 160), "red")
+        _row(out, "icmp", wire(e, 160), bad)
     if d.malformed:
-        _row(out, "malformed", f"{d.malformed} packets did not parse", "red")
+        _row(out, "malformed", f"{d.malformed} packets did not parse", bad)
     return out
 
 
-def ending(d: TunnelDetail) -> Text:
+def ending(d: TunnelDetail, st: StyleOf) -> Text:
+    bad = st("tunnel-text--bad")
     out = Text()
     cl = d.close
     if not cl.how:
@@ -240,7 +250,7 @@ def ending(d: TunnelDetail) -> Text:
     text = f"by the {cl.by}: {cl.how}" + (f" {_q(cl.reason, 160)}" if cl.reason else "")
     if cl.frame is not None:
         text += f"  (frame {cl.frame}, {clock(cl.ts or 0)})"
-    _row(out, "ended", text, "red" if d.row.failed else "")
+    _row(out, "ended", text, bad if d.row.failed else "")
     for s in cl.steps[1:8]:
         _row(out, "then", wire(s, 160))
     c = d.control
@@ -268,35 +278,36 @@ def summary(d: TunnelDetail, st: StyleOf) -> Text:
     out.append("  ")
     out.append(chip, style=st(f"tunnel-table--phase-{r.phase.value}"))
     if d.roles_guessed:
-        out.append("  (no control connection seen: client/server guessed)", style="dim")
+        out.append("  (no control connection seen: client/server guessed)", style=st("tunnel-text--dim"))
     out.append("\n")
     if r.findings:
-        _section(out, "Diagnosis")
+        _section(out, "Diagnosis", st)
         out.append_text(findings(d, st))
-    _section(out, "Phases")
+    _section(out, "Phases", st)
     out.append_text(timeline(d, st))
-    _section(out, "Negotiated")
-    out.append_text(negotiated(d))
-    _section(out, "Health")
-    out.append_text(health(d))
-    _section(out, "End")
-    out.append_text(ending(d))
+    _section(out, "Negotiated", st)
+    out.append_text(negotiated(d, st))
+    _section(out, "Health", st)
+    out.append_text(health(d, st))
+    _section(out, "End", st)
+    out.append_text(ending(d, st))
     out.rstrip()
     return out
 
 
-def transcript(d: TunnelDetail, pov: str) -> Text:
+def transcript(d: TunnelDetail, pov: str, st: StyleOf) -> Text:
     """pppd's debug log of the negotiation as ``pov`` ("server" or "client") would have logged it."""
     out = Text()
     out.append(
-        f"pppd debug log as the {pov} would write it (sent = from the {pov}; v switches)\n", style="dim"
+        f"pppd debug log as the {pov} would write it (sent = from the {pov}; v switches)\n",
+        style=st("tunnel-text--dim"),
     )
     sent_dir = Direction.TO_CLIENT if pov == "server" else Direction.TO_SERVER
     for p in d.packets:
         if p.kind is not PacketKind.PPP:
             continue
         verb = "sent" if p.direction is sent_dir else "rcvd"
-        out.append(f"{clock(p.ts)} ", style="dim")
+        out.append(f"{clock(p.ts)} ", style=st("tunnel-text--dim"))
         out.append(f"{verb} ", style="bold" if verb == "sent" else "")
         out.append(wire(p.summary, 600))
         out.append("\n")
@@ -326,7 +337,7 @@ def bar_chart(values: list[int], width: int, height: int) -> list[str]:
     return rows
 
 
-def throughput(t: Traffic, now: float, seconds: int, width: int, height: int, title: str) -> Text:
+def throughput(t: Traffic, now: float, seconds: int, width: int, height: int, title: str, st: StyleOf) -> Text:
     """A titled bar chart of one direction's bits per second over the last ``seconds`` seconds."""
     series = t.series(now, seconds)
     peak = max(series) if series else 0
@@ -338,6 +349,6 @@ def throughput(t: Traffic, now: float, seconds: int, width: int, height: int, ti
         style="bold",
     )
     for line in bar_chart(series, width, height):
-        out.append(line + "\n", style="cyan")
-    out.append("-" * width + "\n", style="dim")
+        out.append(line + "\n", style=st("tunnel-text--chart"))
+    out.append("-" * width + "\n", style=st("tunnel-text--dim"))
     return out

@@ -118,6 +118,9 @@ class TestSortAndFilter:
                 await pilot.press("slash", "ctrl+a", "ctrl+k", *"failed", "enter")
                 assert t.view == []
                 assert "no tunnel matches" in screen_text(app)
+                await pilot.press("slash", "ctrl+a", "ctrl+k", *"alice", "space", *"lan0", "enter")
+                assert [(r.user, r.iface) for r in t.view] == [("alice", "lan0")]  # space separates terms
+                assert not app.pipeline.paused.is_set()
                 await pilot.press("c")
                 assert len(t.view) == 4
         asyncio.run(run())

@@ -167,12 +167,12 @@ class TestThemes:
         from pptptop.ui.widgets.event_log import EventLog
         from pptptop.ui.widgets.hex_view import HexView
         from pptptop.ui.widgets.ladder import LadderView
+        from pptptop.ui.widgets.packet_list import PacketList
         from pptptop.ui.widgets.tunnel_table import TunnelTable
 
         needed = set()
-        for w in (TunnelTable, CaptureHeader, LadderView, HexView, EventLog):
+        for w in (TunnelTable, CaptureHeader, LadderView, HexView, EventLog, PacketList):
             needed |= w.COMPONENT_CLASSES
-        needed -= {"ladder--warn", "packet-list--dim", "packet-list--evidence"}
         for name in BUILTIN:
             css = load_theme(name).css
             missing = sorted(c for c in needed if f".{c} " not in css)

@@ -127,6 +127,10 @@ class TestTabs:
                 assert "128-bit stateless" in text
                 assert "lcp-terminate" in text and '"MPPE disabled"' in text
                 assert "12/12 answered" in text  # LCP echo
+                ladder = app.screen.query_one(LadderView)
+                for name in ("timeline--ok", "tunnel-text--chart", "tunnel-table--phase-closed"):
+                    st = ladder.style_of(name)
+                    assert st.color is not None or st.bgcolor is not None, name  # resolved from the theme
         asyncio.run(run())
 
     def test_transcript_in_pppd_style_from_either_side(self, make_app: Callable[..., PptpTopApp]) -> None:

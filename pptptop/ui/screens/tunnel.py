@@ -116,7 +116,7 @@ class TunnelScreen(PptpScreen):
         ladder = self.query_one(LadderView)
         ladder.set_entries(entries, with_nat, titles, min(t0, r.first_seen))
         self.query_one("#summary-text", Static).update(summary(d, ladder.style_of))
-        self.query_one("#transcript-text", Static).update(transcript(d, self.pov))
+        self.query_one("#transcript-text", Static).update(transcript(d, self.pov, ladder.style_of))
         self.frames = all_frames(d)
         evidence = frozenset(n for f in r.findings for n in f.evidence)
         self.query_one(PacketList).set_packets(self.frames, evidence)
@@ -130,11 +130,13 @@ class TunnelScreen(PptpScreen):
         now = self.pptp.store.now() or d.row.last_seen
         if d.row.ended:
             now = d.row.last_seen
+        st = self.query_one(LadderView).style_of
         seconds = max(CHART_MIN_SECONDS, min(CHART_SECONDS, int(now - d.row.first_seen) + 2))
         out = Text()
-        out.append_text(throughput(d.traffic[Direction.TO_CLIENT], now, seconds, width, 6, "down (server → client)"))
+        down, up = d.traffic[Direction.TO_CLIENT], d.traffic[Direction.TO_SERVER]
+        out.append_text(throughput(down, now, seconds, width, 6, "down (server → client)", st))
         out.append("\n")
-        out.append_text(throughput(d.traffic[Direction.TO_SERVER], now, seconds, width, 6, "up (client → server)"))
+        out.append_text(throughput(up, now, seconds, width, 6, "up (client → server)", st))
         self.query_one("#traffic-text", Static).update(out)
 
     def on_resize(self) -> None:
@@ -180,4 +182,5 @@ class TunnelScreen(PptpScreen):
     def action_pov(self) -> None:
         self.pov = "client" if self.pov == "server" else "server"
         if self.detail is not None:
-            self.query_one("#transcript-text", Static).update(transcript(self.detail, self.pov))
+            st = self.query_one(LadderView).style_of
+            self.query_one("#transcript-text", Static).update(transcript(self.detail, self.pov, st))

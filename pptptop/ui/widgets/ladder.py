@@ -14,6 +14,7 @@ from textual.message import Message
 
 from pptptop.ui.format import wire
 from pptptop.ui.ladder_model import LadderEntry, Lane
+from pptptop.ui.tunnel_text import TEXT_CLASSES
 from pptptop.ui.widgets.line_list import LineList
 
 GUTTER = 18  # mark(1) + frame number(6) + space + seconds(9) + space
@@ -67,6 +68,7 @@ class LadderView(LineList):
         "ladder--control",
         "ladder--ppp",
         "ladder--icmp",
+        *TEXT_CLASSES,  # the tunnel screen's other tabs resolve their theme classes through the ladder
     }
     header_height = 1
 

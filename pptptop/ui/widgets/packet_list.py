@@ -14,7 +14,7 @@ from pptptop.ui.widgets.line_list import LineList
 class PacketList(LineList):
     """Every kept frame of a tunnel; Enter opens the packet."""
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"packet-list--dim", "packet-list--evidence"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"packet-list--dim"}
     header_height = 1
 
     def __init__(self, *, id: str | None = None) -> None:
