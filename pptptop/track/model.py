@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
+from pptptop.decode.pppd import format_pppd
+
 
 class Phase(StrEnum):
     """Where a tunnel is on its way up (and how it ended).
@@ -97,9 +99,16 @@ class Packet:
     linktype: int
     direction: Direction
     kind: PacketKind
-    summary: str
+    label: str  # "" for a PPP frame: its pppd-style summary is made when first asked for
     data: bytes
     message: Any = None
+
+    @property
+    def summary(self) -> str:
+        """One line for the ladder and lists (PPP frames in pppd's debug-log style)."""
+        if not self.label and self.kind is PacketKind.PPP and self.message is not None:
+            self.label = format_pppd(self.message)
+        return self.label
 
 
 @dataclass(slots=True)

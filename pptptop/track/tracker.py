@@ -39,7 +39,6 @@ from pptptop.decode.lcp import AuthProtocol, ControlCode, ControlPacket, LcpOpti
 from pptptop.decode.link import network_offset
 from pptptop.decode.ncp import IpcpOption, Ipv6cpOption
 from pptptop.decode.ppp import PppFrame, PppProtocol, decode_ppp
-from pptptop.decode.pppd import format_pppd
 from pptptop.decode.tcp import TcpFlags, decode_tcp
 from pptptop.decode.tcpstream import StreamReassembler
 from pptptop.track.events import Event, EventKind
@@ -524,7 +523,7 @@ class Tracker:
             d = d.other
         side = SIDE[d]
         self._store(
-            t, Packet(number, ts, iface, linktype, d, PacketKind.PPP, format_pppd(frame), data, frame)
+            t, Packet(number, ts, iface, linktype, d, PacketKind.PPP, "", data, frame)
         )
         proto = frame.protocol
         if proto == PppProtocol.LCP and isinstance(msg, ControlPacket):
