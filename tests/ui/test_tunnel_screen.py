@@ -58,6 +58,10 @@ class TestLadder:
                 assert any(x.startswith("LCP TermReq") for x in bad)
                 assert not any(x.startswith("LCP ConfReq") for x in bad)
                 row = next(i for i, e in enumerate(ladder.entries) if e.label.startswith("CHAP Failure"))
+                ladder.move_cursor(row)
+                await pilot.pause()
+                detail = str(app.screen.query_one("#arrow", Static).render())
+                assert "server → client" in detail and "M=Access denied" in detail  # the whole label
                 line = ladder.render_row(row, 100, False)
                 assert any(span.style == ladder.style_of("bad") for span in line.spans)
         asyncio.run(run())

@@ -14,7 +14,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from pptptop.track.model import Direction, Packet
 from pptptop.ui.columns import phase_chip
-from pptptop.ui.format import wire
+from pptptop.ui.format import clock, wire
 from pptptop.ui.keys import bindings
 from pptptop.ui.ladder_model import Lane, all_frames, ladder_entries
 from pptptop.ui.screens.base import PptpScreen
@@ -55,6 +55,7 @@ class TunnelScreen(PptpScreen):
     TunnelScreen LadderView, TunnelScreen PacketList { height: 1fr; }
     TunnelScreen VerticalScroll { height: 1fr; }
     TunnelScreen .text { width: 1fr; padding: 0 1; }
+    TunnelScreen #arrow { height: 3; padding: 0 1; border-top: solid $primary 30%; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [*bindings("tunnel")]
 
@@ -73,6 +74,7 @@ class TunnelScreen(PptpScreen):
         with TabbedContent(initial="flow"):
             with TabPane("1 Flow", id="flow"):
                 yield LadderView(id="ladder")
+                yield Static(id="arrow")
             with TabPane("2 Summary", id="summary"), VerticalScroll():
                 yield Static(id="summary-text", classes="text")
             with TabPane("3 Traffic", id="traffic"), VerticalScroll():
@@ -115,6 +117,7 @@ class TunnelScreen(PptpScreen):
         t0 = min((e.packet.ts for e in entries), default=r.first_seen)
         ladder = self.query_one(LadderView)
         ladder.set_entries(entries, with_nat, titles, min(t0, r.first_seen))
+        self._arrow()
         self.query_one("#summary-text", Static).update(summary(d, ladder.style_of))
         self.query_one("#transcript-text", Static).update(transcript(d, self.pov, ladder.style_of))
         self.frames = all_frames(d)
@@ -141,6 +144,25 @@ class TunnelScreen(PptpScreen):
 
     def on_resize(self) -> None:
         self._traffic()
+
+    def _arrow(self) -> None:
+        """The selected arrow in full under the ladder (labels are cut to fit between the columns)."""
+        ladder = self.query_one(LadderView)
+        if not ladder.entries or ladder.cursor >= len(ladder.entries):
+            return
+        e = ladder.entries[ladder.cursor]
+        p = e.packet
+        who = "client → server" if p.direction is Direction.TO_SERVER else "server → client"
+        leg = " (NAT outside leg)" if e.outside and ladder.with_nat else ""
+        out = Text(f"frame {p.number}  {clock(p.ts)}  {who}{leg}  ", style="bold", overflow="fold")
+        out.append(wire(p.summary, 600))
+        if e.evidence:
+            out.append("  ◆ diagnosis evidence", style="bold")
+        self.query_one("#arrow", Static).update(out)
+
+    @on(LineList.Highlighted, "#ladder")
+    def _moved(self) -> None:
+        self._arrow()
 
     # ---------------------------------------------------------------- actions
     def _evidence(self) -> frozenset[int]:
