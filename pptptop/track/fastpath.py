@@ -28,7 +28,8 @@ HEAD = 56  # bytes of each frame looked at: Ethernet + IPv4 + GRE with seq/ack +
 COLS = np.arange(HEAD, dtype=np.int64)
 MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
-RING_PER_BATCH = 8  # recent data packets copied per tunnel per batch (the ring keeps the last 64)
+RING_PER_BATCH = 2  # recent data packets copied per tunnel per batch (the ring keeps the last 64)
+SPLIT_MIN = 4096  # a batch this big whose frames mostly need the per-frame path is fed in halves
 #: one-octet (PFC) and two-octet PPP protocol numbers of data, not negotiation
 DATA_1 = np.array([0xFD, 0xFB, 0x21, 0x57, 0x2D, 0x2F, 0x3D], dtype=np.int64)
 
@@ -54,11 +55,17 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
     ifaces = batch.ifaces
     eth = [lt == LINKTYPE_ETHERNET for _, lt in ifaces]
     if not any(eth) or not tracker._gre:
+        if any(eth) and n >= SPLIT_MIN:  # no tunnel yet: the first half may create them
+            half = n // 2
+            feed_batch(tracker, _part(batch, 0, half), first_number)
+            feed_batch(tracker, _part(batch, half, n), first_number + half)
+            return
         _slow(tracker, batch, np.arange(n), first_number)
         return
     view = batch.view()
     offs, lens, ts = batch.offsets, batch.lengths, batch.ts
-    rows = view[np.minimum(offs[:, None] + COLS, len(view) - 1)]
+    index_type = np.int32 if len(view) < 1 << 31 else np.int64
+    rows = view[np.minimum(offs.astype(index_type)[:, None] + COLS.astype(index_type), len(view) - 1)]
     ethertype = _u16(rows, 12)
     fv = _u16(rows, 34)
     cand = (
@@ -120,6 +127,13 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
     is_data = (plen > 0) & np.where((pb & 1) == 1, np.isin(pb, DATA_1), (pb == 0) & np.isin(nb, DATA_1))
     length_ok = lens[ci] >= np.where(plen > 0, pp + 2 - (pb & 1), po)
     ok = ok_group[inv] & length_ok & ((plen == 0) | is_data)
+    if n >= SPLIT_MIN and ((plen == 0) | is_data)[~ok].sum() > n // 4:
+        # many data frames of tunnels not yet in the data phase: the first half's negotiation will
+        # get them there, so the second half can take the fast path
+        half = n // 2
+        feed_batch(tracker, _part(batch, 0, half), first_number)
+        feed_batch(tracker, _part(batch, half, n), first_number + half)
+        return
     fast = ci[ok]
     known = np.array([e is not None for e in ents], dtype=bool)[inv]
     if known.any():
@@ -150,6 +164,12 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         tracker.now = tracker.stats.last_ts = tmax
         if tmax - tracker._last_tick >= 1.0:
             tracker.tick(tmax)
+
+
+def _part(batch: Batch, lo: int, hi: int) -> Batch:
+    """Frames ``lo`` to ``hi`` of ``batch`` (the same buffer)."""
+    return Batch(batch.buf, batch.offsets[lo:hi], batch.lengths[lo:hi], batch.ts[lo:hi], batch.ifaces,
+                 None if batch.ifidx is None else batch.ifidx[lo:hi])
 
 
 def _slow(tracker: Tracker, batch: Batch, idx: Any, first_number: int) -> None:
