@@ -138,6 +138,7 @@ class Pipeline:
             with self.lock:
                 feed_batch(self.tracker, batch, self.frames + 1)
                 self.frames += len(batch)
+            time.sleep(0)  # let a thread waiting for the lock (the UI's snapshot) have it
             if stop.is_set():
                 break
 
