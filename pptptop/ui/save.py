@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from pptptop.record.writers import PcapNgWriter
+from pptptop.record.writers import PcapNgWriter, open_output
 from pptptop.ui.snapshot import TunnelDetail
 
 LINKTYPE_ETHERNET = 1
@@ -54,7 +54,8 @@ def save_tunnel(
         for n in f.evidence:
             evidence.setdefault(n, []).append(f"{f.code}: {f.title}")
     frames = frames_of(d)
-    with open(target, "xb") as fh:
+    # 0600, never through a planted symlink: the file holds user names and MS-CHAP exchanges
+    with os.fdopen(open_output(str(target), replace=False), "wb") as fh:
         w = PcapNgWriter(fh)
         for number, ts, iface, linktype, data in frames:
             note = "; ".join(evidence.get(number, [])) or None

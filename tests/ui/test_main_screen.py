@@ -220,6 +220,7 @@ class TestSave:
         asyncio.run(run())
         [path] = app.saved
         assert path.parent == tmp_path and path.name.startswith("pptptop-1-") and path.suffix == ".pcapng"
+        assert path.stat().st_mode & 0o777 == 0o600  # user names and MS-CHAP exchanges: owner only
         t = app.pipeline.tracker.tunnels[1]
         expected = {p.number for p in t.all_packets()} | {e[0] for e in t.data_ring}
         if shutil.which("tshark") is None:
