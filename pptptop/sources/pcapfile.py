@@ -44,7 +44,7 @@ from pptptop.sources.batch import Batch, batch_from_frames
 #: Bytes asked for per read; big enough that the per-read overhead vanishes.
 CHUNK_SIZE: Final = 2 << 20
 #: Bytes per read in batch mode: large batches amortise the per-batch array work.
-BATCH_CHUNK_SIZE: Final = 16 << 20
+BATCH_CHUNK_SIZE: Final = 8 << 20
 #: The largest packet a record may carry (Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD).
 MAX_PACKET: Final = 262144
 #: The largest pcapng block we are willing to buffer.
