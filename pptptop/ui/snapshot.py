@@ -140,6 +140,7 @@ class NatView:
     inside: NatLeg
     outside: NatLeg
     peer: int | None
+    role: str | None = None  # "inside" or "outside": which leg this tunnel is
 
 
 def _leg(d: object) -> NatLeg:
@@ -157,7 +158,9 @@ def copy_nat(raw: object) -> NatView | None:
     if not isinstance(raw, dict):
         return None
     peer = raw.get("peer")
-    return NatView(_leg(raw.get("inside")), _leg(raw.get("outside")), peer if isinstance(peer, int) else None)
+    role = raw.get("role")
+    return NatView(_leg(raw.get("inside")), _leg(raw.get("outside")), peer if isinstance(peer, int) else None,
+                   str(role) if role in ("inside", "outside") else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,7 +115,11 @@ class TunnelTable(LineList):
 
     def _rebuild(self) -> None:
         f = self.row_filter
-        rows = list(self.all_rows.values()) if f.empty else [r for r in self.all_rows.values() if f(r)]
+        every = self.all_rows
+        # one row per session: a NAT's outside leg is shown with its inside leg (NAT column, tunnel screen)
+        shown = [r for r in every.values()
+                 if r.nat is None or r.nat.role != "outside" or r.nat.peer not in every]
+        rows = shown if f.empty else [r for r in shown if f(r)]
         col = COLUMN_BY_KEY[self.sort_key]
         now = self.now
         rows.sort(key=lambda r: r.id)
