@@ -1,4 +1,5 @@
-from pptptop.cli import main
 import sys
+
+from pptptop.cli import main
 
 sys.exit(main())
