@@ -38,7 +38,7 @@ from pptptop.decode.ip import decode_ip
 from pptptop.decode.lcp import AuthProtocol, ControlCode, ControlPacket, LcpOption
 from pptptop.decode.link import network_offset
 from pptptop.decode.ncp import IpcpOption, Ipv6cpOption
-from pptptop.decode.ppp import PppFrame, PppProtocol, decode_ppp
+from pptptop.decode.ppp import PppFrame, PppProtocol, decode_ppp, ppp_header
 from pptptop.decode.tcp import TcpFlags, decode_tcp
 from pptptop.decode.tcpstream import StreamReassembler
 from pptptop.track.events import Event, EventKind
@@ -208,51 +208,12 @@ class Tracker:
                     index = self._gre.get(iface)
                     ent = index.get((src << 48) | (dst << 16) | cid) if index is not None else None
                     if ent is not None:
-                        tunnel, d = ent
-                        ds = tunnel.traffic[d]
                         st.ip += 1
-                        st.gre += 1
-                        ds.packets += 1
-                        ds.bytes += n
-                        sec = int(ts)
-                        if sec != ds.cur_sec:
-                            ds.roll(sec)
-                        ds.cur_bytes += n
-                        ds.cur_packets += 1
-                        tunnel.last_seen = ts
-                        tunnel.changed = True
                         p = 42 + (4 if fv & GRE_S else 0) + (4 if fv & GRE_A else 0)
-                        if self._seq_done and number in self._seq_done:
-                            self._seq_done.discard(number)
-                        else:
-                            if fv & GRE_S:
-                                self.sequence(ds, U32.unpack_from(data, 42)[0])
-                            if fv & GRE_A:
-                                ds.last_ack = U32.unpack_from(data, p - 4)[0]
-                        if not plen:
-                            ds.ack_only += 1
-                            return
-                        ds.payload_bytes += plen
-                        end = p + plen
-                        if end > n or end > 14 + total:
-                            end = min(n, 14 + total)
-                        if p < end:
-                            b = data[p]
-                            q = p
-                            if b == 0xFF and q + 2 < end:
-                                q += 2
-                                b = data[q]
-                            pp = b if b & 1 else (b << 8 | data[q + 1] if q + 1 < end else -1)
-                            if pp in DATA_PROTOCOLS:
-                                ds.data_packets += 1
-                                st.gre_data += 1
-                                tunnel.data_ring.append((number, ts, d, data))
-                                if tunnel.phase is not Phase.DATA and not tunnel.ended:
-                                    self._data_seen(tunnel, ts, number)
-                                if pp == 0x0021 or pp == 0x0057:
-                                    self._inner_ip(tunnel, d, data[p:end])
-                                return
-                        self._gre_ppp(tunnel, d, data[p:end], number, ts, iface, linktype, data)
+                        self._gre_frame(number, ts, iface, linktype, data, ent[0], ent[1],
+                                        U32.unpack_from(data, 42)[0] if fv & GRE_S else None,
+                                        U32.unpack_from(data, p - 4)[0] if fv & GRE_A else None,
+                                        p, min(p + plen, n, 14 + total), plen)
                         return
         self._slow(number, ts, iface, linktype, data)
 
@@ -343,15 +304,22 @@ class Tracker:
                 return
             self._malformed(e, number, ts, None)
             return
-        self.stats.gre += 1
         key = _raw_gre_key(ip.src_raw, ip.dst_raw, g.call_id)
         index = self._gre.get(iface)
         ent = index.get(key) if index is not None else None
         if ent is None:
             ent = self._unknown_gre(ts, iface, ip, g.call_id, key)
-        tunnel, d = ent
+        start = ip.payload_offset + g.header_length
+        end = min(start + g.payload_length, ip.payload_end)
+        self._gre_frame(number, ts, iface, linktype, data, ent[0], ent[1], g.seq, g.ack, start, end,
+                        g.payload_length)
+
+    def _gre_frame(self, number: int, ts: float, iface: str, linktype: int, data: bytes, tunnel: Tunnel,
+                   d: Direction, seq: int | None, ack: int | None, start: int, end: int, plen: int) -> None:
+        """Account one GRE packet of a known tunnel; its PPP payload is ``data[start:end]`` (RFC 2637 §4)."""
         ds = tunnel.traffic[d]
         n = len(data)
+        self.stats.gre += 1
         ds.packets += 1
         ds.bytes += n
         sec = int(ts)
@@ -362,23 +330,17 @@ class Tracker:
         tunnel.last_seen = ts
         tunnel.changed = True
         if self._seq_done and number in self._seq_done:
-            self._seq_done.discard(number)
+            self._seq_done.discard(number)  # the batch path analysed its sequence numbers already
         else:
-            if g.seq is not None:
-                self.sequence(ds, g.seq)
-            if g.ack is not None:
-                ds.last_ack = g.ack
-        start = ip.payload_offset + g.header_length
-        end = min(start + g.payload_length, ip.payload_end)
-        if g.payload_length == 0 or start >= end:
+            if seq is not None:
+                self.sequence(ds, seq)
+            if ack is not None:
+                ds.last_ack = ack
+        if not plen or start >= end:
             ds.ack_only += 1
             return
-        ds.payload_bytes += g.payload_length
-        payload = data[start:end]
-        b = payload[0]
-        q = 2 if b == 0xFF and len(payload) > 2 else 0
-        b = payload[q]
-        pp = b if b & 1 else (b << 8 | payload[q + 1] if q + 1 < len(payload) else -1)
+        ds.payload_bytes += plen
+        pp, _ = ppp_header(data if end == n else data[:end], start)
         if pp in DATA_PROTOCOLS:
             ds.data_packets += 1
             self.stats.gre_data += 1
@@ -386,9 +348,9 @@ class Tracker:
             if tunnel.phase is not Phase.DATA and not tunnel.ended:
                 self._data_seen(tunnel, ts, number)
             if pp in (0x0021, 0x0057):
-                self._inner_ip(tunnel, d, payload)
+                self._inner_ip(tunnel, d, data[start:end])
             return
-        self._gre_ppp(tunnel, d, payload, number, ts, iface, linktype, data)
+        self._gre_ppp(tunnel, d, data[start:end], number, ts, iface, linktype, data)
 
     def _unknown_gre(
         self, ts: float, iface: str, ip: Any, call_id: int, key: Any
