@@ -133,7 +133,7 @@ class DirectionStats:
     cur_sec: int = 0
     cur_bytes: int = 0
     cur_packets: int = 0
-    history: deque[tuple[int, int, int]] = field(default_factory=lambda: deque(maxlen=300))
+    history: deque[tuple[int, int, int]] = field(default_factory=lambda: deque(maxlen=120))  # 2 min
 
     def roll(self, sec: int) -> None:
         """Close the current one-second bucket and start the one for ``sec``."""
