@@ -63,6 +63,18 @@ def pptp_frames(path: Path) -> int:
     return len(out.split())
 
 
+def wait_bound(ns: str, proc: subprocess.Popen[str], limit: float = 30.0) -> None:
+    """Until pptptop's packet socket is bound (ETH_P_ALL, 0003 in /proc/net/packet): it then sees every frame."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and proc.poll() is None:
+        rows = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/packet"], capture_output=True,
+                              text=True).stdout.splitlines()[1:]
+        if any(r.split()[3] == "0003" for r in rows):
+            return
+        time.sleep(0.05)
+    raise AssertionError("pptptop's capture socket was never bound")
+
+
 def live(veth: tuple[str, str, str, str], path: Path, count: int | None) -> list[dict[str, Any]]:
     tx, rx, a, b = veth
     cmd = ["ip", "netns", "exec", rx, sys.executable, "-m", "pptptop", "-i", b, "--json"]
@@ -71,7 +83,7 @@ def live(veth: tuple[str, str, str, str], path: Path, count: int | None) -> list
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     cap = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        time.sleep(2.0)  # the ring is open once the interpreter has started
+        wait_bound(rx, cap)
         sh("ip", "netns", "exec", tx, "tcpreplay", "--topspeed", "-i", a, str(path))
         if count is None:
             time.sleep(1.5)

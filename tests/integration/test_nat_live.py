@@ -145,9 +145,13 @@ class Lab:
     def pptptop(self) -> subprocess.Popen[str]:
         proc = self.start(self.gw, "-m", "pptptop", "-i", "lan", "-i", "wan", "--json", "--conntrack",
                           collect=True)
-        # ready when both packet sockets exist in the gateway namespace
-        wait_for(lambda: len(sh("cat", "/proc/net/packet", ns=self.gw).splitlines()) >= 3
-                 or proc.poll() is not None, "pptptop's capture sockets")
+        # ready when both packet sockets are bound (protocol ETH_P_ALL, 0003): a socket is listed as soon
+        # as it exists, before its ring is set up and bound, and packets sent then would be missed
+        def bound() -> int:
+            rows = sh("cat", "/proc/net/packet", ns=self.gw).splitlines()[1:]
+            return sum(1 for r in rows if r.split()[3] == "0003")
+
+        wait_for(lambda: bound() >= 2 or proc.poll() is not None, "pptptop's capture sockets")
         assert proc.poll() is None, "".join(self.stderr)
         return proc
 
