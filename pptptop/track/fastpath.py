@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 LINKTYPE_ETHERNET = 1
 HEAD = 56  # bytes of each frame looked at: Ethernet + IPv4 + GRE with seq/ack + PPP header
 COLS = np.arange(HEAD, dtype=np.int64)
+WORDS = np.arange(0, HEAD, 8, dtype=np.int64)  # HEAD is a multiple of 8
 MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
 RING_PER_BATCH = 2  # recent data packets copied per tunnel per batch (the ring keeps the last 64)
@@ -62,10 +63,8 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
             return
         _slow(tracker, batch, np.arange(n), first_number)
         return
-    view = batch.view()
     offs, lens, ts = batch.offsets, batch.lengths, batch.ts
-    index_type = np.int32 if len(view) < 1 << 31 else np.int64
-    rows = view[np.minimum(offs.astype(index_type)[:, None] + COLS.astype(index_type), len(view) - 1)]
+    rows = _heads(batch.buf, offs)
     ethertype = _u16(rows, 12)
     fv = _u16(rows, 34)
     cand = (
@@ -164,6 +163,22 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         tracker.now = tracker.stats.last_ts = tmax
         if tmax - tracker._last_tick >= 1.0:
             tracker.tick(tmax)
+
+
+def _heads(buf: bytes | memoryview, offs: Any) -> Any:
+    """The first :data:`HEAD` bytes of every frame, one row each (past the buffer's end: filler).
+
+    Gathered as seven unaligned 64-bit words per frame through a one-byte-
+    stride view of the buffer: a fifth of the cost of gathering 56 bytes.
+    """
+    size = len(buf)
+    itype = np.int32 if size < 1 << 31 else np.int64
+    if size < HEAD + 8:
+        view = np.frombuffer(buf, dtype=np.uint8)
+        return view[np.minimum(offs.astype(itype)[:, None] + COLS.astype(itype), size - 1)]
+    words = np.ndarray((size - 7,), dtype=np.uint64, buffer=buf, strides=(1,))
+    at = np.minimum(offs.astype(itype)[:, None] + WORDS.astype(itype), size - 8)
+    return words[at].view(np.uint8).reshape(-1, HEAD)
 
 
 def _part(batch: Batch, lo: int, hi: int) -> Batch:
