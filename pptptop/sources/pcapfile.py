@@ -92,15 +92,25 @@ class _Input:
 
     ``buf`` holds the unconsumed tail of what was read; ``base`` is the file
     offset of ``buf[0]``. :meth:`need` reads until enough bytes follow ``pos``.
+
+    With ``reuse`` (the batch reader), ``buf`` is a memoryview of one buffer
+    that every read refills in place: no new object per chunk and no copy of
+    the chunk to join it to the previous tail. A batch's bytes are then valid
+    until the reader is asked for the next one (the pipeline consumes each
+    batch before that).
     """
 
-    __slots__ = ("base", "buf", "chunk", "eof", "read")
+    __slots__ = ("arr", "base", "buf", "chunk", "eof", "read", "readinto")
 
-    def __init__(self, stream: BinaryIO, chunk: int) -> None:
+    def __init__(self, stream: BinaryIO, chunk: int, *, reuse: bool = False) -> None:
         read1 = getattr(stream, "read1", None)
         self.read: Callable[[int], bytes] = read1 if read1 is not None else stream.read
+        # readinto1 returns what a pipe has now (tcpdump -U | pptptop -r -); a raw file's readinto does too
+        into = getattr(stream, "readinto1", None) or getattr(stream, "readinto", None)
+        self.readinto: Callable[[memoryview], int | None] | None = into if reuse else None
         self.chunk = chunk
-        self.buf = b""
+        self.arr = bytearray()
+        self.buf: bytes | memoryview = b""
         self.base = 0
         self.eof = False
 
@@ -109,14 +119,34 @@ class _Input:
         while len(self.buf) - pos < n:
             if self.eof:
                 return pos, False
-            data = self.read(max(self.chunk, n - (len(self.buf) - pos)))
-            if not data:
+            if self.readinto is not None:
+                got = self._refill(pos, n)
+            else:
+                data = self.read(max(self.chunk, n - (len(self.buf) - pos)))
+                got = len(data)
+                if got:
+                    self.base += pos
+                    self.buf = bytes(self.buf[pos:]) + data if pos < len(self.buf) else data
+            if not got:
                 self.eof = True
                 return pos, False
-            self.base += pos
-            self.buf = self.buf[pos:] + data if pos < len(self.buf) else data
             pos = 0
         return pos, True
+
+    def _refill(self, pos: int, n: int) -> int:
+        """Move the unconsumed tail to the front of the buffer and read after it; bytes read."""
+        tail = bytes(self.buf[pos:])  # a copy: the tail and its new place may overlap
+        size = max(self.chunk, n)
+        if len(self.arr) < size:
+            self.arr = bytearray(size)  # a new array: earlier views keep the old one alive
+        self.arr[: len(tail)] = tail
+        mv = memoryview(self.arr)
+        assert self.readinto is not None
+        got = self.readinto(mv[len(tail):]) or 0
+        if got:
+            self.base += pos
+            self.buf = mv[: len(tail) + got]
+        return got
 
 
 class _Iface:
@@ -194,7 +224,7 @@ class PcapFileSource(Source):
         self._started = True
         if self._closed:
             return iter(())
-        inp = _Input(self._stream, self._chunk)
+        inp = _Input(self._stream, self._chunk, reuse=batch)
         try:
             _, ok = inp.need(0, 4)
             if not ok:
@@ -202,7 +232,7 @@ class PcapFileSource(Source):
                     raise CaptureFileError(self._path, 0, "the file is empty: no capture file header")
                 raise CaptureFileError(self._path, 0, "file ends in the middle of the file header "
                                        f"({len(inp.buf)} of {PCAP_HEADER_LEN} bytes)")
-            head = inp.buf[:4]
+            head = bytes(inp.buf[:4])
             le, be = _U32["<"].unpack(head)[0], _U32[">"].unpack(head)[0]
             if le == PCAPNG_SHB:
                 return self._iter_pcapng(inp, batch)
@@ -464,7 +494,7 @@ class PcapFileSource(Source):
         finally:
             self._release()
 
-    def _parse_idb(self, buf: bytes, pos: int, blen: int, e: str) -> _Iface:
+    def _parse_idb(self, buf: bytes | memoryview, pos: int, blen: int, e: str) -> _Iface:
         """Interface Description Block (§4.2): link type, snaplen, if_name, if_tsresol, if_tsoffset."""
         linktype, _reserved, snaplen = struct.unpack_from(e + "HHI", buf, pos + 8)
         name = ""
@@ -484,7 +514,7 @@ class PcapFileSource(Source):
             name = f"{self._label}:if{seq}" if self._label else f"if{seq}"
         return _Iface(name, linktype, snaplen, div, offset, self._interface(name, linktype))
 
-    def _packet_block(self, inp: _Input, buf: bytes, pos: int, blen: int, btype: int, e: str,
+    def _packet_block(self, inp: _Input, buf: bytes | memoryview, pos: int, blen: int, btype: int, e: str,
                       ifs: list[_Iface], last_ts: float) -> tuple[Frame, _Iface]:
         """One EPB (§4.3), SPB (§4.4) or obsolete PB (Appendix A), fully checked."""
         if btype == BT_SPB:
@@ -500,7 +530,7 @@ class PcapFileSource(Source):
             if cap > MAX_PACKET:
                 raise self._error(inp, pos, f"packet length {cap} is larger than {MAX_PACKET} bytes")
             # An SPB has no timestamp (§4.4): it inherits the previous packet's.
-            return _new_frame(Frame, (last_ts, ifc.name, ifc.linktype, buf[pos + 12:pos + 12 + cap])), ifc
+            return _new_frame(Frame, (last_ts, ifc.name, ifc.linktype, bytes(buf[pos + 12:pos + 12 + cap]))), ifc
         if btype == BT_EPB:
             if blen < EPB_FIXED_LEN:
                 raise self._error(inp, pos, f"enhanced packet block too short ({blen} bytes)")
@@ -518,7 +548,7 @@ class PcapFileSource(Source):
             raise self._error(inp, pos, f"packet length {cap} is larger than {MAX_PACKET} bytes")
         ifc = ifs[iid]
         ts = _ts(hi, lo, ifc.mul, ifc.div) + ifc.offset
-        return _new_frame(Frame, (ts, ifc.name, ifc.linktype, buf[pos + 28:pos + 28 + cap])), ifc
+        return _new_frame(Frame, (ts, ifc.name, ifc.linktype, bytes(buf[pos + 28:pos + 28 + cap]))), ifc
 
 
 def _ts(hi: int, lo: int, mul: float, div: int) -> float:
@@ -532,7 +562,7 @@ def _ts(hi: int, lo: int, mul: float, div: int) -> float:
     return hi * mul + lo / div
 
 
-def _options(buf: bytes, pos: int, end: int, e: str) -> Iterator[tuple[int, bytes]]:
+def _options(buf: bytes | memoryview, pos: int, end: int, e: str) -> Iterator[tuple[int, bytes]]:
     """pcapng options (§3.5): code, length, value padded to 32 bits; stops at opt_endofopt.
 
     A malformed option list ends the walk quietly: options are descriptive,
@@ -547,7 +577,7 @@ def _options(buf: bytes, pos: int, end: int, e: str) -> Iterator[tuple[int, byte
         vend = vstart + length
         if vend > end:
             return
-        yield code, buf[vstart:vend]
+        yield code, bytes(buf[vstart:vend])
         pos = vstart + ((length + 3) & ~3)
 
 
@@ -632,32 +662,39 @@ def open_files(paths: Iterable[str | os.PathLike[str]]) -> Source:
     return MergedSource(sources)
 
 
-def _pcap_batch(buf: bytes, starts: list[int], e: str, div: int, iface: str, linktype: int) -> Batch:
+def _pcap_batch(buf: bytes | memoryview, starts: list[int], e: str, div: int, iface: str,
+                linktype: int) -> Batch:
     """A batch of classic pcap records starting at ``starts`` (record headers, §5)."""
     pos = np.array(starts, dtype=np.int64)
-    view = np.frombuffer(buf, dtype=np.uint8)
-    head = view[pos[:, None] + _REC_COLS].view(np.dtype(e + "u4")).reshape(-1, 3).astype(np.int64)
-    ts = head[:, 0] + head[:, 1] / div
-    return Batch(buf, pos + 16, head[:, 2], ts, [(iface, linktype)])
+    sec, frac, incl = _words(buf, pos, e, 3)
+    ts = sec + frac / div
+    return Batch(buf, pos + 16, incl, ts, [(iface, linktype)])
 
 
-def _pcapng_batch(buf: bytes, starts: list[int], ids: list[int], e: str,
+def _pcapng_batch(buf: bytes | memoryview, starts: list[int], ids: list[int], e: str,
                   ifaces: list[tuple[str, int, int, float]]) -> Batch:
     """A batch of Enhanced Packet Blocks starting at ``starts`` on interfaces ``ids`` (§4.3)."""
     pos = np.array(starts, dtype=np.int64)
     iid = np.array(ids, dtype=np.int64)
-    view = np.frombuffer(buf, dtype=np.uint8)
-    head = view[pos[:, None] + _EPB_COLS].view(np.dtype(e + "u4")).reshape(-1, 3).astype(np.int64)
+    hi, lo, cap = _words(buf, pos + 12, e, 3)
     div = np.array([d for _, _, d, _ in ifaces], dtype=np.float64)[iid]
     mul = np.array([m for _, _, _, m in ifaces], dtype=np.float64)[iid]
     # _ts in float64: the same roundings as the per-frame path, so the same floats
-    ts = head[:, 0].astype(np.float64) * mul + head[:, 1].astype(np.float64) / div
+    ts = hi.astype(np.float64) * mul + lo.astype(np.float64) / div
     used = sorted(set(ids))
     if len(used) == 1:
         name, lt, _, _ = ifaces[used[0]]
-        return Batch(buf, pos + 28, head[:, 2], ts, [(name, lt)])
-    return Batch(buf, pos + 28, head[:, 2], ts, [(n, lt) for n, lt, _, _ in ifaces], iid)
+        return Batch(buf, pos + 28, cap, ts, [(name, lt)])
+    return Batch(buf, pos + 28, cap, ts, [(n, lt) for n, lt, _, _ in ifaces], iid)
 
 
-_REC_COLS = np.arange(12, dtype=np.int64)  # ts_sec, ts_frac, incl_len
-_EPB_COLS = np.arange(12, 24, dtype=np.int64)  # ts high, ts low, captured length
+def _words(buf: bytes | memoryview, pos: Any, e: str, count: int) -> list[Any]:
+    """``count`` consecutive 32-bit words at every offset in ``pos``, as int64 columns.
+
+    One gather per word through a one-byte-stride view of the buffer (the
+    records are not aligned); every offset is that of a whole record header.
+    """
+    u32 = np.ndarray((len(buf) - 3,), dtype=np.dtype(e + "u4"), buffer=buf, strides=(1,))
+    return [u32[pos + 4 * k].astype(np.int64) for k in range(count)]
+
+

@@ -10,6 +10,7 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from capfiles import (
@@ -163,6 +164,49 @@ def test_batches_give_the_same_frames(path: Path | str, tmp_path: Path) -> None:
     batched = [b.frame(i) for b in src.batches() for i in range(len(b))]
     assert_same_frames(batched, per_frame)
     assert src.stats().received == len(per_frame)
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that hands out at most ``piece`` bytes per read, like a pipe fed slowly."""
+
+    def __init__(self, raw: bytes, piece: int) -> None:
+        self._raw = memoryview(raw)
+        self._pos = 0
+        self._piece = piece
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = min(len(b), self._piece, len(self._raw) - self._pos)
+        b[:n] = self._raw[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+
+@pytest.mark.parametrize("piece", [1, 7, 500, 4096, 100_000])
+@pytest.mark.parametrize("path", [S1_INSIDE, S1_BOTH, REAL_PCAPNG], ids=lambda p: p.name)
+def test_batches_refilled_in_small_pieces_give_the_same_frames(path: Path, piece: int) -> None:
+    """The batch reader reuses one buffer: a record cut by a read moves to its front and completes."""
+    reference = read_all(path)
+    src = PcapFileSource("trickle", _Trickle(path.read_bytes(), piece))
+    batched = [b.frame(i) for b in src.batches() for i in range(len(b))]
+    assert_same_frames(batched, reference)
+    if piece < 1000:
+        assert src.stats().received == len(reference)
+
+
+def test_batch_reader_reports_a_cut_record_after_every_whole_one() -> None:
+    raw = S1_INSIDE.read_bytes()
+    offsets = pcap_offsets(raw)
+    cut = offsets[40] + 30
+    src = PcapFileSource("trickle", _Trickle(raw[:cut], 333))
+    got: list[Frame] = []
+    with pytest.raises(CaptureFileError) as err:
+        for b in src.batches():
+            got += [b.frame(i) for i in range(len(b))]
+    assert_same_frames(got, read_all(S1_INSIDE)[:40])
+    assert err.value.offset == offsets[40]
 
 
 # -- crafted formats -------------------------------------------------------------------------
