@@ -225,28 +225,42 @@ def _count(
     ng = len(ents)
     order = np.argsort(group, kind="stable")
     g_sorted = group[order]
-    bounds = np.searchsorted(g_sorted, np.arange(ng + 1)).tolist()
+    ends = np.searchsorted(g_sorted, np.arange(1, ng + 1))
     pk = np.bincount(group, minlength=ng).tolist()
-    by = np.bincount(group, weights=lens, minlength=ng).tolist()
-    pay = np.bincount(group, weights=plen, minlength=ng).tolist()
-    dat = np.bincount(group, weights=is_data, minlength=ng).tolist()
-    last_ts = ts[order[np.maximum(np.array(bounds[1:]) - 1, 0)]].tolist()
+    by = np.bincount(group, weights=lens, minlength=ng).astype(np.int64).tolist()
+    pay = np.bincount(group, weights=plen, minlength=ng).astype(np.int64).tolist()
+    dat = np.bincount(group, weights=is_data, minlength=ng).astype(np.int64).tolist()
+    last_ts = ts[order[np.maximum(ends - 1, 0)]].tolist()
     # one-second buckets: bytes and packets per (tunnel, second), in order
     secs = np.floor(ts).astype(np.int64)
     smin = int(secs.min())
     span = int(secs.max()) - smin + 1
-    # np.unique, not a dense table: a batch may span days of capture time
-    uc, inv2 = np.unique(group.astype(np.int64) * span + (secs - smin), return_inverse=True)
-    inv2 = inv2.reshape(-1)
+    bkey = g_sorted * span + (secs[order] - smin)
+    if len(bkey) > 1 and bool((bkey[1:] >= bkey[:-1]).all()):
+        # the usual case, capture order = time order: bucket boundaries are where the key changes
+        starts = np.flatnonzero(np.concatenate(([True], bkey[1:] != bkey[:-1])))
+        uc = bkey[starts]
+        bucket_b = np.add.reduceat(lens[order], starts).tolist()
+        bucket_c = np.diff(np.append(starts, len(bkey))).tolist()
+    else:
+        # np.unique, not a dense table: a batch may span days of capture time
+        uc, inv2 = np.unique(bkey, return_inverse=True)
+        inv2 = inv2.reshape(-1)
+        bucket_b = np.bincount(inv2, weights=lens[order]).astype(np.int64).tolist()
+        bucket_c = np.bincount(inv2).tolist()
     bucket_s = (uc % span + smin).tolist()
-    bucket_b = np.bincount(inv2, weights=lens).astype(np.int64).tolist()
-    bucket_c = np.bincount(inv2).tolist()
     bucket_bounds = np.searchsorted(uc // span, np.arange(ng + 1)).tolist()
-    # a few recent data packets per tunnel
+    # a few recent data packets per tunnel: the last RING_PER_BATCH data frames of each group
     do = order[is_data[order]]
-    dg = group[do]
-    d_bounds = np.searchsorted(dg, np.arange(ng + 1)).tolist()
-    do_list = do.tolist()
+    d_ends = np.searchsorted(group[do], np.arange(1, ng + 1))
+    d_starts = np.concatenate(([0], d_ends[:-1]))
+    last = max(len(do) - 1, 0)
+    picks = [do[np.minimum(np.maximum(d_ends - k, d_starts), last)] if len(do) else d_ends
+             for k in range(RING_PER_BATCH, 0, -1)]
+    keep = [(d_ends - k >= d_starts) for k in range(RING_PER_BATCH, 0, -1)]
+    ring_frame = [fast[p].tolist() for p in picks]
+    ring_ts = [ts[p].tolist() for p in picks]
+    ring_keep = [k.tolist() for k in keep]
 
     st = tracker.stats
     total = len(fast)
@@ -256,23 +270,19 @@ def _count(
     st.gre += total
     st.gre_data += int(is_data.sum())
     buf = batch.buf
-    offs = batch.offsets
-    fast_list = fast
+    offs = batch.offsets.tolist() if len(batch.offsets) <= 4 * total else None
     lens_all = batch.lengths
-    ts_list = ts
     for g in range(ng):
-        if bounds[g] == bounds[g + 1]:
-            continue
         ent = ents[g]
-        if ent is None:
+        if ent is None or not pk[g]:
             continue
         tunnel, d = ent
         ds = tunnel.traffic[d]
         n_pk = pk[g]
-        nd = int(dat[g])
+        nd = dat[g]
         ds.packets += n_pk
-        ds.bytes += int(by[g])
-        ds.payload_bytes += int(pay[g])
+        ds.bytes += by[g]
+        ds.payload_bytes += pay[g]
         ds.data_packets += nd
         ds.ack_only += n_pk - nd
         for k in range(bucket_bounds[g], bucket_bounds[g + 1]):
@@ -285,10 +295,11 @@ def _count(
             tunnel.last_seen = last_ts[g]
         tunnel.changed = True
         ring = tunnel.data_ring
-        for j in do_list[max(d_bounds[g], d_bounds[g + 1] - RING_PER_BATCH):d_bounds[g + 1]]:
-            i = int(fast_list[j])
-            off = int(offs[i])
-            ring.append((first_number + i, float(ts_list[j]), int(d), bytes(buf[off:off + int(lens_all[i])])))
+        for r in range(RING_PER_BATCH):
+            if ring_keep[r][g]:
+                i = ring_frame[r][g]
+                off = offs[i] if offs is not None else int(batch.offsets[i])
+                ring.append((first_number + i, ring_ts[r][g], int(d), bytes(buf[off:off + int(lens_all[i])])))
 
 
 def _sequences(tracker: Tracker, group: Any, ents: list[tuple[Tunnel, Direction] | None], rows: Any,
@@ -309,7 +320,7 @@ def _sequences(tracker: Tracker, group: Any, ents: list[tuple[Tunnel, Direction]
     sq_list = sq.tolist()
     ao = order[has_ack[order]]
     ag = group[ao]
-    ak = _u32(rows, np.where(has_seq, 46, 42))[ao]
+    ak = np.where(has_seq, _u32(rows, 46), _u32(rows, 42))[ao]
     a_first = np.searchsorted(ag, np.arange(ng))
     a_last = np.searchsorted(ag, np.arange(ng), side="right") - 1
     acks = ak[np.maximum(a_last, 0)].tolist() if len(ak) else [0] * ng

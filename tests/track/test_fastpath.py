@@ -33,6 +33,17 @@ def assert_same(path: Path) -> Tracker:
     for ta, tb in zip(a, b, strict=True):
         assert ta == tb, [k for k in ta if ta[k] != tb[k]]
     assert fast.stats.frames == slow.stats.frames
+    frames = list(sources.open_file(str(path)))
+    for tf, ts_ in zip(sorted(fast.tunnels.values(), key=lambda t: t.id),
+                       sorted(slow.tunnels.values(), key=lambda t: t.id), strict=True):
+        # the batch path keeps a sample of each batch's data packets: each one is the real frame,
+        # and the newest of each direction is the per-frame path's newest
+        for number, ts, _d, data in tf.data_ring:
+            assert (frames[number - 1].ts, frames[number - 1].data) == (ts, data)
+        for d in (0, 1):
+            newest_fast = [e for e in tf.data_ring if e[2] == d][-1:]
+            newest_slow = [e for e in ts_.data_ring if e[2] == d][-1:]
+            assert newest_fast == newest_slow or not newest_slow
     assert (fast.stats.gre, fast.stats.gre_data, fast.stats.bytes) == (slow.stats.gre, slow.stats.gre_data,
                                                                       slow.stats.bytes)
     return fast
