@@ -53,6 +53,8 @@ _OUTSIDE_NAMES = ("wan", "outside", "ext", "pub", "ppp", "uplink", "eth0")
 #: The message type whose field names the *PNS* Call ID, by sender: the fields a PPTP NAT rewrites
 #: (RFC 2637 §2.7-2.16; what Linux nf_nat_pptp's pptp_outbound_pkt/pptp_inbound_pkt touch).
 _T = P.ControlMessageType
+_CALL_SETUP = frozenset({_T.OUTGOING_CALL_REQUEST, _T.OUTGOING_CALL_REPLY, _T.INCOMING_CALL_REQUEST,
+                         _T.INCOMING_CALL_REPLY})
 _PNS_CALL_ID_FIELD: dict[tuple[Direction, int], str] = {
     (Direction.TO_SERVER, _T.OUTGOING_CALL_REQUEST): "call_id",
     (Direction.TO_SERVER, _T.INCOMING_CALL_REPLY): "call_id",
@@ -347,22 +349,23 @@ class NatCorrelator:
         t = leg.tunnel
         d = Direction(ev.direction) if ev.direction is not None else Direction.TO_SERVER
         msg = ev.message
+        if leg.gre_first is None and isinstance(msg, PppFrame):
+            leg.gre_first = ev.ts
+        if leg.items >= self.limits.items_per_leg and getattr(msg, "message_type", None) not in _CALL_SETUP:
+            return  # this leg's evidence is all in: spare its keepalives the signature and the index
         seq: int | None = None
         distinctive = False
         if isinstance(msg, PppFrame):
             kind = "ppp"
             sig: Any = ppp_signature(msg)
             distinctive = _distinctive(msg)
-            if leg.gre_first is None:
-                leg.gre_first = ev.ts
         elif msg is not None and hasattr(msg, "message_type"):
             kind = "control"
             sig = control_signature(d, msg)
             conn = self.tracker.connection_of(t)
             if conn is not None:
                 seq = conn.streams[d].next_seq
-            if msg.message_type in (_T.OUTGOING_CALL_REQUEST, _T.OUTGOING_CALL_REPLY,
-                                    _T.INCOMING_CALL_REQUEST, _T.INCOMING_CALL_REPLY):
+            if msg.message_type in _CALL_SETUP:
                 self._check_collision(leg, ev)
         else:
             return
