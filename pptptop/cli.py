@@ -18,7 +18,7 @@ from pptptop.diagnose import options as diagopts
 from pptptop.diagnose.hashes import HashCollector
 from pptptop.export.jsonout import EventStream, document
 from pptptop.export.report import report
-from pptptop.pipeline import Pipeline
+from pptptop.pipeline import Pipeline, tune_gc
 from pptptop.privdrop import PrivDropError
 from pptptop.record import session as recording
 from pptptop.record.writers import RecordError
@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     extensions = natmod.json_extensions(nat, kernel)
     extensions["diagnosis"] = diagmod.diagnosis_json
     pipeline = Pipeline(src, tracker, count=args.count, speed=speed if not headless else None)
+    tune_gc()
     session.start(pipeline)
     if not headless:
         from pptptop.ui.app import run_ui

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import signal
 import sys
 import threading
@@ -27,7 +26,7 @@ from textual.css.query import NoMatches
 from textual.css.stylesheet import Stylesheet
 from textual.screen import Screen
 
-from pptptop.pipeline import Pipeline
+from pptptop.pipeline import Pipeline, tune_gc
 from pptptop.track.model import Packet
 from pptptop.ui.eventfeed import EventFeed
 from pptptop.ui.keys import KEYS
@@ -298,16 +297,6 @@ class _Run:
             self.app.call_later(self.app.screen.run_action, target)
         else:
             self.app.call_later(self.app.run_action, target)
-
-
-#: cyclic-GC thresholds for the UI process: a full collection walks the tracker's whole heap and stops every
-#: thread for up to 0.2 s at 50,000 packets/s; collecting young objects rarer keeps keys under 100 ms
-GC_THRESHOLDS = (50_000, 20, 100)
-
-
-def tune_gc() -> None:
-    """Fewer, later cyclic collections (most of what the capture allocates dies young without cycles)."""
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def check_theme(spec: ThemeSpec) -> None:

@@ -27,9 +27,9 @@ from typing import Any
 
 from pptptop import sources
 from pptptop.bench import generate
-from pptptop.pipeline import Pipeline
+from pptptop.pipeline import Pipeline, tune_gc
 from pptptop.track.tracker import Limits, Tracker
-from pptptop.ui.app import PptpTopApp, tune_gc
+from pptptop.ui.app import PptpTopApp
 from pptptop.ui.columns import COLUMNS
 from pptptop.ui.filtering import parse_filter
 from pptptop.ui.snapshot import TunnelStore
