@@ -8,6 +8,7 @@ from pptptop.diagnose.rules.base import Case, Hit, frames, rule
 from pptptop.track.model import Direction, DirectionStats
 
 IPPROTO_GRE = 47
+DIRECTIONS = tuple(Direction)  # iterating the enum class itself costs ~1 µs a member, twice per evaluation
 
 
 def _sequenced(ds: DirectionStats) -> int:
@@ -23,7 +24,7 @@ def _dir_name(d: Direction) -> str:
 def gre_loss(c: Case) -> Hit | None:
     """GRE sequence gaps above ``gre_loss_pct`` in a direction (RFC 2637 §4.3)."""
     parts = []
-    for d in Direction:
+    for d in DIRECTIONS:
         ds = c.tunnel.traffic[d]
         n = _sequenced(ds)
         if n < c.cfg.gre_min_packets or not ds.lost:
@@ -43,7 +44,7 @@ def gre_loss(c: Case) -> Hit | None:
 def gre_reorder(c: Case) -> Hit | None:
     """GRE packets reordered or duplicated above ``gre_reorder_pct`` (RFC 2637 §4.3)."""
     parts = []
-    for d in Direction:
+    for d in DIRECTIONS:
         ds = c.tunnel.traffic[d]
         n = _sequenced(ds)
         bad = ds.reordered + ds.duplicates
