@@ -15,6 +15,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from socket import inet_ntoa
 
 from pptptop.decode.errors import DecodeError
 
@@ -208,8 +209,8 @@ def _decode_ipv4(data: bytes, off: int) -> IPPacket:
     )
     return IPPacket(
         version=4,
-        src=str(ipaddress.IPv4Address(src)),
-        dst=str(ipaddress.IPv4Address(dst)),
+        src=inet_ntoa(src),  # what str(IPv4Address) gives, 20 times faster
+        dst=inet_ntoa(dst),
         src_raw=src,
         dst_raw=dst,
         protocol=proto,

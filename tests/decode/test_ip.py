@@ -414,3 +414,13 @@ def test_bit_flips_and_truncation(raw: bytes, data: st.DataObject) -> None:
     cut = data.draw(st.integers(0, len(buf)))
     _check(bytes(buf[:cut]), 0, 0)
     _check(bytes(buf), 0, ETHERTYPE_IPV6 if raw[0] >> 4 == 6 else ETHERTYPE_IPV4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=4, max_size=4), st.binary(min_size=4, max_size=4))
+def test_ipv4_addresses_are_written_as_ipaddress_writes_them(src: bytes, dst: bytes) -> None:
+    raw = bytearray(ipv4(b"\x00" * 8))
+    raw[12:20] = src + dst
+    ip = decode_ip(bytes(raw), 0, ETHERTYPE_IPV4)
+    assert (ip.src, ip.dst) == (str(ipaddress.IPv4Address(src)), str(ipaddress.IPv4Address(dst)))
+    assert (ip.src_raw, ip.dst_raw) == (src, dst)
