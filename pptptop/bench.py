@@ -171,11 +171,24 @@ def _is_data(frame: bytes) -> bool:
     return _ppp_protocol(frame) == 0x00FD
 
 
-def _gre_seq(frame: bytes) -> int | None:
-    """The GRE sequence number of an Ethernet/IPv4/GRE frame, if it has one."""
-    if len(frame) < 46 or frame[23] != 47 or not struct.unpack_from("!H", frame, 34)[0] & 0x1000:
-        return None
-    return int(struct.unpack_from("!I", frame, 42)[0])
+def _renumber(frame: bytes, seqs: list[int]) -> bytes:
+    """Give a GRE frame the next sequence number of its direction and ack the other's last (RFC 2637 §4.1).
+
+    ``seqs`` holds the last sequence number sent each way (0: to the server) and is updated.
+    """
+    if len(frame) < 42 or frame[23] != 47:
+        return frame
+    out = bytearray(frame)
+    d = 0 if out[30:34] == SERVER else 1
+    flags = struct.unpack_from("!H", out, 34)[0]
+    at = 42
+    if flags & 0x1000:
+        seqs[d] += 1
+        struct.pack_into("!I", out, at, seqs[d])
+        at += 4
+    if flags & 0x0080 and len(out) >= at + 4:
+        struct.pack_into("!I", out, at, seqs[1 - d])
+    return bytes(out)
 
 
 def _gre_packet(to_server: bool, n: int, client_call: int, server_call: int, seq: int, ack: int,
@@ -216,11 +229,9 @@ def generate(path: Path, packets: int = 1_000_000, tunnels: int = 200, seed: int
         sess = Session.random(rng)
         seqs = [0, 0]  # the last GRE sequence number sent each way (0: to the server)
         for _, fr in head:
-            out = _rewrite(fr, n, ccall, scall, port, tmpl_call, tmpl_port, sess)
-            seq = _gre_seq(out)
-            if seq is not None:
-                seqs[0 if out[30:34] == SERVER else 1] = seq
-            yield out
+            # the template's data packets are left out: number its GRE packets again so the
+            # sequence stays continuous (no loss the real session did not have)
+            yield _renumber(_rewrite(fr, n, ccall, scall, port, tmpl_call, tmpl_port, sess), seqs)
         echo_every = 400  # with the handshakes, ~1 % of the traffic is negotiation and keepalives
         for i in range(per_tunnel_data):
             d = i & 1
@@ -233,12 +244,7 @@ def generate(path: Path, packets: int = 1_000_000, tunnels: int = 200, seed: int
             ppp = b"\xfd" + struct.pack("!H", 0x9000 | (seqs[d] & 0xFFF)) + rng.randbytes(size)
             yield _gre_packet(d == 0, n, ccall, scall, seqs[d], seqs[1 - d], ppp)
         for _, fr in tail:
-            last = bytearray(_rewrite(fr, n, ccall, scall, port, tmpl_call, tmpl_port, sess))
-            if _gre_seq(bytes(last)) is not None:
-                d = 0 if last[30:34] == SERVER else 1
-                seqs[d] += 1
-                struct.pack_into("!I", last, 42, seqs[d])
-            yield bytes(last)
+            yield _renumber(_rewrite(fr, n, ccall, scall, port, tmpl_call, tmpl_port, sess), seqs)
 
     with open(path, "wb") as f:
         w = PcapWriter(f, linktype=1)
