@@ -147,8 +147,10 @@ class Diagnoser:
         if kind is EventKind.ENDED:
             self._live.discard(t.id)
         if (routine(ev) and not (t.lcp_echo.consecutive_misses or t.pptp_echo.consecutive_misses)
-                and not any(f.severity is not Severity.INFO for f in self._raw.get(t.id, {}).values())):
-            # a keepalive of a healthy tunnel (no miss, no error or warning standing): evaluated at the next tick
+                and not any(f.severity is Severity.ERROR for f in self._raw.get(t.id, {}).values())):
+            # a keepalive of a working tunnel (no miss, no error standing) is evaluated at the next tick: a
+            # warning it could change (RTT, loopback) may wait KEEPALIVE_EVERY seconds, while a lossy tunnel's
+            # standing gre-loss no longer costs a full evaluation at every echo
             obs.deferred = True
             return
         self._evaluate(t, obs, now, self.rules)

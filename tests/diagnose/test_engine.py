@@ -99,3 +99,49 @@ def test_arbitrary_ppp_and_control_bytes_never_raise(ppp: list[tuple[str, int, b
     for t in res.tunnels:
         for f in findings(t):
             assert f.code in {r.code for r in RULES} and all(isinstance(n, int) for n in f.evidence)
+
+
+def test_keepalives_of_a_lossy_tunnel_wait_for_the_tick(tmp_path: Path) -> None:
+    """A standing warning (GRE loss) does not make every LCP echo cost a full evaluation; it still shows."""
+    from pptptop import sources
+    from pptptop.bench import generate
+    from pptptop.diagnose.observe import routine
+    from pptptop.record.writers import PcapWriter
+
+    clean = tmp_path / "clean.pcap"
+    generate(clean, packets=20_000, tunnels=4, seed=5)
+    frames = list(sources.open_file(str(clean)))
+    lossy = tmp_path / "lossy.pcap"
+    with open(lossy, "wb") as fh:
+        w = PcapWriter(fh, linktype=1)
+        for k, f in enumerate(frames):
+            keepalive = f.data[50:52] == b"\xc0\x21"  # LCP: the echoes all arrive, no miss to chase
+            if k < 1000 or k % 19 or keepalive:  # every 19th data packet of the data phase lost: 5 %
+                w.write(T0 + k * 0.005, f.iface, f.linktype, f.data)  # 100 s: several keepalive ticks
+    tracker = Tracker()
+    d = Diagnoser().attach(tracker)
+    echo_evaluations = 0
+    echoes = 0
+    evaluate = d._evaluate
+    current: list[bool] = [False]
+
+    def spy(*args: object, **kw: object) -> None:
+        nonlocal echo_evaluations
+        echo_evaluations += current[0]
+        evaluate(*args, **kw)  # type: ignore[arg-type]
+
+    def on_event(ev: object) -> None:
+        nonlocal echoes
+        current[0] = routine(ev)  # type: ignore[arg-type]
+        echoes += current[0]
+        Diagnoser.on_event(d, ev)  # type: ignore[arg-type]
+        current[0] = False
+
+    d._evaluate = spy  # type: ignore[method-assign]
+    tracker._subscribers[tracker._subscribers.index(d)] = on_event
+    for n, f in enumerate(sources.open_file(str(lossy)), 1):
+        tracker.feed(n, f.ts, f.iface, f.linktype, f.data)
+    tracker.finish()
+    assert echoes > 50
+    assert echo_evaluations == 0
+    assert len(tracker.tunnels) == 4 and all("gre-loss" in codes(t) for t in tracker.tunnels.values())
