@@ -9,6 +9,12 @@ and echo health, and how it ended; every change is also an :class:`Event`.
 The hot path — GRE data on Ethernet/IPv4 — is inlined in :meth:`Tracker.feed`:
 two ``Struct.unpack_from`` calls, one dict lookup and integer updates. Every
 other frame goes through the pure decoders.
+
+This module keeps the state, the GRE index, phases and bounds; what a frame
+means is read by :mod:`~pptptop.track.control` (PPTP over TCP 1723),
+:mod:`~pptptop.track.negotiation` (PPP inside GRE), :mod:`~pptptop.track.icmp`
+(ICMP errors) and :mod:`~pptptop.track.keepalive` (echo health), functions
+that take the tracker as their first argument.
 """
 
 from __future__ import annotations
@@ -20,9 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pptptop.decode import pptp as P
-from pptptop.decode.auth import ChapPacket, EapPacket, PapPacket
-from pptptop.decode.ccp import CcpOption, MppeBits
 from pptptop.decode.errors import DecodeError
 from pptptop.decode.gre import (
     GRE_A,
@@ -35,13 +38,13 @@ from pptptop.decode.gre import (
     decode_gre,
 )
 from pptptop.decode.ip import decode_ip
-from pptptop.decode.lcp import AuthProtocol, ControlCode, ControlPacket, LcpOption
 from pptptop.decode.link import network_offset
-from pptptop.decode.ncp import IpcpOption, Ipv6cpOption
-from pptptop.decode.ppp import PppFrame, PppProtocol, decode_ppp, ppp_header
-from pptptop.decode.tcp import TcpFlags, decode_tcp
+from pptptop.decode.ppp import ppp_header
 from pptptop.decode.tcpstream import StreamReassembler
+from pptptop.track.control import new_call, tcp_packet
 from pptptop.track.events import Event, EventKind
+from pptptop.track.icmp import icmp_packet
+from pptptop.track.keepalive import echo_miss
 from pptptop.track.model import (
     PHASE_ORDER,
     ControlInfo,
@@ -51,15 +54,13 @@ from pptptop.track.model import (
     Endpoint,
     Outcome,
     Packet,
-    PacketKind,
     Phase,
     PhaseSpan,
     TcpInfo,
     Tunnel,
 )
+from pptptop.track.negotiation import data_seen, gre_ppp, inner_ip
 
-PPTP_PORT = 1723
-TH_FIN, TH_SYN, TH_RST, TH_ACK = int(TcpFlags.FIN), int(TcpFlags.SYN), int(TcpFlags.RST), int(TcpFlags.ACK)
 ETH_IPV4 = struct.Struct("!12xHBxH2xHxBxxII")  # ethertype, vhl, total length, frag, proto, src, dst
 GRE_HEAD = GRE_FIXED  # flags+version, protocol, payload length, call id
 GRE_PPP = GRE_PROTOCOL_PPP
@@ -73,8 +74,6 @@ MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
 #: PPP protocols that are data, not negotiation: counted on the hot path
 DATA_PROTOCOLS = frozenset({0x00FD, 0x00FB, 0x0021, 0x0057, 0x002D, 0x002F, 0x003D})
-
-SIDE = ("client", "server")  # index by Direction: who sent it
 
 
 @dataclass(slots=True)
@@ -277,9 +276,9 @@ class Tracker:
         if proto == IPPROTO_GRE:
             self._gre_packet(number, ts, iface, linktype, data, ip)
         elif proto == IPPROTO_TCP:
-            self._tcp_packet(number, ts, iface, linktype, data, ip)
+            tcp_packet(self, number, ts, iface, linktype, data, ip)
         elif proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
-            self._icmp_packet(number, ts, iface, linktype, data, ip)
+            icmp_packet(self, number, ts, iface, linktype, data, ip)
         else:
             st.other += 1
 
@@ -346,11 +345,11 @@ class Tracker:
             self.stats.gre_data += 1
             tunnel.data_ring.append((number, ts, d, data))
             if tunnel.phase is not Phase.DATA and not tunnel.ended:
-                self._data_seen(tunnel, ts, number)
+                data_seen(self, tunnel, ts, number)
             if pp in (0x0021, 0x0057):
-                self._inner_ip(tunnel, d, data[start:end])
+                inner_ip(self, tunnel, d, data[start:end])
             return
-        self._gre_ppp(tunnel, d, data[start:end], number, ts, iface, linktype, data)
+        gre_ppp(self, tunnel, d, data[start:end], number, ts, iface, linktype, data)
 
     def _unknown_gre(
         self, ts: float, iface: str, ip: Any, call_id: int, key: Any
@@ -388,6 +387,10 @@ class Tracker:
             self._evict_orphans()
         self._register(t)
         return (t, Direction.TO_SERVER)
+
+    def _gre_entry(self, iface: str, src_raw: bytes, dst_raw: bytes, call_id: int) -> tuple[Tunnel, Direction] | None:
+        """The known tunnel (and direction) of GRE from ``src_raw`` to ``dst_raw`` carrying ``call_id``."""
+        return self._gre.get(iface, {}).get(_raw_gre_key(src_raw, dst_raw, call_id))
 
     def _half_known(self, iface: str, a: str, b: str) -> list[Tunnel]:
         out: list[Tunnel] = []
@@ -438,731 +441,6 @@ class Tracker:
         self._register(t)
         self._emit(Event(ts, EventKind.ROLES, t, number, detail={"why": why}))
 
-    # ------------------------------------------------------------------ PPP in GRE
-    def _gre_ppp(
-        self,
-        t: Tunnel,
-        d: Direction,
-        payload: bytes,
-        number: int,
-        ts: float,
-        iface: str,
-        linktype: int,
-        data: bytes,
-    ) -> None:
-        try:
-            frame = decode_ppp(payload, chap_algorithm=t.auth.chap_algorithm)
-        except DecodeError as e:
-            self._store(
-                t,
-                Packet(
-                    number, ts, iface, linktype, d, PacketKind.MALFORMED, f"malformed PPP: {e.code}", data
-                ),
-            )
-            self._malformed(e, number, ts, t)
-            return
-        t.traffic[d].control_frames += 1
-        if frame.error is not None:
-            self._store(
-                t,
-                Packet(
-                    number,
-                    ts,
-                    iface,
-                    linktype,
-                    d,
-                    PacketKind.MALFORMED,
-                    f"malformed {frame.protocol:#06x}: {frame.error.code}",
-                    data,
-                    frame,
-                ),
-            )
-            self._malformed(frame.error, number, ts, t)
-            return
-        msg = frame.message
-        if t.roles_guessed and self._looks_like_server(frame) == (d is Direction.TO_SERVER):
-            self._swap_roles(t, ts, number, "the side answering as authenticator/address-giver is the server")
-            d = d.other
-        side = SIDE[d]
-        self._store(
-            t, Packet(number, ts, iface, linktype, d, PacketKind.PPP, "", data, frame)
-        )
-        proto = frame.protocol
-        if proto == PppProtocol.LCP and isinstance(msg, ControlPacket):
-            self._lcp(t, d, side, msg, ts, number)
-        elif proto in (PppProtocol.PAP, PppProtocol.CHAP, PppProtocol.EAP):
-            self._auth(t, d, side, msg, ts, number)
-        elif proto == PppProtocol.IPCP and isinstance(msg, ControlPacket):
-            self._ipcp(t, d, side, msg, ts, number)
-        elif proto == PppProtocol.IPV6CP and isinstance(msg, ControlPacket):
-            self._ipv6cp(t, side, msg, ts, number)
-        elif proto in (PppProtocol.CCP, PppProtocol.CCP_LINK) and isinstance(msg, ControlPacket):
-            self._ccp(t, side, msg, ts, number)
-        self._emit(Event(ts, EventKind.MESSAGE, t, number, d, frame))
-
-    @staticmethod
-    def _looks_like_server(frame: PppFrame) -> bool | None:
-        """True when this frame is one only a server (authenticator) sends; None if it tells nothing."""
-        msg = frame.message
-        if isinstance(msg, ChapPacket):
-            return msg.code in (1, 3, 4)
-        if isinstance(msg, PapPacket):
-            return msg.code in (2, 3)
-        if (
-            isinstance(msg, ControlPacket)
-            and frame.protocol == PppProtocol.IPCP
-            and msg.code == ControlCode.CONFIGURE_NAK
-        ):
-            return True
-        return None
-
-    def _lcp(self, t: Tunnel, d: Direction, side: str, m: ControlPacket, ts: float, number: int) -> None:
-        other = SIDE[1 - d]
-        code = m.code
-        lcp = t.lcp
-        if code <= ControlCode.CONFIGURE_REJECT or code in (ControlCode.TERMINATE_REQUEST,):
-            self._advance(t, Phase.LCP, ts, number)
-        if code == ControlCode.CONFIGURE_REQUEST:
-            lcp.config_requests[side] += 1
-            t.pending_requests[(PppProtocol.LCP, side)] = m
-            magic = m.option(LcpOption.MAGIC_NUMBER)
-            if magic is not None and isinstance(magic.value, int):
-                lcp.magic[side] = magic.value
-        elif code == ControlCode.CONFIGURE_ACK:
-            req = t.pending_requests.pop((PppProtocol.LCP, other), None) or m
-            lcp.options[other] = {_option_name(o): _option_value(o) for o in req.options}
-            lcp.opened[other] = True
-            for o in req.options:
-                if o.type == LcpOption.AUTH_PROTOCOL and isinstance(o.value, AuthProtocol):
-                    t.auth.method = o.value.method
-                    t.auth.chap_algorithm = o.value.algorithm
-            if (
-                lcp.opened["client"]
-                and lcp.opened["server"]
-                and PHASE_ORDER[t.phase] <= PHASE_ORDER[Phase.LCP]
-            ):
-                self._advance(t, Phase.AUTH if t.auth.method != "none" else Phase.NCP, ts, number)
-        elif code == ControlCode.CONFIGURE_NAK:
-            lcp.naks += 1
-        elif code == ControlCode.CONFIGURE_REJECT:
-            lcp.rejects += 1
-        elif code == ControlCode.TERMINATE_REQUEST:
-            self._close_step(t, side, "lcp-terminate", m.message or None, ts, number)
-        elif code == ControlCode.PROTOCOL_REJECT:
-            if m.rejected_protocol is not None and len(lcp.protocol_rejects) < 32:
-                lcp.protocol_rejects.append(m.rejected_protocol)
-        elif code == ControlCode.ECHO_REQUEST:
-            self._echo_request(t, t.lcp_echo, d, m.identifier, ts, number, "lcp")
-        elif code == ControlCode.ECHO_REPLY:
-            self._echo_reply(t.lcp_echo, d, m.identifier, ts)
-        elif code == ControlCode.IDENTIFICATION:
-            lcp.identification[side] = m.message[:256]
-
-    def _auth(self, t: Tunnel, d: Direction, side: str, m: Any, ts: float, number: int) -> None:
-        a = t.auth
-        self._advance(t, Phase.AUTH, ts, number)
-        if isinstance(m, PapPacket):
-            a.method = "PAP"
-            if m.code == 1:
-                a.user = m.peer_id
-                a.password = m.password
-                a.password_seen = m.password is not None
-                a.attempts += 1
-            elif m.code == 2:
-                self._auth_result(t, True, m.message, ts, number)
-            elif m.code == 3:
-                self._auth_result(t, False, m.message, ts, number)
-        elif isinstance(m, ChapPacket):
-            if m.code == 1:
-                a.server_name = m.name
-                a.challenge = m.value
-            elif m.code == 2:
-                a.user = m.name
-                a.attempts += 1
-                if m.mschapv2_response is not None:
-                    a.method = "MS-CHAPv2"
-                    a.peer_challenge = m.mschapv2_response.peer_challenge
-                    a.nt_response = m.mschapv2_response.nt_response
-                elif m.mschapv1_response is not None:
-                    a.method = "MS-CHAP"
-                    a.lm_response = m.mschapv1_response.lm_response
-                    a.nt_response = m.mschapv1_response.nt_response
-                elif a.method == "none":
-                    a.method = "CHAP-MD5"
-            elif m.code == 3:
-                msg = m.success.message if m.success is not None else m.message
-                if m.success is not None and a.method in ("none", "CHAP-MD5"):
-                    a.method = "MS-CHAPv2"
-                self._auth_result(t, True, msg, ts, number)
-            elif m.code == 4:
-                f = m.failure
-                if f is not None:
-                    a.error_code = f.error
-                    a.retry = f.retry
-                    if f.challenge:
-                        a.challenge = f.challenge
-                self._auth_result(t, False, (f.message if f is not None else None) or m.message, ts, number)
-        elif isinstance(m, EapPacket):
-            a.method = "EAP"
-            if m.code == 2 and m.identity is not None:
-                a.user = m.identity
-            elif m.code == 3:
-                self._auth_result(t, True, None, ts, number)
-            elif m.code == 4:
-                self._auth_result(t, False, None, ts, number)
-
-    def _auth_result(self, t: Tunnel, ok: bool, message: str | None, ts: float, number: int) -> None:
-        t.auth.result = "success" if ok else "failure"
-        if message is not None:
-            t.auth.message = message[:512]
-        if ok:
-            self._advance(t, Phase.NCP, ts, number)
-
-    def _ipcp(self, t: Tunnel, d: Direction, side: str, m: ControlPacket, ts: float, number: int) -> None:
-        other = SIDE[1 - d]
-        n = t.ncp
-        self._advance(t, Phase.NCP, ts, number)
-        if m.code == ControlCode.CONFIGURE_REQUEST:
-            t.pending_requests[(PppProtocol.IPCP, side)] = m
-        elif m.code == ControlCode.CONFIGURE_ACK:
-            req = t.pending_requests.pop((PppProtocol.IPCP, other), None) or m
-            n.ipcp_opened[other] = True
-            for o in req.options:
-                if o.type == IpcpOption.IP_ADDRESS and isinstance(o.value, str):
-                    if other == "client":
-                        n.client_ip = o.value
-                    else:
-                        n.server_ip = o.value
-                elif other == "client" and isinstance(o.value, str):
-                    if o.type in (IpcpOption.PRIMARY_DNS, IpcpOption.SECONDARY_DNS) and o.value not in n.dns:
-                        n.dns.append(o.value)
-                    elif o.type in (IpcpOption.PRIMARY_NBNS, IpcpOption.SECONDARY_NBNS) and o.value not in n.nbns:
-                        n.nbns.append(o.value)
-            self._maybe_data(t, ts, number)
-        elif m.code == ControlCode.CONFIGURE_NAK:
-            n.naks += 1
-        elif m.code == ControlCode.CONFIGURE_REJECT:
-            n.rejects += 1
-        elif m.code == ControlCode.TERMINATE_REQUEST:
-            n.ipcp_opened = {"client": False, "server": False}
-
-    def _ipv6cp(self, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:
-        other = "server" if side == "client" else "client"
-        n = t.ncp
-        self._advance(t, Phase.NCP, ts, number)
-        if m.code == ControlCode.CONFIGURE_REQUEST:
-            t.pending_requests[(PppProtocol.IPV6CP, side)] = m
-        elif m.code == ControlCode.CONFIGURE_ACK:
-            req = t.pending_requests.pop((PppProtocol.IPV6CP, other), None) or m
-            n.ipv6cp_opened[other] = True
-            for o in req.options:
-                if o.type == Ipv6cpOption.INTERFACE_IDENTIFIER:
-                    if other == "client":
-                        n.client_ifid = str(o.value)
-                    else:
-                        n.server_ifid = str(o.value)
-
-    def _ccp(self, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:
-        other = "server" if side == "client" else "client"
-        c = t.ccp
-        self._advance(t, Phase.NCP, ts, number)
-        if m.code == ControlCode.CONFIGURE_REQUEST:
-            t.pending_requests[(PppProtocol.CCP, side)] = m
-            o = m.option(CcpOption.MPPE)
-            c.offered[side] = (
-                f"mppe {o.value.pppd()}"
-                if o is not None and isinstance(o.value, MppeBits)
-                else (" ".join(_option_name(x) for x in m.options) or "(none)")
-            )
-        elif m.code == ControlCode.CONFIGURE_ACK:
-            req = t.pending_requests.pop((PppProtocol.CCP, other), None) or m
-            c.opened[other] = True
-            o = req.option(CcpOption.MPPE)
-            if o is not None and isinstance(o.value, MppeBits):
-                bits = o.value
-                c.mppe = bool(bits.strengths)
-                c.bits = max(bits.strengths) if bits.strengths else None
-                c.stateless = bits.stateless
-                c.mppc = bits.mppc
-            self._maybe_data(t, ts, number)
-        elif m.code == ControlCode.CONFIGURE_REJECT:
-            if m.option(CcpOption.MPPE) is not None:
-                c.rejected_by = side
-        elif m.code == ControlCode.CONFIGURE_NAK:
-            c.naks += 1
-        elif m.code == ControlCode.RESET_REQUEST:
-            c.reset_requests += 1
-
-    def _maybe_data(self, t: Tunnel, ts: float, number: int) -> None:
-        """NCP done: IPCP open both ways, and CCP too if anyone asked for it."""
-        n, c = t.ncp, t.ccp
-        if not (n.ipcp_opened["client"] and n.ipcp_opened["server"]):
-            return
-        if c.offered and not (c.opened["client"] and c.opened["server"]):
-            return
-        self._advance(t, Phase.DATA, ts, number)
-
-    def _data_seen(self, t: Tunnel, ts: float, number: int) -> None:
-        self._advance(t, Phase.DATA, ts, number)
-
-    def _inner_ip(self, t: Tunnel, d: int, payload: bytes) -> None:
-        """Unencrypted inner IP (PPP 0x0021/0x0057): keep a bounded table of inner 5-tuples."""
-        try:
-            frame = decode_ppp(payload)
-        except DecodeError:
-            return
-        m: Any = frame.message
-        if m is None or not hasattr(m, "src"):
-            return
-        key = (m.src, m.dst, m.protocol, getattr(m, "src_port", None), getattr(m, "dst_port", None))
-        flows = t.inner_flows
-        if key in flows or len(flows) < self.limits.max_inner_flows:
-            flows[key] = flows.get(key, 0) + 1
-
-    # ------------------------------------------------------------------ TCP / PPTP control
-    def _tcp_packet(self, number: int, ts: float, iface: str, linktype: int, data: bytes, ip: Any) -> None:
-        try:
-            seg = decode_tcp(data, ip.payload_offset, ip.payload_end)
-        except DecodeError as e:
-            self._malformed(e, number, ts, None)
-            return
-        if seg.dst_port == PPTP_PORT:
-            d = Direction.TO_SERVER
-            ckey = (iface, ip.src, seg.src_port, ip.dst, seg.dst_port)
-        elif seg.src_port == PPTP_PORT:
-            d = Direction.TO_CLIENT
-            ckey = (iface, ip.dst, seg.dst_port, ip.src, seg.src_port)
-        else:
-            self.stats.other += 1
-            return
-        self.stats.tcp_pptp += 1
-        flags = int(seg.flags)  # plain int: IntFlag's & runs Python code
-        payload = data[seg.payload_offset : seg.payload_end]
-        conn = self._conns.get(ckey)
-        if conn is None:
-            if flags & TH_RST and not payload:
-                return  # a reset for a connection we never saw
-            conn = self._new_connection(ts, ckey)
-            if not flags & TH_SYN:
-                conn.tcp.established = True  # joined mid-stream
-        conn.last_seen = ts
-        side = SIDE[d]
-        tunnels = [t for t in conn.tunnels if not t.ended] or conn.tunnels[-1:]
-        for t in tunnels:
-            t.last_seen = ts
-            t.changed = True
-        summary = _tcp_summary(flags, len(payload))
-        if flags & (TH_SYN | TH_FIN | TH_RST):
-            for t in tunnels:
-                self._store(t, Packet(number, ts, iface, linktype, d, PacketKind.TCP, summary, data))
-        if flags & TH_SYN:
-            if flags & TH_ACK:
-                conn.tcp.synack = conn.tcp.synack or ts
-                conn.tcp.established = True
-            else:
-                conn.tcp.syn = conn.tcp.syn or ts
-                conn.tcp.syn_count += 1
-            self._emit(
-                Event(
-                    ts, EventKind.TCP, tunnels[0] if tunnels else None, number, d, detail={"flags": summary}
-                )
-            )
-        stream = conn.streams[d]
-        before = (stream.retransmissions, stream.out_of_order, stream.resyncs)
-        items = stream.feed(seg.seq, int(flags), payload)
-        conn.tcp.retransmissions += stream.retransmissions - before[0]
-        conn.tcp.out_of_order += stream.out_of_order - before[1]
-        conn.tcp.resyncs += stream.resyncs - before[2]
-        if flags & TH_ACK:
-            # the peer's ACK proves what the other direction sent: a hole there was lost by the capture
-            for item in conn.streams[d.other].acknowledged(seg.ack):
-                if isinstance(item, DecodeError):
-                    self._malformed(item, number, ts, tunnels[0] if tunnels else None)
-                else:
-                    self._control(conn, d.other, SIDE[d.other], item, number, ts, iface, linktype, data)
-        for item in items:
-            if isinstance(item, DecodeError):
-                self._malformed(item, number, ts, tunnels[0] if tunnels else None)
-                continue
-            self._control(conn, d, side, item, number, ts, iface, linktype, data)
-        if flags & TH_RST:
-            conn.tcp.rst[side] = ts
-            self._emit(
-                Event(
-                    ts, EventKind.TCP, tunnels[0] if tunnels else None, number, d, detail={"flags": summary}
-                )
-            )
-            refused = not conn.tcp.established and side == "server"
-            for t in [t for t in conn.tunnels if not t.ended]:
-                self._close_step(t, side, "tcp-rst", "connection refused" if refused else None, ts, number)
-                self._end(t, ts, number)
-            conn.closed = True
-        elif flags & TH_FIN:
-            conn.tcp.fin[side] = ts
-            self._emit(
-                Event(
-                    ts, EventKind.TCP, tunnels[0] if tunnels else None, number, d, detail={"flags": summary}
-                )
-            )
-            for t in [t for t in conn.tunnels if not t.ended]:
-                self._close_step(t, side, "tcp-fin", None, ts, number)
-                self._end(t, ts, number)
-            if len(conn.tcp.fin) == 2:
-                conn.closed = True
-
-    def _new_connection(self, ts: float, ckey: tuple[str, str, int, str, int]) -> Connection:
-        iface, cip, cport, sip, sport = ckey
-        conn = Connection(
-            iface,
-            cip,
-            cport,
-            sip,
-            sport,
-            (StreamReassembler(), StreamReassembler()),
-            TcpInfo(),
-            EchoStats(),
-            ControlInfo(),
-            last_seen=ts,
-        )
-        self._conns[ckey] = conn
-        self._new_call(conn, ts)
-        return conn
-
-    def _new_call(self, conn: Connection, ts: float) -> Tunnel:
-        """A tunnel for the next call on ``conn``, sharing its TCP and echo state."""
-        t = self._new_tunnel(
-            ts,
-            conn.iface,
-            Endpoint(conn.client_ip, conn.client_port),
-            Endpoint(conn.server_ip, conn.server_port),
-            Phase.TCP,
-        )
-        t.tcp = conn.tcp
-        t.pptp_echo = conn.echo
-        info = conn.info
-        t.control = ControlInfo(
-            client_host=info.client_host,
-            client_vendor=info.client_vendor,
-            server_host=info.server_host,
-            server_vendor=info.server_vendor,
-            client_firmware=info.client_firmware,
-            server_firmware=info.server_firmware,
-            protocol_version=info.protocol_version,
-            start_result=info.start_result,
-            start_error=info.start_error,
-        )
-        if conn.tunnels:
-            prev = conn.tunnels[0]
-            self._advance(
-                t,
-                prev.phase if PHASE_ORDER[prev.phase] <= PHASE_ORDER[Phase.CONTROL] else Phase.CONTROL,
-                ts,
-                None,
-            )
-        conn.tunnels.append(t)
-        self._conn_of[t.id] = conn
-        return t
-
-    def _new_tunnel(self, ts: float, iface: str, client: Endpoint, server: Endpoint, phase: Phase) -> Tunnel:
-        if len(self.tunnels) >= self.limits.max_tunnels:
-            self._evict(max(1, self.limits.max_tunnels // 10))
-        t = Tunnel(self._next_id, iface, client, server, ts, ts, phase=phase, phases=[PhaseSpan(phase, ts)])
-        self._next_id += 1
-        self.tunnels[t.id] = t
-        self.stats.tunnels_created += 1
-        self._emit(Event(ts, EventKind.TUNNEL_NEW, t))
-        return t
-
-    def _control(
-        self,
-        conn: Connection,
-        d: Direction,
-        side: str,
-        raw: bytes,
-        number: int,
-        ts: float,
-        iface: str,
-        linktype: int,
-        data: bytes,
-    ) -> None:
-        try:
-            msg: Any = P.decode_control(raw)
-        except DecodeError as e:
-            t0 = conn.tunnels[-1] if conn.tunnels else None
-            if t0 is not None:
-                self._store(
-                    t0,
-                    Packet(
-                        number,
-                        ts,
-                        iface,
-                        linktype,
-                        d,
-                        PacketKind.MALFORMED,
-                        f"malformed PPTP: {e.code}",
-                        data,
-                    ),
-                )
-            self._malformed(e, number, ts, t0)
-            return
-        self.stats.control_messages += 1
-        mt = msg.message_type
-        T = P.ControlMessageType
-        info = conn.info
-        targets: list[Tunnel]
-        live = [t for t in conn.tunnels if not t.ended]
-        if mt in (T.START_CONTROL_CONNECTION_REQUEST, T.START_CONTROL_CONNECTION_REPLY):
-            targets = live or conn.tunnels[-1:]
-            host, vendor = msg.host_name[:64], msg.vendor_string[:64]
-            if side == "client":
-                info.client_host, info.client_vendor, info.client_firmware = (
-                    host,
-                    vendor,
-                    msg.firmware_revision,
-                )
-            else:
-                info.server_host, info.server_vendor, info.server_firmware = (
-                    host,
-                    vendor,
-                    msg.firmware_revision,
-                )
-            info.protocol_version = msg.protocol_version
-            if mt == T.START_CONTROL_CONNECTION_REPLY:
-                info.start_result, info.start_error = msg.result_code, msg.error_code
-            for t in targets:
-                c = t.control
-                c.client_host, c.client_vendor, c.client_firmware = (
-                    info.client_host,
-                    info.client_vendor,
-                    info.client_firmware,
-                )
-                c.server_host, c.server_vendor, c.server_firmware = (
-                    info.server_host,
-                    info.server_vendor,
-                    info.server_firmware,
-                )
-                c.protocol_version, c.start_result, c.start_error = (
-                    info.protocol_version,
-                    info.start_result,
-                    info.start_error,
-                )
-                self._advance(t, Phase.CONTROL, ts, number)
-        elif mt in (
-            T.ECHO_REQUEST,
-            T.ECHO_REPLY,
-            T.STOP_CONTROL_CONNECTION_REQUEST,
-            T.STOP_CONTROL_CONNECTION_REPLY,
-        ):
-            targets = live or conn.tunnels[-1:]
-        else:
-            targets = [self._call_for(conn, d, side, msg, ts, number)]
-        summary = _control_summary(msg)
-        for t in targets:
-            self._store(t, Packet(number, ts, iface, linktype, d, PacketKind.CONTROL, summary, data, msg))
-        # effects
-        if mt == T.START_CONTROL_CONNECTION_REPLY and msg.result_code != 1:
-            for t in targets:
-                self._close_step(
-                    t, "server", "control-refused", P.result_name(mt, msg.result_code), ts, number
-                )
-                self._end(t, ts, number)
-        elif mt == T.ECHO_REQUEST:
-            self._echo_request(
-                targets[0] if targets else None, conn.echo, d, msg.identifier, ts, number, "pptp"
-            )
-        elif mt == T.ECHO_REPLY:
-            self._echo_reply(conn.echo, d, msg.identifier, ts)
-        elif mt == T.STOP_CONTROL_CONNECTION_REQUEST:
-            info.stop_reason = msg.reason
-            for t in targets:
-                t.control.stop_reason = msg.reason
-                self._close_step(t, side, "stop-control", P.reason_name(msg.reason), ts, number)
-                self._end(t, ts, number)
-        for t in targets:
-            self._emit(Event(ts, EventKind.MESSAGE, t, number, d, msg))
-
-    def _call_for(
-        self, conn: Connection, d: Direction, side: str, msg: Any, ts: float, number: int
-    ) -> Tunnel:
-        """The tunnel a call-level message belongs to, creating it for a new call."""
-        T = P.ControlMessageType
-        mt = msg.message_type
-        other = "server" if side == "client" else "client"
-
-        def find(who: str, call_id: int) -> Tunnel | None:
-            for t in reversed(conn.tunnels):
-                ep = t.client if who == "client" else t.server
-                if ep.call_id == call_id:
-                    return t
-            return None
-
-        def fresh() -> Tunnel:
-            for t in conn.tunnels:
-                if t.client.call_id is None and t.server.call_id is None and not t.ended:
-                    return t
-            return self._new_call(conn, ts)
-
-        t: Tunnel | None
-        if mt in (T.OUTGOING_CALL_REQUEST, T.INCOMING_CALL_REQUEST):
-            t = find(side, msg.call_id)
-            if t is None or t.ended:
-                t = fresh()
-                ep = t.client if side == "client" else t.server
-                ep.call_id = msg.call_id
-            t.control.call_serial = msg.call_serial_number
-            if hasattr(msg, "packet_recv_window_size"):
-                t.control.recv_window[side] = msg.packet_recv_window_size
-            self._advance(t, Phase.CALL, ts, number)
-            self._register(t)
-        elif mt in (T.OUTGOING_CALL_REPLY, T.INCOMING_CALL_REPLY):
-            t = find(other, msg.peer_call_id)
-            if t is None:
-                t = fresh()
-                (t.client if other == "client" else t.server).call_id = msg.peer_call_id
-            (t.client if side == "client" else t.server).call_id = msg.call_id
-            t.control.call_result, t.control.call_error = msg.result_code, msg.error_code
-            t.control.recv_window[side] = msg.packet_recv_window_size
-            if mt == T.OUTGOING_CALL_REPLY:
-                t.control.call_cause = msg.cause_code
-                t.control.connect_speed = msg.connect_speed
-            self._advance(t, Phase.CALL, ts, number)
-            self._register(t)
-            if msg.result_code != 1:
-                self._close_step(t, side, "call-refused", P.result_name(mt, msg.result_code), ts, number)
-                self._end(t, ts, number)
-        elif mt == T.INCOMING_CALL_CONNECTED:
-            t = find(other, msg.peer_call_id) or fresh()
-            t.control.connect_speed = msg.connect_speed
-            t.control.recv_window[side] = msg.packet_recv_window_size
-        elif mt == T.CALL_CLEAR_REQUEST:
-            t = find(side, msg.call_id) or (conn.tunnels[-1] if conn.tunnels else fresh())
-            self._close_step(t, side, "call-clear", None, ts, number)
-            self._end(t, ts, number)
-        elif mt == T.CALL_DISCONNECT_NOTIFY:
-            t = find(side, msg.call_id) or (conn.tunnels[-1] if conn.tunnels else fresh())
-            t.control.disconnect_result, t.control.disconnect_cause = msg.result_code, msg.cause_code
-            t.control.call_statistics = msg.call_statistics[:128]
-            self._close_step(t, side, "call-disconnect", P.result_name(mt, msg.result_code), ts, number)
-            self._end(t, ts, number)
-        elif mt == T.SET_LINK_INFO:
-            t = find(other, msg.peer_call_id) or conn.tunnels[-1]
-            t.control.send_accm, t.control.receive_accm = msg.send_accm, msg.receive_accm
-        elif mt == T.WAN_ERROR_NOTIFY:
-            t = find(other, msg.peer_call_id) or conn.tunnels[-1]
-            t.control.wan_errors = {
-                "crc": msg.crc_errors,
-                "framing": msg.framing_errors,
-                "hardware_overruns": msg.hardware_overruns,
-                "buffer_overruns": msg.buffer_overruns,
-                "timeouts": msg.timeout_errors,
-                "alignment": msg.alignment_errors,
-            }
-        else:
-            t = conn.tunnels[-1] if conn.tunnels else fresh()
-        return t
-
-    # ------------------------------------------------------------------ ICMP
-    def _icmp_packet(self, number: int, ts: float, iface: str, linktype: int, data: bytes, ip: Any) -> None:
-        """ICMP errors quoting our GRE or TCP 1723 (e.g. protocol-unreachable for GRE, lab s3b)."""
-        self.stats.icmp += 1
-        off, end = ip.payload_offset, ip.payload_end
-        if end - off < 8 + 20:
-            return
-        itype, icode = data[off], data[off + 1]
-        if ip.version == 4 and itype not in (3, 11, 12):
-            return
-        if ip.version == 6 and itype not in (1, 2, 3, 4):
-            return
-        try:
-            inner = decode_ip(data, off + 8, 0x0800 if ip.version == 4 else 0x86DD)
-        except DecodeError:
-            return
-        t: Tunnel | None = None
-        d = Direction.TO_SERVER
-        iend = min(end, len(data))
-        if inner.protocol == IPPROTO_GRE and inner.payload_offset + 8 <= iend:
-            cid = int.from_bytes(data[inner.payload_offset + 6 : inner.payload_offset + 8], "big")
-            ent = self._gre.get(iface, {}).get(_raw_gre_key(inner.src_raw, inner.dst_raw, cid))
-            if ent is not None:
-                t, d = ent
-        elif inner.protocol == IPPROTO_TCP and inner.payload_offset + 4 <= iend:
-            sport = int.from_bytes(data[inner.payload_offset : inner.payload_offset + 2], "big")
-            dport = int.from_bytes(data[inner.payload_offset + 2 : inner.payload_offset + 4], "big")
-            conn = self._conns.get((iface, inner.src, sport, inner.dst, dport)) or self._conns.get(
-                (iface, inner.dst, dport, inner.src, sport)
-            )
-            if conn is not None and conn.tunnels:
-                t = conn.tunnels[-1]
-                d = Direction.TO_SERVER if inner.dst == conn.server_ip else Direction.TO_CLIENT
-        if t is None:
-            return
-        what = _icmp_text(ip.version, itype, icode)
-        carried = "GRE" if inner.protocol == IPPROTO_GRE else "TCP"
-        text = f"{what} from {ip.src} for {carried} {inner.src} → {inner.dst}"
-        if len(t.icmp_errors) < 16:
-            t.icmp_errors.append(text)
-        t.changed = True
-        self._store(t, Packet(number, ts, iface, linktype, d, PacketKind.ICMP, text, data))
-        self._emit(
-            Event(
-                ts,
-                EventKind.ICMP,
-                t,
-                number,
-                d,
-                detail={
-                    "type": itype,
-                    "code": icode,
-                    "from": ip.src,
-                    "inner_protocol": inner.protocol,
-                    "text": text,
-                },
-            )
-        )
-
-    # ------------------------------------------------------------------ keepalives
-    def _echo_request(
-        self, t: Tunnel | None, echo: EchoStats, d: Direction, ident: int, ts: float, number: int, kind: str
-    ) -> None:
-        echo.requests += 1
-        echo.last_request = ts
-        for key in [k for k in echo.outstanding if k[0] == d]:
-            del echo.outstanding[key]
-            self._echo_miss(t, echo, d, ts, number, kind)
-        if len(echo.outstanding) < 64:
-            echo.outstanding[(int(d), ident)] = ts
-
-    def _echo_reply(self, echo: EchoStats, d: Direction, ident: int, ts: float) -> None:
-        sent = echo.outstanding.pop((int(d.other), ident), None)
-        if sent is None:
-            return
-        echo.replies += 1
-        echo.last_reply = ts
-        echo.consecutive_misses = 0
-        rtt = (ts - sent) * 1000.0
-        echo.rtt_ms = rtt
-        echo.rtt_sum_ms += rtt
-        if echo.rtt_max_ms is None or rtt > echo.rtt_max_ms:
-            echo.rtt_max_ms = rtt
-
-    def _echo_miss(
-        self, t: Tunnel | None, echo: EchoStats, d: Direction, ts: float, number: int | None, kind: str
-    ) -> None:
-        echo.misses += 1
-        echo.consecutive_misses += 1
-        if t is not None:
-            t.changed = True
-        self._emit(
-            Event(
-                ts,
-                EventKind.ECHO_MISS,
-                t,
-                number,
-                d,
-                detail={"kind": kind, "consecutive": echo.consecutive_misses, "sender": SIDE[d]},
-            )
-        )
-
     # ------------------------------------------------------------------ phases and ends
     def _advance(self, t: Tunnel, phase: Phase, ts: float, number: int | None) -> None:
         if t.ended or PHASE_ORDER[phase] <= PHASE_ORDER[t.phase]:
@@ -1197,7 +475,7 @@ class Tracker:
         # keepalives still unanswered when the tunnel ends were never answered
         for key in list(t.lcp_echo.outstanding):
             del t.lcp_echo.outstanding[key]
-            self._echo_miss(t, t.lcp_echo, Direction(key[0]), ts, number, "lcp")
+            echo_miss(self, t, t.lcp_echo, Direction(key[0]), ts, number, "lcp")
         cur = t.phases[-1]
         cur.end = ts
         if t.phase is Phase.DATA:
@@ -1242,7 +520,7 @@ class Tracker:
                 for key, sent in list(echo.outstanding.items()):
                     if now - sent > timeout:
                         del echo.outstanding[key]
-                        self._echo_miss(t, echo, Direction(key[0]), now, None, kind)
+                        echo_miss(self, t, echo, Direction(key[0]), now, None, kind)
             if (
                 t.phase is Phase.TCP
                 and not t.tcp.established
@@ -1301,85 +579,35 @@ class Tracker:
         for t in sorted(self._orphans.values(), key=lambda t: t.last_seen)[:n]:
             self._drop(t, self.now)
 
+    def _new_tunnel(self, ts: float, iface: str, client: Endpoint, server: Endpoint, phase: Phase) -> Tunnel:
+        """A new tunnel in ``phase``, making room first when the bound is reached."""
+        if len(self.tunnels) >= self.limits.max_tunnels:
+            self._evict(max(1, self.limits.max_tunnels // 10))
+        t = Tunnel(self._next_id, iface, client, server, ts, ts, phase=phase, phases=[PhaseSpan(phase, ts)])
+        self._next_id += 1
+        self.tunnels[t.id] = t
+        self.stats.tunnels_created += 1
+        self._emit(Event(ts, EventKind.TUNNEL_NEW, t))
+        return t
+
+    def _new_connection(self, ts: float, ckey: tuple[str, str, int, str, int]) -> Connection:
+        """A control connection first seen now, indexed by ``ckey``, with a tunnel for its first call."""
+        iface, cip, cport, sip, sport = ckey
+        conn = Connection(
+            iface,
+            cip,
+            cport,
+            sip,
+            sport,
+            (StreamReassembler(), StreamReassembler()),
+            TcpInfo(),
+            EchoStats(),
+            ControlInfo(),
+            last_seen=ts,
+        )
+        self._conns[ckey] = conn
+        new_call(self, conn, ts)
+        return conn
+
     def connection_of(self, t: Tunnel) -> Connection | None:
         return self._conn_of.get(t.id)
-
-
-# ---------------------------------------------------------------------- helpers
-def _option_name(o: Any) -> str:
-    for enum in (LcpOption,):
-        try:
-            return enum(o.type).name.lower()
-        except ValueError:
-            pass
-    return f"opt{o.type}"
-
-
-def _option_value(o: Any) -> Any:
-    v = o.value
-    if isinstance(v, AuthProtocol):
-        return v.method
-    if v is None:
-        return True
-    if isinstance(v, (int, str, bool, float)):
-        return v
-    if isinstance(v, bytes):
-        return v.hex()
-    return str(v)
-
-
-def _tcp_summary(flags: int, n: int) -> str:
-    names = [
-        name
-        for bit, name in (
-            (TH_SYN, "SYN"),
-            (TH_FIN, "FIN"),
-            (TH_RST, "RST"),
-            (TH_ACK, "ACK"),
-        )
-        if flags & bit
-    ]
-    return "TCP " + ",".join(names) + (f" len={n}" if n else "")
-
-
-def _control_summary(msg: Any) -> str:
-    T = P.ControlMessageType
-    mt = msg.message_type
-    name = P.message_name(mt)
-    parts = [name]
-    if hasattr(msg, "call_id"):
-        parts.append(f"call_id={msg.call_id}")
-    if hasattr(msg, "peer_call_id"):
-        parts.append(f"peer={msg.peer_call_id}")
-    if mt in (T.START_CONTROL_CONNECTION_REQUEST, T.START_CONTROL_CONNECTION_REPLY) and msg.host_name:
-        parts.append(f'host="{msg.host_name[:32]}"')
-    if (hasattr(msg, "result_code") and mt != T.ECHO_REPLY) or (mt == T.ECHO_REPLY and msg.result_code != 1):
-        parts.append(f"result={P.result_name(mt, msg.result_code)}")
-        if getattr(msg, "error_code", 0):
-            parts.append(f"error={P.error_name(msg.error_code)}")
-    if hasattr(msg, "reason"):
-        parts.append(f"reason={P.reason_name(msg.reason)}")
-    if hasattr(msg, "identifier"):
-        parts.append(f"id={msg.identifier:#x}")
-    return " ".join(parts)
-
-
-def _icmp_text(version: int, itype: int, code: int) -> str:
-    if version == 4 and itype == 3:
-        return {
-            0: "ICMP network unreachable",
-            1: "ICMP host unreachable",
-            2: "ICMP protocol unreachable",
-            3: "ICMP port unreachable",
-            4: "ICMP fragmentation needed",
-            9: "ICMP network prohibited",
-            10: "ICMP host prohibited",
-            13: "ICMP administratively prohibited",
-        }.get(code, f"ICMP destination unreachable (code {code})")
-    if version == 4 and itype == 11:
-        return "ICMP time exceeded"
-    if version == 6 and itype == 1:
-        return f"ICMPv6 destination unreachable (code {code})"
-    if version == 6 and itype == 4:
-        return "ICMPv6 parameter problem"
-    return f"ICMP type {itype} code {code}"

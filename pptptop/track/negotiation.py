@@ -1,0 +1,349 @@
+"""PPP negotiation inside GRE: LCP, authentication, IPCP, IPV6CP and CCP move a tunnel's phase.
+
+Each Configure-Request waits for the peer's Configure-Ack, which opens that
+side of the layer with the options the request asked for (RFC 1661 §5.1–5.2).
+LCP open both ways leads to authentication (PAP RFC 1334, CHAP RFC 1994,
+MS-CHAP RFC 2433, MS-CHAPv2 RFC 2759, EAP RFC 3748), its success to the
+network phase (IPCP RFC 1332, IPV6CP RFC 5072, CCP RFC 1962 with MPPE
+RFC 3078), and IPCP open both ways (and CCP, when offered) to data.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pptptop.decode.auth import ChapPacket, EapPacket, PapPacket
+from pptptop.decode.ccp import CcpOption, MppeBits
+from pptptop.decode.errors import DecodeError
+from pptptop.decode.lcp import AuthProtocol, ControlCode, ControlPacket, LcpOption
+from pptptop.decode.ncp import IpcpOption, Ipv6cpOption
+from pptptop.decode.ppp import PppFrame, PppProtocol, decode_ppp
+from pptptop.track.events import Event, EventKind
+from pptptop.track.keepalive import echo_reply, echo_request
+from pptptop.track.model import PHASE_ORDER, Direction, Packet, PacketKind, Phase, Tunnel
+
+if TYPE_CHECKING:
+    from pptptop.track.tracker import Tracker
+
+MAX_PROTOCOL_REJECTS = 32
+MAX_IDENTIFICATION = 256
+MAX_AUTH_MESSAGE = 512
+
+
+def gre_ppp(
+    tracker: Tracker,
+    t: Tunnel,
+    d: Direction,
+    payload: bytes,
+    number: int,
+    ts: float,
+    iface: str,
+    linktype: int,
+    data: bytes,
+) -> None:
+    """One PPP frame of a tunnel that is not data (RFC 2637 §4): store it and follow the negotiation."""
+    try:
+        frame = decode_ppp(payload, chap_algorithm=t.auth.chap_algorithm)
+    except DecodeError as e:
+        tracker._store(
+            t,
+            Packet(number, ts, iface, linktype, d, PacketKind.MALFORMED, f"malformed PPP: {e.code}", data),
+        )
+        tracker._malformed(e, number, ts, t)
+        return
+    t.traffic[d].control_frames += 1
+    if frame.error is not None:
+        tracker._store(
+            t,
+            Packet(
+                number,
+                ts,
+                iface,
+                linktype,
+                d,
+                PacketKind.MALFORMED,
+                f"malformed {frame.protocol:#06x}: {frame.error.code}",
+                data,
+                frame,
+            ),
+        )
+        tracker._malformed(frame.error, number, ts, t)
+        return
+    msg = frame.message
+    if t.roles_guessed and _looks_like_server(frame) == (d is Direction.TO_SERVER):
+        tracker._swap_roles(t, ts, number, "the side answering as authenticator/address-giver is the server")
+        d = d.other
+    side = d.sender
+    tracker._store(t, Packet(number, ts, iface, linktype, d, PacketKind.PPP, "", data, frame))
+    proto = frame.protocol
+    if proto == PppProtocol.LCP and isinstance(msg, ControlPacket):
+        _lcp(tracker, t, d, side, msg, ts, number)
+    elif proto in (PppProtocol.PAP, PppProtocol.CHAP, PppProtocol.EAP):
+        _auth(tracker, t, msg, ts, number)
+    elif proto == PppProtocol.IPCP and isinstance(msg, ControlPacket):
+        _ipcp(tracker, t, side, msg, ts, number)
+    elif proto == PppProtocol.IPV6CP and isinstance(msg, ControlPacket):
+        _ipv6cp(tracker, t, side, msg, ts, number)
+    elif proto in (PppProtocol.CCP, PppProtocol.CCP_LINK) and isinstance(msg, ControlPacket):
+        _ccp(tracker, t, side, msg, ts, number)
+    tracker._emit(Event(ts, EventKind.MESSAGE, t, number, d, frame))
+
+
+def _looks_like_server(frame: PppFrame) -> bool | None:
+    """True when this frame is one only a server (authenticator) sends; None if it tells nothing."""
+    msg = frame.message
+    if isinstance(msg, ChapPacket):
+        return msg.code in (1, 3, 4)
+    if isinstance(msg, PapPacket):
+        return msg.code in (2, 3)
+    if (
+        isinstance(msg, ControlPacket)
+        and frame.protocol == PppProtocol.IPCP
+        and msg.code == ControlCode.CONFIGURE_NAK
+    ):
+        return True
+    return None
+
+
+def _other(side: str) -> str:
+    return "server" if side == "client" else "client"
+
+
+def _lcp(tracker: Tracker, t: Tunnel, d: Direction, side: str, m: ControlPacket, ts: float, number: int) -> None:
+    """LCP (RFC 1661 §5): the link's options, magic numbers, echoes and terminations."""
+    other = _other(side)
+    code = m.code
+    lcp = t.lcp
+    if code <= ControlCode.CONFIGURE_REJECT or code in (ControlCode.TERMINATE_REQUEST,):
+        tracker._advance(t, Phase.LCP, ts, number)
+    if code == ControlCode.CONFIGURE_REQUEST:
+        lcp.config_requests[side] += 1
+        t.pending_requests[(PppProtocol.LCP, side)] = m
+        magic = m.option(LcpOption.MAGIC_NUMBER)
+        if magic is not None and isinstance(magic.value, int):
+            lcp.magic[side] = magic.value
+    elif code == ControlCode.CONFIGURE_ACK:
+        req = t.pending_requests.pop((PppProtocol.LCP, other), None) or m
+        lcp.options[other] = {_option_name(o): _option_value(o) for o in req.options}
+        lcp.opened[other] = True
+        for o in req.options:
+            if o.type == LcpOption.AUTH_PROTOCOL and isinstance(o.value, AuthProtocol):
+                t.auth.method = o.value.method
+                t.auth.chap_algorithm = o.value.algorithm
+        if (
+            lcp.opened["client"]
+            and lcp.opened["server"]
+            and PHASE_ORDER[t.phase] <= PHASE_ORDER[Phase.LCP]
+        ):
+            tracker._advance(t, Phase.AUTH if t.auth.method != "none" else Phase.NCP, ts, number)
+    elif code == ControlCode.CONFIGURE_NAK:
+        lcp.naks += 1
+    elif code == ControlCode.CONFIGURE_REJECT:
+        lcp.rejects += 1
+    elif code == ControlCode.TERMINATE_REQUEST:
+        tracker._close_step(t, side, "lcp-terminate", m.message or None, ts, number)
+    elif code == ControlCode.PROTOCOL_REJECT:
+        if m.rejected_protocol is not None and len(lcp.protocol_rejects) < MAX_PROTOCOL_REJECTS:
+            lcp.protocol_rejects.append(m.rejected_protocol)
+    elif code == ControlCode.ECHO_REQUEST:
+        echo_request(tracker, t, t.lcp_echo, d, m.identifier, ts, number, "lcp")
+    elif code == ControlCode.ECHO_REPLY:
+        echo_reply(t.lcp_echo, d, m.identifier, ts)
+    elif code == ControlCode.IDENTIFICATION:
+        lcp.identification[side] = m.message[:MAX_IDENTIFICATION]
+
+
+def _auth(tracker: Tracker, t: Tunnel, m: Any, ts: float, number: int) -> None:
+    """PAP (RFC 1334 §2), CHAP (RFC 1994 §4) with MS-CHAP (RFC 2433) and MS-CHAPv2 (RFC 2759), EAP (RFC 3748)."""
+    a = t.auth
+    tracker._advance(t, Phase.AUTH, ts, number)
+    if isinstance(m, PapPacket):
+        a.method = "PAP"
+        if m.code == 1:
+            a.user = m.peer_id
+            a.password = m.password
+            a.password_seen = m.password is not None
+            a.attempts += 1
+        elif m.code == 2:
+            _auth_result(tracker, t, True, m.message, ts, number)
+        elif m.code == 3:
+            _auth_result(tracker, t, False, m.message, ts, number)
+    elif isinstance(m, ChapPacket):
+        if m.code == 1:
+            a.server_name = m.name
+            a.challenge = m.value
+        elif m.code == 2:
+            a.user = m.name
+            a.attempts += 1
+            if m.mschapv2_response is not None:
+                a.method = "MS-CHAPv2"
+                a.peer_challenge = m.mschapv2_response.peer_challenge
+                a.nt_response = m.mschapv2_response.nt_response
+            elif m.mschapv1_response is not None:
+                a.method = "MS-CHAP"
+                a.lm_response = m.mschapv1_response.lm_response
+                a.nt_response = m.mschapv1_response.nt_response
+            elif a.method == "none":
+                a.method = "CHAP-MD5"
+        elif m.code == 3:
+            msg = m.success.message if m.success is not None else m.message
+            if m.success is not None and a.method in ("none", "CHAP-MD5"):
+                a.method = "MS-CHAPv2"
+            _auth_result(tracker, t, True, msg, ts, number)
+        elif m.code == 4:
+            f = m.failure
+            if f is not None:
+                a.error_code = f.error
+                a.retry = f.retry
+                if f.challenge:
+                    a.challenge = f.challenge
+            _auth_result(tracker, t, False, (f.message if f is not None else None) or m.message, ts, number)
+    elif isinstance(m, EapPacket):
+        a.method = "EAP"
+        if m.code == 2 and m.identity is not None:
+            a.user = m.identity
+        elif m.code == 3:
+            _auth_result(tracker, t, True, None, ts, number)
+        elif m.code == 4:
+            _auth_result(tracker, t, False, None, ts, number)
+
+
+def _auth_result(tracker: Tracker, t: Tunnel, ok: bool, message: str | None, ts: float, number: int) -> None:
+    t.auth.result = "success" if ok else "failure"
+    if message is not None:
+        t.auth.message = message[:MAX_AUTH_MESSAGE]
+    if ok:
+        tracker._advance(t, Phase.NCP, ts, number)
+
+
+def _ipcp(tracker: Tracker, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:
+    """IPCP (RFC 1332, DNS/NBNS RFC 1877): the addresses the server gives."""
+    other = _other(side)
+    n = t.ncp
+    tracker._advance(t, Phase.NCP, ts, number)
+    if m.code == ControlCode.CONFIGURE_REQUEST:
+        t.pending_requests[(PppProtocol.IPCP, side)] = m
+    elif m.code == ControlCode.CONFIGURE_ACK:
+        req = t.pending_requests.pop((PppProtocol.IPCP, other), None) or m
+        n.ipcp_opened[other] = True
+        for o in req.options:
+            if o.type == IpcpOption.IP_ADDRESS and isinstance(o.value, str):
+                if other == "client":
+                    n.client_ip = o.value
+                else:
+                    n.server_ip = o.value
+            elif other == "client" and isinstance(o.value, str):
+                if o.type in (IpcpOption.PRIMARY_DNS, IpcpOption.SECONDARY_DNS) and o.value not in n.dns:
+                    n.dns.append(o.value)
+                elif o.type in (IpcpOption.PRIMARY_NBNS, IpcpOption.SECONDARY_NBNS) and o.value not in n.nbns:
+                    n.nbns.append(o.value)
+        _maybe_data(tracker, t, ts, number)
+    elif m.code == ControlCode.CONFIGURE_NAK:
+        n.naks += 1
+    elif m.code == ControlCode.CONFIGURE_REJECT:
+        n.rejects += 1
+    elif m.code == ControlCode.TERMINATE_REQUEST:
+        n.ipcp_opened = {"client": False, "server": False}
+
+
+def _ipv6cp(tracker: Tracker, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:
+    """IPV6CP (RFC 5072 §4): the interface identifiers."""
+    other = _other(side)
+    n = t.ncp
+    tracker._advance(t, Phase.NCP, ts, number)
+    if m.code == ControlCode.CONFIGURE_REQUEST:
+        t.pending_requests[(PppProtocol.IPV6CP, side)] = m
+    elif m.code == ControlCode.CONFIGURE_ACK:
+        req = t.pending_requests.pop((PppProtocol.IPV6CP, other), None) or m
+        n.ipv6cp_opened[other] = True
+        for o in req.options:
+            if o.type == Ipv6cpOption.INTERFACE_IDENTIFIER:
+                if other == "client":
+                    n.client_ifid = str(o.value)
+                else:
+                    n.server_ifid = str(o.value)
+
+
+def _ccp(tracker: Tracker, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:
+    """CCP (RFC 1962) with the MPPE/MPPC option (RFC 3078 §2, RFC 2118): encryption offered and agreed."""
+    other = _other(side)
+    c = t.ccp
+    tracker._advance(t, Phase.NCP, ts, number)
+    if m.code == ControlCode.CONFIGURE_REQUEST:
+        t.pending_requests[(PppProtocol.CCP, side)] = m
+        o = m.option(CcpOption.MPPE)
+        c.offered[side] = (
+            f"mppe {o.value.pppd()}"
+            if o is not None and isinstance(o.value, MppeBits)
+            else (" ".join(_option_name(x) for x in m.options) or "(none)")
+        )
+    elif m.code == ControlCode.CONFIGURE_ACK:
+        req = t.pending_requests.pop((PppProtocol.CCP, other), None) or m
+        c.opened[other] = True
+        o = req.option(CcpOption.MPPE)
+        if o is not None and isinstance(o.value, MppeBits):
+            bits = o.value
+            c.mppe = bool(bits.strengths)
+            c.bits = max(bits.strengths) if bits.strengths else None
+            c.stateless = bits.stateless
+            c.mppc = bits.mppc
+        _maybe_data(tracker, t, ts, number)
+    elif m.code == ControlCode.CONFIGURE_REJECT:
+        if m.option(CcpOption.MPPE) is not None:
+            c.rejected_by = side
+    elif m.code == ControlCode.CONFIGURE_NAK:
+        c.naks += 1
+    elif m.code == ControlCode.RESET_REQUEST:
+        c.reset_requests += 1
+
+
+def _maybe_data(tracker: Tracker, t: Tunnel, ts: float, number: int) -> None:
+    """NCP done: IPCP open both ways, and CCP too if anyone asked for it."""
+    n, c = t.ncp, t.ccp
+    if not (n.ipcp_opened["client"] and n.ipcp_opened["server"]):
+        return
+    if c.offered and not (c.opened["client"] and c.opened["server"]):
+        return
+    tracker._advance(t, Phase.DATA, ts, number)
+
+
+def data_seen(tracker: Tracker, t: Tunnel, ts: float, number: int) -> None:
+    """Data flows: the tunnel is in the data phase whatever negotiation the capture missed."""
+    tracker._advance(t, Phase.DATA, ts, number)
+
+
+def inner_ip(tracker: Tracker, t: Tunnel, d: int, payload: bytes) -> None:
+    """Unencrypted inner IP (PPP 0x0021/0x0057): keep a bounded table of inner 5-tuples."""
+    try:
+        frame = decode_ppp(payload)
+    except DecodeError:
+        return
+    m: Any = frame.message
+    if m is None or not hasattr(m, "src"):
+        return
+    key = (m.src, m.dst, m.protocol, getattr(m, "src_port", None), getattr(m, "dst_port", None))
+    flows = t.inner_flows
+    if key in flows or len(flows) < tracker.limits.max_inner_flows:
+        flows[key] = flows.get(key, 0) + 1
+
+
+def _option_name(o: Any) -> str:
+    for enum in (LcpOption,):
+        try:
+            return enum(o.type).name.lower()
+        except ValueError:
+            pass
+    return f"opt{o.type}"
+
+
+def _option_value(o: Any) -> Any:
+    v = o.value
+    if isinstance(v, AuthProtocol):
+        return v.method
+    if v is None:
+        return True
+    if isinstance(v, (int, str, bool, float)):
+        return v
+    if isinstance(v, bytes):
+        return v.hex()
+    return str(v)
