@@ -216,16 +216,39 @@ def _auth_result(tracker: Tracker, t: Tunnel, ok: bool, message: str | None, ts:
         tracker._advance(t, Phase.NCP, ts, number)
 
 
-def _ipcp(tracker: Tracker, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:
-    """IPCP (RFC 1332, DNS/NBNS RFC 1877): the addresses the server gives."""
-    other = _other(side)
-    n = t.ncp
+def _configure(
+    tracker: Tracker,
+    t: Tunnel,
+    proto: int,
+    opened: dict[str, bool],
+    side: str,
+    m: ControlPacket,
+    ts: float,
+    number: int,
+) -> ControlPacket | None:
+    """The Configure-Request/Ack bookkeeping IPCP, IPV6CP and CCP share (RFC 1661 §5.1–5.2).
+
+    Any of their packets means the network phase; a Configure-Request waits for the peer's Ack, and
+    the Ack opens the layer for the side that asked. For an Ack, returns the request it answers (or
+    the Ack itself, which repeats the options); for anything else, None.
+    """
     tracker._advance(t, Phase.NCP, ts, number)
     if m.code == ControlCode.CONFIGURE_REQUEST:
-        t.pending_requests[(PppProtocol.IPCP, side)] = m
+        t.pending_requests[(proto, side)] = m
     elif m.code == ControlCode.CONFIGURE_ACK:
-        req = t.pending_requests.pop((PppProtocol.IPCP, other), None) or m
-        n.ipcp_opened[other] = True
+        other = _other(side)
+        req: ControlPacket = t.pending_requests.pop((proto, other), None) or m
+        opened[other] = True
+        return req
+    return None
+
+
+def _ipcp(tracker: Tracker, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:
+    """IPCP (RFC 1332, DNS/NBNS RFC 1877): the addresses the server gives."""
+    n = t.ncp
+    req = _configure(tracker, t, PppProtocol.IPCP, n.ipcp_opened, side, m, ts, number)
+    if req is not None:
+        other = _other(side)
         for o in req.options:
             if o.type == IpcpOption.IP_ADDRESS and isinstance(o.value, str):
                 if other == "client":
@@ -248,14 +271,10 @@ def _ipcp(tracker: Tracker, t: Tunnel, side: str, m: ControlPacket, ts: float, n
 
 def _ipv6cp(tracker: Tracker, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:
     """IPV6CP (RFC 5072 §4): the interface identifiers."""
-    other = _other(side)
     n = t.ncp
-    tracker._advance(t, Phase.NCP, ts, number)
-    if m.code == ControlCode.CONFIGURE_REQUEST:
-        t.pending_requests[(PppProtocol.IPV6CP, side)] = m
-    elif m.code == ControlCode.CONFIGURE_ACK:
-        req = t.pending_requests.pop((PppProtocol.IPV6CP, other), None) or m
-        n.ipv6cp_opened[other] = True
+    req = _configure(tracker, t, PppProtocol.IPV6CP, n.ipv6cp_opened, side, m, ts, number)
+    if req is not None:
+        other = _other(side)
         for o in req.options:
             if o.type == Ipv6cpOption.INTERFACE_IDENTIFIER:
                 if other == "client":
@@ -266,20 +285,16 @@ def _ipv6cp(tracker: Tracker, t: Tunnel, side: str, m: ControlPacket, ts: float,
 
 def _ccp(tracker: Tracker, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:
     """CCP (RFC 1962) with the MPPE/MPPC option (RFC 3078 §2, RFC 2118): encryption offered and agreed."""
-    other = _other(side)
     c = t.ccp
-    tracker._advance(t, Phase.NCP, ts, number)
+    req = _configure(tracker, t, PppProtocol.CCP, c.opened, side, m, ts, number)
     if m.code == ControlCode.CONFIGURE_REQUEST:
-        t.pending_requests[(PppProtocol.CCP, side)] = m
         o = m.option(CcpOption.MPPE)
         c.offered[side] = (
             f"mppe {o.value.pppd()}"
             if o is not None and isinstance(o.value, MppeBits)
             else (" ".join(_option_name(x) for x in m.options) or "(none)")
         )
-    elif m.code == ControlCode.CONFIGURE_ACK:
-        req = t.pending_requests.pop((PppProtocol.CCP, other), None) or m
-        c.opened[other] = True
+    elif req is not None:
         o = req.option(CcpOption.MPPE)
         if o is not None and isinstance(o.value, MppeBits):
             bits = o.value
