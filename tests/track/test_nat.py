@@ -276,6 +276,25 @@ class TestLabProblems:
             assert len(nat.sessions()) == 1
             assert nat.problems == [], name
 
+    def test_interfaces_read_in_turns_do_not_look_like_gateway_loss(self, data_dir: Path) -> None:
+        """Live, each interface's ring is read in turn: one leg's GRE can be counted before the join and
+        the other's after it. The gateway forwarded everything, so no GRE problem is reported."""
+        frames = read_frames(data_dir / "s1-mschapv2-mppe128-both.pcapng")
+        tracker = Tracker()
+        nat = NatCorrelator(tracker)
+        # the outside (wan0) leg's packets up to its last GRE first, then the inside leg's: the join happens
+        # at the inside leg's Start-Control-Connection-Reply, after all outside GRE was counted
+        wan = [f for f in frames if f[1] == "wan0"]
+        lan = [f for f in frames if f[1] == "lan0"]
+        order = wan[:-6] + lan + wan[-6:]
+        for n, (ts, iface, data) in enumerate(order, 1):
+            tracker.feed(n, ts, iface, 1, data)
+        tracker.finish()
+        (s,) = nat.sessions()
+        assert s["gre_forwarded"]["to_server"]["inside"] == s["gre_forwarded"]["to_server"]["outside"] > 0
+        assert [p for p in nat.problems if p.code in (NatProblemCode.GRE_ONE_WAY,
+                                                      NatProblemCode.GRE_GATEWAY_LOSS)] == []
+
     def test_s3_single_legs_show_gre_one_way_on_the_wire(self, data_dir: Path) -> None:
         for leg, direction in (("inside", "to_server"), ("outside", "to_client")):
             _, nat = run_nat(data_dir / f"s3-gre-blocked-{leg}.pcap")
