@@ -70,7 +70,7 @@ class Pipeline:
     @property
     def batched(self) -> bool:
         """Whether the vectorised data path can be used: nothing needs to see frames one by one."""
-        if self.speed or self.frame_hooks or self.count is not None:
+        if self.speed or self.frame_hooks:
             return False
         # a live source must cut its own batches: grouping its frames would wait for thousands of them
         return not self.source.live or callable(getattr(self.source, "batches", None))
@@ -148,14 +148,18 @@ class Pipeline:
                 break
 
     def _run_batches(self) -> None:
-        """Max speed, no hooks: whole batches through :func:`pptptop.track.fastpath.feed_batch`."""
+        """Max speed, no hooks: whole batches through :func:`pptptop.track.fastpath.feed_batch` (``-c N`` cuts the
+        batch holding the Nth frame)."""
         stop = self._stop
+        limit = self.count
         for batch in batches_of(self.source):
+            if limit is not None and self.frames + len(batch) >= limit:
+                batch = batch.part(0, limit - self.frames)  # -c N: the frames after the Nth are not fed
             with self.lock:
                 feed_batch(self.tracker, batch, self.frames + 1)
                 self.frames += len(batch)
             time.sleep(0)  # let a thread waiting for the lock (the UI's snapshot) have it
-            if stop.is_set():
+            if stop.is_set() or (limit is not None and self.frames >= limit):
                 break
 
     def _sleep_until(self, due: float) -> None:

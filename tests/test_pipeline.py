@@ -6,7 +6,12 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+
+from pptptop import sources
+from pptptop.export.jsonout import tunnel_dict
 from pptptop.pipeline import Pipeline
 from pptptop.sources.base import Frame, InterfaceStats, Source, SourceStats
 from pptptop.track.model import Phase
@@ -73,3 +78,19 @@ def test_timeouts_fire_on_a_silent_link_and_the_lock_is_free() -> None:
         pipe.stop()
         worker.join(10)
     assert pipe.done.is_set() and pipe.crash is None
+
+
+@pytest.mark.parametrize("count", [1, 57, 111, 221, 5000])
+def test_count_stops_at_the_nth_frame_on_the_batch_path(data_dir: Path, count: int) -> None:
+    """-c N cuts the batch that holds frame N: the same tunnels as feeding N frames one by one."""
+    path = data_dir / "s1-mschapv2-mppe128-both.pcapng"
+    total = sum(1 for _ in sources.open_file(str(path)))
+    results = []
+    for hooks in ([], [lambda number, frame: None]):  # a frame hook keeps the per-frame path
+        tracker = Tracker()
+        pipe = Pipeline(sources.open_file(str(path)), tracker, count=count, frame_hooks=hooks)
+        assert pipe.batched is not hooks
+        pipe.run()
+        assert pipe.frames == tracker.stats.frames == min(count, total)
+        results.append([tunnel_dict(t, tracker.now) for t in sorted(tracker.tunnels.values(), key=lambda t: t.id)])
+    assert results[0] == results[1]

@@ -49,6 +49,11 @@ class Batch:
     def view(self) -> U8:
         return np.frombuffer(self.buf, dtype=np.uint8)
 
+    def part(self, lo: int, hi: int) -> Batch:
+        """Frames ``lo`` to ``hi`` (the same buffer, no copy)."""
+        return Batch(self.buf, self.offsets[lo:hi], self.lengths[lo:hi], self.ts[lo:hi], self.ifaces,
+                     None if self.ifidx is None else self.ifidx[lo:hi])
+
 
 def batch_from_frames(frames: list[Frame]) -> Batch:
     """One batch holding copies of ``frames`` (for sources without a native batch reader)."""

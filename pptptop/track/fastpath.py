@@ -58,8 +58,8 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
     if not any(eth) or not tracker._gre:
         if any(eth) and n >= SPLIT_MIN:  # no tunnel yet: the first half may create them
             half = n // 2
-            feed_batch(tracker, _part(batch, 0, half), first_number)
-            feed_batch(tracker, _part(batch, half, n), first_number + half)
+            feed_batch(tracker, batch.part(0, half), first_number)
+            feed_batch(tracker, batch.part(half, n), first_number + half)
             return
         _slow(tracker, batch, np.arange(n), first_number)
         return
@@ -130,8 +130,8 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         # many data frames of tunnels not yet in the data phase: the first half's negotiation will
         # get them there, so the second half can take the fast path
         half = n // 2
-        feed_batch(tracker, _part(batch, 0, half), first_number)
-        feed_batch(tracker, _part(batch, half, n), first_number + half)
+        feed_batch(tracker, batch.part(0, half), first_number)
+        feed_batch(tracker, batch.part(half, n), first_number + half)
         return
     fast = ci[ok]
     known = np.array([e is not None for e in ents], dtype=bool)[inv]
@@ -179,12 +179,6 @@ def _heads(buf: bytes | memoryview, offs: Any) -> Any:
     words = np.ndarray((size - 7,), dtype=np.uint64, buffer=buf, strides=(1,))
     at = np.minimum(offs.astype(itype)[:, None] + WORDS.astype(itype), size - 8)
     return words[at].view(np.uint8).reshape(-1, HEAD)
-
-
-def _part(batch: Batch, lo: int, hi: int) -> Batch:
-    """Frames ``lo`` to ``hi`` of ``batch`` (the same buffer)."""
-    return Batch(batch.buf, batch.offsets[lo:hi], batch.lengths[lo:hi], batch.ts[lo:hi], batch.ifaces,
-                 None if batch.ifidx is None else batch.ifidx[lo:hi])
 
 
 def _slow(tracker: Tracker, batch: Batch, idx: Any, first_number: int) -> None:

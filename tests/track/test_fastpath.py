@@ -18,7 +18,9 @@ from pptptop.track.tracker import Tracker
 
 def run(path: Path, batched: bool) -> tuple[Tracker, list[dict[str, Any]]]:
     tracker = Tracker()
-    pipe = Pipeline(sources.open_file(str(path)), tracker, count=None if batched else 10**12)
+    # a frame hook needs every frame on its own: it keeps the pipeline on the per-frame path
+    hooks = [] if batched else [lambda number, frame: None]
+    pipe = Pipeline(sources.open_file(str(path)), tracker, frame_hooks=hooks)
     assert pipe.batched is batched
     pipe.run()
     assert pipe.error is None and pipe.crash is None
