@@ -49,6 +49,8 @@ IPPROTO_FRAGMENT: Final = 44  # IPv6 Fragment header
 MAX_VLAN_TAGS: Final = 2
 
 SO_ATTACH_FILTER: Final = 26
+SO_DETACH_FILTER: Final = 27
+SO_LOCK_FILTER: Final = 44  # Linux 3.9: the filter can no longer be detached or replaced
 PCAP_NETMASK_UNKNOWN: Final = 0xFFFFFFFF
 LIBPCAP_NAMES: Final = ("libpcap.so.0.8", "libpcap.so", "libpcap.so.1")
 
@@ -285,6 +287,12 @@ def attach_filter(sock: socket.socket, program: Sequence[Insn]) -> None:
     insns = (_BpfInsn * len(program))(*(_BpfInsn(*i) for i in program))
     fprog = struct.pack("HP", len(program), ctypes.addressof(insns))  # struct sock_fprog
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def lock_filter(sock: socket.socket) -> None:
+    """Lock the socket's filter (``SO_LOCK_FILTER``): nothing, not even this process after it
+    drops its privileges, can detach or replace it and see more than the filter lets through."""
+    sock.setsockopt(socket.SOL_SOCKET, SO_LOCK_FILTER, 1)
 
 
 # -- interpreter ----------------------------------------------------------------------------

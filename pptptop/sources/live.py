@@ -40,6 +40,7 @@ from pptptop.sources.bpf import (
     attach_filter,
     compile_filter,
     default_program,
+    lock_filter,
 )
 from pptptop.sources.linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
 
@@ -166,6 +167,7 @@ class _Ring:
             self.sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
             if program is not None:
                 attach_filter(self.sock, program)
+                lock_filter(self.sock)
             frames = self.block_size * self.block_nr // FRAME_SIZE
             req = struct.pack("=7I", self.block_size, self.block_nr, FRAME_SIZE, frames,
                               block_timeout_ms, 0, 0)  # struct tpacket_req3

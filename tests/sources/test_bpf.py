@@ -110,6 +110,17 @@ def test_the_kernel_accepts_the_programs() -> None:
         bpf.attach_filter(s, [(bpf.BPF_JMP | bpf.BPF_JA, 0, 0, 5)])  # jumps out of the program
 
 
+def test_a_locked_filter_cannot_be_replaced_or_removed() -> None:
+    """What a capture socket gets before the privilege drop (SO_LOCK_FILTER, Linux 3.9)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        bpf.attach_filter(s, default_program(LINKTYPE_ETHERNET))
+        bpf.lock_filter(s)
+        with pytest.raises(PermissionError):
+            bpf.attach_filter(s, [(bpf.BPF_RET | bpf.BPF_K, 0, 0, 0xFFFF)])  # accept everything
+        with pytest.raises(PermissionError):
+            s.setsockopt(socket.SOL_SOCKET, bpf.SO_DETACH_FILTER, 0)
+
+
 def test_no_builtin_filter_for_other_link_types() -> None:
     with pytest.raises(FilterError, match="no built-in PPTP filter"):
         default_program(113)

@@ -27,7 +27,7 @@ from pptptop.sources import (
     open_file,
     open_live,
 )
-from pptptop.sources.bpf import compile_filter, default_program, run_filter
+from pptptop.sources.bpf import BPF_K, BPF_RET, attach_filter, compile_filter, default_program, run_filter
 from pptptop.sources.linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
 
 pytestmark = [
@@ -100,6 +100,10 @@ def test_non_pptp_is_dropped_by_the_kernel_filter(net: Lab) -> None:
     with Capture(net.rx, lambda: open_live(["vr0"])) as cap:
         net.send_frames("vt0", mixed)
         cap.wait_for(len(pptp))
+        # the filter is locked: not even this process (after its privilege drop) can widen it
+        (ring,) = cap.live._rings.values()
+        with pytest.raises(PermissionError):
+            attach_filter(ring.sock, [(BPF_RET | BPF_K, 0, 0, 0xFFFF)])
     # LiveSource has no filter of its own: whatever the kernel let through would be here.
     assert [f.data for f in cap.frames] == pptp
     # Without a filter the same frames do arrive, so they were sent.
