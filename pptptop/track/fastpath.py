@@ -254,6 +254,8 @@ def _count(
     keep = [(d_ends - k >= d_starts) for k in range(RING_PER_BATCH, 0, -1)]
     ring_frame = [fast[p].tolist() for p in picks]
     ring_ts = [ts[p].tolist() for p in picks]
+    ring_off = [batch.offsets[fast[p]].tolist() for p in picks]
+    ring_end = [(batch.offsets[fast[p]] + batch.lengths[fast[p]]).tolist() for p in picks]
     ring_keep = [k.tolist() for k in keep]
 
     st = tracker.stats
@@ -264,8 +266,6 @@ def _count(
     st.gre += total
     st.gre_data += int(is_data.sum())
     buf = batch.buf
-    offs = batch.offsets.tolist() if len(batch.offsets) <= 4 * total else None
-    lens_all = batch.lengths
     for g in range(ng):
         ent = ents[g]
         if ent is None or not pk[g]:
@@ -291,9 +291,8 @@ def _count(
         ring = tunnel.data_ring
         for r in range(RING_PER_BATCH):
             if ring_keep[r][g]:
-                i = ring_frame[r][g]
-                off = offs[i] if offs is not None else int(batch.offsets[i])
-                ring.append((first_number + i, ring_ts[r][g], int(d), bytes(buf[off:off + int(lens_all[i])])))
+                ring.append((first_number + ring_frame[r][g], ring_ts[r][g], int(d),
+                             bytes(buf[ring_off[r][g]:ring_end[r][g]])))
 
 
 def _sequences(tracker: Tracker, group: Any, ents: list[tuple[Tunnel, Direction] | None], rows: Any,
