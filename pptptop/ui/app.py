@@ -144,6 +144,8 @@ class PptpTopApp(App[int]):
         changed = self.store.refresh(self.pipeline)
         self.feed.drain()
         self._poll_recording()
+        if not self.screen_stack:
+            return  # quitting: the screens are gone and the timer has one more tick to run
         screen = self.screen
         if isinstance(screen, PptpScreen) and screen.ready:
             try:
