@@ -300,18 +300,21 @@ class PcapFileSource(Source):
             while True:
                 lim = end - PCAP_RECORD_LEN
                 if batch:
+                    # Unchecked: note each start and jump, until a record length no longer fits in the
+                    # buffer (struct.error); then one vectorised check keeps the records before the first
+                    # one that is cut off or longer than the limit, and the walk resumes at that one.
                     note = starts.append
-                    while pos <= lim:
-                        incl = incl_at(buf, pos + 8)[0]
-                        nxt = pos + 16 + incl
-                        if nxt > end or incl > limit:
-                            break
-                        note(pos)
-                        pos = nxt
-                    if starts:
-                        n += len(starts)
-                        yield _pcap_batch(buf, starts, e, div, iface, linktype)
-                        starts = []
+                    try:
+                        while True:
+                            note(pos)
+                            pos += 16 + incl_at(buf, pos + 8)[0]
+                    except struct.error:
+                        pass
+                    got, pos = _pcap_batch(buf, starts, e, div, iface, linktype, limit)
+                    starts = []
+                    if got is not None:
+                        n += len(got)
+                        yield got
                 else:
                     while pos <= lim:
                         sec, frac, incl, _orig = hdr(buf, pos)
@@ -662,13 +665,25 @@ def open_files(paths: Iterable[str | os.PathLike[str]]) -> Source:
     return MergedSource(sources)
 
 
-def _pcap_batch(buf: bytes | memoryview, starts: list[int], e: str, div: int, iface: str,
-                linktype: int) -> Batch:
-    """A batch of classic pcap records starting at ``starts`` (record headers, §5)."""
-    pos = np.array(starts, dtype=np.int64)
+def _pcap_batch(buf: bytes | memoryview, starts: list[int], e: str, div: int, iface: str, linktype: int,
+                limit: int) -> tuple[Batch | None, int]:
+    """The whole records among the classic pcap record headers at ``starts`` (§5), and where to go on.
+
+    ``starts`` comes from an unchecked walk: its last offset is where a record
+    length no longer fitted in ``buf``. The batch holds the records before
+    the first one that ends past the buffer or exceeds ``limit``; the offset
+    returned is that record's (the per-record path reads more input or names
+    the error there).
+    """
+    pos = np.array(starts[:-1], dtype=np.int64)
     sec, frac, incl = _words(buf, pos, e, 3)
-    ts = sec + frac / div
-    return Batch(buf, pos + 16, incl, ts, [(iface, linktype)])
+    bad = (pos + (16 + incl) > len(buf)) | (incl > limit)
+    keep = int(bad.argmax()) if bool(bad.any()) else len(pos)
+    if keep == 0:
+        return None, starts[0]
+    if keep < len(pos):
+        pos, sec, frac, incl = pos[:keep], sec[:keep], frac[:keep], incl[:keep]
+    return Batch(buf, pos + 16, incl, sec + frac / div, [(iface, linktype)]), starts[keep]
 
 
 def _pcapng_batch(buf: bytes | memoryview, starts: list[int], ids: list[int], e: str,

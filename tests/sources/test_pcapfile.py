@@ -57,13 +57,18 @@ def read_all(path: Path | str) -> list[Frame]:
     return list(open_file(path))
 
 
-def read_bytes(raw: bytes, chunk_size: int = 1 << 20) -> tuple[list[Frame], CaptureFileError | None]:
-    """Read an in-memory file; return the frames yielded and the error raised after them, if any."""
+def read_bytes(raw: bytes, chunk_size: int = 1 << 20,
+               batches: bool = False) -> tuple[list[Frame], CaptureFileError | None]:
+    """Read an in-memory file (frame by frame, or in batches); return the frames and the error after them."""
     frames: list[Frame] = []
     src = PcapFileSource("mem", io.BytesIO(raw), chunk_size=chunk_size)
     try:
-        for f in src:
-            frames.append(f)
+        if batches:
+            for b in src.batches():
+                frames += [b.frame(i) for i in range(len(b))]
+        else:
+            for f in src:
+                frames.append(f)
     except CaptureFileError as e:
         return frames, e
     return frames, None
@@ -341,13 +346,14 @@ def _cut_points(offsets: list[int], size: int) -> list[int]:
     return sorted(p for p in points if 0 < p < size)
 
 
+@pytest.mark.parametrize("batches", [False, True], ids=["frames", "batches"])
 @pytest.mark.parametrize("path", [S1_INSIDE, DATA / "chapcrack__sample.dump"], ids=lambda p: p.name)
-def test_truncated_pcap(path: Path) -> None:
+def test_truncated_pcap(path: Path, batches: bool) -> None:
     raw = path.read_bytes()
     reference = read_all(path)
     offsets = pcap_offsets(raw)
     for cut in _cut_points(offsets, len(raw)):
-        frames, err = read_bytes(raw[:cut], chunk_size=4096)
+        frames, err = read_bytes(raw[:cut], chunk_size=4096, batches=batches)
         whole = sum(1 for k, off in enumerate(offsets)
                     if off + 16 + len(reference[k].data) <= cut)
         assert_same_frames(frames, reference[:whole])
@@ -384,13 +390,17 @@ def test_truncated_pcapng(path: Path) -> None:
         assert err.reason == f"file ends in the middle of a record ({have} of {total} bytes)"
 
 
+@pytest.mark.parametrize("batches", [False, True], ids=["frames", "batches"])
+@pytest.mark.parametrize("length", [0x7FFFFFF0, 262145])
 @pytest.mark.parametrize("k", [0, 5, 110])
-def test_pcap_record_longer_than_the_limit(k: int) -> None:
+def test_pcap_record_longer_than_the_limit(k: int, length: int, batches: bool) -> None:
+    """Past the end of the buffer, or a little over the limit but inside it: the same error, the same frames."""
     raw = bytearray(S1_INSIDE.read_bytes())
-    off = pcap_offsets(bytes(raw))[k]
-    struct.pack_into("<I", raw, off + 8, 0x7FFFFFF0)
+    raw += bytes(300_000)  # room for a 262145-byte record after record k
+    off = pcap_offsets(bytes(raw[:len(raw) - 300_000]))[k]
+    struct.pack_into("<I", raw, off + 8, length)
     for chunk in (4096, 1 << 20):
-        frames, err = read_bytes(bytes(raw), chunk_size=chunk)
+        frames, err = read_bytes(bytes(raw), chunk_size=chunk, batches=batches)
         assert_same_frames(frames, read_all(S1_INSIDE)[:k])
         assert err is not None and err.offset == off
         assert "larger than the snapshot length limit (262144 bytes)" in err.reason
