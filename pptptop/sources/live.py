@@ -43,6 +43,7 @@ from pptptop.sources.bpf import (
     lock_filter,
 )
 from pptptop.sources.linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
+from pptptop.sources.spill import Spill
 
 ETH_P_ALL: Final = 0x0003
 SOL_PACKET: Final = 263
@@ -373,13 +374,18 @@ class LiveSource(Source):
         return frames
 
     def batches(self) -> Iterator[Batch]:
-        """The same frames as :meth:`__iter__`, one :class:`Batch` per ring block."""
+        """The same frames as :meth:`__iter__`, in batches drained by a thread of their own.
+
+        Each turn's ready blocks of an interface make one batch. The draining
+        thread hands them over through a :class:`~pptptop.sources.spill.Spill`,
+        so a busy tracker does not leave the rings full (kernel drops).
+        """
         with self._lock:
             if self._running:
                 raise RuntimeError("a live source can be iterated by one thread at a time")
             self._running = True
-        batches: Iterator[Batch] = self._run(batch=True)
-        return batches
+        # a reader thread keeps the rings drained while the tracker is busy (sources/spill.py)
+        return Spill(self._run(batch=True), self.close)
 
     # -- internals ----------------------------------------------------------
 
