@@ -344,7 +344,8 @@ def live(path: Path, packets: int) -> dict[str, int | str]:
         run("ip", "netns", "exec", ns_tx, "tcpreplay", "--topspeed", "-i", a, str(path))
         time.sleep(1.0)
         cap.terminate()
-        cap.wait(timeout=60)
+        _, status, usage = os.wait4(cap.pid, 0)  # ip netns exec execs python: this is pptptop's own usage
+        cap.returncode = os.waitstatus_to_exitcode(status)
         lines: list[dict[str, Any]] = [json.loads(x) for x in Path(out.name).read_text().splitlines() if x.strip()]
         os.unlink(out.name)
         summary: dict[str, Any] = next((x for x in reversed(lines) if x.get("event") == "capture-end"), {})
@@ -352,6 +353,7 @@ def live(path: Path, packets: int) -> dict[str, int | str]:
             "sent": packets,
             "delivered": int(summary.get("frames", -1)),
             "kernel_drops": int(summary.get("kernel_drops", -1)),
+            "peak_rss_mb": usage.ru_maxrss // 1024,  # with the kernel ring and the batches waiting
         }
     finally:
         subprocess.run(["ip", "netns", "del", ns_tx], capture_output=True)
