@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     session = recording.RecordingSession(args, quiet=not headless)
     try:
         session.open(src, tracker)  # output files are created as root, before the privilege drop
-        _preload(args, headless)  # the target user may not be able to read the Python installation
+        _preload(args, headless, src.live)  # the target user may not be able to read the Python installation
         session.drop_privileges(src, ui=not headless)
     except RecordError as e:
         print(f"pptptop: {e}", file=sys.stderr)
@@ -310,11 +310,11 @@ def _nat_problem_line(p: natmod.NatProblem) -> None:
     sys.stdout.flush()
 
 
-def _preload(args: argparse.Namespace, headless: bool) -> None:
+def _preload(args: argparse.Namespace, headless: bool, live: bool) -> None:
     """Import now, as root, what is otherwise imported after the privilege drop."""
     import importlib
 
-    names = ["traceback"] + ([] if headless else ["pptptop.ui.app"])
+    names = ["traceback"] + ([] if headless else ["pptptop.ui.app"]) + (["psutil"] if live else [])
     if args.export_tunnel is not None:
         names += ["pptptop.ui.filtering", "pptptop.ui.snapshot"]
     for name in names:

@@ -18,8 +18,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import psutil
-
 from pptptop.sources.base import Source
 
 
@@ -48,6 +46,8 @@ def interface_counters(source: Source) -> list[InterfaceCounters]:
     io: dict[str, Any] = {}
     ifs: dict[str, Any] = {}
     if source.live:
+        import psutil  # live only: ~20 ms of start-up spared to reading a file
+
         try:
             io = psutil.net_io_counters(pernic=True, nowrap=True)
             ifs = psutil.net_if_stats()

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-import psutil
-
 PPTP_PORT: Final = 1723
 
 
@@ -33,6 +31,8 @@ class PptpListener:
 
 def local_pptp_listeners(port: int = PPTP_PORT) -> list[PptpListener]:
     """The processes owning a listening local TCP socket on ``port``, sorted by pid and address."""
+    import psutil  # live only: reading a file does without its ~20 ms import
+
     try:
         conns = psutil.net_connections(kind="tcp")
     except (psutil.Error, OSError, RuntimeError):
