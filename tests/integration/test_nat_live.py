@@ -328,16 +328,25 @@ def test_an_interface_that_goes_away(lab: Lab) -> None:
     clients = run_clients(lab, [0x4321])
     sh("ip", "link", "del", lab.cdev, ns=lab.client)  # takes the gateway's lan with it
     # the server's echoes go on arriving on wan; after NatLimits.silent_after (10 s) lan is reported at the
-    # next clock tick (waited out here rather than watched for: events may reach stdout in batches); the
-    # margin covers a loaded CI machine, where 2 s was once not enough
-    time.sleep(NatLimits().silent_after + 6.0)
+    # next clock tick. Watched for (each event line is flushed), with a margin for a loaded CI machine, where
+    # a fixed wait of silent_after + 6 s was once not enough; on a timeout, say what pptptop did say.
+
+    def silent_lines() -> list[dict[str, Any]]:
+        return [x for x in lab.lines if x.get("event") == "nat-problem" and x["code"] == "leg-silent"]
+
+    try:
+        wait_for(lambda: bool(silent_lines()) or pptptop.poll() is not None, "leg-silent",
+                 NatLimits().silent_after + 30.0)
+    except AssertionError as e:
+        told = [x for x in lab.lines if x.get("event") in ("nat-problem", "ended", "nat")]
+        raise AssertionError(f"{e}: {told[-12:]} {''.join(lab.stderr)[-2000:]}") from None
     assert pptptop.poll() is None, "".join(lab.stderr)
     lab.release(0)
     clients[0]["proc"].wait(timeout=WAIT)
     assert lab.stop_pptptop(pptptop) == 0, "".join(lab.stderr)
     end = capture_end(lab)
     assert end["interfaces"]["lan"]["up"] is False
-    (silent,) = [x for x in lab.lines if x.get("event") == "nat-problem" and x["code"] == "leg-silent"]
+    (silent,) = silent_lines()
     assert silent["interface"] == "lan" and silent["peer_interface"] == "wan"
     (s,) = end["nat"]
     assert s["inside"]["call_id"] == 0x4321
