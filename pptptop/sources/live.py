@@ -43,7 +43,7 @@ from pptptop.sources.bpf import (
     lock_filter,
 )
 from pptptop.sources.linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
-from pptptop.sources.spill import Spill
+from pptptop.sources.spill import SPILL_LIMIT, Spill
 
 ETH_P_ALL: Final = 0x0003
 SOL_PACKET: Final = 263
@@ -201,11 +201,14 @@ class _Ring:
             status, num, first = _BLOCK_HDR.unpack_from(mm, base + 8)
             if not status & TP_STATUS_USER:
                 break
-            off = base + first
+            block = mm[base:base + bs]  # one copy, and the block goes back to the kernel before the frames
+            _U32.pack_into(mm, base + 8, TP_STATUS_KERNEL)  # are cut out of it: the ring is full less often
+            self.cur = (self.cur + 1) % self.block_nr
+            off = first
             for _ in range(num):
-                nxt, sec, nsec, snap, _wlen, st, mac, _net, _hash, tci, tpid, _pad = pkt(mm, off)
+                nxt, sec, nsec, snap, _wlen, st, mac, _net, _hash, tci, tpid, _pad = pkt(block, off)
                 s = off + mac
-                data = mm[s:s + snap]
+                data = block[s:s + snap]
                 if st & TP_STATUS_VLAN_VALID and lt == LINKTYPE_ETHERNET:
                     # The kernel took the outer tag off (VLAN offload); put it back as on the wire.
                     tag = _TCI.pack(tpid if st & TP_STATUS_VLAN_TPID_VALID and tpid else VLAN_TPID_8021Q,
@@ -213,8 +216,6 @@ class _Ring:
                     data = data[:12] + tag + data[12:]
                 app(new(frame, (sec + nsec / 1_000_000_000, name, lt, data)))
                 off += nxt
-            _U32.pack_into(mm, base + 8, TP_STATUS_KERNEL)
-            self.cur = (self.cur + 1) % self.block_nr
         self.stats.received += len(out)
         return out
 
@@ -239,7 +240,9 @@ class _Ring:
             status, num, first = _BLOCK_HDR.unpack_from(mm, base + 8)
             if not status & TP_STATUS_USER:
                 break
-            block = mm[base:base + bs]  # one copy; the block goes back to the kernel below
+            block = mm[base:base + bs]  # one copy, and the block goes back to the kernel at once
+            _U32.pack_into(mm, base + 8, TP_STATUS_KERNEL)
+            self.cur = (self.cur + 1) % self.block_nr
             mine: list[int] = []
             note = mine.append
             off = first
@@ -250,8 +253,6 @@ class _Ring:
             starts.extend([base_off + o for o in mine] if base_off else mine)
             base_off += bs
             got += num
-            _U32.pack_into(mm, base + 8, TP_STATUS_KERNEL)
-            self.cur = (self.cur + 1) % self.block_nr
         if blocks:
             out.append(self._joined(blocks, starts))
         self.stats.received += got
@@ -309,13 +310,16 @@ class LiveSource(Source):
 
     def __init__(self, interfaces: Sequence[str], bpf_filter: str | None = None, *,
                  ring_size: int | None = None, block_timeout_ms: int = BLOCK_TIMEOUT_MS,
-                 promisc: bool = True, rescan_interval: float = RESCAN_INTERVAL) -> None:
-        """``promisc`` applies to named interfaces; ``any`` never sets promiscuous mode."""
+                 promisc: bool = True, rescan_interval: float = RESCAN_INTERVAL,
+                 spill_limit: int = SPILL_LIMIT) -> None:
+        """``promisc`` applies to named interfaces; ``any`` never sets promiscuous mode. ``spill_limit``:
+        bytes drained from the rings that may wait for the consumer (0: one turn's worth)."""
         names = list(dict.fromkeys(interfaces)) or [ANY]
         self._any = ANY in names
         self._wanted = [] if self._any else names
         self._filter = DEFAULT_FILTER if bpf_filter is None else bpf_filter
         self._ring_size = ring_size or (RING_SIZE_ANY if self._any else RING_SIZE)
+        self._spill_limit = spill_limit
         self._block_timeout = block_timeout_ms
         self._promisc = promisc
         self._rescan_interval = rescan_interval
@@ -366,26 +370,26 @@ class LiveSource(Source):
                 self._release()
 
     def __iter__(self) -> Iterator[Frame]:
-        with self._lock:
-            if self._running:
-                raise RuntimeError("a live source can be iterated by one thread at a time")
-            self._running = True
-        frames: Iterator[Frame] = self._run(batch=False)
-        return frames
+        """Frames as the kernel hands them over, interfaces in turn.
 
-    def batches(self) -> Iterator[Batch]:
-        """The same frames as :meth:`__iter__`, in batches drained by a thread of their own.
-
-        Each turn's ready blocks of an interface make one batch. The draining
-        thread hands them over through a :class:`~pptptop.sources.spill.Spill`,
-        so a busy tracker does not leave the rings full (kernel drops).
+        Both this and :meth:`batches` drain the rings in a thread of their own
+        and hand what it copied over through a :class:`~pptptop.sources.spill.Spill`,
+        so a busy consumer (a storm of handshakes) does not leave the rings full.
         """
         with self._lock:
             if self._running:
                 raise RuntimeError("a live source can be iterated by one thread at a time")
             self._running = True
-        # a reader thread keeps the rings drained while the tracker is busy (sources/spill.py)
-        return Spill(self._run(batch=True), self.close)
+        # a reader thread keeps the rings drained while the consumer is busy (sources/spill.py)
+        return _flatten(Spill(self._run(batch=False), self.close, _frames_bytes, self._spill_limit))
+
+    def batches(self) -> Iterator[Batch]:
+        """The same frames as :meth:`__iter__`, a batch per interface per turn (its ready blocks)."""
+        with self._lock:
+            if self._running:
+                raise RuntimeError("a live source can be iterated by one thread at a time")
+            self._running = True
+        return Spill(self._run(batch=True), self.close, _batch_bytes, self._spill_limit)
 
     # -- internals ----------------------------------------------------------
 
@@ -485,6 +489,7 @@ class LiveSource(Source):
         ring.stats.error = reason
 
     def _run(self, batch: bool) -> Iterator[Any]:
+        """The capture loop: batches (``batch``), else a list of frames per interface per turn."""
         poller = select.poll()
         poller.register(self._wake_r, select.POLLIN)
         registered: set[int] = set()
@@ -509,8 +514,10 @@ class LiveSource(Source):
                     if ev & bad:
                         registered.discard(fd)
                         self._lost(ready, f"capture stopped: {ready.socket_error()} (retrying)", poller)
-                    if frames:
+                    if frames and batch:
                         yield from frames
+                    elif frames:
+                        yield frames  # one chunk per turn: the spill hands over lists, not frames
                     if self._closed:
                         return
                 now = time.monotonic()
@@ -545,9 +552,25 @@ class LiveSource(Source):
         self._wake_r = self._wake_w = -1
 
 
+def _batch_bytes(b: Batch) -> int:
+    return len(b.buf)
+
+
+def _frames_bytes(frames: list[Frame]) -> int:
+    return sum(len(f.data) for f in frames)
+
+
+def _flatten(spill: Spill[list[Frame]]) -> Iterator[Frame]:
+    try:
+        for chunk in spill:
+            yield from chunk
+    finally:
+        spill.close()  # the consumer left early (or the source ended): stop and release the rings
+
+
 def open_live(interfaces: Sequence[str] | str, bpf_filter: str | None = None, *,
               ring_size: int | None = None, block_timeout_ms: int = BLOCK_TIMEOUT_MS,
-              promisc: bool = True) -> LiveSource:
+              promisc: bool = True, spill_limit: int = SPILL_LIMIT) -> LiveSource:
     """Start capturing on interfaces (``"any"`` for all that are up).
 
     ``bpf_filter`` None (or :data:`DEFAULT_FILTER`) uses the built-in PPTP
@@ -558,7 +581,7 @@ def open_live(interfaces: Sequence[str] | str, bpf_filter: str | None = None, *,
     """
     names = [interfaces] if isinstance(interfaces, str) else list(interfaces)
     return LiveSource(names, bpf_filter, ring_size=ring_size, block_timeout_ms=block_timeout_ms,
-                      promisc=promisc)
+                      promisc=promisc, spill_limit=spill_limit)
 
 
 _HDR_COLS = np.arange(24, dtype=np.int64)  # tpacket3_hdr: next, sec, nsec, snaplen, len, status

@@ -60,9 +60,10 @@ class Lab:
                             f"net.ipv6.conf.{dev}.disable_ipv6=1"], capture_output=True)
         self.links.append((a, b))
 
-    def replay(self, path: Path | str, dev: str, *, loops: int = 1) -> None:
-        """Send a capture out of ``dev`` (in tx) as fast as tcpreplay can."""
-        sh("ip", "netns", "exec", self.tx, "tcpreplay", "-q", "-t", f"--loop={loops}", "-i", dev, str(path))
+    def replay(self, path: Path | str, dev: str, *, loops: int = 1, pps: int | None = None) -> None:
+        """Send a capture out of ``dev`` (in tx) as fast as tcpreplay can, or at ``pps`` packets a second."""
+        rate = f"--pps={pps}" if pps else "-t"
+        sh("ip", "netns", "exec", self.tx, "tcpreplay", "-q", rate, f"--loop={loops}", "-i", dev, str(path))
 
     def send_frames(self, dev: str, frames: Sequence[bytes]) -> None:
         """Send raw Ethernet frames out of ``dev`` (in tx) from a thread that joins tx."""

@@ -27,8 +27,10 @@ from pptptop.sources import (
     open_file,
     open_live,
 )
+from pptptop.sources.batch import Batch
 from pptptop.sources.bpf import BPF_K, BPF_RET, attach_filter, compile_filter, default_program, run_filter
 from pptptop.sources.linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
+from pptptop.sources.spill import SPILL_LIMIT
 
 pytestmark = [
     pytest.mark.root,
@@ -334,10 +336,13 @@ def test_burst_at_top_speed_is_fully_accounted(net: Lab) -> None:
 
 
 
-LOOPS = 600  # replays of s1 (31 kB of PPTP frames each) sent while the consumer stalls
+LOOPS = 300  # replays of s1 (218 PPTP frames, 31 kB) sent while the consumer stalls
+PPS = 20_000  # 3.3 s for the 65,400 frames (~13 MB in ring slots)
+STALL = 2.5  # ~9 MB arrive meanwhile: twice the ring
 
 
-def _stalled_capture(net: Lab, batches: bool, stall: float, expect: int) -> tuple[list[bytes], int]:
+def _stalled_capture(net: Lab, batches: bool, stall: float, expect: int,
+                     spill_limit: int = SPILL_LIMIT) -> tuple[list[bytes], int]:
     """Capture on vr0 with a small ring while the consumer stalls for ``stall`` s after its first frames.
 
     Returns the frames' bytes in order and the kernel's drops.
@@ -352,12 +357,14 @@ def _stalled_capture(net: Lab, batches: bool, stall: float, expect: int) -> tupl
     def run() -> None:
         try:
             enter_netns(net.rx)
-            src = open_live(["vr0"], ring_size=4 << 20)  # four 1 MiB blocks
+            # four 1 MiB blocks; at this rate a block is handed over by its timeout long before it fills, so the ring
+            # holds 4 timeouts' worth: 200 ms each rides out a hiccup of the drain thread (20 ms: 80 ms in all)
+            src = open_live(["vr0"], ring_size=4 << 20, block_timeout_ms=200, spill_limit=spill_limit)
             holder.append(src)
             ready.set()
             items = src.batches() if batches else src
             for item in items:
-                if batches:
+                if isinstance(item, Batch):
                     got.extend(item.frame(i).data for i in range(len(item)))
                 else:
                     got.append(item.data)
@@ -378,7 +385,7 @@ def _stalled_capture(net: Lab, batches: bool, stall: float, expect: int) -> tupl
     net.replay(DATA / "s1-mschapv2-mppe128-both.pcapng", "vt0", loops=1)
     first.wait(10)
     time.sleep(0.3)
-    net.replay(DATA / "s1-mschapv2-mppe128-both.pcapng", "vt0", loops=LOOPS)
+    net.replay(DATA / "s1-mschapv2-mppe128-both.pcapng", "vt0", loops=LOOPS, pps=PPS)
     deadline = time.monotonic() + stall + 5.0
     while len(got) < expect and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -392,15 +399,16 @@ def _stalled_capture(net: Lab, batches: bool, stall: float, expect: int) -> tupl
     return got, drops[0]
 
 
-def test_a_busy_consumer_loses_nothing_when_batches_are_drained_by_their_thread(net: Lab) -> None:
-    """Batches (the tracker's path) are drained by a thread of their own into memory: a stall of the
-    consumer longer than the ring's worth of traffic costs no drop. Frame by frame (no such thread),
-    the same stall overflows the same ring: the comparison shows the burst really is too big for it."""
+@pytest.mark.parametrize("batches", [True, False], ids=["batches", "frames"])
+def test_a_busy_consumer_loses_nothing_while_a_thread_drains_the_ring(net: Lab, batches: bool) -> None:
+    """The rings are drained by a thread of their own into memory (sources/spill.py): a stall of the
+    consumer far longer than the ring's worth of traffic costs no drop, whether it takes batches (the
+    tracker) or frames (recording). With nothing allowed to wait (spill_limit=0) the same stall overflows
+    the same ring: the burst really is too big for it."""
     per_loop = pptp_frames(DATA / "s1-mschapv2-mppe128-both.pcapng")
     expect = (LOOPS + 1) * len(per_loop)
-    assert sum(len(f) for f in per_loop) * LOOPS > 8 << 20  # the burst is over twice the ring
-    got, drops = _stalled_capture(net, batches=True, stall=2.0, expect=expect)
+    got, drops = _stalled_capture(net, batches, stall=STALL, expect=expect)
     assert drops == 0
     assert got == per_loop * (LOOPS + 1)
-    got, drops = _stalled_capture(net, batches=False, stall=2.0, expect=expect)
+    got, drops = _stalled_capture(net, batches, stall=STALL, expect=expect, spill_limit=0)
     assert drops > 0 and len(got) < expect

@@ -13,6 +13,10 @@ from pptptop.sources.batch import Batch, batch_from_frames
 from pptptop.sources.spill import Spill
 
 
+def size(b: Batch) -> int:
+    return len(b.buf)
+
+
 def batch(k: int, size: int = 1000) -> Batch:
     """A one-frame batch whose payload says which it is."""
     return batch_from_frames([Frame(float(k), "eth0", 1, k.to_bytes(4, "big") * (size // 4))])
@@ -24,7 +28,7 @@ def numbers(batches: Iterator[Batch]) -> list[int]:
 
 def test_batches_come_out_in_order_and_complete() -> None:
     stops: list[bool] = []
-    spill = Spill(iter([batch(k) for k in range(500)]), lambda: stops.append(True), limit=10_000)
+    spill = Spill(iter([batch(k) for k in range(500)]), lambda: stops.append(True), size, limit=10_000)
     assert numbers(spill) == list(range(500))
     assert spill.waiting == 0
     assert stops == []  # a source that ends by itself is not told to stop
@@ -36,7 +40,7 @@ def test_a_source_error_comes_after_the_batches_before_it() -> None:
         yield batch(2)
         raise OSError("ring gone")
 
-    spill = Spill(source(), lambda: None)
+    spill = Spill(source(), lambda: None, size)
     got = [next(spill), next(spill)]
     with pytest.raises(OSError, match="ring gone"):
         next(spill)
@@ -52,7 +56,7 @@ def test_what_waits_is_bounded_by_the_limit() -> None:
             produced.append(k)
             yield batch(k, 1000)
 
-    spill = Spill(source(), lambda: None, limit=10_000)
+    spill = Spill(source(), lambda: None, size, limit=10_000)
     time.sleep(0.3)
     assert len(produced) <= 12  # ten waiting, one held back at the limit, one being made
     assert spill.waiting <= 10_000
@@ -65,7 +69,7 @@ def test_what_waits_is_bounded_by_the_limit() -> None:
 
 
 def test_a_batch_bigger_than_the_limit_still_goes_through() -> None:
-    spill = Spill(iter([batch(1, 100), batch(2, 50_000), batch(3, 100)]), lambda: None, limit=10_000)
+    spill = Spill(iter([batch(1, 100), batch(2, 50_000), batch(3, 100)]), lambda: None, size, limit=10_000)
     assert numbers(spill) == [1, 2, 3]
 
 
@@ -84,7 +88,7 @@ def test_close_stops_the_source_and_waits_for_its_cleanup() -> None:
             time.sleep(0.2)  # releasing the rings takes a moment
             cleaned.append(threading.current_thread().name)
 
-    spill = Spill(source(), stop.set, limit=5_000)  # the thread soon blocks at the limit
+    spill = Spill(source(), stop.set, size, limit=5_000)  # the thread soon blocks at the limit
     assert numbers(iter([next(spill), next(spill)])) == [0, 1]
     spill.close()
     assert stop.is_set()
@@ -104,7 +108,7 @@ def test_leaving_a_for_loop_closes_it() -> None:
             k += 1
 
     def outer() -> Iterator[Batch]:
-        yield from Spill(source(), stop.set, limit=5_000)
+        yield from Spill(source(), stop.set, size, limit=5_000)
 
     for n, _ in enumerate(outer()):
         if n == 3:
