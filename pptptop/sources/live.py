@@ -86,7 +86,7 @@ STATS_INTERVAL: Final = 1.0
 MAX_FRAMES_PER_TURN: Final = 20000  # then let the other interfaces have a go
 VLAN_TPID_8021Q: Final = 0x8100
 
-_BLOCK_HDR = struct.Struct("=III")  # block_status, num_pkts, offset_to_first_pkt (at +8)
+_BLOCK_HDR = struct.Struct("=IIII")  # block_status, num_pkts, offset_to_first_pkt, blk_len (at +8)
 _PKT_HDR = struct.Struct("=IIIIIIHHIIHH")  # struct tpacket3_hdr with hv1
 _U32 = struct.Struct("=I")
 _STATS_V3 = struct.Struct("=III")  # struct tpacket_stats_v3
@@ -198,11 +198,13 @@ class _Ring:
         bs = self.block_size
         while len(out) < limit:
             base = self.cur * bs
-            status, num, first = _BLOCK_HDR.unpack_from(mm, base + 8)
+            status, num, first, used = _BLOCK_HDR.unpack_from(mm, base + 8)
             if not status & TP_STATUS_USER:
                 break
-            block = mm[base:base + bs]  # one copy, and the block goes back to the kernel before the frames
-            _U32.pack_into(mm, base + 8, TP_STATUS_KERNEL)  # are cut out of it: the ring is full less often
+            # one copy of what the block holds, and the block goes back to the kernel before the frames are
+            # cut out of it: the ring is full less often
+            block = mm[base:base + _used(used, first, bs)]
+            _U32.pack_into(mm, base + 8, TP_STATUS_KERNEL)
             self.cur = (self.cur + 1) % self.block_nr
             off = first
             for _ in range(num):
@@ -237,10 +239,10 @@ class _Ring:
         base_off = 0  # where the current block starts in the joined buffer
         while got < limit:
             base = self.cur * bs
-            status, num, first = _BLOCK_HDR.unpack_from(mm, base + 8)
+            status, num, first, used = _BLOCK_HDR.unpack_from(mm, base + 8)
             if not status & TP_STATUS_USER:
                 break
-            block = mm[base:base + bs]  # one copy, and the block goes back to the kernel at once
+            block = mm[base:base + _used(used, first, bs)]  # one copy; the block goes back to the kernel at once
             _U32.pack_into(mm, base + 8, TP_STATUS_KERNEL)
             self.cur = (self.cur + 1) % self.block_nr
             mine: list[int] = []
@@ -251,7 +253,7 @@ class _Ring:
                 off += u32(block, off)[0]
             blocks.append(block)
             starts.extend([base_off + o for o in mine] if base_off else mine)
-            base_off += bs
+            base_off += len(block)
             got += num
         if blocks:
             out.append(self._joined(blocks, starts))
@@ -550,6 +552,13 @@ class LiveSource(Source):
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._wake_r = self._wake_w = -1
+
+
+def _used(blk_len: int, first: int, block_size: int) -> int:
+    """Bytes of a block worth copying: ``blk_len``, what the kernel filled (af_packet.c counts the block
+    header and every aligned frame in it), so a block handed over by its timeout with one frame in it
+    costs that frame, not the block size; the whole block if the length is not plausible."""
+    return blk_len if first <= blk_len <= block_size else block_size
 
 
 def _batch_bytes(b: Batch) -> int:
