@@ -12,11 +12,13 @@ import time
 from collections.abc import Callable
 
 from pptptop.sources.base import CaptureFileError, Frame, Source
-from pptptop.sources.batch import batches_of
+from pptptop.sources.batch import Batch, batch_from_frames, batches_of
 from pptptop.track.fastpath import feed_batch
 from pptptop.track.tracker import Tracker
 
 FrameHook = Callable[[int, Frame], None]
+#: called with the number of the batch's first frame and the batch (frames of a reused buffer: copy them)
+BatchHook = Callable[[int, Batch], None]
 
 #: cyclic-GC thresholds while capturing: a full collection walks the tracker's whole heap (stopping every
 #: thread for up to 0.2 s at 50,000 packets/s under the UI); collecting young objects rarer keeps UI keys
@@ -47,12 +49,14 @@ class Pipeline:
         count: int | None = None,
         speed: float | None = None,
         frame_hooks: list[FrameHook] | None = None,
+        batch_hooks: list[BatchHook] | None = None,
     ) -> None:
         self.source = source
         self.tracker = tracker
         self.count = count
         self.speed = speed  # None or 0: as fast as possible; 1.0: real time; 10: ten times
         self.frame_hooks = frame_hooks or []
+        self.batch_hooks = batch_hooks or []  # see every frame too, a batch at a time (the recorder)
         self.lock = threading.RLock()
         self.frames = 0
         self.error: CaptureFileError | None = None
@@ -69,7 +73,10 @@ class Pipeline:
 
     @property
     def batched(self) -> bool:
-        """Whether the vectorised data path can be used: nothing needs to see frames one by one."""
+        """Whether the vectorised data path can be used: nothing needs to see frames one by one.
+
+        Batch hooks do not count: on the per-frame path they get one-frame batches.
+        """
         if self.speed or self.frame_hooks:
             return False
         # a live source must cut its own batches: grouping its frames would wait for thousands of them
@@ -122,6 +129,7 @@ class Pipeline:
     def _run_frames(self) -> None:
         feed = self.tracker.feed
         hooks = self.frame_hooks
+        batch_hooks = self.batch_hooks
         lock = self.lock
         stop = self._stop
         limit = self.count
@@ -143,21 +151,29 @@ class Pipeline:
                 feed(n, frame.ts, frame.iface, frame.linktype, frame.data)
                 for hook in hooks:
                     hook(n, frame)
+                if batch_hooks:
+                    one = batch_from_frames([frame])
+                    for bhook in batch_hooks:
+                        bhook(n, one)
                 self.frames = n
             if (limit is not None and n >= limit) or stop.is_set():
                 break
 
     def _run_batches(self) -> None:
-        """Max speed, no hooks: whole batches through :func:`pptptop.track.fastpath.feed_batch` (``-c N`` cuts the
-        batch holding the Nth frame)."""
+        """Max speed, no frame hooks: whole batches through :func:`pptptop.track.fastpath.feed_batch`, then
+        to the batch hooks (``-c N`` cuts the batch holding the Nth frame)."""
         stop = self._stop
         limit = self.count
+        hooks = self.batch_hooks
         for batch in batches_of(self.source):
             if limit is not None and self.frames + len(batch) >= limit:
                 batch = batch.part(0, limit - self.frames)  # -c N: the frames after the Nth are not fed
+            first = self.frames + 1
             with self.lock:
-                feed_batch(self.tracker, batch, self.frames + 1)
+                feed_batch(self.tracker, batch, first)
                 self.frames += len(batch)
+            for hook in hooks:  # outside the lock: a recorder waiting for the disk does not hold up the UI
+                hook(first, batch)
             time.sleep(0)  # let a thread waiting for the lock (the UI's snapshot) have it
             if stop.is_set() or (limit is not None and self.frames >= limit):
                 break

@@ -58,6 +58,7 @@ from pptptop.record.writers import (
     open_output,
 )
 from pptptop.sources.base import Frame
+from pptptop.sources.batch import Batch
 from pptptop.track.events import Event, EventKind
 from pptptop.track.tracker import Tracker
 
@@ -166,7 +167,7 @@ class Recorder:
                  rotation: Rotation | None = None, linktype: int | None = None,
                  capture_filter: str | None = None, application: str = "pptptop",
                  flush_interval: float = FLUSH_INTERVAL, max_pending_bytes: int = MAX_PENDING_BYTES,
-                 on_error: ErrorCallback | None = None) -> None:
+                 wait_when_full: bool = False, on_error: ErrorCallback | None = None) -> None:
         self.base = os.fspath(path)
         self.pcapng = wants_pcapng(self.base) if pcapng is None else pcapng
         self.rotation = rotation or Rotation()
@@ -175,10 +176,14 @@ class Recorder:
         self.application = application
         self.flush_interval = flush_interval
         self.max_pending_bytes = max_pending_bytes
+        # a file or a pipe can wait for the disk, so it loses nothing; a live capture must not (its ring would)
+        self.wait_when_full = wait_when_full
         self.on_error = on_error
         self._lock = threading.Lock()  # pending list and its counters
+        self._drained = threading.Condition(self._lock)  # the flusher took the pending list
         self._io = threading.RLock()  # the file; re-entrant so a signal handler may close
-        self._pending: list[Frame] = []
+        self._pending: list[Frame | Batch] = []
+        self._pending_frames = 0
         self._pending_bytes = 0
         self._dropped_pending = 0  # frames refused because the pending list was full
         self._wake = threading.Event()
@@ -245,17 +250,41 @@ class Recorder:
             path=out.path if out is not None else self._last_path,
             files=self.files, packets=self.packets, bytes=self.bytes,
             unrecorded=self.unrecorded + self._dropped_pending, errors=self.errors,
-            last_error=self.last_error, pending=len(self._pending))
+            last_error=self.last_error, pending=self._pending_frames)
 
     # ------------------------------------------------------------------ capture thread
     def __call__(self, number: int, frame: Frame) -> None:
         """The frame hook: queue the frame for the flusher (never blocks on the disk)."""
-        size = len(frame.data) + FRAME_OVERHEAD
+        self._queue(frame, 1, len(frame.data) + FRAME_OVERHEAD)
+
+    def batch(self, number: int, batch: Batch) -> None:
+        """The batch hook: queue every frame of ``batch`` at once (the capture keeps its vectorised path).
+
+        A batch over a buffer its source reuses (a file reader's) is copied
+        first, in one piece: the bytes its frames span.
+        """
+        n = len(batch)
+        if not n:
+            return
+        lo = int(batch.offsets.min())
+        hi = int((batch.offsets + batch.lengths).max())
+        if not isinstance(batch.buf, bytes):
+            batch = Batch(bytes(batch.buf[lo:hi]), batch.offsets - lo, batch.lengths, batch.ts, batch.ifaces,
+                          batch.ifidx)
+        self._queue(batch, n, hi - lo + FRAME_OVERHEAD * n)
+
+    def _queue(self, item: Frame | Batch, frames: int, size: int) -> None:
         with self._lock:
-            if self._pending_bytes + size > self.max_pending_bytes or self.closed:
-                self._dropped_pending += 1
+            while (self.wait_when_full and self._pending and self._pending_bytes + size > self.max_pending_bytes
+                   and not self.closed and self._thread is not None and self._thread.is_alive()):
+                self._wake.set()
+                self._drained.wait(0.5)
+            full = self._pending_bytes + size > self.max_pending_bytes
+            if self.closed or (full and not (self.wait_when_full and not self._pending)):
+                self._dropped_pending += frames
                 return
-            self._pending.append(frame)
+            self._pending.append(item)
+            self._pending_frames += frames
             self._pending_bytes += size
             wake = self._pending_bytes >= FLUSH_BYTES or self._flush_soon
             self._flush_soon = False
@@ -283,58 +312,78 @@ class Recorder:
         """Write every pending frame now (any thread)."""
         with self._io:
             with self._lock:
-                batch, self._pending = self._pending, []
+                items, self._pending = self._pending, []
                 self._pending_bytes = 0
-            if batch:
-                self._write_batch(batch)
+                self._pending_frames = 0
+                self._drained.notify_all()
+            if items:
+                self._write_items_of(items)
 
-    def _write_batch(self, batch: list[Frame]) -> None:
-        rot = self.rotation
-        for fr in batch:
-            out = self._out
-            if out is None or self._failing:
-                if time.monotonic() < self._retry_at:
-                    self.unrecorded += 1
-                    continue
-                if out is None:
-                    if not self._open_next(fr.ts):
-                        self.unrecorded += 1
-                        continue
-                    out = self._out
-                    assert out is not None
-            if rot.seconds is not None and out.first_ts is not None and fr.ts - out.first_ts >= rot.seconds:
-                out = self._rotate(out, fr.ts)
-                if out is None:
-                    self.unrecorded += 1
-                    continue
-            enc = out.encoder
-            st = enc.state()
-            rec = enc.encode(fr.ts, fr.iface, fr.linktype, fr.data)
-            if rec is None:
-                self.unrecorded += 1
-                self._error(f"{out.path}: classic pcap holds one link type; packets of link type "
-                            f"{fr.linktype} on {fr.iface or 'an interface'} are not recorded (use pcapng)")
+    def _write_items_of(self, items: list[Frame | Batch]) -> None:
+        write = self._write_one
+        for item in items:
+            if isinstance(item, Frame):
+                write(item.ts, item.iface, item.linktype, item.data)
                 continue
-            if (rot.size is not None and out.end + len(rec) + (PAGE if out.pad else 0) > rot.size
-                    and (out.packets or out.items)):
-                enc.rollback(st)
-                out = self._rotate(out, fr.ts)
-                if out is None:
-                    self.unrecorded += 1
-                    continue
-                enc = out.encoder
-                st = enc.state()
-                rec = enc.encode(fr.ts, fr.iface, fr.linktype, fr.data)
-                if rec is None:
-                    self.unrecorded += 1
-                    continue
-            if out.first_ts is None:
-                out.first_ts = fr.ts
-                if rot.active and self._seq == 1:
-                    self._rename_first(out)
-            self._place(out, rec, st)
+            buf = item.buf if isinstance(item.buf, bytes) else bytes(item.buf)  # bytes already: see batch()
+            ifaces = item.ifaces
+            if item.ifidx is None:
+                iface, lt = ifaces[0]
+                for ts, off, n in zip(item.ts.tolist(), item.offsets.tolist(), item.lengths.tolist(), strict=True):
+                    write(ts, iface, lt, buf[off:off + n])
+            else:
+                for ts, off, n, k in zip(item.ts.tolist(), item.offsets.tolist(), item.lengths.tolist(),
+                                         item.ifidx.tolist(), strict=True):
+                    iface, lt = ifaces[k]
+                    write(ts, iface, lt, buf[off:off + n])
         if self._out is not None and self._out.items:
             self._write_items(self._out)
+
+    def _write_one(self, ts: float, iface: str, linktype: int, data: bytes) -> None:
+        """Encode one packet into the current file (rotating first if it is due)."""
+        out = self._out
+        rot = self.rotation
+        if out is None or self._failing:
+            if time.monotonic() < self._retry_at:
+                self.unrecorded += 1
+                return
+            if out is None:
+                if not self._open_next(ts):
+                    self.unrecorded += 1
+                    return
+                out = self._out
+                assert out is not None
+        if rot.seconds is not None and out.first_ts is not None and ts - out.first_ts >= rot.seconds:
+            out = self._rotate(out, ts)
+            if out is None:
+                self.unrecorded += 1
+                return
+        enc = out.encoder
+        st = enc.state()
+        rec = enc.encode(ts, iface, linktype, data)
+        if rec is None:
+            self.unrecorded += 1
+            self._error(f"{out.path}: classic pcap holds one link type; packets of link type "
+                        f"{linktype} on {iface or 'an interface'} are not recorded (use pcapng)")
+            return
+        if (rot.size is not None and out.end + len(rec) + (PAGE if out.pad else 0) > rot.size
+                and (out.packets or out.items)):
+            enc.rollback(st)
+            out = self._rotate(out, ts)
+            if out is None:
+                self.unrecorded += 1
+                return
+            enc = out.encoder
+            st = enc.state()
+            rec = enc.encode(ts, iface, linktype, data)
+            if rec is None:
+                self.unrecorded += 1
+                return
+        if out.first_ts is None:
+            out.first_ts = ts
+            if rot.active and self._seq == 1:
+                self._rename_first(out)
+        self._place(out, rec, st)
 
     def _place(self, out: _Out, rec: bytes, state: int) -> None:
         """Queue one record; in pcapng no record crosses a page boundary unless it is bigger than a page."""

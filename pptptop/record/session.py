@@ -160,7 +160,7 @@ class RecordingSession:
                 a.write, pcapng=wants_pcapng(a.write, a.pcap), rotation=rotation,
                 linktype=linktypes.pop() if len(linktypes) == 1 else None,
                 capture_filter=(getattr(src, "filter", None) or None) if src.live else None,
-                on_error=self._report)
+                wait_when_full=not src.live, on_error=self._report)
             self.recorder.open()
         if a.record_failed:
             fr = FailedRecorder(a.record_failed, tracker, on_error=self._report)
@@ -224,7 +224,10 @@ class RecordingSession:
     def start(self, pipeline: Pipeline) -> None:
         """Hook the recorder into the pipeline and start its flusher thread."""
         if self.recorder is not None:
-            pipeline.frame_hooks.append(self.recorder)
+            if pipeline.batched:  # the capture keeps its vectorised data path; the recorder gets whole batches
+                pipeline.batch_hooks.append(self.recorder.batch)
+            else:
+                pipeline.frame_hooks.append(self.recorder)
             self.recorder.attach(pipeline.tracker)
             self.recorder.start()
         if self.failed is not None:
