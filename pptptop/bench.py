@@ -304,8 +304,29 @@ def _compile_bytecode() -> None:
         compileall.compile_dir(str(Path(__file__).resolve().parent), quiet=1)
 
 
-def live(path: Path, packets: int) -> dict[str, int | str]:
-    """Replay ``path`` at top speed over a veth pair between two namespaces; count what pptptop got."""
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1
+    return int(fields[11]) + int(fields[12])  # utime, stime (proc(5), counted after the command name)
+
+
+def _wait_idle(pid: int, limit: float = 60.0) -> None:
+    """Until the process has used (almost) no CPU for half a second: it has caught up with its input."""
+    end = time.monotonic() + limit
+    last = _cpu_ticks(pid)
+    while time.monotonic() < end:
+        time.sleep(0.5)
+        now = _cpu_ticks(pid)
+        if now < 0 or now - last <= 2:  # two clock ticks: the 1 s tick of an idle capture
+            return
+        last = now
+
+
+def live(path: Path, packets: int, record: Path | None = None) -> dict[str, int | str]:
+    """Replay ``path`` at top speed over a veth pair between two namespaces; count what pptptop got
+    (and, with ``record``, what it wrote there with ``-w``)."""
     if os.geteuid() != 0 or not shutil.which("tcpreplay"):
         return {"skipped": "needs root and tcpreplay"}
     tag = f"pb{os.getpid() % 10000}"
@@ -336,25 +357,31 @@ def live(path: Path, packets: int) -> dict[str, int | str]:
                 "--json",
                 "-c",
                 str(packets),
+                *(["-w", str(record)] if record is not None else []),
             ],
             stdout=out,
             stderr=subprocess.PIPE,
         )
         time.sleep(1.5)
         run("ip", "netns", "exec", ns_tx, "tcpreplay", "--topspeed", "-i", a, str(path))
-        time.sleep(1.0)
+        _wait_idle(cap.pid)  # what waits in the drain thread's queue is delivered late, not lost
         cap.terminate()
         _, status, usage = os.wait4(cap.pid, 0)  # ip netns exec execs python: this is pptptop's own usage
         cap.returncode = os.waitstatus_to_exitcode(status)
         lines: list[dict[str, Any]] = [json.loads(x) for x in Path(out.name).read_text().splitlines() if x.strip()]
         os.unlink(out.name)
         summary: dict[str, Any] = next((x for x in reversed(lines) if x.get("event") == "capture-end"), {})
-        return {
+        result: dict[str, int | str] = {
             "sent": packets,
             "delivered": int(summary.get("frames", -1)),
             "kernel_drops": int(summary.get("kernel_drops", -1)),
             "peak_rss_mb": usage.ru_maxrss // 1024,  # with the kernel ring and the batches waiting
         }
+        if record is not None:
+            rec = summary.get("recording") or {}
+            result["recorded"] = int(rec.get("packets", -1))
+            result["unrecorded"] = int(rec.get("unrecorded", -1))
+        return result
     finally:
         subprocess.run(["ip", "netns", "del", ns_tx], capture_output=True)
         subprocess.run(["ip", "netns", "del", ns_rx], capture_output=True)
@@ -366,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tunnels", type=int, default=200)
     ap.add_argument("--flat", action="store_true", help="also run 3x the packets to check RSS stays flat")
     ap.add_argument("--live", action="store_true", help="also measure live capture over veth (root)")
+    ap.add_argument("--live-record", action="store_true",
+                    help="with --live, replay once more while recording with -w (root)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs of each side, in turns; the one with the least CPU is shown (default 3)")
     ap.add_argument("--dir", default=None, help="where to write the generated captures (default: a temp dir)")
@@ -400,6 +429,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.live:
         res = live(path, n)
         print("live over veth (tcpreplay --topspeed):", res)
+        if args.live_record:
+            rec = work / "live-record.pcapng"
+            res = live(path, n, rec)
+            print("live over veth, recording with -w:", res)
+            rec.unlink(missing_ok=True)
     return 0
 
 

@@ -1,10 +1,15 @@
 """``-w FILE``: record every captured packet, with tcpdump-style rotation.
 
-The recorder is a pipeline frame hook. The capture thread only appends the
-frame to a pending list (one lock, one append); a flusher thread encodes and
-writes it at least every second (:data:`FLUSH_INTERVAL`), as soon as
-:data:`FLUSH_BYTES` are pending, and as soon as a tunnel closes. So a slow or
-full disk never stalls the capture: what cannot be written is counted in
+The recorder is a pipeline batch hook (a frame hook on the per-frame path).
+The capture thread only appends the batch to a pending list (one lock, one
+append); a flusher thread encodes and writes it at least every second
+(:data:`FLUSH_INTERVAL`), as soon as :data:`FLUSH_BYTES` are pending, and as
+soon as a tunnel closes. A whole batch is encoded at once when nothing in it
+needs a decision per packet (:meth:`Encoder.encode_batch`). When the queue
+is full, reading a file or pipe waits for the disk; live capture waits only
+while the flusher keeps taking the queue (:data:`STALLED_AFTER`: the drain
+thread holds the packets meanwhile), so a stuck or full disk never stalls the
+capture: what cannot be written is counted in
 :attr:`RecordingState.unrecorded`, shown, logged, and the capture goes on.
 
 Crash-safety. Every file begins with its header, written at once, and
@@ -46,6 +51,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Final
 
@@ -67,6 +73,8 @@ log = logging.getLogger("pptptop.record")
 FLUSH_INTERVAL: Final = 1.0  # seconds: the longest a captured packet waits before write(2)
 FLUSH_BYTES: Final = 1 << 20  # pending bytes that wake the flusher early
 MAX_PENDING_BYTES: Final = 64 << 20  # beyond this (a stuck disk) packets are counted as unrecorded
+#: live, a full queue waits for the flusher while it took the queue this recently; then packets are unrecorded
+STALLED_AFTER: Final = 1.0
 RETRY_INTERVAL: Final = 1.0  # after a failed open or write, wait this long before trying again
 PAGE: Final = mmap.PAGESIZE  # the kernel stops a write short only between pages
 WRITE_BYTES: Final = 256 << 10  # one write(2) per this much (whole pages of whole records)
@@ -129,6 +137,7 @@ def rotated_name(base: str, seq: int, start: float) -> str:
     return f"{stem}-{seq:05d}-{stamp}{suffix}"
 
 
+@lru_cache(maxsize=PAGE // 4)
 def filler(size: int) -> bytes:
     """A pcapng block of exactly ``size`` bytes (a multiple of 4, at least 12) that readers skip."""
     return _FILL_HEAD.pack(FILLER_TYPE, size) + bytes(size - 12) + _U32.pack(size)
@@ -176,8 +185,10 @@ class Recorder:
         self.application = application
         self.flush_interval = flush_interval
         self.max_pending_bytes = max_pending_bytes
-        # a file or a pipe can wait for the disk, so it loses nothing; a live capture must not (its ring would)
+        # a file or a pipe waits for the disk as long as it takes, so it loses nothing; live capture waits only
+        # while the disk keeps up (the drain thread holds the packets meanwhile), never for a stuck disk
         self.wait_when_full = wait_when_full
+        self._drained_at = 0.0  # when the flusher last took the queue
         self.on_error = on_error
         self._lock = threading.Lock()  # pending list and its counters
         self._drained = threading.Condition(self._lock)  # the flusher took the pending list
@@ -213,6 +224,7 @@ class Recorder:
     def start(self) -> None:
         """Start the flusher thread (after privileges are dropped: capabilities are per thread)."""
         if self._thread is None and not self.closed:
+            self._drained_at = time.monotonic()
             self._thread = threading.Thread(target=self._run, name="pptptop-recorder", daemon=True)
             self._thread.start()
 
@@ -275,10 +287,11 @@ class Recorder:
 
     def _queue(self, item: Frame | Batch, frames: int, size: int) -> None:
         with self._lock:
-            while (self.wait_when_full and self._pending and self._pending_bytes + size > self.max_pending_bytes
-                   and not self.closed and self._thread is not None and self._thread.is_alive()):
+            while (self._pending and self._pending_bytes + size > self.max_pending_bytes and not self.closed
+                   and self._thread is not None and self._thread.is_alive()
+                   and (self.wait_when_full or time.monotonic() - self._drained_at < STALLED_AFTER)):
                 self._wake.set()
-                self._drained.wait(0.5)
+                self._drained.wait(0.25)
             full = self._pending_bytes + size > self.max_pending_bytes
             if self.closed or (full and not (self.wait_when_full and not self._pending)):
                 self._dropped_pending += frames
@@ -315,6 +328,7 @@ class Recorder:
                 items, self._pending = self._pending, []
                 self._pending_bytes = 0
                 self._pending_frames = 0
+                self._drained_at = time.monotonic()
                 self._drained.notify_all()
             if items:
                 self._write_items_of(items)
@@ -325,19 +339,86 @@ class Recorder:
             if isinstance(item, Frame):
                 write(item.ts, item.iface, item.linktype, item.data)
                 continue
-            buf = item.buf if isinstance(item.buf, bytes) else bytes(item.buf)  # bytes already: see batch()
-            ifaces = item.ifaces
-            if item.ifidx is None:
-                iface, lt = ifaces[0]
-                for ts, off, n in zip(item.ts.tolist(), item.offsets.tolist(), item.lengths.tolist(), strict=True):
-                    write(ts, iface, lt, buf[off:off + n])
-            else:
-                for ts, off, n, k in zip(item.ts.tolist(), item.offsets.tolist(), item.lengths.tolist(),
-                                         item.ifidx.tolist(), strict=True):
-                    iface, lt = ifaces[k]
-                    write(ts, iface, lt, buf[off:off + n])
+            if not self._write_whole(item):
+                self._write_rest(item)
         if self._out is not None and self._out.items:
             self._write_items(self._out)
+
+    def _write_rest(self, batch: Batch) -> None:
+        """The frames of a batch one by one."""
+        write = self._write_one
+        buf = batch.buf if isinstance(batch.buf, bytes) else bytes(batch.buf)  # bytes already: see batch()
+        ifaces = batch.ifaces
+        if batch.ifidx is None:
+            iface, lt = ifaces[0]
+            for ts, off, n in zip(batch.ts.tolist(), batch.offsets.tolist(), batch.lengths.tolist(), strict=True):
+                write(ts, iface, lt, buf[off:off + n])
+        else:
+            for ts, off, n, k in zip(batch.ts.tolist(), batch.offsets.tolist(), batch.lengths.tolist(),
+                                     batch.ifidx.tolist(), strict=True):
+                iface, lt = ifaces[k]
+                write(ts, iface, lt, buf[off:off + n])
+
+    def _write_whole(self, batch: Batch) -> bool:
+        """A batch encoded at once (:meth:`Encoder.encode_batch`) when nothing in it needs a decision per
+        packet: a file open and writing, no rotation due within the batch, no definition block to add.
+        False: nothing done, go packet by packet."""
+        out = self._out
+        if out is None or self._failing:
+            return False
+        if out.first_ts is None:  # the file's first packet names it (rotation): that one alone, then the rest
+            if len(batch) < 2:
+                return False
+            f = batch.frame(0)
+            self._write_one(f.ts, f.iface, f.linktype, f.data)
+            rest = batch.part(1, len(batch))
+            if not self._encode_whole(rest):
+                self._write_rest(rest)
+            return True
+        return self._encode_whole(batch)
+
+    def _encode_whole(self, batch: Batch) -> bool:
+        out = self._out
+        if out is None or self._failing or out.first_ts is None:
+            return False
+        rot = self.rotation
+        if rot.seconds is not None and float(batch.ts.max()) - out.first_ts >= rot.seconds:
+            return False
+        if rot.size is not None:
+            # a filler is smaller than the record after it, plus 8 bytes: twice the data bounds the file's growth
+            data = int(batch.lengths.sum()) + 32 * len(batch)
+            if out.end + 2 * data + 8 * len(batch) + PAGE > rot.size:
+                return False
+        recs = out.encoder.encode_batch(batch)
+        if recs is None:
+            return False
+        self._place_all(out, recs, out.encoder.state())
+        return True
+
+    def _place_all(self, out: _Out, recs: list[bytes], state: int) -> None:
+        """:meth:`_place` for many records: the same layout, in one loop."""
+        app = out.items.append
+        pad = out.pad
+        pending = out.pending
+        end = out.offset + pending
+        for rec in recs:
+            n = len(rec)
+            if pad:
+                room = PAGE - end % PAGE
+                if (n > room or room - n in (4, 8)) and MIN_FILLER <= room < PAGE:
+                    app((filler(room), NOT_A_PACKET))
+                    pending += room
+                    end += room
+            app((rec, state))
+            pending += n
+            end += n
+            if pending >= WRITE_BYTES:
+                out.pending = pending
+                self._write_items(out)  # a new items list, nothing pending, the offset moved on
+                app = out.items.append
+                pending = out.pending
+                end = out.offset + pending
+        out.pending = pending
 
     def _write_one(self, ts: float, iface: str, linktype: int, data: bytes) -> None:
         """Encode one packet into the current file (rotating first if it is due)."""

@@ -32,6 +32,11 @@ import stat
 import struct
 from typing import BinaryIO, Final, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
+from pptptop.sources.batch import Batch
+
 PCAP_MAGIC: Final = 0xA1B2C3D4  # classic pcap, microsecond timestamps (§4)
 BT_SHB: Final = 0x0A0D0D0A
 BT_IDB: Final = 0x00000001
@@ -154,6 +159,8 @@ class Encoder(Protocol):
     def encode(self, ts: float, iface: str, linktype: int, data: bytes, orig_len: int | None = None,
                comment: str | None = None) -> bytes | None: ...
 
+    def encode_batch(self, batch: Batch) -> list[bytes] | None: ...
+
     def state(self) -> int: ...
 
     def rollback(self, state: int) -> None: ...
@@ -217,6 +224,52 @@ class PcapNgEncoder:
                                                 n, n if orig_len is None else orig_len),
                          data, _PAD[n % 4], opts, _U32.pack(total)))
 
+    def encode_batch(self, batch: Batch) -> list[bytes] | None:
+        """The EPBs of every frame of ``batch``, as :meth:`encode` makes them one by one.
+
+        The fixed fields of all of them are packed at once with numpy; None
+        when a frame needs a definition block first (the section has not
+        begun, or an interface is new): :meth:`encode` then goes one by one.
+        """
+        if not self.started:
+            return None
+        idx_of = [self._ifaces.get(key) for key in batch.ifaces]
+        if batch.ifidx is None:
+            if idx_of[0] is None:
+                return None
+            idx: int | npt.NDArray[np.int64] = idx_of[0]
+        else:
+            used = np.unique(batch.ifidx).tolist()
+            if any(idx_of[k] is None for k in used):
+                return None
+            idx = np.array([-1 if i is None else i for i in idx_of], dtype=np.int64)[batch.ifidx]
+        n = len(batch)
+        caplen = batch.lengths
+        pad = -caplen % 4
+        total = 32 + caplen + pad
+        us = np.round(batch.ts * 1_000_000).astype(np.int64)
+        head = np.empty((n, 7), dtype="<u4")
+        head[:, 0] = BT_EPB
+        head[:, 1] = total
+        head[:, 2] = idx
+        head[:, 3] = (us >> 32) & 0xFFFFFFFF
+        head[:, 4] = us & 0xFFFFFFFF
+        head[:, 5] = caplen
+        head[:, 6] = caplen
+        # the trailer: padding to 32 bits, then the total length again, in an 8-byte slot per frame
+        tail = np.zeros((n, 8), dtype=np.uint8)
+        rows = np.arange(n)
+        tot = total.astype("<u4").view(np.uint8).reshape(n, 4)
+        for k in range(4):
+            tail[rows, pad + k] = tot[:, k]
+        hb = head.tobytes()
+        tb = tail.tobytes()
+        buf = batch.buf
+        join = b"".join
+        return [join((hb[28 * i:28 * i + 28], buf[o:o + c], tb[8 * i:8 * i + t]))
+                for i, (o, c, t) in enumerate(zip(batch.offsets.tolist(), caplen.tolist(), (pad + 4).tolist(),
+                                                  strict=True))]
+
     def state(self) -> int:
         return (1 + len(self._ifaces)) if self.started else 0
 
@@ -266,6 +319,23 @@ class PcapEncoder:
         n = len(data)
         head = _PCAP_REC.pack(us // 1_000_000, us % 1_000_000, n, n if orig_len is None else orig_len)
         return prefix + head + data
+
+    def encode_batch(self, batch: Batch) -> list[bytes] | None:
+        """The records of every frame of ``batch``, as :meth:`encode` makes them one by one; None when the
+        file header is still to come or a frame has another link type (:meth:`encode` handles those)."""
+        if not self.started or any(lt != self.linktype for _, lt in batch.ifaces):
+            return None
+        n = len(batch)
+        us = np.round(batch.ts * 1_000_000).astype(np.int64)
+        head = np.empty((n, 4), dtype="<u4")
+        head[:, 0] = us // 1_000_000
+        head[:, 1] = us % 1_000_000
+        head[:, 2] = batch.lengths
+        head[:, 3] = batch.lengths
+        hb = head.tobytes()
+        buf = batch.buf
+        return [hb[16 * i:16 * i + 16] + buf[o:o + c]
+                for i, (o, c) in enumerate(zip(batch.offsets.tolist(), batch.lengths.tolist(), strict=True))]
 
     def state(self) -> int:
         return 1 if self.started else 0

@@ -33,7 +33,8 @@ from rechelp import (
 
 from pptptop import sources
 from pptptop.pipeline import Pipeline
-from pptptop.record.recorder import FILLER_TYPE, PAGE, Recorder, Rotation, rotated_name
+from pptptop.record.recorder import FILLER_TYPE, PAGE, STALLED_AFTER, Recorder, Rotation, rotated_name
+from pptptop.sources.batch import Batch
 from pptptop.track.tracker import Tracker
 
 needs_tshark = pytest.mark.skipif(not HAVE_TSHARK, reason=NO_TSHARK)
@@ -419,6 +420,53 @@ def test_stuck_disk_counts_unrecorded_instead_of_growing(tmp_path: Path) -> None
     assert st.unrecorded > 0 and st.pending + st.unrecorded == len(frames)
     rec.close()
     assert rec.state().packets == st.pending
+
+
+def _batches(path: Path, copies: int) -> list[Batch]:
+    (b,) = list(sources.open_file(path).batches())
+    b = Batch(bytes(b.buf), b.offsets, b.lengths, b.ts, b.ifaces, b.ifidx)  # its own bytes, not the reader's
+    return [b] * copies
+
+
+def test_live_waits_for_a_disk_that_keeps_up(tmp_path: Path) -> None:
+    """A burst bigger than the queue: live, the capture waits for a flusher that is writing (the drain thread
+    holds the packets meanwhile), so nothing is lost."""
+    batches = _batches(S1_BOTH, 40)
+    rec = Recorder(tmp_path / "o.pcapng", max_pending_bytes=len(batches[0].buf) * 2)
+    rec.open()
+    rec.start()
+    for i, b in enumerate(batches):
+        rec.batch(i * len(b) + 1, b)
+    rec.close()
+    st = rec.state()
+    assert st.unrecorded == 0 and st.packets == sum(map(len, batches))
+    assert len(raw_frames(tmp_path / "o.pcapng")) == st.packets
+
+
+def test_live_does_not_wait_for_a_stuck_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """write(2) never returns (a hung NFS server): after STALLED_AFTER the capture goes on, counting."""
+    release = threading.Event()
+    real_write = os.write
+
+    def stuck(fd: int, data: bytes) -> int:
+        release.wait(30)
+        return real_write(fd, data)
+
+    batches = _batches(S1_BOTH, 6)
+    rec = Recorder(tmp_path / "o.pcapng", max_pending_bytes=len(batches[0].buf) * 2)
+    rec.open()  # the file header is written before the disk hangs
+    monkeypatch.setattr("pptptop.record.recorder.os.write", stuck)
+    rec.start()
+    t0 = time.monotonic()
+    for i, b in enumerate(batches):
+        rec.batch(i * len(b) + 1, b)
+    took = time.monotonic() - t0
+    st = rec.state()
+    assert st.unrecorded > 0
+    assert took < STALLED_AFTER + 2.0
+    release.set()
+    rec.close()
+    assert rec.state().packets + rec.state().unrecorded == sum(map(len, batches))
 
 
 def test_rotation_dataclass() -> None:

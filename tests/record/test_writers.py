@@ -172,3 +172,35 @@ def test_pcapng_round_trips_through_our_reader(tmp_path_factory: pytest.TempPath
     back = list(sources.open_file(path))
     assert [f.data for f in back] == [p[2] for p in pkts]
     assert [abs(f.ts - p[0]) <= 1e-6 for f, p in zip(back, pkts, strict=True)] == [True] * len(pkts)
+
+
+# ---------------------------------------------------------------------- encode_batch
+@pytest.mark.parametrize("capture", ["s1-mschapv2-mppe128-both.pcapng", "s5-two-clients-same-nat-both.pcapng",
+                                     "s1-mschapv2-mppe128-inside.pcap", "ndpi__gre.pcapng"])
+@pytest.mark.parametrize("ng", [True, False], ids=["pcapng", "pcap"])
+def test_encode_batch_equals_encode_one_by_one(capture: str, ng: bool) -> None:
+    """The vectorised records are byte for byte those of encode(); frames of a batch keep their interface."""
+    (batch,) = list(sources.open_file(DATA / capture).batches())
+    frames = [batch.frame(i) for i in range(len(batch))]
+    one = PcapNgEncoder() if ng else PcapEncoder()
+    many = PcapNgEncoder() if ng else PcapEncoder()
+    assert many.encode_batch(batch) is None  # nothing begun: the header comes with the first packet
+    # the first frame of every interface through encode(), as the recorder's first packets go
+    firsts = [frames[0 if batch.ifidx is None else int((batch.ifidx == k).argmax())] for k in range(len(batch.ifaces))]
+    for enc in (one, many):
+        for f in firsts:
+            enc.encode(f.ts, f.iface, f.linktype, f.data)
+    expected = [one.encode(f.ts, f.iface, f.linktype, f.data) for f in frames]
+    got = many.encode_batch(batch)
+    assert got is not None and len(got) == len(frames)
+    assert got == expected
+
+
+def test_encode_batch_leaves_a_new_interface_to_encode() -> None:
+    (batch,) = list(sources.open_file(DATA / "s5-two-clients-same-nat-both.pcapng").batches())
+    assert batch.ifidx is not None and len(batch.ifaces) == 2
+    enc = PcapNgEncoder()
+    first = batch.frame(0)
+    enc.encode(first.ts, first.iface, first.linktype, first.data)  # the section and one interface
+    assert enc.encode_batch(batch) is None  # the other one needs its IDB first
+    assert enc.encode_batch(batch.part(0, 1)) is not None
