@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from types import FrameType
@@ -23,6 +24,7 @@ from pptptop.privdrop import PrivDropError
 from pptptop.record import session as recording
 from pptptop.record.writers import RecordError
 from pptptop.sources.base import CaptureFileError, Source
+from pptptop.sources.live import LiveSource
 from pptptop.sources.owner import local_pptp_listeners
 from pptptop.track import nat as natmod
 from pptptop.track.conntrack import ConntrackMonitor, ConntrackUnavailable, check_available
@@ -72,6 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-c", "--count", type=int, metavar="N", help="stop after N packets")
     p.add_argument(
+        "-B",
+        "--buffer-size",
+        type=_whole(1),
+        metavar="KiB",
+        help="live: the kernel's capture ring per interface, in KiB as tcpdump's -B "
+        "(default 65536; 8192 per interface with 'any')",
+    )
+    p.add_argument(
+        "--queue",
+        type=_whole(0),
+        metavar="MB",
+        help="live: at most this many MiB of packets drained from the rings wait while the tracker is busy "
+        "(default 256; 0: only the rings ride out a burst)",
+    )
+    p.add_argument(
         "--json", action="store_true", help="print JSON (a document for files, one line per event live)"
     )
     p.add_argument("--report", action="store_true", help="print a readable summary per tunnel")
@@ -118,6 +135,21 @@ def demo_path() -> Path:
     return Path(str(resources.files("pptptop") / "data" / "demo.pcapng"))
 
 
+def _whole(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``least``."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+        if v < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, not {text}")
+        return v
+
+    return parse
+
+
 def parse_speed(value: str | None, default: float | None) -> float | None:
     if value is None:
         return default
@@ -141,7 +173,9 @@ def open_source(args: argparse.Namespace) -> Source:
     if files:
         return sources.open_file(files[0]) if len(files) == 1 else sources.open_files(files)
     ifaces = list(args.interfaces) + list(args.iface_opt)
-    return sources.open_live(ifaces, args.filter) if args.filter else sources.open_live(ifaces)
+    ring = None if args.buffer_size is None else args.buffer_size << 10  # None: the size for named/any
+    queue = sources.SPILL_LIMIT if args.queue is None else args.queue << 20
+    return sources.open_live(ifaces, args.filter or None, ring_size=ring, spill_limit=queue)
 
 
 def _source_info(src: Source, args: argparse.Namespace) -> dict[str, Any]:
@@ -289,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             "kernel_drops": st.kernel_drops,
             "pptp_listeners": info.get("pptp_listeners", []),
             "interfaces": session.interfaces_dict(),
+            "buffers": src.buffers() if isinstance(src, LiveSource) else {},
             **session.summary(),
             "nat": natmod.nat_table(nat, kernel),
         }

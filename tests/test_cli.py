@@ -65,3 +65,10 @@ def test_report_neutralises_terminal_escapes_from_the_wire(data_dir: Path) -> No
     out = res.stdout.decode()
     assert res.returncode == 0 and "\x1b" not in out
     assert "MS-CHAPv2 user \"alice\" → success" in out and "mppe     128-bit stateless" in out
+
+
+@pytest.mark.parametrize(("args", "words"), [(("-B", "0"), "at least 1"), (("-B", "big"), "whole number"),
+                                             (("--queue", "-1"), "at least 0")])
+def test_buffer_options_are_checked(args: tuple[str, str], words: str) -> None:
+    res = pptptop("-i", "lo", *args)
+    assert res.returncode == 2 and words.encode() in res.stderr, res.stderr

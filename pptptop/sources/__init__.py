@@ -10,9 +10,11 @@ from pptptop.sources.base import CaptureFileError, Frame, InterfaceStats, Source
 from pptptop.sources.bpf import DEFAULT_FILTER, FilterError
 from pptptop.sources.live import LiveCaptureError, LiveSource, open_live
 from pptptop.sources.pcapfile import MergedSource, PcapFileSource, open_file, open_files
+from pptptop.sources.spill import SPILL_LIMIT
 
 __all__ = [
     "DEFAULT_FILTER",
+    "SPILL_LIMIT",
     "CaptureFileError",
     "FilterError",
     "Frame",

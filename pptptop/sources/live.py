@@ -322,6 +322,7 @@ class LiveSource(Source):
         self._filter = DEFAULT_FILTER if bpf_filter is None else bpf_filter
         self._ring_size = ring_size or (RING_SIZE_ANY if self._any else RING_SIZE)
         self._spill_limit = spill_limit
+        self._spill: Spill[Any] | None = None
         self._block_timeout = block_timeout_ms
         self._promisc = promisc
         self._rescan_interval = rescan_interval
@@ -383,7 +384,8 @@ class LiveSource(Source):
                 raise RuntimeError("a live source can be iterated by one thread at a time")
             self._running = True
         # a reader thread keeps the rings drained while the consumer is busy (sources/spill.py)
-        return _flatten(Spill(self._run(batch=False), self.close, _frames_bytes, self._spill_limit))
+        spill = self._spill = Spill(self._run(batch=False), self.close, _frames_bytes, self._spill_limit)
+        return _flatten(spill)
 
     def batches(self) -> Iterator[Batch]:
         """The same frames as :meth:`__iter__`, a batch per interface per turn (its ready blocks)."""
@@ -391,7 +393,14 @@ class LiveSource(Source):
             if self._running:
                 raise RuntimeError("a live source can be iterated by one thread at a time")
             self._running = True
-        return Spill(self._run(batch=True), self.close, _batch_bytes, self._spill_limit)
+        spill = self._spill = Spill(self._run(batch=True), self.close, _batch_bytes, self._spill_limit)
+        return spill
+
+    def buffers(self) -> dict[str, int]:
+        """The memory that rides out bursts: each interface's kernel ring (``-B``), the most that may wait
+        drained for the consumer (``--queue``), and the most that did wait at once."""
+        return {"ring_bytes": self._ring_size, "queue_limit": self._spill_limit,
+                "queue_peak": self._spill.peak if self._spill is not None else 0}
 
     # -- internals ----------------------------------------------------------
 

@@ -75,9 +75,11 @@ def wait_bound(ns: str, proc: subprocess.Popen[str], limit: float = 30.0) -> Non
     raise AssertionError("pptptop's capture socket was never bound")
 
 
-def live(veth: tuple[str, str, str, str], path: Path, count: int | None) -> list[dict[str, Any]]:
+def live(veth: tuple[str, str, str, str], path: Path, count: int | None, *extra: str,
+         end_line: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The tunnels that ended, as pptptop -i reported them live (``end_line`` gets its capture-end line)."""
     tx, rx, a, b = veth
-    cmd = ["ip", "netns", "exec", rx, sys.executable, "-m", "pptptop", "-i", b, "--json"]
+    cmd = ["ip", "netns", "exec", rx, sys.executable, "-m", "pptptop", "-i", b, "--json", *extra]
     if count is not None:
         cmd += ["-c", str(count)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -96,6 +98,8 @@ def live(veth: tuple[str, str, str, str], path: Path, count: int | None) -> list
     lines = [json.loads(x) for x in out.splitlines() if x.strip()]
     end = lines[-1]
     assert end["event"] == "capture-end" and end["kernel_drops"] == 0
+    if end_line is not None:
+        end_line.append(end)
     ended = [x["tunnel"] for x in lines if x["event"] == "ended"]
     return sorted(ended, key=lambda t: (t["client"]["call_id"] or 0))
 
@@ -116,3 +120,16 @@ def test_live_tunnels_equal_offline(veth: tuple[str, str, str, str], data_dir: P
             assert g["traffic"][d]["packets"] == w["traffic"][d]["packets"]
             assert g["traffic"][d]["bytes"] == w["traffic"][d]["bytes"]
         assert [p["phase"] for p in g["phases"]] == [p["phase"] for p in w["phases"]]
+
+
+def test_buffer_sizes_from_the_command_line(veth: tuple[str, str, str, str], data_dir: Path) -> None:
+    """-B KiB (tcpdump's) sizes each kernel ring, --queue MB what may wait drained; capture-end tells both
+    and the most that waited, so a user can see how near a burst came to the limit."""
+    path = data_dir / "s1-mschapv2-mppe128-inside.pcap"
+    end: list[dict[str, Any]] = []
+    got = live(veth, path, pptp_frames(path), "-B", "4096", "--queue", "16", end_line=end)
+    assert [t["phase"] for t in got] == [t["phase"] for t in offline(path)]
+    buffers = end[0]["buffers"]
+    assert buffers["ring_bytes"] == 4096 << 10 and buffers["queue_limit"] == 16 << 20
+    assert 0 < buffers["queue_peak"] <= 16 << 20
+
