@@ -350,6 +350,8 @@ def _preload(args: argparse.Namespace, headless: bool, live: bool) -> None:
     import importlib
 
     names = ["traceback"] + ([] if headless else ["pptptop.ui.app"]) + (["psutil"] if live else [])
+    if live or args.drop_user is not None:
+        names.append("numpy.ma")  # numpy's set routines (np.unique: the data path, the recorder) import it late
     if args.export_tunnel is not None:
         names += ["pptptop.ui.filtering", "pptptop.ui.snapshot"]
     for name in names:

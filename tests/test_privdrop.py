@@ -146,6 +146,38 @@ class TestAsRoot:
         st = out.stat()
         assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (65534, 0o600)
 
+    @pytest.mark.parametrize("args", [
+        ("-r", "s5-two-clients-same-nat-both.pcapng", "--json", "-w", "OUT.pcapng"),
+        ("-r", "s1-mschapv2-mppe128-both.pcapng", "--report", "-w", "OUT.pcap", "--record-failed", "DIR"),
+        ("-r", "s2-mschapv2-wrong-password-both.pcapng", "--json", "--export-tunnel", "failed", "-w", "OUT.pcapng"),
+        ("-r", "tcpdump__pptp.pcap", "--json", "--export-hashes", "OUT.hashes"),
+    ])
+    def test_nothing_is_imported_after_the_drop(self, tmp_path: Path, args: tuple[str, ...]) -> None:
+        """The target user may not be able to read the Python installation (here it cannot: /root/.pyenv), so
+        whatever a run needs late (numpy's set routines import numpy.ma on first use) is imported before the
+        drop. The drop is faked here so that a late import shows up instead of failing."""
+        argv = [str(DATA / a) if a.endswith((".pcap", ".pcapng")) and "OUT" not in a else a for a in args]
+        argv = [a.replace("OUT", str(tmp_path / "out")).replace("DIR", str(tmp_path)) for a in argv]
+        code = f"""
+import json, sys
+from pptptop import privdrop
+from pptptop.record import session
+seen = {{}}
+def fake(user, *, keep=(), chown=()):
+    seen["modules"] = set(sys.modules)
+    return privdrop.DropResult(user, 65534, 65534, (), ())
+session.privdrop.drop_privileges = fake
+from pptptop.cli import main
+sys.stdout = open("/dev/null", "w")
+rc = main({[*argv, "-Z", "nobody"]!r})
+sys.stdout = sys.__stdout__
+print(json.dumps({{"rc": rc, "dropped": "modules" in seen,
+                  "late": sorted(set(sys.modules) - seen.get("modules", set(sys.modules)))}}))
+"""
+        r = in_child(code)
+        assert r["rc"] == 0 and r["dropped"]
+        assert r["late"] == []
+
     def test_cli_file_input_as_root_keeps_root_without_Z(self, tmp_path: Path) -> None:
         p = cli("-r", str(S2), "--json", "-w", str(tmp_path / "o.pcapng"))
         assert p.returncode == 0, p.stderr
