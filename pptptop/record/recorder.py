@@ -73,7 +73,8 @@ log = logging.getLogger("pptptop.record")
 FLUSH_INTERVAL: Final = 1.0  # seconds: the longest a captured packet waits before write(2)
 FLUSH_BYTES: Final = 1 << 20  # pending bytes that wake the flusher early
 MAX_PENDING_BYTES: Final = 64 << 20  # beyond this (a stuck disk) packets are counted as unrecorded
-#: live, a full queue waits for the flusher while it took the queue this recently; then packets are unrecorded
+#: live, a full queue waits for the flusher while it took the queue or finished a write this recently; after
+#: that (a stuck disk) packets are counted as unrecorded
 STALLED_AFTER: Final = 1.0
 RETRY_INTERVAL: Final = 1.0  # after a failed open or write, wait this long before trying again
 PAGE: Final = mmap.PAGESIZE  # the kernel stops a write short only between pages
@@ -188,7 +189,7 @@ class Recorder:
         # a file or a pipe waits for the disk as long as it takes, so it loses nothing; live capture waits only
         # while the disk keeps up (the drain thread holds the packets meanwhile), never for a stuck disk
         self.wait_when_full = wait_when_full
-        self._drained_at = 0.0  # when the flusher last took the queue
+        self._progress_at = 0.0  # when the flusher last took the queue or finished a write
         self.on_error = on_error
         self._lock = threading.Lock()  # pending list and its counters
         self._drained = threading.Condition(self._lock)  # the flusher took the pending list
@@ -224,7 +225,7 @@ class Recorder:
     def start(self) -> None:
         """Start the flusher thread (after privileges are dropped: capabilities are per thread)."""
         if self._thread is None and not self.closed:
-            self._drained_at = time.monotonic()
+            self._progress_at = time.monotonic()
             self._thread = threading.Thread(target=self._run, name="pptptop-recorder", daemon=True)
             self._thread.start()
 
@@ -289,7 +290,7 @@ class Recorder:
         with self._lock:
             while (self._pending and self._pending_bytes + size > self.max_pending_bytes and not self.closed
                    and self._thread is not None and self._thread.is_alive()
-                   and (self.wait_when_full or time.monotonic() - self._drained_at < STALLED_AFTER)):
+                   and (self.wait_when_full or time.monotonic() - self._progress_at < STALLED_AFTER)):
                 self._wake.set()
                 self._drained.wait(0.25)
             full = self._pending_bytes + size > self.max_pending_bytes
@@ -328,7 +329,7 @@ class Recorder:
                 items, self._pending = self._pending, []
                 self._pending_bytes = 0
                 self._pending_frames = 0
-                self._drained_at = time.monotonic()
+                self._progress_at = time.monotonic()
                 self._drained.notify_all()
             if items:
                 self._write_items_of(items)
@@ -529,6 +530,7 @@ class Recorder:
                 break
             done += n
         if done == len(buf):
+            self._progress_at = time.monotonic()  # a big queue takes a while to write: it is not stuck
             packets = sum(1 for _, st in items if st != NOT_A_PACKET)
             out.offset += done
             out.packets += packets
