@@ -7,8 +7,8 @@ append); a flusher thread encodes and writes it at least every second
 soon as a tunnel closes. A whole batch is encoded at once when nothing in it
 needs a decision per packet (:meth:`Encoder.encode_batch`). When the queue
 is full, reading a file or pipe waits for the disk; live capture waits only
-while the flusher keeps taking the queue (:data:`STALLED_AFTER`: the drain
-thread holds the packets meanwhile), so a stuck or full disk never stalls the
+while the flusher makes progress (:data:`STALLED_AFTER`: the drain thread
+holds the packets meanwhile), so a stuck or full disk never stalls the
 capture: what cannot be written is counted in
 :attr:`RecordingState.unrecorded`, shown, logged, and the capture goes on.
 
@@ -192,7 +192,7 @@ class Recorder:
         self._progress_at = 0.0  # when the flusher last took the queue or finished a write
         self.on_error = on_error
         self._lock = threading.Lock()  # pending list and its counters
-        self._drained = threading.Condition(self._lock)  # the flusher took the pending list
+        self._drained = threading.Condition(self._lock)  # notified when the flusher takes the pending list
         self._io = threading.RLock()  # the file; re-entrant so a signal handler may close
         self._pending: list[Frame | Batch] = []
         self._pending_frames = 0
@@ -379,6 +379,7 @@ class Recorder:
         return self._encode_whole(batch)
 
     def _encode_whole(self, batch: Batch) -> bool:
+        """:meth:`_write_whole` once the file has its first packet; False if a packet needs its own decision."""
         out = self._out
         if out is None or self._failing or out.first_ts is None:
             return False
@@ -386,8 +387,9 @@ class Recorder:
         if rot.seconds is not None and float(batch.ts.max()) - out.first_ts >= rot.seconds:
             return False
         if rot.size is not None:
-            # a filler is smaller than the record after it, plus 8 bytes: twice the data bounds the file's growth
-            data = int(batch.lengths.sum()) + 32 * len(batch)
+            # records are at most 36 bytes over their packet (an EPB with 3 bytes of padding), a filler at most
+            # 8 over the record after it: no packet of the batch can be the one that starts the next file
+            data = int(batch.lengths.sum()) + 36 * len(batch)
             if out.end + 2 * data + 8 * len(batch) + PAGE > rot.size:
                 return False
         recs = out.encoder.encode_batch(batch)
