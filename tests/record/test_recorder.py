@@ -117,13 +117,15 @@ def test_a_file_of_many_chunks_is_recorded_byte_for_byte(tmp_path: Path) -> None
     assert cli_out.read_bytes() == out.read_bytes()
 
 
-def test_batches_and_frames_make_the_same_file(tmp_path: Path) -> None:
-    """The recorder as a batch hook (the capture stays vectorised) writes what it writes frame by frame,
-    interfaces of a two-interface pcapng included."""
+@pytest.mark.parametrize("rotation", [None, Rotation(size=6000), Rotation(seconds=2.0)], ids=["one", "size", "time"])
+@pytest.mark.parametrize("name", ["out.pcapng", "out.pcap"])
+def test_batches_and_frames_make_the_same_files(tmp_path: Path, rotation: Rotation | None, name: str) -> None:
+    """The recorder as a batch hook (the capture stays vectorised) writes what it writes frame by frame:
+    interfaces of a two-interface pcapng, page fillers, and the files rotation starts, byte for byte."""
     made = []
     for how in ("frames", "batches"):
-        out = tmp_path / f"{how}.pcapng"
-        rec = Recorder(out)
+        (tmp_path / how).mkdir()
+        rec = Recorder(tmp_path / how / name, rotation=rotation)
         rec.open()
         pipe = Pipeline(sources.open_file(S5_BOTH), Tracker(), frame_hooks=[rec] if how == "frames" else [],
                         batch_hooks=[rec.batch] if how == "batches" else [])
@@ -131,10 +133,14 @@ def test_batches_and_frames_make_the_same_file(tmp_path: Path) -> None:
         rec.start()
         pipe.run()
         rec.close()
-        assert rec.state().packets == pipe.frames
-        made.append(out.read_bytes())
+        assert rec.state().packets == pipe.frames and rec.state().unrecorded == 0
+        made.append({p.name: p.read_bytes() for p in sorted((tmp_path / how).iterdir())})
     assert made[0] == made[1]
-    assert raw_frames(tmp_path / "batches.pcapng") == raw_frames(S5_BOTH)
+    if rotation is None:
+        assert len(made[0]) == 1
+        assert raw_frames(tmp_path / "batches" / name) == raw_frames(S5_BOTH)
+    else:
+        assert len(made[0]) > 2  # rotation happened, inside batches too
 
 
 @needs_tshark
