@@ -143,6 +143,28 @@ def test_batches_and_frames_make_the_same_files(tmp_path: Path, rotation: Rotati
         assert len(made[0]) > 2  # rotation happened, inside batches too
 
 
+@pytest.mark.parametrize("rotation", [Rotation(size=40_000), Rotation(seconds=1.0)], ids=["size", "time"])
+def test_small_batches_rotate_as_frames_do(tmp_path: Path, rotation: Rotation) -> None:
+    """Batches of 16 frames: most are encoded whole, the ones a rotation falls in go frame by frame."""
+    (batch,) = list(sources.open_file(S1_BOTH).batches())
+    batch = Batch(bytes(batch.buf), batch.offsets, batch.lengths, batch.ts, batch.ifaces, batch.ifidx)
+    made = []
+    for how in ("frames", "batches"):
+        (tmp_path / how).mkdir()
+        rec = Recorder(tmp_path / how / "out.pcapng", rotation=rotation)
+        rec.open()
+        if how == "frames":
+            for i in range(len(batch)):
+                rec(i + 1, batch.frame(i))
+        else:
+            for lo in range(0, len(batch), 16):
+                rec.batch(lo + 1, batch.part(lo, min(lo + 16, len(batch))))
+        rec.close()
+        assert rec.state().packets == len(batch)
+        made.append({p.name: p.read_bytes() for p in sorted((tmp_path / how).iterdir())})
+    assert made[0] == made[1] and len(made[0]) > 1
+
+
 @needs_tshark
 def test_interface_names_survive(tmp_path: Path) -> None:
     out = tmp_path / "both.pcapng"
