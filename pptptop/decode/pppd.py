@@ -456,7 +456,12 @@ def _eap_type(rtype: int) -> str:
 
 
 class _Truncated(Exception):
-    """eap.c's ``goto truncated``."""
+    """eap.c's ``goto truncated``, raised with the position reached: pppd prints the rest from there."""
+
+    def __init__(self, p: int, ln: int) -> None:
+        super().__init__(p, ln)
+        self.p = p
+        self.ln = ln
 
 
 def _eap(raw: bytes, out: _Out, secrets: bool) -> int:
@@ -488,20 +493,7 @@ def _eap(raw: bytes, out: _Out, secrets: bool) -> int:
                     else:
                         out.append(" <No message>")
                 elif rtype == 4 and ln > 0:
-                    vallen = b[p]
-                    p += 1
-                    ln -= 1
-                    if vallen > ln:
-                        raise _Truncated
-                    out.append(f" <Value{b.span(p, vallen).hex()}>")
-                    p += vallen
-                    ln -= vallen
-                    if ln > 0:
-                        string("Name", ln)
-                        p += ln
-                        ln = 0
-                    else:
-                        out.append(" <No name>")
+                    p, ln = _md5_value_name(b, p, ln, out)
                 elif rtype == 26 and ln > 0:
                     opcode = b[p]
                     p += 1
@@ -509,20 +501,7 @@ def _eap(raw: bytes, out: _Out, secrets: bool) -> int:
                     p += 3
                     ln -= 3
                     if opcode == 1:
-                        vallen = b[p]
-                        p += 1
-                        ln -= 1
-                        if vallen > ln:
-                            raise _Truncated
-                        ln -= vallen
-                        out.append(f" Challenge <{b.span(p, vallen).hex()}>")
-                        p += vallen
-                        if ln > 0:
-                            out.append(", <Name " + _print_string(b.span(p, ln)) + ">")
-                            p += ln
-                            ln = 0
-                        else:
-                            out.append(", <No name>")
+                        p, ln = _mschapv2_value_name(b, p, ln, out, "Challenge")
                     elif opcode in (3, 4):
                         word = "Success" if opcode == 3 else "Failure"
                         out.append(f" {word} <Message " + _print_string(b.span(p, ln)) + ">")
@@ -560,20 +539,7 @@ def _eap(raw: bytes, out: _Out, secrets: bool) -> int:
                 if ln <= 0:
                     out.append(" <missing length>")
                 else:
-                    vallen = b[p]
-                    p += 1
-                    ln -= 1
-                    if vallen > ln:
-                        raise _Truncated
-                    out.append(f" <Value{b.span(p, vallen).hex()}>")
-                    p += vallen
-                    ln -= vallen
-                    if ln > 0:
-                        string("Name", ln)
-                        p += ln
-                        ln = 0
-                    else:
-                        out.append(" <No name>")
+                    p, ln = _md5_value_name(b, p, ln, out)
             elif rtype == 26 and ln > 0:
                 opcode = b[p]
                 p += 1
@@ -581,20 +547,7 @@ def _eap(raw: bytes, out: _Out, secrets: bool) -> int:
                 if opcode == 2:
                     p += 3
                     ln -= 3
-                    vallen = b[p]
-                    p += 1
-                    ln -= 1
-                    if vallen > ln:
-                        raise _Truncated
-                    ln -= vallen
-                    out.append(f" Response <{b.span(p, vallen).hex()}>")
-                    p += vallen
-                    if ln > 0:
-                        out.append(", <Name " + _print_string(b.span(p, ln)) + ">")
-                        p += ln
-                        ln = 0
-                    else:
-                        out.append(", <No name>")
+                    p, ln = _mschapv2_value_name(b, p, ln, out, "Response")
                 elif opcode == 3:
                     out.append(" Success")
                 elif opcode == 4:
@@ -603,13 +556,48 @@ def _eap(raw: bytes, out: _Out, secrets: bool) -> int:
                     out.append(f" opcode=0x{opcode:x} <{b.span(p, ln).hex()}>")
             elif rtype == 19:
                 p, ln = _eap_srp_response(b, p, ln, out)
-    except _Truncated:
+    except _Truncated as e:
+        p, ln = e.p, e.ln
         out.append(" <truncated>")
     if ln > 8:
         out.append("...")
     elif ln > 0:
         out.append(b.span(p, ln).hex())
     return p + ln
+
+
+def _md5_value_name(b: _Buf, p: int, ln: int, out: _Out) -> tuple[int, int]:
+    """eap.c, MD5-Challenge (RFC 3748 §5.4): a length-prefixed value, then the name."""
+    vallen = b[p]
+    p += 1
+    ln -= 1
+    if vallen > ln:
+        raise _Truncated(p, ln)
+    out.append(f" <Value{b.span(p, vallen).hex()}>")
+    p += vallen
+    ln -= vallen
+    if ln <= 0:
+        out.append(" <No name>")
+        return p, ln
+    out.append(" <Name " + _print_string(b.span(p, ln)) + ">")
+    return p + ln, 0
+
+
+def _mschapv2_value_name(b: _Buf, p: int, ln: int, out: _Out, word: str) -> tuple[int, int]:
+    """eap.c, EAP-MSCHAPv2 Challenge or Response: a length-prefixed value, then the name."""
+    vallen = b[p]
+    p += 1
+    ln -= 1
+    if vallen > ln:
+        raise _Truncated(p, ln)
+    ln -= vallen
+    out.append(f" {word} <{b.span(p, vallen).hex()}>")
+    p += vallen
+    if ln <= 0:
+        out.append(", <No name>")
+        return p, ln
+    out.append(", <Name " + _print_string(b.span(p, ln)) + ">")
+    return p + ln, 0
 
 
 def _eap_tls_flags(b: _Buf, p: int, ln: int, out: _Out) -> tuple[int, int]:
@@ -626,7 +614,7 @@ def _eap_tls_flags(b: _Buf, p: int, ln: int, out: _Out) -> tuple[int, int]:
 
 def _eap_srp_request(b: _Buf, p: int, ln: int, out: _Out) -> tuple[int, int]:
     if ln < 3:
-        raise _Truncated
+        raise _Truncated(p, ln)
     sub = b[p]
     p += 1
     ln -= 1
@@ -636,7 +624,7 @@ def _eap_srp_request(b: _Buf, p: int, ln: int, out: _Out) -> tuple[int, int]:
         p += 1
         ln -= 1
         if vallen >= ln:
-            raise _Truncated
+            raise _Truncated(p, ln)
         out.append(f" <Name {_print_string(b.span(p, vallen))}>" if vallen > 0 else " <No name>")
         p += vallen
         ln -= vallen
@@ -644,7 +632,7 @@ def _eap_srp_request(b: _Buf, p: int, ln: int, out: _Out) -> tuple[int, int]:
         p += 1
         ln -= 1
         if vallen >= ln:
-            raise _Truncated
+            raise _Truncated(p, ln)
         out.append(f" <s{b.span(p, vallen).hex()}>")
         p += vallen
         ln -= vallen
@@ -652,7 +640,7 @@ def _eap_srp_request(b: _Buf, p: int, ln: int, out: _Out) -> tuple[int, int]:
         p += 1
         ln -= 1
         if vallen > ln:
-            raise _Truncated
+            raise _Truncated(p, ln)
         out.append(" <Default g=2>" if vallen == 0 else f" <g{b.span(p, vallen).hex()}>")
         p += vallen
         ln -= vallen
@@ -703,7 +691,7 @@ def _srp_validator(b: _Buf, p: int, ln: int, out: _Out, tag: str) -> tuple[int, 
 
 def _eap_srp_response(b: _Buf, p: int, ln: int, out: _Out) -> tuple[int, int]:
     if ln < 1:
-        raise _Truncated
+        raise _Truncated(p, ln)
     sub = b[p]
     p += 1
     ln -= 1

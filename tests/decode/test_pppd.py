@@ -214,6 +214,8 @@ LCP, IPCP, IPV6CP, CCP, PAP, CHAP, EAP, CBCP = 0xC021, 0x8021, 0x8057, 0x80FD, 0
     (EAP, _cp(1, 1, b""), "[EAP Request id=0x1 <missing type>]"),
     (EAP, _cp(3, 4, b""), "[EAP Success id=0x4]"),
     (EAP, _cp(2, 9, b"\x63\x01\x02"), "[EAP Response id=0x9 type=0x630102]"),
+    # goto truncated: the rest is printed from where eap.c's inp stands, inside SRP's fields too
+    (EAP, _cp(1, 6, b"\x13\x01\x02ab\x05\xcc\xdd"), '[EAP Request id=0x6 SRP-1 <Name "ab"> <truncated>ccdd]'),
     # cbcp.c (it does not step over the number string, and format_packet prints what is left)
     (CBCP, _cp(1, 1, bytes([1, 2, 2, 5, 0, 1, 0])),
      "[CBCP Request id=0x1 < NoCallback> < UserDefined delay = 0 number = >]00"),
