@@ -151,6 +151,17 @@ def _text(value: str) -> bytes:
     return value.encode("utf-8", "backslashreplace")[:65000]
 
 
+MAX_BATCH_SECONDS: Final = 9.0e12  # microseconds past this overflow int64: encode() handles such packets
+
+
+def _micros(batch: Batch) -> npt.NDArray[np.int64] | None:
+    """Each frame's time in whole microseconds, as ``round(ts * 1_000_000)``; None if one is out of int64's
+    range (a hostile pcapng can give any 64-bit time in any resolution)."""
+    if len(batch) and not float(np.abs(batch.ts).max()) < MAX_BATCH_SECONDS:  # NaN fails this too
+        return None
+    return np.round(batch.ts * 1_000_000).astype(np.int64)
+
+
 class Encoder(Protocol):
     """Turns packets into file bytes; see :class:`PcapNgEncoder`."""
 
@@ -247,7 +258,9 @@ class PcapNgEncoder:
         caplen = batch.lengths
         pad = -caplen % 4
         total = 32 + caplen + pad
-        us = np.round(batch.ts * 1_000_000).astype(np.int64)
+        us = _micros(batch)
+        if us is None:
+            return None
         head = np.empty((n, 7), dtype="<u4")
         head[:, 0] = BT_EPB
         head[:, 1] = total
@@ -317,7 +330,8 @@ class PcapEncoder:
             return None
         us = round(ts * 1_000_000)
         n = len(data)
-        head = _PCAP_REC.pack(us // 1_000_000, us % 1_000_000, n, n if orig_len is None else orig_len)
+        # 32-bit seconds (§5): a time past 2106 (a hostile pcapng's) wraps, as a C cast would, rather than fail
+        head = _PCAP_REC.pack((us // 1_000_000) & 0xFFFFFFFF, us % 1_000_000, n, n if orig_len is None else orig_len)
         return prefix + head + data
 
     def encode_batch(self, batch: Batch) -> list[bytes] | None:
@@ -325,10 +339,12 @@ class PcapEncoder:
         file header is still to come or a frame has another link type (:meth:`encode` handles those)."""
         if not self.started or any(lt != self.linktype for _, lt in batch.ifaces):
             return None
+        us = _micros(batch)
+        if us is None:
+            return None
         n = len(batch)
-        us = np.round(batch.ts * 1_000_000).astype(np.int64)
         head = np.empty((n, 4), dtype="<u4")
-        head[:, 0] = us // 1_000_000
+        head[:, 0] = (us // 1_000_000) & 0xFFFFFFFF
         head[:, 1] = us % 1_000_000
         head[:, 2] = batch.lengths
         head[:, 3] = batch.lengths

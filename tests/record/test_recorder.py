@@ -165,6 +165,43 @@ def test_small_batches_rotate_as_frames_do(tmp_path: Path, rotation: Rotation) -
     assert made[0] == made[1] and len(made[0]) > 1
 
 
+@pytest.mark.parametrize("name", ["out.pcapng", "out.pcap"])
+def test_hostile_timestamps_are_recorded(tmp_path: Path, name: str) -> None:
+    """A pcapng may carry any 64-bit time: past 2106 classic pcap's 32-bit seconds wrap instead of failing
+    the flush (struct.error lost every packet pending), and batches write what frames write."""
+    data = bytearray(S1_BOTH.read_bytes())
+    pos, n = 0, 0
+    while pos < len(data):
+        btype, blen = struct.unpack_from("<II", data, pos)
+        if btype == 6:  # EPB
+            n += 1
+            if n in (3, 50):
+                struct.pack_into("<II", data, pos + 12, 0xFFFFFFFF, 0xFFFFFFF0)
+        pos += blen
+    hostile = tmp_path / "hostile.pcapng"
+    hostile.write_bytes(bytes(data))
+    (batch,) = list(sources.open_file(hostile).batches())
+    batch = Batch(bytes(batch.buf), batch.offsets, batch.lengths, batch.ts, batch.ifaces, batch.ifidx)
+    assert batch.ts[2] > 2**32
+    made = []
+    for how in ("frames", "batches"):
+        (tmp_path / how).mkdir()
+        rec = Recorder(tmp_path / how / name)
+        rec.open()
+        if how == "frames":
+            for i in range(len(batch)):
+                rec(i + 1, batch.frame(i))
+        else:
+            for lo in range(0, len(batch), 16):
+                rec.batch(lo + 1, batch.part(lo, min(lo + 16, len(batch))))
+        rec.close()
+        st = rec.state()
+        assert st.packets == len(batch) and st.unrecorded == 0 and not st.last_error
+        made.append((tmp_path / how / name).read_bytes())
+    assert made[0] == made[1]
+    assert len(raw_frames(tmp_path / "batches" / name)) == len(batch)
+
+
 @needs_tshark
 def test_interface_names_survive(tmp_path: Path) -> None:
     out = tmp_path / "both.pcapng"
