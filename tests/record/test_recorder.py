@@ -13,7 +13,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rechelp import (
     DATA,
     HAVE_TSHARK,
@@ -200,6 +203,39 @@ def test_hostile_timestamps_are_recorded(tmp_path: Path, name: str) -> None:
         made.append((tmp_path / how / name).read_bytes())
     assert made[0] == made[1]
     assert len(raw_frames(tmp_path / "batches" / name)) == len(batch)
+
+
+_frames = st.lists(st.tuples(
+    st.one_of(st.floats(0, 4e9), st.floats(4e9, 2e13), st.sampled_from([0.0, 4294967295.999999, 4294967296.0])),
+    st.integers(0, 1),  # interface
+    st.binary(max_size=300)), min_size=1, max_size=40)
+
+
+@settings(max_examples=60, deadline=None)
+@given(frames=_frames, cut=st.integers(1, 40), ng=st.booleans())
+def test_any_frames_record_the_same_in_batches(tmp_path_factory: pytest.TempPathFactory,
+                                               frames: list[tuple[float, int, bytes]], cut: int, ng: bool) -> None:
+    """Whatever the times, sizes and interfaces, batches cut anywhere write the bytes frames write."""
+    d = tmp_path_factory.mktemp("any")
+    ifaces = [("lan0", 1), ("wan0", 1)]
+    lengths = np.array([len(f[2]) for f in frames], dtype=np.int64)
+    offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+    batch = Batch(b"".join(f[2] for f in frames), offsets, lengths, np.array([f[0] for f in frames]), ifaces,
+                  np.array([f[1] for f in frames], dtype=np.int64))
+    made = []
+    for how in ("frames", "batches"):
+        rec = Recorder(d / f"{how}.{'pcapng' if ng else 'pcap'}")
+        rec.open()
+        if how == "frames":
+            for i in range(len(batch)):
+                rec(i + 1, batch.frame(i))
+        else:
+            for lo in range(0, len(batch), cut):
+                rec.batch(lo + 1, batch.part(lo, min(lo + cut, len(batch))))
+        rec.close()
+        assert rec.state().packets == len(frames) and rec.state().unrecorded == 0
+        made.append((d / f"{how}.{'pcapng' if ng else 'pcap'}").read_bytes())
+    assert made[0] == made[1]
 
 
 @needs_tshark
