@@ -306,17 +306,27 @@ def _sequences(tracker: Tracker, group: Any, ents: list[tuple[Tunnel, Direction]
     order = np.argsort(group, kind="stable")
     so = order[has_seq[order]]
     sg = group[so]
-    sq = _u32(rows, 42)[so]
-    s_bounds = np.searchsorted(sg, np.arange(ng + 1)).tolist()
+    word42 = _u32(rows, 42)  # the sequence number, or the acknowledgment of an ack-only packet
+    sq = word42[so]
+    bounds = np.searchsorted(sg, np.arange(ng + 1))
+    s_bounds = bounds.tolist()
     steps_bad = (((sq[1:] - sq[:-1]) & MASK32) != 1) & (sg[1:] == sg[:-1])
     bad_groups = set(sg[1:][steps_bad].tolist())
-    sq_list = sq.tolist()
+    # a run of +1 steps needs only its first and last numbers (the rest only in a group that is not one)
+    if len(sq):
+        s_first = sq[np.minimum(bounds[:-1], len(sq) - 1)].tolist()
+        s_last = sq[np.maximum(bounds[1:] - 1, 0)].tolist()
+    else:
+        s_first = s_last = [0] * ng
     ao = order[has_ack[order]]
     ag = group[ao]
-    ak = np.where(has_seq, _u32(rows, 46), _u32(rows, 42))[ao]
     a_first = np.searchsorted(ag, np.arange(ng))
     a_last = np.searchsorted(ag, np.arange(ng), side="right") - 1
-    acks = ak[np.maximum(a_last, 0)].tolist() if len(ak) else [0] * ng
+    if len(ao):
+        last = ao[np.maximum(a_last, 0)]  # each group's last acknowledging frame
+        acks = np.where(has_seq[last], _u32(rows[last], 46), word42[last]).tolist()
+    else:
+        acks = [0] * ng
     has_acks = (a_last >= a_first).tolist()
     for g in range(ng):
         ent = ents[g]
@@ -326,13 +336,12 @@ def _sequences(tracker: Tracker, group: Any, ents: list[tuple[Tunnel, Direction]
         ds = tunnel.traffic[d]
         lo, hi = s_bounds[g], s_bounds[g + 1]
         if lo < hi:
-            first = sq_list[lo]
-            if ds.seq_init and g not in bad_groups and (first - ds.max_seq) & MASK32 == 1:
+            if ds.seq_init and g not in bad_groups and (s_first[g] - ds.max_seq) & MASK32 == 1:
                 m = hi - lo
-                ds.max_seq = sq_list[hi - 1]
+                ds.max_seq = s_last[g]
                 ds.window = MASK64 if m >= 64 else ((ds.window << m) | ((1 << m) - 1)) & MASK64
             else:
-                for seq in sq_list[lo:hi]:
+                for seq in sq[lo:hi].tolist():
                     tracker.sequence(ds, seq)
         if has_acks[g]:
             ds.last_ack = acks[g]
