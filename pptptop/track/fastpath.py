@@ -86,7 +86,7 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         _slow(tracker, batch, np.arange(n), first_number)
         return
     # GRE key (src, dst, call ID) and interface → tunnel, once per distinct key
-    r = rows[ci]
+    r = rows if len(ci) == n else rows[ci]  # usually every frame is a candidate: no copy
     src = _u32(r, 26)
     dst = _u32(r, 30)
     cid = _u16(r, 40)
@@ -136,7 +136,10 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
     fast = ci[ok]
     known = np.array([e is not None for e in ents], dtype=bool)[inv]
     if known.any():
-        _sequences(tracker, inv[known], ents, r[known], has_seq[known], has_ack[known])
+        if known.all():
+            _sequences(tracker, inv, ents, r, has_seq, has_ack)
+        else:
+            _sequences(tracker, inv[known], ents, r[known], has_seq[known], has_ack[known])
         # the per-frame path must not analyse these frames' sequence numbers again
         tracker._seq_done.update((ci[known & ~ok] + first_number).tolist())
     if len(fast):
@@ -146,11 +149,8 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
             fast,
             inv[ok],
             ents,
-            has_seq[ok],
-            has_ack[ok],
             plen[ok],
             is_data[ok],
-            rows[fast],
             first_number,
         )
     slow_mask = np.ones(n, dtype=bool)
@@ -201,11 +201,8 @@ def _count(
     fast: Any,
     group: Any,
     ents: list[tuple[Tunnel, Direction] | None],
-    has_seq: Any,
-    has_ack: Any,
     plen: Any,
     is_data: Any,
-    rows: Any,
     first_number: int,
 ) -> None:
     """Apply the counts of the fast frames (in capture order) to their tunnels.
