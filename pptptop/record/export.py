@@ -7,7 +7,8 @@ with comments).
 
 What a tunnel keeps (``pptptop.track.model.Tunnel``): its first negotiation
 and control packets (``packets``), the later ones in a ring
-(``late_packets``) and the last data packets (``data_ring``). An export holds
+(``late_packets``), the latest keepalives (``keepalives``) and the last data
+packets (``data_ring``). An export holds
 exactly those; packets the tracker did not keep are not in it, and the
 section comment says how many were dropped.
 """
@@ -76,7 +77,7 @@ def tunnel_packets(tunnel: Tunnel) -> list[ExportPacket]:
     Cheap enough to call with the pipeline lock held (it copies references);
     the deques are copied in one C-level step each.
     """
-    stored = [*list(tunnel.packets), *list(tunnel.late_packets)]
+    stored = tunnel.all_packets()
     ring = list(tunnel.data_ring)
     linktypes = {p.iface: p.linktype for p in stored}
     lt = linktypes.get(tunnel.iface, stored[0].linktype if stored else LINKTYPE_ETHERNET)

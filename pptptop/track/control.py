@@ -226,8 +226,9 @@ def _control(
     else:
         targets = [_call_for(tracker, conn, side, msg, ts, number)]
     summary = _control_summary(msg)
+    keepalive = mt in (T.ECHO_REQUEST, T.ECHO_REPLY)
     for t in targets:
-        tracker._store(t, Packet(number, ts, iface, linktype, d, PacketKind.CONTROL, summary, data, msg))
+        tracker._store(t, Packet(number, ts, iface, linktype, d, PacketKind.CONTROL, summary, data, msg), keepalive)
     # effects
     if mt == T.START_CONTROL_CONNECTION_REPLY and msg.result_code != 1:
         for t in targets:

@@ -85,6 +85,9 @@ class PacketKind(StrEnum):
     MALFORMED = "malformed"
 
 
+KEEPALIVES_KEPT = 64  # the latest keepalive packets kept per tunnel (32 request/reply pairs)
+
+
 @dataclass(slots=True)
 class Packet:
     """One stored packet of a tunnel, for the ladder, the transcript and evidence.
@@ -109,6 +112,10 @@ class Packet:
         if not self.label and self.kind is PacketKind.PPP and self.message is not None:
             self.label = format_pppd(self.message)
         return self.label
+
+
+def _number(p: Packet) -> int:
+    return p.number
 
 
 @dataclass(slots=True)
@@ -332,6 +339,9 @@ class Tunnel:
     # stored packets: the first ones kept in order, later ones in a ring
     packets: list[Packet] = field(default_factory=list)
     late_packets: deque[Packet] = field(default_factory=lambda: deque(maxlen=256))
+    #: keepalives (PPTP and LCP Echo, LCP Discard), the latest only: EchoStats counts them all, and a tunnel
+    #: up for days would otherwise fill ``packets`` and ``late_packets`` with them
+    keepalives: deque[Packet] = field(default_factory=lambda: deque(maxlen=KEEPALIVES_KEPT))
     data_ring: deque[tuple[int, float, int, bytes]] = field(default_factory=lambda: deque(maxlen=64))
     packets_dropped: int = 0
     inner_flows: dict[tuple[str, str, int, int | None, int | None], int] = field(default_factory=dict)
@@ -344,7 +354,10 @@ class Tunnel:
 
     def all_packets(self) -> list[Packet]:
         """Every stored non-data packet, in capture order."""
-        return [*self.packets, *self.late_packets]
+        stored = [*self.packets, *self.late_packets]
+        if not self.keepalives:
+            return stored
+        return sorted([*stored, *self.keepalives], key=_number)
 
     @property
     def label(self) -> str:

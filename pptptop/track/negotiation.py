@@ -22,6 +22,9 @@ from pptptop.track.events import Event, EventKind
 from pptptop.track.keepalive import echo_reply, echo_request
 from pptptop.track.model import PHASE_ORDER, Direction, Packet, PacketKind, Phase, Tunnel
 
+#: LCP codes of keepalives (RFC 1661 §5.8, §5.9): kept in the tunnel's keepalive ring, not its negotiation
+LCP_KEEPALIVES = frozenset({ControlCode.ECHO_REQUEST, ControlCode.ECHO_REPLY, ControlCode.DISCARD_REQUEST})
+
 if TYPE_CHECKING:
     from pptptop.track.tracker import Tracker
 
@@ -74,7 +77,8 @@ def gre_ppp(
         tracker._swap_roles(t, ts, number, "the side answering as authenticator/address-giver is the server")
         d = d.other
     side = d.sender
-    tracker._store(t, Packet(number, ts, iface, linktype, d, PacketKind.PPP, "", data, frame))
+    keepalive = frame.protocol == PppProtocol.LCP and isinstance(msg, ControlPacket) and msg.code in LCP_KEEPALIVES
+    tracker._store(t, Packet(number, ts, iface, linktype, d, PacketKind.PPP, "", data, frame), keepalive)
     proto = frame.protocol
     if proto == PppProtocol.LCP and isinstance(msg, ControlPacket):
         _lcp(tracker, t, d, side, msg, ts, number)

@@ -546,8 +546,10 @@ class Tracker:
         self._emit(Event(self.now, EventKind.TICK, None, detail={"final": True}))
 
     # ------------------------------------------------------------------ storage and bounds
-    def _store(self, t: Tunnel, p: Packet) -> None:
-        if len(t.packets) < self.limits.stored_packets:
+    def _store(self, t: Tunnel, p: Packet, keepalive: bool = False) -> None:
+        if keepalive:
+            t.keepalives.append(p)
+        elif len(t.packets) < self.limits.stored_packets:
             t.packets.append(p)
         else:
             if len(t.late_packets) == t.late_packets.maxlen:

@@ -37,7 +37,7 @@ def analysed(path: Path, *, nat: bool = True) -> Tracker:
 
 def kept_numbers(t: Tunnel) -> list[int]:
     """What the tracker says it kept, straight from the model."""
-    return sorted({p.number for p in t.packets} | {p.number for p in t.late_packets} | {n for n, *_ in t.data_ring})
+    return sorted({p.number for p in t.all_packets()} | {n for n, *_ in t.data_ring})
 
 
 @needs_tshark

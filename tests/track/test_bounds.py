@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import struct
 import tracemalloc
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pptptop.track.model import Phase
+from pptptop import sources
+from pptptop.bench import generate
+from pptptop.pipeline import Pipeline
+from pptptop.track.model import KEEPALIVES_KEPT, Packet, PacketKind, Phase
 from pptptop.track.tracker import Limits, Tracker
 
 ETH = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"
@@ -128,3 +132,30 @@ def test_random_gre_and_tcp_payloads_never_raise(payload: bytes, cid: int, tcp: 
         )
     tracker.feed(1, 1_700_000_000.0, "x", 1, frame)
     tracker.feed(2, 1_700_000_000.5, "x", 1, frame[: len(frame) // 2])
+
+
+def test_keepalives_of_a_long_tunnel_do_not_fill_its_store(tmp_path: Path) -> None:
+    """Days of echoes: EchoStats counts every one, the tunnel keeps the latest KEEPALIVES_KEPT; the
+    negotiation store holds the handshake only, and the drill-down still sees everything in order."""
+    path = tmp_path / "long.pcap"
+    generate(path, packets=120_000, tunnels=2, seed=5)  # 60,000 packets each: ~100 echo exchanges
+    tracker = Tracker()
+    Pipeline(sources.open_file(str(path)), tracker).run()
+    assert len(tracker.tunnels) == 2
+    for t in tracker.tunnels.values():
+        assert t.lcp_echo.requests > KEEPALIVES_KEPT
+        assert len(t.keepalives) == KEEPALIVES_KEPT
+        stored = [*t.packets, *t.late_packets]
+        assert stored and not any(is_keepalive(p) for p in stored)
+        assert all(is_keepalive(p) for p in t.keepalives)
+        every = t.all_packets()
+        assert [p.number for p in every] == sorted(p.number for p in every)
+        assert len(every) == len(stored) + KEEPALIVES_KEPT
+        assert every[-1].number >= t.keepalives[-1].number  # the teardown comes after the last echo
+
+
+def is_keepalive(p: Packet) -> bool:
+    m = p.message
+    if p.kind is PacketKind.CONTROL:
+        return m.message_type in (5, 6)  # RFC 2637 Echo-Request, Echo-Reply
+    return p.kind is PacketKind.PPP and m.protocol == 0xC021 and getattr(m.message, "code", 0) in (9, 10, 11)
