@@ -146,25 +146,34 @@ def test_batches_and_frames_make_the_same_files(tmp_path: Path, rotation: Rotati
         assert len(made[0]) > 2  # rotation happened, inside batches too
 
 
-@pytest.mark.parametrize("rotation", [Rotation(size=40_000), Rotation(seconds=1.0)], ids=["size", "time"])
-def test_small_batches_rotate_as_frames_do(tmp_path: Path, rotation: Rotation) -> None:
-    """Batches of 16 frames: most are encoded whole, the ones a rotation falls in go frame by frame."""
-    (batch,) = list(sources.open_file(S1_BOTH).batches())
-    batch = Batch(bytes(batch.buf), batch.offsets, batch.lengths, batch.ts, batch.ifaces, batch.ifidx)
+def record_both(batch: Batch, out: Path, name: str, *, rotation: Rotation | None = None,
+                cut: int = 16) -> list[dict[str, bytes]]:
+    """Record ``batch`` frame by frame into ``out/frames``, then in parts of ``cut`` frames into
+    ``out/batches``: the files each made, by name. Every packet must be recorded both ways."""
     made = []
     for how in ("frames", "batches"):
-        (tmp_path / how).mkdir()
-        rec = Recorder(tmp_path / how / "out.pcapng", rotation=rotation)
+        (out / how).mkdir()
+        rec = Recorder(out / how / name, rotation=rotation)
         rec.open()
         if how == "frames":
             for i in range(len(batch)):
                 rec(i + 1, batch.frame(i))
         else:
-            for lo in range(0, len(batch), 16):
-                rec.batch(lo + 1, batch.part(lo, min(lo + 16, len(batch))))
+            for lo in range(0, len(batch), cut):
+                rec.batch(lo + 1, batch.part(lo, min(lo + cut, len(batch))))
         rec.close()
-        assert rec.state().packets == len(batch)
-        made.append({p.name: p.read_bytes() for p in sorted((tmp_path / how).iterdir())})
+        st = rec.state()
+        assert st.packets == len(batch) and st.unrecorded == 0 and not st.last_error
+        made.append({p.name: p.read_bytes() for p in sorted((out / how).iterdir())})
+    return made
+
+
+@pytest.mark.parametrize("rotation", [Rotation(size=40_000), Rotation(seconds=1.0)], ids=["size", "time"])
+def test_small_batches_rotate_as_frames_do(tmp_path: Path, rotation: Rotation) -> None:
+    """Batches of 16 frames: most are encoded whole, the ones a rotation falls in go frame by frame."""
+    (batch,) = list(sources.open_file(S1_BOTH).batches())
+    batch = Batch(bytes(batch.buf), batch.offsets, batch.lengths, batch.ts, batch.ifaces, batch.ifidx)
+    made = record_both(batch, tmp_path, "out.pcapng", rotation=rotation)
     assert made[0] == made[1] and len(made[0]) > 1
 
 
@@ -186,21 +195,7 @@ def test_hostile_timestamps_are_recorded(tmp_path: Path, name: str) -> None:
     (batch,) = list(sources.open_file(hostile).batches())
     batch = Batch(bytes(batch.buf), batch.offsets, batch.lengths, batch.ts, batch.ifaces, batch.ifidx)
     assert batch.ts[2] > 2**32
-    made = []
-    for how in ("frames", "batches"):
-        (tmp_path / how).mkdir()
-        rec = Recorder(tmp_path / how / name)
-        rec.open()
-        if how == "frames":
-            for i in range(len(batch)):
-                rec(i + 1, batch.frame(i))
-        else:
-            for lo in range(0, len(batch), 16):
-                rec.batch(lo + 1, batch.part(lo, min(lo + 16, len(batch))))
-        rec.close()
-        st = rec.state()
-        assert st.packets == len(batch) and st.unrecorded == 0 and not st.last_error
-        made.append((tmp_path / how / name).read_bytes())
+    made = record_both(batch, tmp_path, name)
     assert made[0] == made[1]
     assert len(raw_frames(tmp_path / "batches" / name)) == len(batch)
 
@@ -222,19 +217,7 @@ def test_any_frames_record_the_same_in_batches(tmp_path_factory: pytest.TempPath
     offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
     batch = Batch(b"".join(f[2] for f in frames), offsets, lengths, np.array([f[0] for f in frames]), ifaces,
                   np.array([f[1] for f in frames], dtype=np.int64))
-    made = []
-    for how in ("frames", "batches"):
-        rec = Recorder(d / f"{how}.{'pcapng' if ng else 'pcap'}")
-        rec.open()
-        if how == "frames":
-            for i in range(len(batch)):
-                rec(i + 1, batch.frame(i))
-        else:
-            for lo in range(0, len(batch), cut):
-                rec.batch(lo + 1, batch.part(lo, min(lo + cut, len(batch))))
-        rec.close()
-        assert rec.state().packets == len(frames) and rec.state().unrecorded == 0
-        made.append((d / f"{how}.{'pcapng' if ng else 'pcap'}").read_bytes())
+    made = record_both(batch, d, "out.pcapng" if ng else "out.pcap", cut=cut)
     assert made[0] == made[1]
 
 
