@@ -151,7 +151,7 @@ def _text(value: str) -> bytes:
     return value.encode("utf-8", "backslashreplace")[:65000]
 
 
-MAX_BATCH_SECONDS: Final = 9.0e12  # microseconds past this overflow int64: encode() handles such packets
+MAX_BATCH_SECONDS: Final = 9.0e12  # seconds: later times overflow int64 in microseconds (encode() takes those)
 
 
 def _micros(batch: Batch) -> npt.NDArray[np.int64] | None:
