@@ -438,36 +438,44 @@ class Recorder:
                 out = self._out
                 assert out is not None
         if rot.seconds is not None and out.first_ts is not None and ts - out.first_ts >= rot.seconds:
-            out = self._rotate(out, ts)
+            out = self._next_file(out, ts)
             if out is None:
-                self.unrecorded += 1
                 return
-        enc = out.encoder
-        st = enc.state()
-        rec = enc.encode(ts, iface, linktype, data)
-        if rec is None:
-            self.unrecorded += 1
-            self._error(f"{out.path}: classic pcap holds one link type; packets of link type "
-                        f"{linktype} on {iface or 'an interface'} are not recorded (use pcapng)")
+        got = self._encode(out, ts, iface, linktype, data)
+        if got is None:
             return
+        rec, st = got
         if (rot.size is not None and out.end + len(rec) + (PAGE if out.pad else 0) > rot.size
                 and (out.packets or out.items)):
-            enc.rollback(st)
-            out = self._rotate(out, ts)
-            if out is None:
-                self.unrecorded += 1
+            out.encoder.rollback(st)
+            out = self._next_file(out, ts)
+            got = None if out is None else self._encode(out, ts, iface, linktype, data)
+            if out is None or got is None:
                 return
-            enc = out.encoder
-            st = enc.state()
-            rec = enc.encode(ts, iface, linktype, data)
-            if rec is None:
-                self.unrecorded += 1
-                return
+            rec, st = got
         if out.first_ts is None:
             out.first_ts = ts
             if rot.active and self._seq == 1:
                 self._rename_first(out)
         self._place(out, rec, st)
+
+    def _next_file(self, out: _Out, ts: float) -> _Out | None:
+        """:meth:`_rotate`, counting the packet as unrecorded when the next file cannot be created."""
+        nxt = self._rotate(out, ts)
+        if nxt is None:
+            self.unrecorded += 1
+        return nxt
+
+    def _encode(self, out: _Out, ts: float, iface: str, linktype: int, data: bytes) -> tuple[bytes, int] | None:
+        """The packet's record and the encoder state before it; None (counted, said) if the file cannot hold it."""
+        st = out.encoder.state()
+        rec = out.encoder.encode(ts, iface, linktype, data)
+        if rec is None:
+            self.unrecorded += 1
+            self._error(f"{out.path}: classic pcap holds one link type; packets of link type "
+                        f"{linktype} on {iface or 'an interface'} are not recorded (use pcapng)")
+            return None
+        return rec, st
 
     def _place(self, out: _Out, rec: bytes, state: int) -> None:
         """Queue one record; in pcapng no record crosses a page boundary unless it is bigger than a page."""
