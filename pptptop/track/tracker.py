@@ -206,9 +206,9 @@ class Tracker:
                 if fv & GRE_PPTP_MASK == GRE_PPTP_VALUE and gproto == GRE_PPP:
                     index = self._gre.get(iface)
                     ent = index.get((src << 48) | (dst << 16) | cid) if index is not None else None
-                    if ent is not None:
+                    p = 42 + (4 if fv & GRE_S else 0) + (4 if fv & GRE_A else 0)
+                    if ent is not None and n >= p:  # a frame cut inside its GRE header is malformed: _slow
                         st.ip += 1
-                        p = 42 + (4 if fv & GRE_S else 0) + (4 if fv & GRE_A else 0)
                         self._gre_frame(number, ts, iface, linktype, data, ent[0], ent[1],
                                         U32.unpack_from(data, 42)[0] if fv & GRE_S else None,
                                         U32.unpack_from(data, p - 4)[0] if fv & GRE_A else None,

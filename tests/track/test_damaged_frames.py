@@ -1,0 +1,73 @@
+"""Damaged frames of tunnels the tracker already knows: shown as malformed, never an exception.
+
+The decoders are fuzzed on their own (tests/decode); the tracker also reads
+the GRE header inline on its hot path for tunnels it knows, and the batch
+path reads it with numpy. Both must take any cut or flipped copy of a real
+frame, in the middle of a real session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pptptop import sources
+from pptptop.sources.base import Frame
+from pptptop.sources.batch import batch_from_frames
+from pptptop.track.fastpath import feed_batch
+from pptptop.track.model import Phase
+from pptptop.track.tracker import Tracker
+
+DATA = Path(__file__).parent.parent / "data"
+FRAMES: list[Frame] = list(sources.open_file(str(DATA / "s1-mschapv2-mppe128-inside.pcap")))
+GRE = [i for i, f in enumerate(FRAMES) if len(f.data) > 23 and f.data[23] == 47]
+
+
+def _up_to_data() -> tuple[Tracker, int]:
+    """A tracker fed the session until its tunnel carries data; the number of frames fed."""
+    tracker = Tracker()
+    for i, f in enumerate(FRAMES):
+        tracker.feed(i + 1, f.ts, f.iface, f.linktype, f.data)
+        if any(t.phase is Phase.DATA for t in tracker.tunnels.values()):
+            return tracker, i + 1
+    raise AssertionError("the session never reached the data phase")
+
+
+def _damage(data: bytes, cut: int, flips: list[tuple[int, int]]) -> bytes:
+    b = bytearray(data[:cut])
+    for pos, bit in flips:
+        if b:
+            b[pos % len(b)] ^= 1 << bit
+    return bytes(b)
+
+
+damage = st.tuples(st.sampled_from(GRE), st.integers(0, 80),
+                   st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 7)), max_size=3))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(damage, min_size=1, max_size=12))
+def test_damaged_gre_of_a_known_tunnel_frame_by_frame(cases: list[tuple[int, int, list[tuple[int, int]]]]) -> None:
+    tracker, n = _up_to_data()
+    for k, (i, cut, flips) in enumerate(cases):
+        f = FRAMES[i]
+        tracker.feed(n + k + 1, f.ts, f.iface, f.linktype, _damage(f.data, cut, flips))
+    assert tracker.stats.frames == n + len(cases)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(damage, min_size=1, max_size=40))
+def test_damaged_gre_of_a_known_tunnel_in_a_batch(cases: list[tuple[int, int, list[tuple[int, int]]]]) -> None:
+    tracker, n = _up_to_data()
+    damaged = [Frame(FRAMES[i].ts, FRAMES[i].iface, FRAMES[i].linktype, _damage(FRAMES[i].data, cut, flips))
+               for i, cut, flips in cases]
+    # between whole data frames, so that the batch takes the vectorised path for some of it
+    whole = [FRAMES[i] for i in GRE if i >= n][:40]
+    mixed = [f for pair in zip(whole, damaged, strict=False) for f in pair] + damaged[len(whole):]
+    batch = batch_from_frames(mixed)
+    feed_batch(tracker, batch, n + 1)
+    assert tracker.stats.frames == n + len(mixed)
+    assert int(np.sum(batch.lengths)) == sum(len(f.data) for f in mixed)
