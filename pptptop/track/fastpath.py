@@ -24,28 +24,42 @@ if TYPE_CHECKING:
     from pptptop.track.tracker import Tracker
 
 LINKTYPE_ETHERNET = 1
-HEAD = 56  # bytes of each frame looked at: Ethernet + IPv4 + GRE with seq/ack + PPP header
-COLS = np.arange(HEAD, dtype=np.int64)
-WORDS = np.arange(0, HEAD, 8, dtype=np.int64)  # HEAD is a multiple of 8
 MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
 RING_PER_BATCH = 2  # recent data packets copied per tunnel per batch (the ring keeps the last 64)
 SPLIT_MIN = 4096  # a batch this big whose frames mostly need the per-frame path is fed in halves
 #: one-octet (PFC) and two-octet PPP protocol numbers of data, not negotiation
-DATA_1 = np.array([0xFD, 0xFB, 0x21, 0x57, 0x2D, 0x2F, 0x3D], dtype=np.int64)
+DATA_1 = np.zeros(256, dtype=bool)
+DATA_1[[0xFD, 0xFB, 0x21, 0x57, 0x2D, 0x2F, 0x3D]] = True
+LE64 = np.dtype("<u8")
+U64 = np.uint64
+#: the fields tested, as masks and values of little-endian 64-bit words read at frame offsets 12, 20, 34:
+#: EtherType 0x0800 and IPv4 version/IHL 0x45 (octets 12-14), no fragment (20-21) and protocol 47 (23),
+#: and, byte-swapped, GRE flags/version (34-35, RFC 2637 §4.1) and protocol type 0x880B (36-37)
+IP_MASK, IP_VALUE = U64(0xFFFFFF), U64(0x450008)
+FRAG_MASK, FRAG_VALUE = U64(0xFF00FF3F), U64(47 << 24)
+GRE_MASK = U64((GRE_PPTP_MASK << 48) | (0xFFFF << 32))
+GRE_VALUE = U64((GRE_PPTP_VALUE << 48) | (0x880B << 32))
+TAIL = 64  # a buffer shorter than this is copied with zeros after it, so that every word read is in it
 
 
-def _u16(rows: Any, col: int) -> Any:
-    return (rows[:, col].astype(np.int64) << 8) | rows[:, col + 1]
+def _words(buf: bytes | memoryview) -> tuple[Any, int]:
+    """The buffer as unaligned little-endian 64-bit words, one starting at every octet, and the last index.
+
+    Reading ``words[off + k]`` gives octets ``off + k`` to ``off + k + 7`` in
+    one gather (a frame's fields are not aligned); an index past the last is
+    clamped to it, so a frame at the very end reads filler beyond its own
+    bytes, which the length checks below exclude.
+    """
+    if len(buf) < TAIL:
+        buf = bytes(buf) + bytes(TAIL)
+    words = np.ndarray((len(buf) - 7,), dtype=LE64, buffer=buf, strides=(1,))
+    return words, len(buf) - 8
 
 
-def _u32(rows: Any, col: Any) -> Any:
-    if isinstance(col, np.ndarray):
-        r = np.arange(len(rows))
-        b = [rows[r, col + k].astype(np.int64) for k in range(4)]
-    else:
-        b = [rows[:, col + k].astype(np.int64) for k in range(4)]
-    return (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
+def _at(words: Any, last: int, offs: Any, k: Any) -> Any:
+    """The 64-bit word at octet ``k`` of every frame starting at ``offs``."""
+    return words[np.minimum(offs + k, last)]
 
 
 def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
@@ -64,17 +78,15 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         _slow(tracker, batch, np.arange(n), first_number)
         return
     offs, lens, ts = batch.offsets, batch.lengths, batch.ts
-    rows = _heads(batch.buf, offs)
-    ethertype = _u16(rows, 12)
-    fv = _u16(rows, 34)
+    words, last = _words(batch.buf)
+    w12 = _at(words, last, offs, 12)
+    w20 = _at(words, last, offs, 20)
+    s34 = _at(words, last, offs, 34).byteswap()  # big-endian: flags/version, protocol, length, call ID
     cand = (
         (lens >= 42)
-        & (ethertype == 0x0800)
-        & (rows[:, 14] == 0x45)
-        & (rows[:, 23] == 47)
-        & ((_u16(rows, 20) & 0x3FFF) == 0)
-        & ((fv & GRE_PPTP_MASK) == GRE_PPTP_VALUE)
-        & (_u16(rows, 36) == 0x880B)
+        & ((w12 & IP_MASK) == IP_VALUE)
+        & ((w20 & FRAG_MASK) == FRAG_VALUE)
+        & ((s34 & GRE_MASK) == GRE_VALUE)
     )
     ifidx = batch.ifidx
     if ifidx is not None:
@@ -86,12 +98,13 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         _slow(tracker, batch, np.arange(n), first_number)
         return
     # GRE key (src, dst, call ID) and interface → tunnel, once per distinct key
-    r = rows if len(ci) == n else rows[ci]  # usually every frame is a candidate: no copy
-    src = _u32(r, 26)
-    dst = _u32(r, 30)
-    cid = _u16(r, 40)
+    every = len(ci) == n  # usually every frame is a candidate: no copies
+    co = offs if every else offs[ci]
+    if not every:
+        s34 = s34[ci]
+    k1 = _at(words, last, co, 26).byteswap()  # source and destination address, octets 26-33
+    cid = (s34 & U64(0xFFFF)).astype(np.int64)
     ifc = ifidx[ci] if ifidx is not None else np.zeros(len(ci), dtype=np.int64)
-    k1 = (src.astype(np.uint64) << np.uint64(32)) | dst.astype(np.uint64)  # unsigned: 128.0.0.0 and up
     k2 = (ifc << 16) | cid
     # group by (k1, k2) with one stable lexsort: capture order is kept within each group
     by_key = np.lexsort((k2, k1))
@@ -110,21 +123,21 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         if ent is not None:
             t = ent[0]
             ok_group[g] = t.phase is Phase.DATA and not t.ended
-    # PPP inside: ack-only, or a data protocol (ACFC/PFC in any combination)
-    gfv = fv[ci]
-    has_seq = (gfv & 0x1000) != 0
-    has_ack = (gfv & 0x0080) != 0
-    po = 42 + 4 * has_seq + 4 * has_ack
-    plen = _u16(r, 38)
-    ar = np.arange(len(ci))
-    b0 = r[ar, np.minimum(po, HEAD - 4)].astype(np.int64)
-    acf = b0 == 0xFF
-    pp = np.where(acf, po + 2, po)
-    pb = r[ar, np.minimum(pp, HEAD - 2)].astype(np.int64)
-    nb = r[ar, np.minimum(pp + 1, HEAD - 1)].astype(np.int64)
+    # PPP inside: ack-only, or a data protocol (ACFC/PFC in any combination); signed views from here on
+    s34 = s34.view(np.int64)
+    has_seq = (s34 >> 60) & 1  # S, 0x1000 of the flags
+    has_ack = (s34 >> 55) & 1  # A, 0x0080
+    po = 42 + 4 * (has_seq + has_ack)  # where the PPP frame starts
+    plen = (s34 >> 16) & 0xFFFF
+    wp = _at(words, last, co, po).view(np.int64)
+    acf = (wp & 0xFF) == 0xFF
+    shift = acf * 16
+    pb = (wp >> shift) & 0xFF
+    nb = (wp >> (shift + 8)) & 0xFF
     # PFC: one odd octet; otherwise two octets, data protocols all being 0x00XX
-    is_data = (plen > 0) & np.where((pb & 1) == 1, np.isin(pb, DATA_1), (pb == 0) & np.isin(nb, DATA_1))
-    length_ok = lens[ci] >= np.where(plen > 0, pp + 2 - (pb & 1), po)
+    is_data = (plen > 0) & np.where((pb & 1) == 1, DATA_1[pb], (pb == 0) & DATA_1[nb])
+    lc = lens if every else lens[ci]
+    length_ok = lc >= np.where(plen > 0, po + shift // 8 + 2 - (pb & 1), po)
     ok = ok_group[inv] & length_ok & ((plen == 0) | is_data)
     if n >= SPLIT_MIN and ((plen == 0) | is_data)[~ok].sum() > n // 4:
         # many data frames of tunnels not yet in the data phase: the first half's negotiation will
@@ -133,26 +146,24 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         feed_batch(tracker, batch.part(0, half), first_number)
         feed_batch(tracker, batch.part(half, n), first_number + half)
         return
-    fast = ci[ok]
-    known = np.array([e is not None for e in ents], dtype=bool)[inv]
+    all_ok = bool(ok.all())
+    fast = ci if all_ok else ci[ok]
+    # sequence numbers of every frame of a known tunnel that holds them, data phase or not
+    known = np.array([e is not None for e in ents], dtype=bool)[inv] & (lc >= po)
     if known.any():
+        s42 = _at(words, last, co, 42).byteswap().view(np.int64)  # sequence and acknowledgment numbers
         if known.all():
-            _sequences(tracker, inv, ents, r, has_seq, has_ack)
+            _sequences(tracker, inv, by_key, ents, s42, has_seq, has_ack)
         else:
-            _sequences(tracker, inv[known], ents, r[known], has_seq[known], has_ack[known])
+            _sequences(tracker, inv[known], _suborder(by_key, known), ents, s42[known], has_seq[known],
+                       has_ack[known])
         # the per-frame path must not analyse these frames' sequence numbers again
         tracker._seq_done.update((ci[known & ~ok] + first_number).tolist())
     if len(fast):
-        _count(
-            tracker,
-            batch,
-            fast,
-            inv[ok],
-            ents,
-            plen[ok],
-            is_data[ok],
-            first_number,
-        )
+        if all_ok:
+            _count(tracker, batch, fast, inv, by_key, ents, plen, is_data, first_number)
+        else:
+            _count(tracker, batch, fast, inv[ok], _suborder(by_key, ok), ents, plen[ok], is_data[ok], first_number)
     slow_mask = np.ones(n, dtype=bool)
     slow_mask[fast] = False
     _slow(tracker, batch, np.nonzero(slow_mask)[0], first_number)
@@ -165,20 +176,9 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
             tracker.tick(tmax)
 
 
-def _heads(buf: bytes | memoryview, offs: Any) -> Any:
-    """The first :data:`HEAD` bytes of every frame, one row each (past the buffer's end: filler).
-
-    Gathered as seven unaligned 64-bit words per frame through a one-byte-
-    stride view of the buffer: a fifth of the cost of gathering 56 bytes.
-    """
-    size = len(buf)
-    itype = np.int32 if size < 1 << 31 else np.int64
-    if size < HEAD + 8:
-        view = np.frombuffer(buf, dtype=np.uint8)
-        return view[np.minimum(offs.astype(itype)[:, None] + COLS.astype(itype), size - 1)]
-    words = np.ndarray((size - 7,), dtype=np.uint64, buffer=buf, strides=(1,))
-    at = np.minimum(offs.astype(itype)[:, None] + WORDS.astype(itype), size - 8)
-    return words[at].view(np.uint8).reshape(-1, HEAD)
+def _suborder(order: Any, mask: Any) -> Any:
+    """``order`` (a stable sort of all frames) restricted to the frames in ``mask``, as indices among them."""
+    return (np.cumsum(mask) - 1)[order[mask[order]]]
 
 
 def _slow(tracker: Tracker, batch: Batch, idx: Any, first_number: int) -> None:
@@ -200,6 +200,7 @@ def _count(
     batch: Batch,
     fast: Any,
     group: Any,
+    order: Any,
     ents: list[tuple[Tunnel, Direction] | None],
     plen: Any,
     is_data: Any,
@@ -208,13 +209,12 @@ def _count(
     """Apply the counts of the fast frames (in capture order) to their tunnels.
 
     Every per-tunnel quantity is computed with whole-array operations over the
-    frames sorted by tunnel (a stable sort keeps capture order within each);
-    the loop over tunnels only does scalar updates.
+    frames sorted by tunnel (``order``: a stable sort, capture order within
+    each); the loop over tunnels only does scalar updates.
     """
     lens = batch.lengths[fast]
     ts = batch.ts[fast]
     ng = len(ents)
-    order = np.argsort(group, kind="stable")
     g_sorted = group[order]
     ends = np.searchsorted(g_sorted, np.arange(1, ng + 1))
     pk = np.bincount(group, minlength=ng).tolist()
@@ -292,18 +292,20 @@ def _count(
                              bytes(buf[ring_off[r][g]:ring_end[r][g]])))
 
 
-def _sequences(tracker: Tracker, group: Any, ents: list[tuple[Tunnel, Direction] | None], rows: Any,
-               has_seq: Any, has_ack: Any) -> None:
+def _sequences(tracker: Tracker, group: Any, order: Any, ents: list[tuple[Tunnel, Direction] | None],
+               s42: Any, has_seq: Any, has_ack: Any) -> None:
     """GRE sequence and acknowledgment numbers of every frame of a known tunnel, in capture order.
 
-    A run of +1 steps is applied in one go; anything else packet by packet,
-    exactly as :meth:`Tracker._seq_slow` does one frame at a time.
+    ``order`` sorts the frames by ``group`` (stably); ``s42`` holds each
+    frame's octets 42-49 as a big-endian word: the sequence number and the
+    acknowledgment, or an ack-only packet's acknowledgment alone. A run of +1
+    steps is applied in one go; anything else packet by packet, exactly as
+    :meth:`Tracker._seq_slow` does one frame at a time.
     """
     ng = len(ents)
-    order = np.argsort(group, kind="stable")
-    so = order[has_seq[order]]
+    so = order[has_seq[order] == 1]
     sg = group[so]
-    word42 = _u32(rows, 42)  # the sequence number, or the acknowledgment of an ack-only packet
+    word42 = (s42 >> 32) & MASK32  # the sequence number, or the acknowledgment of an ack-only packet
     sq = word42[so]
     bounds = np.searchsorted(sg, np.arange(ng + 1))
     s_bounds = bounds.tolist()
@@ -315,13 +317,13 @@ def _sequences(tracker: Tracker, group: Any, ents: list[tuple[Tunnel, Direction]
         s_last = sq[np.maximum(bounds[1:] - 1, 0)].tolist()
     else:
         s_first = s_last = [0] * ng
-    ao = order[has_ack[order]]
+    ao = order[has_ack[order] == 1]
     ag = group[ao]
     a_first = np.searchsorted(ag, np.arange(ng))
     a_last = np.searchsorted(ag, np.arange(ng), side="right") - 1
     if len(ao):
         last = ao[np.maximum(a_last, 0)]  # each group's last acknowledging frame
-        acks = np.where(has_seq[last], _u32(rows[last], 46), word42[last]).tolist()
+        acks = np.where(has_seq[last] == 1, s42[last] & MASK32, word42[last]).tolist()
     else:
         acks = [0] * ng
     has_acks = (a_last >= a_first).tolist()

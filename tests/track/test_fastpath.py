@@ -85,3 +85,26 @@ def test_generated_sessions_with_loss_reordering_and_duplicates(tmp_path: Path) 
     dups = sum(t.traffic[d].duplicates for t in tracker.tunnels.values() for d in (0, 1))
     reordered = sum(t.traffic[d].reordered for t in tracker.tunnels.values() for d in (0, 1))
     assert lost > 100 and dups > 50 and reordered > 50
+
+
+def test_frames_cut_short_by_the_snapshot_length(tmp_path: Path) -> None:
+    """A frame cut inside its GRE header is malformed on both paths, never read on from the next record's bytes."""
+    clean = tmp_path / "clean.pcap"
+    generate(clean, packets=6_000, tunnels=4, seed=5)
+    path = tmp_path / "cut.pcap"
+    cut_in_gre = 0
+    with open(path, "wb") as fh:
+        w = PcapWriter(fh, linktype=1)
+        for k, f in enumerate(sources.open_file(str(clean))):
+            data = f.data
+            if k > 1500 and k % 7 == 0:  # every seventh frame loses its last octets, from octet 44 on
+                data = data[: 44 + k % 5]
+                gre = data[23] == 47
+                flags = f.data[34]
+                header = 42 + (4 if flags & 0x10 else 0) + (4 if f.data[35] & 0x80 else 0)
+                cut_in_gre += gre and len(data) < header
+            w.write(f.ts, f.iface, f.linktype, data)
+    tracker = assert_same(path)  # and neither path crashes on them
+    assert sum(t.traffic[d].packets for t in tracker.tunnels.values() for d in (0, 1)) > 4_000
+    assert cut_in_gre > 500
+    assert tracker.stats.malformed_by_code["truncated_gre"] == cut_in_gre
