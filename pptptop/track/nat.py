@@ -375,7 +375,10 @@ class NatCorrelator:
         key = (t.server.ip, int(d), kind, sig)
         touched: list[_Pair] = []
         bucket = self._index.get(key)
-        if bucket is not None:
+        # only a TCP sequence number or per-session randomness opens a pair (below); without either, and
+        # with no pair open, no entry can match: spare the scan (the same messages of many sessions)
+        opening = seq is not None if kind == "control" else distinctive
+        if bucket is not None and (opening or leg.candidates):
             for ts2, lid, epoch, seq2 in bucket:
                 if lid == t.id or abs(ev.ts - ts2) > self.limits.max_skew:
                     continue
@@ -410,7 +413,7 @@ class NatCorrelator:
                     votes = pair.client_side_votes
                     votes[near.tunnel.id] = votes.get(near.tunnel.id, 0) + 1
                 touched.append(pair)
-        else:
+        elif bucket is None:
             bucket = self._index[key] = deque(maxlen=self.limits.index_fanout)
             if len(self._index) > self.limits.max_index_keys:
                 self._prune_index(ev.ts, force=True)
