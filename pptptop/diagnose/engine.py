@@ -18,7 +18,7 @@ from typing import Any
 
 from pptptop.diagnose.config import DiagnosisConfig
 from pptptop.diagnose.finding import Finding, Severity, ordered
-from pptptop.diagnose.observe import Observations, Ref, routine
+from pptptop.diagnose.observe import CATEGORIES, Observations, Ref, category, routine
 from pptptop.diagnose.rules import RULES, Case, Collision, Hit, Rule
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Phase, Tunnel
@@ -70,7 +70,8 @@ class Diagnoser:
     """Runs the rules over a tracker's events. Not thread-safe: it runs in the capture thread."""
 
     def __init__(self, config: DiagnosisConfig | None = None, *, show_secrets: bool = False,
-                 rules: Sequence[Rule] | None = None) -> None:
+                 rules: Sequence[Rule] | None = None, exhaustive: bool = False) -> None:
+        """``exhaustive`` runs every rule after every event, ignoring :attr:`Rule.on` (the reference)."""
         self.cfg = config or DiagnosisConfig()
         self.show_secrets = show_secrets
         self.rules = list(RULES if rules is None else rules)
@@ -78,6 +79,14 @@ class Diagnoser:
         self._timed = [r for r in self.rules if r.timed]
         #: what a keepalive can change: the timed rules and the ones about echoes
         self._keepalive = [r for r in self.rules if r.timed or r.code in KEEPALIVE_RULES]
+        keep = set(self._keepalive)
+        #: per event category, the rules it can change, without and with deferred keepalives
+        self._after: dict[str | None, tuple[list[Rule], list[Rule]]] = {
+            cat: ([r for r in self.rules if r.on is None or cat in r.on],
+                  [r for r in self.rules if r.on is None or cat in r.on or r in keep])
+            for cat in CATEGORIES}
+        if exhaustive:
+            self._after.clear()
         self._obs: dict[int, Observations] = {}
         self._tunnels: dict[int, Tunnel] = {}
         self._raw: dict[int, dict[str, Finding]] = {}
@@ -153,7 +162,8 @@ class Diagnoser:
             # standing gre-loss no longer costs a full evaluation at every echo
             obs.deferred = True
             return
-        self._evaluate(t, obs, now, self.rules)
+        after = self._after.get(category(ev))
+        self._evaluate(t, obs, now, self.rules if after is None else after[obs.deferred])
         for col in self._collisions.get(t.id, ()):
             peer = self._obs.get(col.tunnel.id)
             if peer is not None:
@@ -210,8 +220,8 @@ class Diagnoser:
                                 hit.windows_error if hit.windows_error is not None else r.windows_error, hit.hint,
                                 old.ts if old is not None else now)
             dirty = True
-        obs.last_eval = now
-        obs.deferred = False
+        obs.last_eval = now  # every evaluation runs the timed rules
+        obs.deferred = False  # and the keepalives' rules, when some wait (on_event)
         if dirty:
             self._publish(t, now)
 

@@ -569,3 +569,35 @@ def routine(ev: Event) -> bool:
         return m.protocol == PppProtocol.LCP and isinstance(c, ControlPacket) and c.code in (
             ControlCode.ECHO_REQUEST, ControlCode.ECHO_REPLY, ControlCode.DISCARD_REQUEST)
     return getattr(m, "message_type", None) in (T.ECHO_REQUEST, T.ECHO_REPLY)
+
+
+#: what an event can change, for the rules that say which kinds of event matter to them (Rule.on)
+CATEGORIES = frozenset({"tcp", "control", "lcp", "auth", "ccp", "ipcp", "ppp", "icmp", "phase", "ended"})
+
+
+def category(ev: Event) -> str | None:
+    """The kind of fact ``ev`` brings (one of :data:`CATEGORIES`), or None when it can change anything.
+
+    A MESSAGE is named after its protocol, as :meth:`Observations.update`
+    files it (and the tracker: LCP also carries the agreed authentication
+    method, authentication the user name and result, CCP the MPPE state).
+    """
+    kind = ev.kind
+    if kind is EventKind.MESSAGE:
+        m = ev.message
+        if isinstance(m, PppFrame):
+            proto, msg = m.protocol, m.message
+            if proto == PppProtocol.LCP:
+                return "lcp"
+            if isinstance(msg, (ChapPacket, PapPacket, EapPacket)):
+                return "auth"
+            if proto in (PppProtocol.CCP, PppProtocol.CCP_LINK):
+                return "ccp"
+            if proto == PppProtocol.IPCP:
+                return "ipcp"
+            return "ppp"
+        return "control" if isinstance(m, P.ControlHeader) else None
+    return _KINDS.get(kind)
+
+
+_KINDS = {EventKind.TCP: "tcp", EventKind.ICMP: "icmp", EventKind.PHASE: "phase", EventKind.ENDED: "ended"}

@@ -33,6 +33,8 @@ class Result:
     tracker: Tracker
     diagnoser: Diagnoser
     changes: list[FindingChange] = field(default_factory=list)
+    #: how many tracker events had been taken when each change came (the event that made it)
+    at: list[int] = field(default_factory=list)
 
     @property
     def tunnels(self) -> list[Tunnel]:
@@ -65,17 +67,50 @@ def finding(t: Tunnel, code: str) -> Finding:
 
 
 def run_capture(path: Path | str, config: DiagnosisConfig | None = None, *, show_secrets: bool = False,
-                speed: float | None = None) -> Result:
-    """The whole pipeline on a capture file, with a Diagnoser attached and its changes recorded."""
+                speed: float | None = None, exhaustive: bool = False) -> Result:
+    """The whole pipeline on a capture file, with a Diagnoser attached and its changes recorded.
+
+    Unless ``exhaustive``, the run is repeated with every rule evaluated after
+    every event, and must find the same things at the same moments: each
+    test's scenario also checks the rules' declared event categories (Rule.on).
+    """
     tracker = Tracker()
-    d = Diagnoser(config, show_secrets=show_secrets).attach(tracker)
-    res = Result(tracker, d)
-    d.subscribe(res.changes.append)
+    res = _attach(tracker, Diagnoser(config, show_secrets=show_secrets, exhaustive=exhaustive))
     pipe = Pipeline(sources.open_file(str(path)), tracker, speed=speed)
     pipe.run()
     if pipe.error is not None:
         raise pipe.error
+    if not exhaustive:
+        assert_same_findings(res, run_capture(path, config, show_secrets=show_secrets, speed=speed, exhaustive=True))
     return res
+
+
+def _attach(tracker: Tracker, d: Diagnoser) -> Result:
+    res = Result(tracker, d.attach(tracker))
+    taken = [0]
+
+    def count(_ev: Any) -> None:
+        taken[0] += 1
+
+    tracker.subscribe(count)  # after the diagnoser: an event is counted once it was diagnosed
+    d.subscribe(res.changes.append)
+    d.subscribe(lambda _c: res.at.append(taken[0]))
+    return res
+
+
+def outcome(res: Result) -> tuple[list[Any], list[Any]]:
+    """Every finding change (what, where, when) and every tunnel's findings and withdrawals at the end."""
+    changes = [(at, c.kind, c.tunnel.id, c.ts, c.finding.to_dict()) for at, c in zip(res.at, res.changes, strict=True)]
+    final = [(t.id, [f.to_dict() for f in findings(t)],
+              [(w.finding.to_dict(), w.ts) for w in t.notes.get("findings_withdrawn", [])]) for t in res.tunnels]
+    return changes, final
+
+
+def assert_same_findings(res: Result, reference: Result) -> None:
+    """``res`` (rules run on the events they declare) found what ``reference`` (every rule, every event) did."""
+    got, want = outcome(res), outcome(reference)
+    assert got[0] == want[0], "finding changes differ from the exhaustive evaluation"
+    assert got[1] == want[1], "final findings differ from the exhaustive evaluation"
 
 
 def read_frames(path: Path | str) -> list[Frame]:
@@ -84,13 +119,13 @@ def read_frames(path: Path | str) -> list[Frame]:
 
 
 def run_frames(frames: Iterable[Frame], config: DiagnosisConfig | None = None, *, show_secrets: bool = False,
-               clock: bool = False, until: float | None = None) -> Result:
+               clock: bool = False, until: float | None = None, exhaustive: bool = False) -> Result:
     """Feed frames straight into a tracker; ``clock`` ticks every capture second between frames (and on
-    to ``until``), as a live capture's clock does while the link is silent."""
+    to ``until``), as a live capture's clock does while the link is silent. Checked against an
+    ``exhaustive`` run as :func:`run_capture` is."""
+    frames = list(frames)
     tracker = Tracker()
-    d = Diagnoser(config, show_secrets=show_secrets).attach(tracker)
-    res = Result(tracker, d)
-    d.subscribe(res.changes.append)
+    res = _attach(tracker, Diagnoser(config, show_secrets=show_secrets, exhaustive=exhaustive))
     last: float | None = None
     for n, (ts, iface, linktype, data) in enumerate(frames, 1):
         if clock and last is not None:
@@ -106,6 +141,9 @@ def run_frames(frames: Iterable[Frame], config: DiagnosisConfig | None = None, *
             tracker.tick(float(sec))
             sec += 1
     tracker.finish()
+    if not exhaustive:
+        assert_same_findings(res, run_frames(frames, config, show_secrets=show_secrets, clock=clock, until=until,
+                                             exhaustive=True))
     return res
 
 

@@ -6,7 +6,22 @@ import re
 import struct
 from pathlib import Path
 
-from diag_support import CHAP, LCP, PAP, T0, Wire, codes, cp, errors, finding, findings, ipv4, run_frames
+import pytest
+from diag_support import (
+    CHAP,
+    LCP,
+    PAP,
+    T0,
+    Wire,
+    codes,
+    cp,
+    errors,
+    finding,
+    findings,
+    ipv4,
+    run_capture,
+    run_frames,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,6 +29,8 @@ from pptptop.diagnose import RULES, Diagnoser, Severity, diagnosis_json, report_
 from pptptop.track.tracker import Limits, Tracker
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "diagnosis.md"
+CAPTURES = sorted(p.name for p in (Path(__file__).resolve().parents[1] / "data").iterdir()
+                  if p.suffix in (".pcap", ".pcapng", ".cap", ".dump"))
 
 
 def test_errors_come_first_whatever_appeared_first() -> None:
@@ -145,3 +162,10 @@ def test_keepalives_of_a_lossy_tunnel_wait_for_the_tick(tmp_path: Path) -> None:
     assert echoes > 50
     assert echo_evaluations == 0
     assert len(tracker.tunnels) == 4 and all("gre-loss" in codes(t) for t in tracker.tunnels.values())
+
+
+@pytest.mark.parametrize("name", CAPTURES)
+def test_rules_run_on_their_events_find_what_running_them_all_finds(data_dir: Path, name: str) -> None:
+    """Every capture: the same findings, at the same events, as evaluating every rule after every event."""
+    res = run_capture(data_dir / name)  # run_capture compares with the exhaustive run itself
+    assert res.tracker.stats.frames > 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from diag_support import CCP, LCP, MPPE_S, Wire, codes, cp, errors, finding, run_frames, wen
+from diag_support import CCP, LCP, MPPE_S, Wire, codes, cp, echo_reply, echo_request, errors, finding, run_frames, wen
 
 from pptptop.diagnose import DiagnosisConfig, Severity
 
@@ -70,3 +70,13 @@ def test_looped_back_echo_reply() -> None:
     honest = Wire().up()
     honest.ppp("client", LCP, cp(9, 1, b"\x11\x22\x33\x44")).ppp("server", LCP, cp(10, 1, b"\x55\x66\x77\x88"))
     assert "lcp-loopback" not in codes(run_frames(honest.frames).tunnels[0])
+
+
+def test_pptp_echo_round_trip_spike() -> None:
+    """A control-connection echo (RFC 2637 §2.5) far slower than the ones before it."""
+    w = Wire().up()
+    for ident, rtt in enumerate((0.01, 0.012, 0.011, 0.01, 1.5), 1):
+        w.at(10).ctl("server", echo_request(ident)).at(rtt).ctl("client", echo_reply(ident))
+    w.at(1).data("client")
+    f = finding(run_frames(w.frames).tunnels[0], "echo-rtt-spike")
+    assert "One PPTP echo took 1501 ms" in f.detail and len(f.evidence) == 2

@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from pptptop.diagnose.config import DiagnosisConfig
 from pptptop.diagnose.finding import Severity
-from pptptop.diagnose.observe import Observations, Ref
+from pptptop.diagnose.observe import CATEGORIES, Observations, Ref
 from pptptop.track.model import Tunnel
 
 
@@ -69,6 +69,9 @@ class Rule:
     with counters that move without events (GRE sequence numbers), so it is
     also run on TICK. ``fallback``: shown only when no other error explains
     the tunnel. ``unless``: hidden while any of these codes is present.
+    ``on``: the kinds of event (:data:`~pptptop.diagnose.observe.CATEGORIES`)
+    that can change its verdict, when it reads only what those events bring;
+    None (the default, and always for a timed rule) runs it after every event.
     """
 
     code: str
@@ -78,19 +81,25 @@ class Rule:
     timed: bool = False
     fallback: bool = False
     unless: frozenset[str] = frozenset()
+    on: frozenset[str] | None = None
 
 
 RULES: list[Rule] = []
 
 
 def rule(code: str, severity: Severity, *, windows_error: int | None = None, timed: bool = False,
-         fallback: bool = False, unless: Iterable[str] = ()) -> Callable[[RuleFn], RuleFn]:
+         fallback: bool = False, unless: Iterable[str] = (), on: Iterable[str] | None = None,
+         ) -> Callable[[RuleFn], RuleFn]:
     """Register ``fn`` as the rule for ``code``."""
+    kinds = None if on is None else frozenset(on)
+    if kinds is not None and (timed or not kinds <= CATEGORIES):
+        raise ValueError(f"rule {code!r}: 'on' names event categories ({', '.join(sorted(CATEGORIES))}) "
+                         "and a timed rule runs after every event")
 
     def register(fn: RuleFn) -> RuleFn:
         if any(r.code == code for r in RULES):
             raise ValueError(f"rule {code!r} registered twice")
-        RULES.append(Rule(code, severity, fn, windows_error, timed, fallback, frozenset(unless)))
+        RULES.append(Rule(code, severity, fn, windows_error, timed, fallback, frozenset(unless), kinds))
         return fn
 
     return register

@@ -10,7 +10,7 @@ PPP_IPCP = 0x8021
 PPP_IPV6CP = 0x8057
 
 
-@rule("ipv6cp-rejected", Severity.INFO)
+@rule("ipv6cp-rejected", Severity.INFO, on=("lcp",))
 def ipv6cp_rejected(c: Case) -> Hit | None:
     """LCP Protocol-Reject of IPV6CP (RFC 1661 §5.7): the peer does not run IPv6 over PPP."""
     rejects = [(ref, side) for ref, side, proto in c.obs.protocol_rejects if proto == PPP_IPV6CP]
@@ -22,7 +22,7 @@ def ipv6cp_rejected(c: Case) -> Hit | None:
                "IPv4 is unaffected.", frames(ref))
 
 
-@rule("protocol-rejected", Severity.INFO)
+@rule("protocol-rejected", Severity.INFO, on=("lcp",))
 def protocol_rejected(c: Case) -> Hit | None:
     """LCP Protocol-Reject of another optional protocol (RFC 1661 §5.7), e.g. CCP or CDP."""
     rejects = [(ref, side, p) for ref, side, p in c.obs.protocol_rejects if p not in (PPP_IPCP, PPP_IPV6CP)]
@@ -34,7 +34,7 @@ def protocol_rejected(c: Case) -> Hit | None:
                "without it.", frames([r for r, _, _ in rejects[:3]]))
 
 
-@rule("ccp-nak-round", Severity.INFO)
+@rule("ccp-nak-round", Severity.INFO, on=("ccp",))
 def ccp_nak_round(c: Case) -> Hit | None:
     """A CCP Configure-Nak followed by agreement (RFC 1661 §5.3): negotiation working as designed."""
     o = c.obs
@@ -46,7 +46,7 @@ def ccp_nak_round(c: Case) -> Hit | None:
                frames(nak.ref, [a.ref for a in o.ccp_acked.values()]))
 
 
-@rule("ipcp-address-assigned", Severity.INFO)
+@rule("ipcp-address-assigned", Severity.INFO, on=("ipcp",))
 def ipcp_address_assigned(c: Case) -> Hit | None:
     """IPCP Nak of 0.0.0.0 with an address (RFC 1332 §3.3): how a server hands out the client's address."""
     o = c.obs

@@ -47,7 +47,7 @@ def server_unreachable(c: Case) -> Hit | None:
                "right, and that no firewall on the way drops TCP/1723.")
 
 
-@rule("server-refused", Severity.ERROR, windows_error=800)
+@rule("server-refused", Severity.ERROR, windows_error=800, on=("tcp",))
 def server_refused(c: Case) -> Hit | None:
     """The server answered the SYN with RST: nothing listens on 1723 (RFC 9293 §3.5.2)."""
     o = c.obs
@@ -137,7 +137,7 @@ def call_refused(c: Case) -> Hit | None:
                frames(o.ocrq, gone), "Check the server's log: it failed while setting up the call.")
 
 
-@rule("call-id-collision", Severity.ERROR, windows_error=619)
+@rule("call-id-collision", Severity.ERROR, windows_error=619, on=("control",))
 def call_id_collision(c: Case) -> Hit | None:
     """Two calls whose GRE cannot be told apart (RFC 2637 §4.1: GRE is demultiplexed by Call ID)."""
     t = c.tunnel

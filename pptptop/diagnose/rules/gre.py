@@ -122,7 +122,7 @@ def _proto_errors(o_icmp: list[IcmpSeen]) -> list[IcmpSeen]:
     return out
 
 
-@rule("gre-icmp-unreachable", Severity.ERROR, windows_error=806)
+@rule("gre-icmp-unreachable", Severity.ERROR, windows_error=806, on=("icmp",))
 def gre_icmp_unreachable(c: Case) -> Hit | None:
     """An ICMP Destination Unreachable quoting the tunnel's GRE (RFC 792; code 2 = protocol unreachable)."""
     errs = _proto_errors(c.obs.icmp)

@@ -60,7 +60,7 @@ def gre_reorder(c: Case) -> Hit | None:
                "PPTP drops late packets, so applications see it as loss.")
 
 
-@rule("echo-rtt-spike", Severity.WARNING)
+@rule("echo-rtt-spike", Severity.WARNING, on=("lcp", "control"))
 def echo_rtt_spike(c: Case) -> Hit | None:
     """An echo round trip far above the ones before it (RFC 1661 §5.8, RFC 2637 §2.5)."""
     spikes = [s for s in (c.obs.lcp_echo.spike, c.obs.pptp_echo.spike) if s is not None]
@@ -73,7 +73,7 @@ def echo_rtt_spike(c: Case) -> Hit | None:
                "Latency spikes come from congestion or bufferbloat on the path, or an overloaded server.")
 
 
-@rule("mru-low", Severity.WARNING)
+@rule("mru-low", Severity.WARNING, on=("icmp", "lcp"))
 def mru_low(c: Case) -> Hit | None:
     """An MRU below ``min_mru`` (RFC 1661 §6.1), or ICMP fragmentation-needed for the GRE (RFC 1191)."""
     o = c.obs
@@ -91,7 +91,7 @@ def mru_low(c: Case) -> Hit | None:
                "or less; make sure ICMP fragmentation-needed is not filtered.")
 
 
-@rule("ccp-resets", Severity.WARNING)
+@rule("ccp-resets", Severity.WARNING, on=("ccp",))
 def ccp_resets(c: Case) -> Hit | None:
     """CCP Reset-Requests on stateful MPPE (RFC 3078 §3.2, RFC 1962 §2.1): each one a resync after loss."""
     o = c.obs
@@ -103,7 +103,7 @@ def ccp_resets(c: Case) -> Hit | None:
                "Prefer stateless MPPE (the H bit; pppd's default, Windows 'mppe-stateless') and fix the loss.")
 
 
-@rule("wan-errors", Severity.WARNING)
+@rule("wan-errors", Severity.WARNING, on=("control",))
 def wan_errors(c: Case) -> Hit | None:
     """WAN-Error-Notify counters from the PAC (RFC 2637 §2.14)."""
     w = c.obs.wan_error
@@ -119,7 +119,7 @@ def wan_errors(c: Case) -> Hit | None:
                "The server's physical line reports errors: check its dial-up or serial side.")
 
 
-@rule("lcp-loopback", Severity.WARNING)
+@rule("lcp-loopback", Severity.WARNING, on=("lcp",))
 def lcp_loopback(c: Case) -> Hit | None:
     """An LCP Echo-Reply carrying the requester's own Magic-Number (RFC 1661 §6.4): a looped-back link."""
     ref = c.obs.loopback

@@ -66,7 +66,7 @@ def lcp_failed(c: Case) -> Hit | None:
                "The side that terminated refused the negotiated link; its pppd log says why.")
 
 
-@rule("auth-failed", Severity.ERROR, windows_error=691)
+@rule("auth-failed", Severity.ERROR, windows_error=691, on=("auth", "lcp"))
 def auth_failed(c: Case) -> Hit | None:
     """CHAP/MS-CHAP Failure (RFC 1994 §4.2, RFC 2759 §6 E=691), PAP Authenticate-Nak (RFC 1334 §2.2.2)."""
     o, a = c.obs, c.tunnel.auth
@@ -91,7 +91,7 @@ def auth_failed(c: Case) -> Hit | None:
                windows_error=f.error if f.error else None)
 
 
-@rule("auth-account", Severity.ERROR)
+@rule("auth-account", Severity.ERROR, on=("auth", "lcp"))
 def auth_account(c: Case) -> Hit | None:
     """MS-CHAP Failure E=646/647/648/649/709: the account, not the password (RFC 2759 §6)."""
     o, a = c.obs, c.tunnel.auth
@@ -133,7 +133,7 @@ def auth_method_mismatch(c: Case) -> Hit | None:
                "that permits it.")
 
 
-@rule("encryption-mismatch", Severity.ERROR, windows_error=742)
+@rule("encryption-mismatch", Severity.ERROR, windows_error=742, on=("tcp", "control", "lcp", "ccp"))
 def encryption_mismatch(c: Case) -> Hit | None:
     """MPPE is refused or no common strength exists, and the link is torn down (RFC 3078 §2.1)."""
     o, t = c.obs, c.tunnel

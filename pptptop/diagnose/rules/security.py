@@ -9,7 +9,7 @@ from pptptop.diagnose.rules.base import Case, Hit, frames, rule, text
 AUTH_RANK = {"PAP": 0, "CHAP-MD5": 1, "MS-CHAP": 2, "MS-CHAPv2": 3, "EAP": 4}
 
 
-@rule("pap-cleartext", Severity.WARNING)
+@rule("pap-cleartext", Severity.WARNING, on=("auth",))
 def pap_cleartext(c: Case) -> Hit | None:
     """PAP sends the password in clear (RFC 1334 §2.2.1)."""
     p = c.obs.pap_request
@@ -36,7 +36,7 @@ def no_mppe(c: Case) -> Hit | None:
                "Require MPPE-128 on the server (pppd require-mppe-128) and the client.")
 
 
-@rule("mppe-weak", Severity.WARNING)
+@rule("mppe-weak", Severity.WARNING, on=("ccp",))
 def mppe_weak(c: Case) -> Hit | None:
     """MPPE with 40- or 56-bit keys (RFC 3078 §2.1 L and M bits)."""
     t = c.tunnel
@@ -47,7 +47,7 @@ def mppe_weak(c: Case) -> Hit | None:
                frames([a.ref for a in c.obs.ccp_acked.values()]), "Require 128-bit MPPE on both sides.")
 
 
-@rule("mschapv1", Severity.WARNING)
+@rule("mschapv1", Severity.WARNING, on=("auth", "lcp"))
 def mschapv1(c: Case) -> Hit | None:
     """MS-CHAPv1 (RFC 2433): DES over the unsalted NT hash, often with an LM response too."""
     o, a = c.obs, c.tunnel.auth
@@ -59,7 +59,7 @@ def mschapv1(c: Case) -> Hit | None:
                "Refuse MS-CHAPv1 on both sides (pppd refuse-mschap) and use MS-CHAPv2 or better an IPsec/TLS VPN.")
 
 
-@rule("mschapv2-crackable", Severity.INFO)
+@rule("mschapv2-crackable", Severity.INFO, on=("auth", "lcp"))
 def mschapv2_crackable(c: Case) -> Hit | None:
     """MS-CHAPv2 (RFC 2759) reduces to one DES key: every captured exchange can be cracked offline."""
     o, a = c.obs, c.tunnel.auth
@@ -73,7 +73,7 @@ def mschapv2_crackable(c: Case) -> Hit | None:
                "--export-hashes FILE writes the exchange for an audit.")
 
 
-@rule("downgrade", Severity.WARNING)
+@rule("downgrade", Severity.WARNING, on=("lcp", "ccp", "phase"))
 def downgrade(c: Case) -> Hit | None:
     """Authentication Nak'd down, or MPPE refused/weakened, and the session went on anyway."""
     o, t = c.obs, c.tunnel

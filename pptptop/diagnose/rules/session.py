@@ -108,7 +108,7 @@ def peer_terminated(c: Case) -> Hit | None:
                windows_error=629 if "data" in o.phase_at else 628)
 
 
-@rule("client-hangup", Severity.INFO, fallback=True)
+@rule("client-hangup", Severity.INFO, fallback=True, on=("tcp", "control", "lcp", "phase", "ended"))
 def client_hangup(c: Case) -> Hit | None:
     """The client ended a working session: a normal hang-up, said so to nobody chases it."""
     o = c.obs
