@@ -26,8 +26,10 @@ def gre_loss(c: Case) -> Hit | None:
     parts = []
     for d in DIRECTIONS:
         ds = c.tunnel.traffic[d]
+        if not ds.lost:
+            continue
         n = _sequenced(ds)
-        if n < c.cfg.gre_min_packets or not ds.lost:
+        if n < c.cfg.gre_min_packets:
             continue
         pct = 100.0 * ds.lost / (n + ds.lost)
         if pct >= c.cfg.gre_loss_pct:
@@ -46,9 +48,11 @@ def gre_reorder(c: Case) -> Hit | None:
     parts = []
     for d in DIRECTIONS:
         ds = c.tunnel.traffic[d]
-        n = _sequenced(ds)
         bad = ds.reordered + ds.duplicates
-        if n < c.cfg.gre_min_packets or not bad:
+        if not bad:
+            continue
+        n = _sequenced(ds)
+        if n < c.cfg.gre_min_packets:
             continue
         pct = 100.0 * bad / n
         if pct >= c.cfg.gre_reorder_pct:

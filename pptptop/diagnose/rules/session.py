@@ -37,6 +37,9 @@ def _misses(c: Case, track: EchoTrack, side: str, timeout: float) -> tuple[list[
 def echo_timeout(c: Case) -> Hit | None:
     """Keepalives go unanswered until the link is declared dead (pppd lcp-echo-failure; RFC 2637 §2.5)."""
     o, cfg = c.obs, c.cfg
+    lcp, pptp = o.lcp_echo.unanswered, o.pptp_echo.unanswered
+    if not (lcp["client"] or lcp["server"] or pptp["client"] or pptp["server"]):
+        return None  # every request answered: the usual case, at every event of a working tunnel
     for track, timeout, need, name in ((o.lcp_echo, cfg.lcp_echo_timeout, cfg.lcp_echo_failures, "LCP"),
                                        (o.pptp_echo, cfg.pptp_echo_timeout, cfg.lcp_echo_failures, "PPTP")):
         for side in SIDES:
