@@ -4,9 +4,9 @@ Almost every packet of a PPTP capture is GRE data (MPPE, or ack-only) of a
 tunnel already in the data phase. For those, the tracker only counts: packets,
 bytes, rates, sequence numbers, acks, a few recent packets. This module does
 that for a whole :class:`~pptptop.sources.batch.Batch` with array operations —
-one gather of each frame's first bytes, masks for "Ethernet/IPv4/enhanced
-GRE/PPP data", one ``np.unique`` over the GRE keys — and hands every other
-frame, in order, to :meth:`Tracker.feed` (the per-packet path). The result
+a few 64-bit words gathered from each frame's headers, masks for "Ethernet/
+IPv4/enhanced GRE/PPP data", one lexsort over the GRE keys — and hands every
+other frame, in order, to :meth:`Tracker.feed` (the per-packet path). The result
 is the same as feeding every frame one by one; only the cost differs.
 """
 
@@ -28,7 +28,8 @@ MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
 RING_PER_BATCH = 2  # recent data packets copied per tunnel per batch (the ring keeps the last 64)
 SPLIT_MIN = 4096  # a batch this big whose frames mostly need the per-frame path is fed in halves
-#: one-octet (PFC) and two-octet PPP protocol numbers of data, not negotiation
+#: by octet: the one-octet (PFC) PPP protocol numbers of data, not negotiation, which are also the low
+#: octets of the two-octet ones (0x00XX)
 DATA_1 = np.zeros(256, dtype=bool)
 DATA_1[[0xFD, 0xFB, 0x21, 0x57, 0x2D, 0x2F, 0x3D]] = True
 LE64 = np.dtype("<u8")
