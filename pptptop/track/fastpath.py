@@ -147,24 +147,17 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         feed_batch(tracker, batch.part(0, half), first_number)
         feed_batch(tracker, batch.part(half, n), first_number + half)
         return
-    all_ok = bool(ok.all())
-    fast = ci if all_ok else ci[ok]
     # sequence numbers of every frame of a known tunnel that holds them, data phase or not
     known = np.array([e is not None for e in ents], dtype=bool)[inv] & (lc >= po)
     if known.any():
         s42 = _at(words, last, co, 42).byteswap().view(np.int64)  # sequence and acknowledgment numbers
-        if known.all():
-            _sequences(tracker, inv, by_key, ents, s42, has_seq, has_ack)
-        else:
-            _sequences(tracker, inv[known], _suborder(by_key, known), ents, s42[known], has_seq[known],
-                       has_ack[known])
+        group, order, (seqack, s_flag, a_flag) = _restrict(known, inv, by_key, s42, has_seq, has_ack)
+        _sequences(tracker, group, order, ents, seqack, s_flag, a_flag)
         # the per-frame path must not analyse these frames' sequence numbers again
         tracker._seq_done.update((ci[known & ~ok] + first_number).tolist())
+    group, order, (fast, payload, data) = _restrict(ok, inv, by_key, ci, plen, is_data)
     if len(fast):
-        if all_ok:
-            _count(tracker, batch, fast, inv, by_key, ents, plen, is_data, first_number)
-        else:
-            _count(tracker, batch, fast, inv[ok], _suborder(by_key, ok), ents, plen[ok], is_data[ok], first_number)
+        _count(tracker, batch, fast, group, order, ents, payload, data, first_number)
     slow_mask = np.ones(n, dtype=bool)
     slow_mask[fast] = False
     _slow(tracker, batch, np.nonzero(slow_mask)[0], first_number)
@@ -177,9 +170,12 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
             tracker.tick(tmax)
 
 
-def _suborder(order: Any, mask: Any) -> Any:
-    """``order`` (a stable sort of all frames) restricted to the frames in ``mask``, as indices among them."""
-    return (np.cumsum(mask) - 1)[order[mask[order]]]
+def _restrict(mask: Any, group: Any, order: Any, *cols: Any) -> tuple[Any, Any, list[Any]]:
+    """The frames in ``mask``: their ``group``, ``order`` (a stable sort of all frames by group) restricted
+    to them as indices among them, and each of ``cols``; no copies when the mask holds every frame."""
+    if mask.all():
+        return group, order, list(cols)
+    return group[mask], (np.cumsum(mask) - 1)[order[mask[order]]], [c[mask] for c in cols]
 
 
 def _slow(tracker: Tracker, batch: Batch, idx: Any, first_number: int) -> None:
