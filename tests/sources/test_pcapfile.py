@@ -33,7 +33,7 @@ from capfiles import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pptptop.sources import CaptureFileError, Frame, open_file, open_files
+from pptptop.sources import CaptureFileError, Frame, open_file, open_files, pcapfile
 from pptptop.sources.linktypes import (
     LINKTYPE_ETHERNET,
     LINKTYPE_LINUX_SLL,
@@ -199,6 +199,48 @@ def test_batches_refilled_in_small_pieces_give_the_same_frames(path: Path, piece
     assert_same_frames(batched, reference)
     if piece < 1000:
         assert src.stats().received == len(reference)
+
+
+@pytest.mark.parametrize(("piece", "chunk"), [(1, 4096), (97, 4096), (4096, 4096), (5000, 8192)])
+@pytest.mark.parametrize("path", [S1_INSIDE, DATA / "chapcrack__sample.dump", S1_BOTH, REAL_PCAPNG],
+                         ids=lambda p: p.name)
+def test_a_regular_file_read_piece_by_piece_into_each_batch(path: Path, piece: int, chunk: int,
+                                                             tmp_path: Path, monkeypatch: Any) -> None:
+    """From a regular file, each batch's buffer fills a piece at a time while the walk goes on: records
+    cut by a piece, by the buffer's end, and cut or damaged by the end of the file come out as per frame."""
+    monkeypatch.setattr(pcapfile, "PIECE", piece)
+    monkeypatch.setattr(pcapfile, "BATCH_CHUNK_SIZE", chunk)
+
+    def source(p: Path) -> PcapFileSource:
+        return PcapFileSource(str(p), open(p, "rb", buffering=0), chunk_size=chunk)
+
+    raw = path.read_bytes()
+    reference = read_all(path)
+    src = source(path)
+    sizes: list[int] = []
+    frames: list[Frame] = []
+    for b in src.batches():  # a batch's bytes are good until the next one is read
+        sizes.append(len(b))
+        frames += [b.frame(i) for i in range(len(b))]
+    assert len(sizes) > 1  # the file is bigger than a batch's buffer
+    assert_same_frames(frames, reference)
+    assert src.stats().received == len(reference)
+    offsets = [b[0] for b in pcapng_blocks(raw)] if path.suffix == ".pcapng" else pcap_offsets(raw)
+    for cut in _cut_points(offsets, len(raw)):
+        cut_file = tmp_path / f"cut{cut}{path.suffix}"
+        cut_file.write_bytes(raw[:cut])
+        per_frame, err_frames = read_bytes(raw[:cut])
+        got: list[Frame] = []
+        err: CaptureFileError | None = None
+        try:
+            for b in source(cut_file).batches():
+                got += [b.frame(i) for i in range(len(b))]
+        except CaptureFileError as e:
+            err = e
+        assert_same_frames(got, per_frame)
+        assert (err is None) == (err_frames is None) == (cut in offsets)
+        if err is not None and err_frames is not None:
+            assert (err.offset, err.reason) == (err_frames.offset, err_frames.reason)
 
 
 def test_batch_reader_reports_a_cut_record_after_every_whole_one() -> None:
