@@ -2,12 +2,13 @@
 
 Almost every packet of a PPTP capture is GRE data (MPPE, or ack-only) of a
 tunnel already in the data phase. For those, the tracker only counts: packets,
-bytes, rates, sequence numbers, acks, a few recent packets. This module does
+bytes, rates, sequence numbers, acks, its newest packet. This module does
 that for a whole :class:`~pptptop.sources.batch.Batch` with array operations —
 a few 64-bit words gathered from each frame's headers, masks for "Ethernet/
 IPv4/enhanced GRE/PPP data", one lexsort over the GRE keys — and hands every
 other frame, in order, to :meth:`Tracker.feed` (the per-packet path). The result
-is the same as feeding every frame one by one; only the cost differs.
+is the same as feeding every frame one by one, but for the ring of recent data
+packets, which gets the newest of each batch (a sample); only the cost differs.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 LINKTYPE_ETHERNET = 1
 MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
-RING_PER_BATCH = 2  # recent data packets copied per tunnel per batch (the ring keeps the last 64)
 SPLIT_MIN = 4096  # a batch this big whose frames mostly need the per-frame path is fed in halves
 #: by octet: the one-octet (PFC) PPP protocol numbers of data, not negotiation, which are also the low
 #: octets of the two-octet ones (0x00XX)
@@ -238,19 +238,16 @@ def _count(
         bucket_c = np.bincount(inv2).tolist()
     bucket_s = (uc % span + smin).tolist()
     bucket_bounds = np.searchsorted(uc // span, np.arange(ng + 1)).tolist()
-    # a few recent data packets per tunnel: the last RING_PER_BATCH data frames of each group
+    # the newest data packet of each group, for the tunnel's ring of recent ones
     do = order[is_data[order]]
     d_ends = np.searchsorted(group[do], np.arange(1, ng + 1))
-    d_starts = np.concatenate(([0], d_ends[:-1]))
-    last = max(len(do) - 1, 0)
-    picks = [do[np.minimum(np.maximum(d_ends - k, d_starts), last)] if len(do) else d_ends
-             for k in range(RING_PER_BATCH, 0, -1)]
-    keep = [(d_ends - k >= d_starts) for k in range(RING_PER_BATCH, 0, -1)]
-    ring_frame = [fast[p].tolist() for p in picks]
-    ring_ts = [ts[p].tolist() for p in picks]
-    ring_off = [batch.offsets[fast[p]].tolist() for p in picks]
-    ring_end = [(batch.offsets[fast[p]] + batch.lengths[fast[p]]).tolist() for p in picks]
-    ring_keep = [k.tolist() for k in keep]
+    has_ring = (d_ends > np.concatenate(([0], d_ends[:-1]))).tolist()
+    pick = do[np.maximum(d_ends - 1, 0)] if len(do) else d_ends
+    ring_frame = (fast[pick] + first_number).tolist()
+    ring_ts = ts[pick].tolist()
+    ring_off = batch.offsets[fast[pick]]
+    ring_end = (ring_off + batch.lengths[fast[pick]]).tolist()
+    ring_off = ring_off.tolist()
 
     st = tracker.stats
     total = len(fast)
@@ -260,33 +257,29 @@ def _count(
     st.gre += total
     st.gre_data += int(is_data.sum())
     buf = batch.buf
-    for g in range(ng):
-        ent = ents[g]
-        if ent is None or not pk[g]:
+    for ent, n_pk, n_by, n_pay, nd, lts, k0, k1, ring, rf, rts, ro, re in zip(
+            ents, pk, by, pay, dat, last_ts, bucket_bounds[:-1], bucket_bounds[1:], has_ring, ring_frame, ring_ts,
+            ring_off, ring_end, strict=True):
+        if ent is None or not n_pk:
             continue
         tunnel, d = ent
         ds = tunnel.traffic[d]
-        n_pk = pk[g]
-        nd = dat[g]
         ds.packets += n_pk
-        ds.bytes += by[g]
-        ds.payload_bytes += pay[g]
+        ds.bytes += n_by
+        ds.payload_bytes += n_pay
         ds.data_packets += nd
         ds.ack_only += n_pk - nd
-        for k in range(bucket_bounds[g], bucket_bounds[g + 1]):
+        for k in range(k0, k1):
             sec = bucket_s[k]
             if sec != ds.cur_sec:
                 ds.roll(sec)
             ds.cur_bytes += bucket_b[k]
             ds.cur_packets += bucket_c[k]
-        if last_ts[g] > tunnel.last_seen:
-            tunnel.last_seen = last_ts[g]
+        if lts > tunnel.last_seen:
+            tunnel.last_seen = lts
         tunnel.changed = True
-        ring = tunnel.data_ring
-        for r in range(RING_PER_BATCH):
-            if ring_keep[r][g]:
-                ring.append((first_number + ring_frame[r][g], ring_ts[r][g], int(d),
-                             bytes(buf[ring_off[r][g]:ring_end[r][g]])))
+        if ring:
+            tunnel.data_ring.append((rf, rts, int(d), bytes(buf[ro:re])))
 
 
 def _sequences(tracker: Tracker, group: Any, order: Any, ents: list[tuple[Tunnel, Direction] | None],
