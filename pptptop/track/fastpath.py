@@ -182,14 +182,12 @@ def _slow(tracker: Tracker, batch: Batch, idx: Any, first_number: int) -> None:
     feed = tracker.feed
     buf = batch.buf
     ifaces = batch.ifaces
-    ifidx = batch.ifidx
-    offs = batch.offsets
-    lens = batch.lengths
-    ts = batch.ts
-    for i in idx.tolist():
-        off = int(offs[i])
-        name, lt = ifaces[0 if ifidx is None else int(ifidx[i])]
-        feed(first_number + i, float(ts[i]), name, lt, bytes(buf[off : off + int(lens[i])]))
+    starts = batch.offsets[idx]
+    ends = (starts + batch.lengths[idx]).tolist()
+    which = [0] * len(idx) if batch.ifidx is None else batch.ifidx[idx].tolist()
+    for i, ts, off, end, k in zip(idx.tolist(), batch.ts[idx].tolist(), starts.tolist(), ends, which, strict=True):
+        name, lt = ifaces[k]
+        feed(first_number + i, ts, name, lt, bytes(buf[off:end]))
 
 
 def _count(

@@ -347,12 +347,12 @@ class NatCorrelator:
     # ------------------------------------------------------------------ pairing
     def _message(self, leg: _Leg, ev: Event) -> None:
         t = leg.tunnel
-        d = Direction(ev.direction) if ev.direction is not None else Direction.TO_SERVER
         msg = ev.message
         if leg.gre_first is None and isinstance(msg, PppFrame):
             leg.gre_first = ev.ts
         if leg.items >= self.limits.items_per_leg and getattr(msg, "message_type", None) not in _CALL_SETUP:
             return  # this leg's evidence is all in: spare its keepalives the signature and the index
+        d = Direction(ev.direction) if ev.direction is not None else Direction.TO_SERVER
         seq: int | None = None
         distinctive = False
         if isinstance(msg, PppFrame):
