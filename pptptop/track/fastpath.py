@@ -243,9 +243,9 @@ def _count(
     pick = do[np.maximum(d_ends - 1, 0)] if len(do) else d_ends
     ring_frame = (fast[pick] + first_number).tolist()
     ring_ts = ts[pick].tolist()
-    ring_off = batch.offsets[fast[pick]]
-    ring_end = (ring_off + batch.lengths[fast[pick]]).tolist()
-    ring_off = ring_off.tolist()
+    pick_off = batch.offsets[fast[pick]]
+    ring_off = pick_off.tolist()
+    ring_end = (pick_off + batch.lengths[fast[pick]]).tolist()
 
     st = tracker.stats
     total = len(fast)
