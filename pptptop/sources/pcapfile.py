@@ -44,6 +44,7 @@ from typing import Any, BinaryIO, Final
 
 import numpy as np
 
+from pptptop.sources import readahead
 from pptptop.sources.base import CaptureFileError, Frame, InterfaceStats, Source, SourceStats
 from pptptop.sources.batch import Batch, batch_from_frames
 
@@ -55,6 +56,10 @@ BATCH_CHUNK_SIZE: Final = 8 << 20
 #: read finds them still in the core's cache (a record start depends on the previous record's length, so
 #: every cache miss of the walk is paid in full: reading a whole batch at once made the walk 1.5x slower)
 PIECE: Final = 512 << 10
+#: Files this large are read ahead in a second process (a smaller one is read before the process would start).
+READ_AHEAD_MIN: Final = 32 << 20
+#: The read-ahead process's buffer: it walks each piece of it while the piece is in the cache.
+READ_AHEAD_CHUNK: Final = 2 << 20
 #: The largest packet a record may carry (Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD).
 MAX_PACKET: Final = 262144
 #: The largest pcapng block we are willing to buffer.
@@ -271,10 +276,38 @@ class PcapFileSource(Source):
         return frames
 
     def batches(self) -> Iterator[Batch]:
-        """The same frames as :meth:`__iter__`, a chunk at a time as :class:`Batch` (no object per frame)."""
+        """The same frames as :meth:`__iter__`, a chunk at a time as :class:`Batch` (no object per frame).
+
+        A regular file of :data:`READ_AHEAD_MIN` bytes or more is read in a second process
+        (:mod:`pptptop.sources.readahead`) while the caller works on the batches already read.
+        """
         self._chunk = max(self._chunk, BATCH_CHUNK_SIZE)
+        if self._read_ahead():
+            return readahead.read_ahead(self._read_ahead_batches, self._counters, self._set_counters)
         batches: Iterator[Batch] = self._start(batch=True)
         return batches
+
+    def _read_ahead(self) -> bool:
+        if self._started or self._closed or not readahead.available():
+            return False
+        try:
+            st = os.fstat(self._stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            return False
+        return stat.S_ISREG(st.st_mode) and st.st_size >= READ_AHEAD_MIN
+
+    def _read_ahead_batches(self) -> Iterator[Batch]:
+        """In the read-ahead process: batches from a buffer that stays in the core's cache while it is
+        walked, which the process packs into slots of a full batch's size."""
+        self._chunk = READ_AHEAD_CHUNK
+        batches: Iterator[Batch] = self._start(batch=True)
+        return batches
+
+    def _counters(self) -> tuple[dict[str, InterfaceStats], int]:
+        return self._ifstats, self._bytes_read
+
+    def _set_counters(self, counters: tuple[dict[str, InterfaceStats], int]) -> None:
+        self._ifstats, self._bytes_read = counters
 
     def _start(self, batch: bool) -> Iterator[Any]:
         if self._started:
