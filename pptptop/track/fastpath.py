@@ -3,10 +3,10 @@
 Almost every packet of a PPTP capture is GRE data (MPPE, or ack-only) of a
 tunnel already in the data phase. For those, the tracker only counts: packets,
 bytes, rates, sequence numbers, acks, its newest packet. This module does
-that for a whole :class:`~pptptop.sources.batch.Batch` with array operations —
-a few 64-bit words gathered from each frame's headers, masks for "Ethernet/
-IPv4/enhanced GRE/PPP data", one lexsort over the GRE keys — and hands every
-other frame, in order, to :meth:`Tracker.feed` (the per-packet path). The result
+that for a whole :class:`~pptptop.sources.batch.Batch` with array operations
+over what :func:`pptptop.decode.lanes.gre_lanes` decodes of every frame's
+headers, looks each GRE key up once, and hands every other frame, in order,
+to :meth:`Tracker.feed` (the per-packet path). The result
 is the same as feeding every frame one by one, but for the ring of recent data
 packets, which gets the newest of each batch (a sample); only the cost differs.
 """
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pptptop.decode.gre import GRE_PPTP_MASK, GRE_PPTP_VALUE
+from pptptop.decode.lanes import gre_lanes
 from pptptop.sources.batch import Batch
 from pptptop.track.model import Direction, Phase, Tunnel
 
@@ -28,39 +28,6 @@ LINKTYPE_ETHERNET = 1
 MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
 SPLIT_MIN = 4096  # a batch this big whose frames mostly need the per-frame path is fed in halves
-#: by octet: the one-octet (PFC) PPP protocol numbers of data, not negotiation, which are also the low
-#: octets of the two-octet ones (0x00XX)
-DATA_1 = np.zeros(256, dtype=bool)
-DATA_1[[0xFD, 0xFB, 0x21, 0x57, 0x2D, 0x2F, 0x3D]] = True
-LE64 = np.dtype("<u8")
-U64 = np.uint64
-#: the fields tested, as masks and values of little-endian 64-bit words read at frame offsets 12, 20, 34:
-#: EtherType 0x0800 and IPv4 version/IHL 0x45 (octets 12-14), no fragment (20-21) and protocol 47 (23),
-#: and, byte-swapped, GRE flags/version (34-35, RFC 2637 §4.1) and protocol type 0x880B (36-37)
-IP_MASK, IP_VALUE = U64(0xFFFFFF), U64(0x450008)
-FRAG_MASK, FRAG_VALUE = U64(0xFF00FF3F), U64(47 << 24)
-GRE_MASK = U64((GRE_PPTP_MASK << 48) | (0xFFFF << 32))
-GRE_VALUE = U64((GRE_PPTP_VALUE << 48) | (0x880B << 32))
-TAIL = 64  # a buffer shorter than this is copied with zeros after it, so that every word read is in it
-
-
-def _words(buf: bytes | memoryview) -> tuple[Any, int]:
-    """The buffer as unaligned little-endian 64-bit words, one starting at every octet, and the last index.
-
-    Reading ``words[off + k]`` gives octets ``off + k`` to ``off + k + 7`` in
-    one gather (a frame's fields are not aligned); an index past the last is
-    clamped to it, so a frame at the very end reads filler beyond its own
-    bytes, which the length checks below exclude.
-    """
-    if len(buf) < TAIL:
-        buf = bytes(buf) + bytes(TAIL)
-    words = np.ndarray((len(buf) - 7,), dtype=LE64, buffer=buf, strides=(1,))
-    return words, len(buf) - 8
-
-
-def _at(words: Any, last: int, offs: Any, k: Any) -> Any:
-    """The 64-bit word at octet ``k`` of every frame starting at ``offs``."""
-    return words[np.minimum(offs + k, last)]
 
 
 def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
@@ -69,78 +36,34 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
     if n == 0:
         return
     ifaces = batch.ifaces
-    eth = [lt == LINKTYPE_ETHERNET for _, lt in ifaces]
-    if not any(eth) or not tracker._gre:
-        if any(eth) and n >= SPLIT_MIN:  # no tunnel yet: the first half may create them
-            half = n // 2
+    if not tracker._gre:
+        if n >= SPLIT_MIN and any(lt == LINKTYPE_ETHERNET for _, lt in ifaces):
+            half = n // 2  # no tunnel yet: the first half may create them
             feed_batch(tracker, batch.part(0, half), first_number)
             feed_batch(tracker, batch.part(half, n), first_number + half)
             return
         _slow(tracker, batch, np.arange(n), first_number)
         return
-    offs, lens, ts = batch.offsets, batch.lengths, batch.ts
-    words, last = _words(batch.buf)
-    w12 = _at(words, last, offs, 12)
-    w20 = _at(words, last, offs, 20)
-    s34 = _at(words, last, offs, 34).byteswap()  # big-endian: flags/version, protocol, length, call ID
-    cand = (
-        (lens >= 42)
-        & ((w12 & IP_MASK) == IP_VALUE)
-        & ((w20 & FRAG_MASK) == FRAG_VALUE)
-        & ((s34 & GRE_MASK) == GRE_VALUE)
-    )
-    ifidx = batch.ifidx
-    if ifidx is not None:
-        cand &= np.asarray(eth, dtype=bool)[ifidx]
-    elif not eth[0]:
-        cand[:] = False
-    ci = np.nonzero(cand)[0]
-    if len(ci) == 0:
+    lanes = gre_lanes(batch)
+    if lanes is None:
         _slow(tracker, batch, np.arange(n), first_number)
         return
+    ci, inv, by_key, keys_addr, keys_call, has_seq, has_ack, plen, is_data, length_ok, has_ppp, s42 = lanes
+    if ci is None:
+        ci = np.arange(n)
     # GRE key (src, dst, call ID) and interface → tunnel, once per distinct key
-    every = len(ci) == n  # usually every frame is a candidate: no copies
-    co = offs if every else offs[ci]
-    if not every:
-        s34 = s34[ci]
-    k1 = _at(words, last, co, 26).byteswap()  # source and destination address, octets 26-33
-    cid = (s34 & U64(0xFFFF)).astype(np.int64)
-    ifc = ifidx[ci] if ifidx is not None else np.zeros(len(ci), dtype=np.int64)
-    k2 = (ifc << 16) | cid
-    # group by (k1, k2) with one stable lexsort: capture order is kept within each group
-    by_key = np.lexsort((k2, k1))
-    s1, s2 = k1[by_key], k2[by_key]
-    first = np.ones(len(by_key), dtype=bool)
-    first[1:] = (s1[1:] != s1[:-1]) | (s2[1:] != s2[:-1])
-    inv = np.empty(len(by_key), dtype=np.int64)
-    inv[by_key] = np.cumsum(first) - 1
-    uniq = zip(s1[first].tolist(), s2[first].tolist(), strict=True)
     ents: list[tuple[Tunnel, Direction] | None] = []
-    ok_group = np.zeros(int(first.sum()), dtype=bool)
-    for g, (a, b) in enumerate(uniq):
+    ok_group = np.zeros(len(keys_addr), dtype=bool)
+    for g, (a, b) in enumerate(zip(keys_addr.tolist(), keys_call.tolist(), strict=True)):
         index = tracker._gre.get(ifaces[b >> 16][0])
         ent = index.get(((a >> 32) << 48) | ((a & MASK32) << 16) | (b & 0xFFFF)) if index else None
         ents.append(ent)
         if ent is not None:
             t = ent[0]
             ok_group[g] = t.phase is Phase.DATA and not t.ended
-    # PPP inside: ack-only, or a data protocol (ACFC/PFC in any combination); signed views from here on
-    s34 = s34.view(np.int64)
-    has_seq = (s34 >> 60) & 1  # S, 0x1000 of the flags
-    has_ack = (s34 >> 55) & 1  # A, 0x0080
-    po = 42 + 4 * (has_seq + has_ack)  # where the PPP frame starts
-    plen = (s34 >> 16) & 0xFFFF
-    wp = _at(words, last, co, po).view(np.int64)
-    acf = (wp & 0xFF) == 0xFF
-    shift = acf * 16
-    pb = (wp >> shift) & 0xFF
-    nb = (wp >> (shift + 8)) & 0xFF
-    # PFC: one odd octet; otherwise two octets, data protocols all being 0x00XX
-    is_data = (plen > 0) & np.where((pb & 1) == 1, DATA_1[pb], (pb == 0) & DATA_1[nb])
-    lc = lens if every else lens[ci]
-    length_ok = lc >= np.where(plen > 0, po + shift // 8 + 2 - (pb & 1), po)
-    ok = ok_group[inv] & length_ok & ((plen == 0) | is_data)
-    if n >= SPLIT_MIN and ((plen == 0) | is_data)[~ok].sum() > n // 4:
+    dataish = (plen == 0) | is_data
+    ok = ok_group[inv] & length_ok & dataish
+    if n >= SPLIT_MIN and dataish[~ok].sum() > n // 4:
         # many data frames of tunnels not yet in the data phase: the first half's negotiation will
         # get them there, so the second half can take the fast path
         half = n // 2
@@ -148,9 +71,8 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         feed_batch(tracker, batch.part(half, n), first_number + half)
         return
     # sequence numbers of every frame of a known tunnel that holds them, data phase or not
-    known = np.array([e is not None for e in ents], dtype=bool)[inv] & (lc >= po)
+    known = np.array([e is not None for e in ents], dtype=bool)[inv] & has_ppp
     if known.any():
-        s42 = _at(words, last, co, 42).byteswap().view(np.int64)  # sequence and acknowledgment numbers
         group, order, (seqack, s_flag, a_flag) = _restrict(known, inv, by_key, s42, has_seq, has_ack)
         _sequences(tracker, group, order, ents, seqack, s_flag, a_flag)
         # the per-frame path must not analyse these frames' sequence numbers again
@@ -161,6 +83,7 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
     slow_mask = np.ones(n, dtype=bool)
     slow_mask[fast] = False
     _slow(tracker, batch, np.nonzero(slow_mask)[0], first_number)
+    ts = batch.ts
     tmax = float(ts.max())
     if tmax > tracker.now:
         if tracker.stats.first_ts is None:

@@ -71,3 +71,29 @@ def test_damaged_gre_of_a_known_tunnel_in_a_batch(cases: list[tuple[int, int, li
     feed_batch(tracker, batch, n + 1)
     assert tracker.stats.frames == n + len(mixed)
     assert int(np.sum(batch.lengths)) == sum(len(f.data) for f in mixed)
+
+
+def _ack_only(like: Frame, ack: int) -> Frame:
+    """An enhanced GRE acknowledgment without payload (RFC 2637 §4.1: A set, S clear), 46 octets, unpadded."""
+    d = bytearray(like.data[:46])
+    d[16:18] = (20 + 12).to_bytes(2, "big")  # IPv4 total length: header and the 12-octet GRE header
+    d[34], d[35] = 0x20, 0x81  # K; A and version 1
+    d[38:40] = b"\x00\x00"  # payload length 0
+    d[42:46] = ack.to_bytes(4, "big")
+    return Frame(like.ts, like.iface, like.linktype, bytes(d))
+
+
+def test_an_acknowledgment_ending_the_batch_buffer() -> None:
+    """The batch path reads each frame's headers a word at a time: one that ends exactly where the buffer does
+    (a read-ahead slot's last frame always does) still gives its own acknowledgment number, not octets before."""
+    batch_tracker, n = _up_to_data()
+    frame_tracker, _ = _up_to_data()
+    data = [FRAMES[i] for i in GRE if i >= n][:20]
+    ack = _ack_only(data[-1], 0x0A0B0C0D)
+    frames = [*data, ack]
+    feed_batch(batch_tracker, batch_from_frames(frames), n + 1)
+    for k, f in enumerate(frames):
+        frame_tracker.feed(n + k + 1, f.ts, f.iface, f.linktype, f.data)
+    acks = [[t.traffic[d].last_ack for d in (0, 1)] for t in batch_tracker.tunnels.values()]
+    assert acks == [[t.traffic[d].last_ack for d in (0, 1)] for t in frame_tracker.tunnels.values()]
+    assert 0x0A0B0C0D in acks[0]
