@@ -8,8 +8,8 @@ LCP/PPTP echoes, then the real teardown), and reports in one run:
 * offline: packets/s (wall clock and per CPU second, counting every
   process) and peak memory of ``pptptop -r FILE --json`` against ``tshark -r
   FILE -q -z conv,ip`` (plain ``-q`` does not dissect); memory as the largest
-  process's peak RSS and as the peak of all its processes' PSS sampled every
-  20 ms (pptptop reads a large file in a second process);
+  process's peak RSS and as the peak of all its processes' PSS, sampled every
+  10 ms in one more run (pptptop reads a large file in a second process);
 * memory flatness: pptptop's peak RSS at 1M and at 3M packets;
 * live (root only): packets delivered and kernel drops when the capture is
   replayed at top speed with tcpreplay over a veth pair between two network
@@ -294,21 +294,24 @@ def _pss_kb(pid: int) -> int:
 
 
 def _sample_pss(pid: int, done: threading.Event, peak: list[int]) -> None:
-    while not done.wait(0.02):
+    while not done.wait(0.01):
         peak[0] = max(peak[0], _pss_kb(pid))
 
 
-def _timed(label: str, cmd: list[str], packets: int) -> Run:
+def _timed(label: str, cmd: list[str], packets: int, *, sample: bool = False) -> Run:
+    """One run; with ``sample``, its PSS too (reading smaps takes a few ms a time: not in a timed run)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     done = threading.Event()
     peak = [0]
     sampler = threading.Thread(target=_sample_pss, args=(proc.pid, done, peak), daemon=True)
-    sampler.start()
+    if sample:
+        sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     done.set()
-    sampler.join()
+    if sample:
+        sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
@@ -317,19 +320,20 @@ def _timed(label: str, cmd: list[str], packets: int) -> Run:
 
 
 def offline(path: Path, packets: int, repeat: int = 1) -> tuple[Run, Run | None]:
-    """The run with the least CPU of ``repeat`` for each side, taken in turns (a shared machine drifts)."""
+    """The run with the least CPU of ``repeat`` for each side, taken in turns (a shared machine drifts),
+    then one more of each whose memory is sampled."""
     _compile_bytecode()
-    ours: list[Run] = []
-    theirs: list[Run] = []
+    sides = [("pptptop -r FILE --json", [sys.executable, "-m", "pptptop", "-r", str(path), "--json"])]
+    if shutil.which("tshark"):
+        sides.append(("tshark -r FILE -q -z conv,ip", ["tshark", "-n", "-r", str(path), "-q", "-z", "conv,ip"]))
+    runs: list[list[Run]] = [[] for _ in sides]
     for _ in range(max(1, repeat)):
-        ours.append(_timed(
-            "pptptop -r FILE --json", [sys.executable, "-m", "pptptop", "-r", str(path), "--json"], packets
-        ))
-        if shutil.which("tshark"):
-            theirs.append(_timed(
-                "tshark -r FILE -q -z conv,ip", ["tshark", "-n", "-r", str(path), "-q", "-z", "conv,ip"], packets
-            ))
-    return min(ours, key=lambda r: r.cpu), min(theirs, key=lambda r: r.cpu) if theirs else None
+        for (label, cmd), got in zip(sides, runs, strict=True):
+            got.append(_timed(label, cmd, packets))
+    best = [min(got, key=lambda r: r.cpu) for got in runs]
+    for (label, cmd), run in zip(sides, best, strict=True):
+        run.max_pss_kb = _timed(label, cmd, packets, sample=True).max_pss_kb
+    return best[0], best[1] if len(best) > 1 else None
 
 
 def _compile_bytecode() -> None:
