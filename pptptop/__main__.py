@@ -1,5 +1,3 @@
-import sys
+from pptptop.cli import run
 
-from pptptop.cli import main
-
-sys.exit(main())
+run()
