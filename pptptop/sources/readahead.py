@@ -4,9 +4,10 @@ Walking a pcap file's records is a chain of dependent loads in Python (each
 record's start is the previous one's plus its length) and takes about a third
 of a ``-r FILE --json`` run; the tracker needs the rest, and both are
 single-threaded under the GIL. So for a large regular file the batch reader
-runs in a forked child: it walks the file, copies each batch's bytes and its
-offset, length and time arrays into one of a few shared-memory slots and
-names the slot over a socket; the parent builds the :class:`Batch` on the slot
+runs in a forked child: it walks the file in a small buffer that stays in
+its core's cache, packs the batches it reads, with their offset, length, time
+and interface arrays, into one of two shared-memory slots, and names a full
+slot over a socket; the parent builds the :class:`Batch` on the slot
 without a copy and hands the slot back when the pipeline asks for the next
 batch (the contract of every batch source: a batch's bytes are valid until
 then). The child is the reader the parent would have run, unchanged: the
