@@ -74,6 +74,18 @@ def read_bytes(raw: bytes, chunk_size: int = 1 << 20,
     return frames, None
 
 
+def read_batches(src: PcapFileSource) -> tuple[list[Frame], CaptureFileError | None]:
+    """Every frame of the source's batches, and the error after them (a batch's bytes are good until the next
+    one is asked for: the frames are copied out as they come)."""
+    frames: list[Frame] = []
+    try:
+        for b in src.batches():
+            frames += [b.frame(i) for i in range(len(b))]
+    except CaptureFileError as e:
+        return frames, e
+    return frames, None
+
+
 def assert_same_frames(ours: list[Frame], theirs: list[Frame]) -> None:
     assert len(ours) == len(theirs)
     for a, b in zip(ours, theirs, strict=True):
@@ -230,13 +242,7 @@ def test_a_regular_file_read_piece_by_piece_into_each_batch(path: Path, piece: i
         cut_file = tmp_path / f"cut{cut}{path.suffix}"
         cut_file.write_bytes(raw[:cut])
         per_frame, err_frames = read_bytes(raw[:cut])
-        got: list[Frame] = []
-        err: CaptureFileError | None = None
-        try:
-            for b in source(cut_file).batches():
-                got += [b.frame(i) for i in range(len(b))]
-        except CaptureFileError as e:
-            err = e
+        got, err = read_batches(source(cut_file))
         assert_same_frames(got, per_frame)
         assert (err is None) == (err_frames is None) == (cut in offsets)
         if err is not None and err_frames is not None:

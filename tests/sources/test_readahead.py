@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 from capfiles import DATA, pcap_offsets, pcapng_blocks
-from test_pcapfile import _cut_points, assert_same_frames, read_all, read_bytes
+from test_pcapfile import _cut_points, assert_same_frames, read_all, read_batches, read_bytes
 
 from pptptop import cli
-from pptptop.sources import CaptureFileError, Frame, open_file, pcapfile, readahead
+from pptptop.sources import Frame, open_file, pcapfile, readahead
 from pptptop.sources.batch import Batch
 
 S1_INSIDE = DATA / "s1-mschapv2-mppe128-inside.pcap"
@@ -129,13 +129,7 @@ def test_a_cut_file_gives_the_same_frames_then_the_same_error(path: Path, tmp_pa
         cut_file = tmp_path / f"cut{cut}{path.suffix}"
         cut_file.write_bytes(raw[:cut])
         per_frame, expected = read_bytes(raw[:cut])
-        err: CaptureFileError | None = None
-        got: list[Frame] = []
-        try:
-            for b in open_file(cut_file).batches():
-                got += [b.frame(i) for i in range(len(b))]
-        except CaptureFileError as e:
-            err = e
+        got, err = read_batches(open_file(cut_file))
         assert_same_frames(got, per_frame)
         assert (err is None) == (expected is None)
         if err is not None and expected is not None:
