@@ -19,8 +19,8 @@ import numpy as np
 
 from pptptop.decode.gre import GRE_PPTP_MASK, GRE_PPTP_VALUE
 from pptptop.sources.batch import Batch
+from pptptop.sources.linktypes import LINKTYPE_ETHERNET
 
-LINKTYPE_ETHERNET = 1
 #: by octet: the one-octet (PFC) PPP protocol numbers of data, not negotiation, which are also the low
 #: octets of the two-octet ones (0x00XX)
 DATA_1 = np.zeros(256, dtype=bool)

@@ -127,7 +127,7 @@ class _Input:
         self.readinto: Callable[[memoryview], int | None] | None = into if reuse else None
         self.chunk = chunk
         # a pipe is read for what it has, whole chunks at a time: waiting for another piece could block
-        self.regular = reuse and _regular(stream)
+        self.regular = reuse and _file_size(stream) is not None
         self.piece = PIECE if self.regular else chunk
         self.arr: bytearray | mmap.mmap = bytearray()
         self.mv = memoryview(self.arr)
@@ -190,11 +190,13 @@ class _Input:
         return 0
 
 
-def _regular(stream: BinaryIO) -> bool:
+def _file_size(stream: BinaryIO) -> int | None:
+    """The size of a regular file; None for a pipe, a terminal, or a stream with no descriptor."""
     try:
-        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+        st = os.fstat(stream.fileno())
     except (AttributeError, OSError, ValueError):  # no descriptor: an in-memory stream, read as a pipe
-        return False
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def _buffer(size: int) -> bytearray | mmap.mmap:
@@ -290,11 +292,8 @@ class PcapFileSource(Source):
     def _read_ahead(self) -> bool:
         if self._started or self._closed or not readahead.available():
             return False
-        try:
-            st = os.fstat(self._stream.fileno())
-        except (AttributeError, OSError, ValueError):
-            return False
-        return stat.S_ISREG(st.st_mode) and st.st_size >= READ_AHEAD_MIN
+        size = _file_size(self._stream)
+        return size is not None and size >= READ_AHEAD_MIN
 
     def _read_ahead_batches(self) -> Iterator[Batch]:
         """In the read-ahead process: batches from a buffer that stays in the core's cache while it is

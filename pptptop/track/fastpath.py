@@ -19,12 +19,12 @@ import numpy as np
 
 from pptptop.decode.lanes import gre_lanes
 from pptptop.sources.batch import Batch
+from pptptop.sources.linktypes import LINKTYPE_ETHERNET
 from pptptop.track.model import Direction, Phase, Tunnel
 
 if TYPE_CHECKING:
     from pptptop.track.tracker import Tracker
 
-LINKTYPE_ETHERNET = 1
 MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
 SPLIT_MIN = 4096  # a batch this big whose frames mostly need the per-frame path is fed in halves
