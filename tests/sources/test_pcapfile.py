@@ -226,7 +226,6 @@ def test_a_regular_file_read_piece_by_piece_into_each_batch(path: Path, piece: i
     def source(p: Path) -> PcapFileSource:
         return PcapFileSource(str(p), open(p, "rb", buffering=0), chunk_size=chunk)
 
-    raw = path.read_bytes()
     reference = read_all(path)
     src = source(path)
     sizes: list[int] = []
@@ -237,16 +236,23 @@ def test_a_regular_file_read_piece_by_piece_into_each_batch(path: Path, piece: i
     assert len(sizes) > 1  # the file is bigger than a batch's buffer
     assert_same_frames(frames, reference)
     assert src.stats().received == len(reference)
+    assert_cut_files_read_as_per_frame(path, tmp_path, source)
+
+
+def assert_cut_files_read_as_per_frame(path: Path, tmp_path: Path, source: Any) -> None:
+    """The file cut in record headers, in record data and on record boundaries, read in batches through
+    ``source(cut_path)``: the frames the per-frame reader gives, then its error (none on a boundary)."""
+    raw = path.read_bytes()
     offsets = [b[0] for b in pcapng_blocks(raw)] if path.suffix == ".pcapng" else pcap_offsets(raw)
     for cut in _cut_points(offsets, len(raw)):
         cut_file = tmp_path / f"cut{cut}{path.suffix}"
         cut_file.write_bytes(raw[:cut])
-        per_frame, err_frames = read_bytes(raw[:cut])
+        per_frame, expected = read_bytes(raw[:cut])
         got, err = read_batches(source(cut_file))
         assert_same_frames(got, per_frame)
-        assert (err is None) == (err_frames is None) == (cut in offsets)
-        if err is not None and err_frames is not None:
-            assert (err.offset, err.reason) == (err_frames.offset, err_frames.reason)
+        assert (err is None) == (expected is None) == (cut in offsets)
+        if err is not None and expected is not None:
+            assert (err.path, err.offset, err.reason) == (str(cut_file), expected.offset, expected.reason)
 
 
 def test_batch_reader_reports_a_cut_record_after_every_whole_one() -> None:

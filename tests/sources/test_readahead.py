@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from capfiles import DATA, pcap_offsets, pcapng_blocks
-from test_pcapfile import _cut_points, assert_same_frames, read_all, read_batches, read_bytes
+from capfiles import DATA
+from test_pcapfile import assert_cut_files_read_as_per_frame, assert_same_frames, read_all
 
 from pptptop import cli
 from pptptop.sources import Frame, open_file, pcapfile, readahead
@@ -123,17 +123,7 @@ def test_slots_hold_whole_batches_of_several_reads(forks: list[int], monkeypatch
 def test_a_cut_file_gives_the_same_frames_then_the_same_error(path: Path, tmp_path: Path, forks: list[int],
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     _shape(monkeypatch, 4096, 16384, 1000)
-    raw = path.read_bytes()
-    offsets = [b[0] for b in pcapng_blocks(raw)] if path.suffix == ".pcapng" else pcap_offsets(raw)
-    for cut in _cut_points(offsets, len(raw)):
-        cut_file = tmp_path / f"cut{cut}{path.suffix}"
-        cut_file.write_bytes(raw[:cut])
-        per_frame, expected = read_bytes(raw[:cut])
-        got, err = read_batches(open_file(cut_file))
-        assert_same_frames(got, per_frame)
-        assert (err is None) == (expected is None)
-        if err is not None and expected is not None:
-            assert (err.path, err.offset, err.reason) == (str(cut_file), expected.offset, expected.reason)
+    assert_cut_files_read_as_per_frame(path, tmp_path, open_file)
     assert forks and all(_gone(pid) for pid in forks)
 
 
