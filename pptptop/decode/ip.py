@@ -131,7 +131,39 @@ class IPPacket:
     payload_end: int
     fragment: bool  # part of a fragmented datagram: MF set or fragment offset > 0
     ttl: int  # IPv4 TTL or IPv6 Hop Limit
-    header: IPv4Header | IPv6Header
+    raw_header: bytes  # IPv4: the header's octets (IHL*4); IPv6: empty, see ``v6``
+    v6: IPv6Header | None = None  # IPv6: the header, extension headers walked
+
+    @property
+    def header(self) -> IPv4Header | IPv6Header:
+        """Every field of the header. An IPv4 header is decoded from ``raw_header`` when asked for: the
+        tracker needs only the fields above, the drill-down all of them."""
+        return self.v6 if self.v6 is not None else ipv4_header(self.raw_header)
+
+
+def ipv4_header(raw: bytes) -> IPv4Header:
+    """The RFC 791 §3.1 fields of an IPv4 header's octets (20 or more, as ``IPPacket.raw_header`` holds)."""
+    vihl, tos, total_length, ident, flags_frag, ttl, proto, checksum, src, dst = _IPV4.unpack_from(raw, 0)
+    flags = flags_frag >> 13
+    return IPv4Header(
+        version=4,
+        ihl=vihl & 0x0F,
+        tos=tos,
+        dscp=tos >> 2,
+        ecn=tos & 0x3,
+        total_length=total_length,
+        identification=ident,
+        flags=flags,
+        dont_fragment=bool(flags & 0x2),
+        more_fragments=bool(flags & 0x1),
+        fragment_offset=flags_frag & 0x1FFF,
+        ttl=ttl,
+        protocol=proto,
+        checksum=checksum,
+        src=src,
+        dst=dst,
+        options=raw[_IPV4_MIN:],
+    )
 
 
 def decode_ip(data: bytes, off: int, ethertype: int) -> IPPacket:
@@ -165,7 +197,7 @@ def decode_ip(data: bytes, off: int, ethertype: int) -> IPPacket:
 def _decode_ipv4(data: bytes, off: int) -> IPPacket:
     if len(data) - off < _IPV4_MIN:
         raise DecodeError("truncated_ip", f"{len(data) - off} octets, IPv4 needs 20", off)
-    (vihl, tos, total_length, ident, flags_frag, ttl, proto, checksum, src, dst) = _IPV4.unpack_from(
+    (vihl, _tos, total_length, _ident, flags_frag, ttl, proto, _checksum, src, dst) = _IPV4.unpack_from(
         data, off
     )
     ihl = vihl & 0x0F
@@ -185,28 +217,8 @@ def _decode_ipv4(data: bytes, off: int) -> IPPacket:
         )
     else:
         end = min(off + total_length, len(data))
-    flags = flags_frag >> 13
     frag_off = flags_frag & 0x1FFF
-    mf = bool(flags & 0x1)
-    header = IPv4Header(
-        version=4,
-        ihl=ihl,
-        tos=tos,
-        dscp=tos >> 2,
-        ecn=tos & 0x3,
-        total_length=total_length,
-        identification=ident,
-        flags=flags,
-        dont_fragment=bool(flags & 0x2),
-        more_fragments=mf,
-        fragment_offset=frag_off,
-        ttl=ttl,
-        protocol=proto,
-        checksum=checksum,
-        src=src,
-        dst=dst,
-        options=bytes(data[off + _IPV4_MIN : off + header_len]),
-    )
+    mf = bool(flags_frag & 0x2000)
     return IPPacket(
         version=4,
         src=inet_ntoa(src),  # what str(IPv4Address) gives, 20 times faster
@@ -218,7 +230,7 @@ def _decode_ipv4(data: bytes, off: int) -> IPPacket:
         payload_end=end,
         fragment=mf or frag_off > 0,
         ttl=ttl,
-        header=header,
+        raw_header=bytes(data[off : off + header_len]),
     )
 
 
@@ -293,5 +305,6 @@ def _decode_ipv6(data: bytes, off: int) -> IPPacket:
         payload_end=end,
         fragment=more or frag_offset > 0,
         ttl=hop_limit,
-        header=header,
+        raw_header=b"",
+        v6=header,
     )

@@ -30,6 +30,10 @@ class TcpFlags(IntFlag):
     CWR = 0x80
 
 
+#: the flags as plain ints, for hot paths: an int & an IntFlag member runs the enum's Python code
+TH_FIN, TH_SYN, TH_RST, TH_ACK = int(TcpFlags.FIN), int(TcpFlags.SYN), int(TcpFlags.RST), int(TcpFlags.ACK)
+
+
 @dataclass(frozen=True, slots=True)
 class TcpSegment:
     """One TCP header and where its payload lies in the frame.

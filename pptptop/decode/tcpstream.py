@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from pptptop.decode.errors import DecodeError
 from pptptop.decode.pptp import HEADER_LENGTH, MAGIC_COOKIE, PEEK_LENGTH, peek_header
-from pptptop.decode.tcp import TcpFlags
+from pptptop.decode.tcp import TH_FIN, TH_SYN
 
 _MOD = 1 << 32
 _MASK = _MOD - 1
@@ -124,15 +124,15 @@ class StreamReassembler:
         out: list[bytes | DecodeError] = []
         seq &= _MASK
         data_seq = seq
-        if flags & TcpFlags.SYN:
+        if flags & TH_SYN:
             data_seq = (seq + 1) & _MASK
             self._syn(seq)
-        elif self._next is None and (payload or flags & TcpFlags.FIN):
+        elif self._next is None and (payload or flags & TH_FIN):
             self._next = seq
             self._first_seq = seq
         if self._next is None:
             return out
-        if flags & TcpFlags.FIN and not self.closed:
+        if flags & TH_FIN and not self.closed:
             fin = (data_seq + len(payload)) & _MASK
             if seq_diff(fin, self._next) >= 0:
                 self._fin = fin

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pptptop.decode import pptp as P
 from pptptop.decode.errors import DecodeError
-from pptptop.decode.tcp import TcpFlags, decode_tcp
+from pptptop.decode.tcp import TH_ACK, TH_FIN, TH_RST, TH_SYN, decode_tcp
 from pptptop.track.events import Event, EventKind
 from pptptop.track.keepalive import echo_reply, echo_request
 from pptptop.track.model import (
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from pptptop.track.tracker import Connection, Tracker
 
 PPTP_PORT = 1723
-TH_FIN, TH_SYN, TH_RST, TH_ACK = int(TcpFlags.FIN), int(TcpFlags.SYN), int(TcpFlags.RST), int(TcpFlags.ACK)
 MAX_NAME = 64
 MAX_CALL_STATISTICS = 128
 
