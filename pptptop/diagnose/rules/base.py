@@ -134,6 +134,8 @@ def text(s: str | None, limit: int = 120) -> str:
     """A wire string for a one-line detail: control characters escaped, cut to ``limit``."""
     if s is None:
         return ""
+    if len(s) <= limit and s.isprintable():
+        return s  # the usual case; the rules ask for the same strings after every event
     out = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
                   for ch in s[:limit])
     return out + ("…" if len(s) > limit else "")
