@@ -25,6 +25,7 @@ from pptptop.pipeline import Pipeline, tune_gc
 from pptptop.privdrop import PrivDropError
 from pptptop.record import session as recording
 from pptptop.record.writers import RecordError
+from pptptop.runtime import enum_lookup_as_in_3_12
 from pptptop.sources.base import CaptureFileError, Source
 from pptptop.sources.live import LiveSource
 from pptptop.sources.owner import local_pptp_listeners
@@ -191,12 +192,15 @@ def _source_info(src: Source, args: argparse.Namespace) -> dict[str, Any]:
 def run() -> None:
     """The ``pptptop`` command: :func:`main`, then out without tearing the interpreter down.
 
-    By the time :func:`main` returns, everything the run writes is closed
-    (recordings, hash files) and the UI has given the terminal back; what
-    the interpreter would still do is free the tracker's heap object by
-    object, 60 ms after a million packets (a twentieth of the run), and wait
-    for nothing. So flush the standard streams and leave.
+    Before it, the interpreter gets Python 3.12's enum member lookup
+    (:func:`pptptop.runtime.enum_lookup_as_in_3_12`). By the time
+    :func:`main` returns, everything the run writes is closed (recordings,
+    hash files) and the UI has given the terminal back; what the interpreter
+    would still do is free the tracker's heap object by object, 60 ms after a
+    million packets (a twentieth of the run), and wait for nothing. So flush
+    the standard streams and leave.
     """
+    enum_lookup_as_in_3_12()
     code = main()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a reader that went away (pptptop ... | head)
