@@ -517,6 +517,8 @@ class Tracker:
                 (t.lcp_echo, "lcp", lim.lcp_echo_timeout),
                 (t.pptp_echo, "pptp", lim.pptp_echo_timeout),
             ):
+                if not echo.outstanding:
+                    continue
                 for key, sent in list(echo.outstanding.items()):
                     if now - sent > timeout:
                         del echo.outstanding[key]

@@ -14,8 +14,12 @@ NAT_HINT = ("Allow IP protocol 47 (GRE) both ways between client and server. On 
             "net.netfilter.nf_conntrack_helper=1 on old kernels; make sure FORWARD accepts related GRE.")
 
 
+_DIRECTION_OF = {"client": Direction.TO_SERVER, "server": Direction.TO_CLIENT}
+
+
 def _dir(sender: str) -> Direction:
-    return Direction.TO_SERVER if sender == "client" else Direction.TO_CLIENT
+    """The direction ``sender``'s packets travel in."""
+    return _DIRECTION_OF[sender]
 
 
 def _last_second(ds: DirectionStats) -> int | None:
