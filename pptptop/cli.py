@@ -24,7 +24,7 @@ from pptptop.export.report import report
 from pptptop.pipeline import Pipeline, tune_gc
 from pptptop.privdrop import PrivDropError
 from pptptop.record import session as recording
-from pptptop.record.writers import RecordError
+from pptptop.record.writers import RecordError, open_output
 from pptptop.runtime import enum_lookup_as_in_3_12
 from pptptop.sources.base import CaptureFileError, Source
 from pptptop.sources.live import LiveSource
@@ -266,10 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     tracker = Tracker(Limits(max_tunnels=args.max_tunnels, idle_timeout=args.idle_timeout))
     nat = natmod.attach(tracker)  # pairs the legs of NATed sessions (tunnel.notes["nat"])
     diagnoser = diagmod.Diagnoser(diagopts.config(args), show_secrets=args.show_secrets).attach(tracker)
-    try:  # created now, before any privilege drop
-        hashes = HashCollector(args.export_hashes).attach(tracker) if args.export_hashes is not None else None
-    except OSError as e:
-        print(f"pptptop: cannot write --export-hashes {args.export_hashes}: {e.strerror or e}", file=sys.stderr)
+    try:  # created now, before any privilege drop; 0600, never through a link (docs/recording.md)
+        hashes = (HashCollector(open_output(args.export_hashes)).attach(tracker)
+                  if args.export_hashes is not None else None)
+    except RecordError as e:
+        print(f"pptptop: --export-hashes: {e}", file=sys.stderr)
         return EXIT_CANT_CREATE
     session = recording.RecordingSession(args, quiet=not headless)
     try:

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import IO
 
 from pptptop.decode.auth import ChapCode, ChapPacket
 from pptptop.decode.ppp import PppFrame
@@ -125,13 +122,15 @@ def exchanges_of(tunnel: Tunnel) -> list[ChapExchange]:
 class HashCollector:
     """Collects exchanges live from tracker events, so evicted tunnels are not lost.
 
-    With ``path`` the output file is created at once (mode 0600, before any
-    privilege drop) and filled by :meth:`finish`.
+    ``out`` is the descriptor :meth:`finish` writes to. This layer creates no
+    file: ``--export-hashes`` opens it with
+    :func:`pptptop.record.writers.open_output` (mode 0600, never through a
+    link, docs/recording.md) before any privilege drop.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, out: int | None = None) -> None:
         self._builders: dict[int, ExchangeBuilder] = {}
-        self._out: IO[str] | None = _create(path) if path is not None else None
+        self._out = out
 
     def attach(self, tracker: Tracker) -> HashCollector:
         tracker.subscribe(self)
@@ -156,28 +155,11 @@ class HashCollector:
         return list(dict.fromkeys(netntlm_line(ex) for ex in self.exchanges))
 
     def finish(self) -> int:
-        """Write the lines to the file given at creation and close it; return how many."""
+        """Write the lines to the descriptor given at creation and close it; return how many."""
         if self._out is None:
-            raise ValueError("HashCollector was created without a path")
+            raise ValueError("HashCollector was created without an output")
+        fd, self._out = self._out, None
         lines = self.lines()
-        with self._out as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.writelines(line + "\n" for line in lines)
-        self._out = None
         return len(lines)
-
-    def write(self, path: str | os.PathLike[str]) -> int:
-        """Write one line per exchange to ``path`` (mode 0600: these are credentials); return how many."""
-        return write_lines(path, self.lines())
-
-
-def _create(path: str | os.PathLike[str]) -> IO[str]:
-    fd = os.open(Path(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.fdopen(fd, "w", encoding="utf-8")
-
-
-def write_lines(path: str | os.PathLike[str], lines: Iterable[str]) -> int:
-    """Write ``lines`` to ``path`` readable by the owner only; return how many."""
-    out = list(dict.fromkeys(lines))
-    with _create(path) as f:
-        f.writelines(line + "\n" for line in out)
-    return len(out)
