@@ -313,15 +313,12 @@ def main(argv: list[str] | None = None) -> int:
     while not pipeline.done.wait(0.2):
         pass
     session.close()
-    if pipeline.crash is not None:
-        import traceback
-
-        traceback.print_exception(pipeline.crash)
-        print("pptptop: internal error (a bug): please report it with the traceback above", file=sys.stderr)
-        return EXIT_SOFTWARE
     info = _source_info(src, args)
     info.update({"frames_read": pipeline.frames, "kernel_drops": src.stats().kernel_drops})
-    if pipeline.error is not None:
+    if pipeline.crash is not None:
+        # a bug: what was read before it is still reported (the outputs below), then the traceback
+        info["error"] = f"internal error after frame {tracker.stats.frames}: {type(pipeline.crash).__name__}"
+    elif pipeline.error is not None:
         info["error"] = str(pipeline.error)
     if hashes is not None and not diagopts.write_hashes(args.export_hashes, hashes):
         return EXIT_CANT_CREATE
@@ -356,6 +353,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         sys.stdout.write(report(tracker, info, [natmod.report_lines(nat, kernel), diagmod.report_lines]))
     sys.stdout.flush()
+    if pipeline.crash is not None:
+        import traceback
+
+        traceback.print_exception(pipeline.crash)
+        print(f"pptptop: internal error (a bug) after frame {tracker.stats.frames} (the frames before it are "
+              "reported): please report it with the traceback above", file=sys.stderr)
+        return EXIT_SOFTWARE
     if pipeline.error is not None:
         print(f"pptptop: {pipeline.error} (everything before it was read and reported)", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -72,3 +72,25 @@ def test_report_neutralises_terminal_escapes_from_the_wire(data_dir: Path) -> No
 def test_buffer_options_are_checked(args: tuple[str, str], words: str) -> None:
     res = pptptop("-i", "lo", *args)
     assert res.returncode == 2 and words.encode() in res.stderr, res.stderr
+
+
+def test_a_bug_in_the_data_path_still_reports_what_was_read(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Everything read is reported, then the reason: a crash (a bug) after frame 60 still gives the JSON of
+    the 60 frames before it, then the traceback and exit 70."""
+    from pptptop import cli, pipeline
+    from pptptop.track.fastpath import feed_batch
+
+    def buggy(tracker: object, batch: object, first: int) -> None:
+        feed_batch(tracker, batch.part(0, 60), first)  # type: ignore[arg-type, attr-defined]
+        raise ValueError("a bug in the batch path")
+
+    monkeypatch.setattr(pipeline, "feed_batch", buggy)
+    code = cli.main(["-r", str(data_dir / "s1-mschapv2-mppe128-inside.pcap"), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 70
+    doc = json.loads(out)
+    assert doc["source"]["frames"] == 60 and doc["source"]["error"] == "internal error after frame 60: ValueError"
+    assert doc["tunnels"][0]["auth"]["user"] == "alice"
+    assert "Traceback" in err and "a bug in the batch path" in err and "after frame 60" in err

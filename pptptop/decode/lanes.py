@@ -4,8 +4,8 @@ The tracker's data path (:mod:`pptptop.track.fastpath`) counts GRE data
 packets a batch at a time. What it needs from the bytes alone — which frames
 are Ethernet/IPv4/enhanced GRE (RFC 2637 §4.1), their GRE keys grouped with
 one stable sort, whether each carries a sequence number or an
-acknowledgment, its payload length and whether the PPP inside is data or
-negotiation — depends on no tracker state, so it is decoded here, as a pure
+acknowledgment, its payload length and whether the PPP inside is data that is only
+counted — depends on no tracker state, so it is decoded here, as a pure
 function of the batch, with numpy. Each frame's first 64 octets are gathered
 once into a row; every field is then read from the rows, which stay in the
 cache, rather than gathered from the whole batch buffer field by field.
@@ -18,13 +18,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from pptptop.decode.gre import GRE_PPTP_MASK, GRE_PPTP_VALUE
+from pptptop.decode.ppp import COUNTED_PROTOCOLS
 from pptptop.sources.batch import Batch
 from pptptop.sources.linktypes import LINKTYPE_ETHERNET
 
-#: by octet: the one-octet (PFC) PPP protocol numbers of data, not negotiation, which are also the low
+#: by octet: the one-octet (PFC) PPP protocol numbers of data that is only counted, which are also the low
 #: octets of the two-octet ones (0x00XX)
 DATA_1 = np.zeros(256, dtype=bool)
-DATA_1[[0xFD, 0xFB, 0x21, 0x57, 0x2D, 0x2F, 0x3D]] = True
+DATA_1[sorted(COUNTED_PROTOCOLS)] = True
 LE64 = np.dtype("<u8")
 U64 = np.uint64
 #: the fields tested, as masks and values of little-endian 64-bit words read at frame offsets 12, 20, 34:
@@ -55,7 +56,7 @@ class GreLanes(NamedTuple):
     has_seq: Any  # 1 when S is set (a sequence number follows the key), else 0
     has_ack: Any  # 1 when A is set
     plen: Any  # the GRE payload length: 0 for an ack-only packet
-    is_data: Any  # the PPP inside carries data, not negotiation (with or without ACFC/PFC)
+    is_data: Any  # the PPP inside is data only counted (COUNTED_PROTOCOLS, with or without ACFC/PFC)
     length_ok: Any  # the frame holds the GRE header and the PPP protocol field
     has_ppp: Any  # the frame holds the GRE header
     s42: Any  # octets 42-49 as a big-endian word: sequence and acknowledgment numbers
@@ -69,9 +70,9 @@ def _heads(buf: bytes | memoryview, offs: Any) -> Any:
     buffer read as zeros; those past the end of a frame are filler that the
     length checks exclude.
     """
-    size = len(buf)
-    if size < 2 * HEAD:
+    if len(buf) < 2 * HEAD:  # a short batch (a pipe's one record, a file's short last frame): zeros after it
         buf = bytes(buf) + bytes(2 * HEAD)
+    size = len(buf)
     rows = np.ndarray((len(buf) - HEAD + 1,), dtype=ROW, buffer=buf, strides=(1,))
     edge = size - HEAD
     heads = rows[np.minimum(offs, edge)]

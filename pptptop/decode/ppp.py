@@ -228,6 +228,16 @@ _SHORT_NAMES: dict[int, str] = {
 }
 
 
+#: PPP protocols that carry data, not negotiation (RFC 1661 §2): a data packet moves a tunnel to its data phase
+DATA_PROTOCOLS = frozenset({
+    PppProtocol.COMPRESSED, PppProtocol.COMPRESSED_LINK, PppProtocol.IPV4, PppProtocol.IPV6,
+    PppProtocol.VJ_COMP, PppProtocol.VJ_UNCOMP, PppProtocol.MP,
+})
+#: the data protocols whose packets are only counted, never looked into; the others (plain IPv4 and IPv6,
+#: whose inner flows the tracker follows) take the per-packet path even when a batch is counted at once
+COUNTED_PROTOCOLS = DATA_PROTOCOLS - {PppProtocol.IPV4, PppProtocol.IPV6}
+
+
 def protocol_name(p: int) -> str:
     """Wireshark's name of a PPP protocol ("Link Control Protocol"); "Unknown (0xNNNN)" otherwise."""
     return PPP_PROTOCOL_NAMES.get(p, f"Unknown (0x{p:04x})")

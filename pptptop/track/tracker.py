@@ -39,7 +39,7 @@ from pptptop.decode.gre import (
 )
 from pptptop.decode.ip import decode_ip
 from pptptop.decode.link import network_offset
-from pptptop.decode.ppp import ppp_header
+from pptptop.decode.ppp import DATA_PROTOCOLS, ppp_header
 from pptptop.decode.tcpstream import StreamReassembler
 from pptptop.track.control import new_call, tcp_packet
 from pptptop.track.events import Event, EventKind
@@ -72,8 +72,6 @@ IPPROTO_GRE = 47
 IPPROTO_ICMPV6 = 58
 MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
-#: PPP protocols that are data, not negotiation: counted on the hot path
-DATA_PROTOCOLS = frozenset({0x00FD, 0x00FB, 0x0021, 0x0057, 0x002D, 0x002F, 0x003D})
 
 
 @dataclass(slots=True)
