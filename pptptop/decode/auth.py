@@ -252,7 +252,10 @@ class ChapPacket:
 
 
 _SUCCESS_RE = re.compile(r"S=([0-9A-Fa-f]{40})(?:\s+M=(.*))?\s*\Z", re.DOTALL)
-_E_RE = re.compile(r"(?:^|\s)E=(\d+)")
+# ASCII digits only, and few enough for int() (which refuses over 4300 digits, and \d's other scripts' digits
+# are no Windows error code)
+_E_RE = re.compile(r"(?:^|\s)E=([0-9]{1,10})(?![0-9])")
+_VERSION_RE = re.compile(r"[0-9]{1,10}\Z")
 
 
 def parse_mschap_success(text: str) -> MsChapSuccess | None:
@@ -271,7 +274,8 @@ def parse_mschap_failure(text: str) -> MsChapFailure | None:
 
     Lenient: fields may come in any order or be missing; ``M=`` takes the rest
     of the text; a C= that is not even-length hex gives an empty challenge;
-    real pppd sends ``V=0``.
+    real pppd sends ``V=0``. E= and V= are ASCII decimal numbers of at most
+    ten digits: anything else is no error code (None) or no version.
     """
     head, msg = text, ""
     m_at = re.search(r"(?:^|\s)M=", text)
@@ -291,7 +295,7 @@ def parse_mschap_failure(text: str) -> MsChapFailure | None:
     except ValueError:
         challenge = b""
     version_text = fields.get("V", "")
-    version = int(version_text) if version_text.isdigit() else None
+    version = int(version_text) if _VERSION_RE.match(version_text) else None
     return MsChapFailure(
         error=int(e.group(1)),
         retry=fields.get("R", "0").strip() == "1",

@@ -71,6 +71,12 @@ def _print_string(b: bytes) -> str:
     return "".join(out)
 
 
+def _visible(b: bytes) -> str:
+    """``%s`` of a wire string, but with what is not printable ASCII (and the backslash) as print_string's
+    ``\\ooo``: pppd would write the octets raw, a terminal must not receive them."""
+    return "".join(chr(c) if 0x20 <= c <= 0x7E and c != 0x5C else f"\\{c:03o}" for c in b)
+
+
 def _hexb(b: bytes) -> str:
     """``%.*B``: hex octets without separators."""
     return b.hex()
@@ -434,7 +440,7 @@ def _cbcp(raw: bytes, out: _Out, secrets: bool) -> int:
             if olen > 3:
                 p += 1
                 number = b.span(p, olen - 4).split(b"\x00", 1)[0]
-                out.append(" number = " + number.decode("latin-1"))
+                out.append(" number = " + _visible(number))
             out.append(">")
     for _ in range(ln):
         out.append(f" {b[p]:02x}")
