@@ -13,7 +13,7 @@ from pptptop.diagnose.config import DiagnosisConfig
 from pptptop.diagnose.engine import FINDINGS, Diagnoser, FindingChange, Withdrawn
 from pptptop.diagnose.finding import Finding, Severity, ordered
 from pptptop.diagnose.rules import RULES
-from pptptop.diagnose.rules.base import text
+from pptptop.diagnose.text import printable
 from pptptop.track.model import Tunnel
 
 __all__ = [
@@ -49,8 +49,8 @@ def report_lines(tunnel: Tunnel) -> list[str]:
         win = f" (Windows error {f.windows_error})" if f.windows_error is not None else ""
         ev = f"  [frames {', '.join(map(str, f.evidence[:8]))}{', …' if len(f.evidence) > 8 else ''}]" \
             if f.evidence else ""
-        lines.append(f"    {_MARK[f.severity]} {f.severity.value:7} {f.code}{win}: {text(f.title, 160)}")
-        lines.append(f"        {text(f.detail, 600)}{ev}")
+        lines.append(f"    {_MARK[f.severity]} {f.severity.value:7} {f.code}{win}: {printable(f.title, 160)}")
+        lines.append(f"        {printable(f.detail, 600)}{ev}")
         if f.hint:
-            lines.append(f"        fix: {text(f.hint, 600)}")
+            lines.append(f"        fix: {printable(f.hint, 600)}")
     return lines

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hostile_capture import RAW_CONTROLS, write_hostile
 
 from pptptop import cli
 
@@ -60,6 +61,24 @@ def test_export_hashes_to_an_unwritable_place(capsys: pytest.CaptureFixture[str]
     code, _, err = run(capsys, "-r", str(data_dir / "s1-mschapv2-mppe128-outside.pcap"), "--export-hashes",
                        str(tmp_path / "missing-dir" / "h.txt"))
     assert code == cli.EXIT_CANT_CREATE and "--export-hashes" in err
+
+
+
+def test_finding_details_escape_wire_text_once(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A hostile user name and Failure message are escaped once, where the rule quotes them: ``\\x1b`` in the
+    finding, so ``\\\\x1b`` (``repr`` of escaped text) appears neither in --json nor in --report."""
+    path = str(write_hostile(tmp_path / "hostile.pcap"))
+    want = ("for user '\\x1b]52;c;cHduZWQ=\\x07\\x1b[2Jbob\\x0d\\x0ainjected' at server 'pptpsrv': "
+            "'denied\\x1b]52;c;cHduZWQ=\\x07\\x0d\\x0a'")
+    code, out, _ = run(capsys, "-r", path, "--json")
+    assert code == 0
+    found = json.loads(out)["tunnels"][0]["diagnosis"]
+    assert want in next(f["detail"] for f in found if f["code"] == "auth-failed")
+    assert not [f for f in found if "\\\\" in f["detail"]]
+    code, out, _ = run(capsys, "-r", path, "--report")
+    assert code == 0
+    assert want in out and "\\\\" not in out
+    assert not [c for c in RAW_CONTROLS if c in out]
 
 
 LIVE = """

@@ -22,6 +22,7 @@ from typing import TypeVar
 from pptptop.diagnose.config import DiagnosisConfig
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import CATEGORIES, Observations, Ref
+from pptptop.diagnose.text import quoted
 from pptptop.track.model import Tunnel
 
 
@@ -130,12 +131,11 @@ def seconds(a: float, b: float) -> str:
     return f"{abs(b - a):.1f} s"
 
 
-def text(s: str | None, limit: int = 120) -> str:
-    """A wire string for a one-line detail: control characters escaped, cut to ``limit``."""
-    if s is None:
-        return ""
-    if len(s) <= limit and s.isprintable():
-        return s  # the usual case; the rules ask for the same strings after every event
-    out = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
-                  for ch in s[:limit])
-    return out + ("…" if len(s) > limit else "")
+def wire(s: str | None, limit: int = 120) -> str:
+    """A wire string quoted in a finding's detail, ``'bob'``: escaped once by
+    :func:`~pptptop.diagnose.text.printable`, cut to ``limit``.
+
+    Findings are text for people, and this is where their wire strings are
+    escaped (``repr`` of escaped text doubled every backslash: ``\\x1b``).
+    """
+    return quoted(s, limit, "'") if s else "''"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pptptop.decode.auth import mschap_error_name
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import Term
-from pptptop.diagnose.rules.base import Case, Hit, few, frames, rule, text
+from pptptop.diagnose.rules.base import Case, Hit, few, frames, rule, wire
 
 PPP_IPCP = 0x8021
 ACCOUNT_ERRORS: dict[int, tuple[str, str]] = {
@@ -48,7 +48,7 @@ def lcp_failed(c: Case) -> Hit | None:
             return None
         naks = o.lcp_nakrej
         what = "; ".join(f"{n.sender} {'Naks' if n.code == 3 else 'Rejects'} {n.what}" for n in naks[:3])
-        ending = (f"then the {term.side} ended it ({term.how}{': ' + repr(text(term.reason)) if term.reason else ''})"
+        ending = (f"then the {term.side} ended it ({term.how}{': ' + wire(term.reason) if term.reason else ''})"
                   if term else f"no agreement after {c.now - first:.0f} s")
         return Hit("LCP negotiation failed",
                    f"LCP never opened in both directions ({what or 'no Nak/Reject'}); {ending}.",
@@ -60,7 +60,7 @@ def lcp_failed(c: Case) -> Hit | None:
     if term is None or auth_started or c.tunnel.auth.method == "none" or "ncp" in o.phase_at:
         return None
     return Hit("LCP terminated before authentication",
-               f"LCP opened, then the {term.side} sent LCP Terminate-Request {text(term.reason)!r} before any "
+               f"LCP opened, then the {term.side} sent LCP Terminate-Request {wire(term.reason)} before any "
                "authentication packet.",
                frames(o.lcp_acked.values(), term.ref),
                "The side that terminated refused the negotiated link; its pppd log says why.")
@@ -75,9 +75,9 @@ def auth_failed(c: Case) -> Hit | None:
         return None
     if f.error in ACCOUNT_ERRORS:
         return None
-    who = f" for user {text(a.user, 64)!r}" if a.user else ""
-    at = f" at server {text(a.server_name, 64)!r}" if a.server_name else ""
-    msg = f": {text(f.message)!r}" if f.message else ""
+    who = f" for user {wire(a.user, 64)}" if a.user else ""
+    at = f" at server {wire(a.server_name, 64)}" if a.server_name else ""
+    msg = f": {wire(f.message)}" if f.message else ""
     if f.kind == "pap":
         detail = f"PAP Authenticate-Nak{who}{msg}. The password was sent in clear."
     elif f.kind == "eap":
@@ -99,9 +99,9 @@ def auth_account(c: Case) -> Hit | None:
     if f is None or f.error not in ACCOUNT_ERRORS or (o.auth_success is not None and o.auth_success.ts > f.ref.ts):
         return None
     title, hint = ACCOUNT_ERRORS[f.error]
-    who = f" for user {text(a.user, 64)!r}" if a.user else ""
+    who = f" for user {wire(a.user, 64)}" if a.user else ""
     return Hit(title, f"MS-CHAP Failure E={f.error} {mschap_error_name(f.error)}{who}"
-               + (f": {text(f.message)!r}" if f.message else "") + ".",
+               + (f": {wire(f.message)}" if f.message else "") + ".",
                frames(o.response, f.ref), hint, windows_error=f.error)
 
 
@@ -147,7 +147,7 @@ def encryption_mismatch(c: Case) -> Hit | None:
             return None
         wanter = "server" if refuser == "client" else "client"
         offer = o.ccp_first.get(wanter)
-        said = f" ({text(term.reason)!r})" if term.reason else ""
+        said = f" ({wire(term.reason)})" if term.reason else ""
         return Hit("Encryption refused: MPPE rejected",
                    f"The {wanter} requires MPPE"
                    + (f" ({offer.text})" if offer is not None and offer.bits else "")
@@ -176,14 +176,14 @@ def encryption_mismatch(c: Case) -> Hit | None:
                     f"{'stateless' if nak.bits.stateless else 'stateful'} only")
         return Hit("No common MPPE setting",
                    f"The {asker} asks for {what} ({req.text} Nak'd to {nak.text}); the {term.side} then ends the "
-                   f"link ({term.how}{': ' + repr(text(term.reason)) if term.reason else ''}).",
+                   f"link ({term.how}{': ' + wire(term.reason) if term.reason else ''}).",
                    frames(req.ref, nak.ref, term.ref),
                    "Align require-mppe-128/40 and the stateless setting (H bit) on both sides.",
                    windows_error=742 if nak.sender == "server" else 741)
     for term in [*o.terms, *o.ccp_term.values()]:
         if term.how in ("lcp-terminate", "ccp-terminate") and "mppe" in term.reason.lower():
             return Hit("Encryption not available",
-                       f"The {term.side} ends the link: {text(term.reason)!r}.",
+                       f"The {term.side} ends the link: {wire(term.reason)}.",
                        frames([x.ref for x in o.ccp_first.values()], term.ref),
                        "The side that terminated requires MPPE but cannot use it: load the ppp_mppe kernel module "
                        "or align require-mppe on both sides.",
@@ -225,7 +225,7 @@ def ncp_failed(c: Case) -> Hit | None:
     term = o.ipcp_term.get("server") or o.ipcp_term.get("client")
     if term is not None and not o.ipcp_opened:
         return Hit("IPCP terminated before it opened",
-                   f"The {term.side} sent IPCP Terminate-Request {text(term.reason)!r} before any address was "
+                   f"The {term.side} sent IPCP Terminate-Request {wire(term.reason)} before any address was "
                    "agreed.", frames(term.ref), "The server could not configure IPv4 for the link: see its log.")
     ready = o.auth_success if o.auth_success is not None else (
         next(iter(o.lcp_acked.values())) if o.lcp_open and t.auth.method == "none" else None)

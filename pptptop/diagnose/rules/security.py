@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pptptop.diagnose.finding import Severity
-from pptptop.diagnose.rules.base import Case, Hit, frames, rule, text
+from pptptop.diagnose.rules.base import Case, Hit, frames, rule, wire
 
 #: how strong an authentication method is, for spotting downgrades (RFC 1334 < 1994 < 2433 < 2759 < 3748)
 AUTH_RANK = {"PAP": 0, "CHAP-MD5": 1, "MS-CHAP": 2, "MS-CHAPv2": 3, "EAP": 4}
@@ -16,9 +16,9 @@ def pap_cleartext(c: Case) -> Hit | None:
     if p is None:
         return None
     ref, user, password = p
-    secret = f" Password: {text(password, 64)!r}." if c.show_secrets and password is not None else ""
+    secret = f" Password: {wire(password, 64)}." if c.show_secrets and password is not None else ""
     return Hit("Password sent in clear (PAP)",
-               f"PAP Authenticate-Request for user {text(user, 64)!r} carries the password in clear "
+               f"PAP Authenticate-Request for user {wire(user, 64)} carries the password in clear "
                f"(frame {ref.frame}).{secret}", frames(ref),
                "Use MS-CHAPv2 with MPPE at least, better an IPsec or TLS VPN; change this password.")
 
@@ -54,7 +54,7 @@ def mschapv1(c: Case) -> Hit | None:
     if a.method != "MS-CHAP" or o.response is None:
         return None
     return Hit("Weak authentication: MS-CHAPv1",
-               f"User {text(a.user, 64)!r} authenticated with MS-CHAPv1: the captured response is crackable "
+               f"User {wire(a.user, 64)} authenticated with MS-CHAPv1: the captured response is crackable "
                "offline (hashcat -m 5500; --export-hashes writes it).", frames(o.challenge, o.response),
                "Refuse MS-CHAPv1 on both sides (pppd refuse-mschap) and use MS-CHAPv2 or better an IPsec/TLS VPN.")
 
@@ -66,7 +66,7 @@ def mschapv2_crackable(c: Case) -> Hit | None:
     if a.method != "MS-CHAPv2" or o.challenge is None or o.response is None:
         return None
     return Hit("MS-CHAPv2 exchange crackable offline",
-               f"The MS-CHAPv2 challenge and response of user {text(a.user, 64)!r} are in this capture: a "
+               f"The MS-CHAPv2 challenge and response of user {wire(a.user, 64)} are in this capture: a "
                "dictionary attack (hashcat -m 5500) or the single-DES attack (2^56) recovers the password hash, "
                "and with it the MPPE keys.", frames(o.challenge, o.response),
                "PPTP's protection is only as strong as the password; move to an IPsec or TLS VPN. "
