@@ -137,7 +137,7 @@ class Diagnoser:
         t = ev.tunnel
         if t is None:
             return
-        if kind is EventKind.EVICTED:
+        if kind is EventKind.EVICTED or kind is EventKind.MERGED:
             self._forget(t)
             return
         obs = self._obs.get(t.id)
@@ -179,7 +179,7 @@ class Diagnoser:
             t = self._tunnels[tid]
             obs = self._obs[tid]
             if final:
-                self._evaluate(t, obs, now, self.rules)  # the end of the input: everything, now
+                self._evaluate(t, obs, now, self.rules, final=True)  # the end of the input: everything, now
             elif obs.deferred and now - obs.last_eval >= KEEPALIVE_EVERY:
                 self._evaluate(t, obs, now, self._keepalive)
             elif now - t.last_seen <= horizon:
@@ -197,9 +197,10 @@ class Diagnoser:
         self._live.discard(t.id)
 
     # ------------------------------------------------------------------ rules
-    def _evaluate(self, t: Tunnel, obs: Observations, now: float, rules: Sequence[Rule]) -> None:
+    def _evaluate(self, t: Tunnel, obs: Observations, now: float, rules: Sequence[Rule], final: bool = False
+                  ) -> None:
         case = Case(t, obs, self.cfg, now, self.show_secrets, self._collisions.get(t.id, []),
-                    self._strays.get(t.id, []))
+                    self._strays.get(t.id, []), final)
         raw = self._raw.setdefault(t.id, {})
         hits = self._hits.setdefault(t.id, {})
         dirty = False
@@ -216,9 +217,11 @@ class Diagnoser:
                 continue
             old = raw.get(code)
             hits[code] = hit
+            # a provisional finding confirmed appears anew, at the time it was decided
+            kept = old is not None and not (old.provisional and not hit.provisional)
             raw[code] = Finding(code, r.severity, hit.title, hit.detail, hit.evidence,
                                 hit.windows_error if hit.windows_error is not None else r.windows_error, hit.hint,
-                                old.ts if old is not None else now)
+                                old.ts if kept and old is not None else now, hit.provisional)
             dirty = True
         obs.last_eval = now  # every evaluation runs the timed rules
         obs.deferred = False  # and the keepalives' rules, when some wait (on_event)
@@ -240,8 +243,9 @@ class Diagnoser:
         t.notes[FINDINGS] = ordered(list(shown.values()))
         t.changed = True
         for code, f in shown.items():
-            if code not in before:
-                self._emit(FindingChange("finding", t, f, now))
+            old = before.get(code)
+            if old is None or (old.provisional and not f.provisional):
+                self._emit(FindingChange("finding", t, f, now))  # new, or a provisional one confirmed
         for code, f in before.items():
             if code not in shown:
                 gone: list[Withdrawn] = t.notes.setdefault(WITHDRAWN, [])
@@ -300,6 +304,11 @@ class Diagnoser:
                 continue
             first = t.data_ring[0][0] if t.data_ring else (t.packets[0].number if t.packets else None)
             for pid in self._pairs.get((t.iface, frozenset((t.client.ip, t.server.ip))), set()):
+                known = self._tunnels[pid]
+                if known.joined or known.first_seen > t.first_seen:
+                    # the GRE flowed before that call was set up, or the capture joined the known call
+                    # mid-session and may have missed the control connection of another one: another session
+                    continue
                 strays = self._strays.setdefault(pid, [])
                 if len(strays) < 4:
                     strays.append((cid, Ref(first, t.first_seen)))

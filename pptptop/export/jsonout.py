@@ -40,6 +40,7 @@ def tunnel_dict(t: Tunnel, now: float, extensions: dict[str, Extension] | None =
         "server": {"ip": t.server.ip, "port": t.server.port, "call_id": t.server.call_id},
         "phase": t.phase.value,
         "failed_in": t.failed_in.value if t.failed_in else None,
+        "joined": t.joined,
         "control_seen": t.control_seen,
         "roles_guessed": t.roles_guessed,
         "first_seen": t.first_seen,
@@ -87,10 +88,11 @@ def tunnel_dict(t: Tunnel, now: float, extensions: dict[str, Extension] | None =
             "protocol_rejects": [f"{p:#06x}" for p in t.lcp.protocol_rejects],
         },
         "auth": {
-            "method": t.auth.method,
+            "negotiation_seen": t.auth_seen,
+            "method": t.auth.method if t.auth_seen else None,
             "user": t.auth.user,
             "server_name": t.auth.server_name,
-            "result": t.auth.result,
+            "result": t.auth.result if t.auth_seen else None,
             "message": t.auth.message,
             "error_code": t.auth.error_code,
             "retry": t.auth.retry,
@@ -98,6 +100,7 @@ def tunnel_dict(t: Tunnel, now: float, extensions: dict[str, Extension] | None =
             "password_seen": t.auth.password_seen,
         },
         "ncp": {
+            "negotiation_seen": t.ncp_seen,
             "client_ip": t.ncp.client_ip,
             "server_ip": t.ncp.server_ip,
             "dns": list(t.ncp.dns),
@@ -108,7 +111,9 @@ def tunnel_dict(t: Tunnel, now: float, extensions: dict[str, Extension] | None =
             "server_interface_id": t.ncp.server_ifid,
         },
         "ccp": {
-            "mppe": t.ccp.mppe,
+            "negotiation_seen": t.ccp_seen,
+            "mppe": t.ccp.mppe if t.ccp_seen or t.ccp.from_data else None,
+            "from_data": t.ccp.from_data,
             "bits": t.ccp.bits,
             "stateless": t.ccp.stateless,
             "mppc": t.ccp.mppc,
@@ -230,6 +235,7 @@ class EventStream:
             EventKind.ENDED,
             EventKind.ROLES,
             EventKind.EVICTED,
+            EventKind.MERGED,
         }
     )
 

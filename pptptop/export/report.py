@@ -6,13 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from pptptop.export.text import printable, quoted
-from pptptop.track.model import Direction, EchoStats, Outcome, Phase, Tunnel
+from pptptop.track.model import Direction, EchoStats, HexData, Outcome, Phase, Tunnel
 from pptptop.track.tracker import Tracker
 
 #: extra report lines added by later stages (diagnosis, NAT): f(tunnel) -> lines
 ReportExtension = Callable[[Tunnel], list[str]]
 
-_MARK = {Outcome.OK: "✓", Outcome.FAILED: "✗", Outcome.OPEN: "…"}
+_MARK = {Outcome.OK: "✓", Outcome.FAILED: "✗", Outcome.OPEN: "…", Outcome.NOT_SEEN: "?"}
 
 
 def _size(n: float) -> str:
@@ -48,8 +48,11 @@ def tunnel_lines(t: Tunnel, extensions: list[ReportExtension] | None = None) -> 
         lines.append(f"  {name:8} {ep.ip} port {ep.port or '-'} call {call}"
                      f"  host {quoted(host, 64)} vendor {quoted(vendor, 64)}")
     spans = []
+    unseen = [s.phase.value for s in t.phases if s.outcome is Outcome.NOT_SEEN]
+    if unseen:
+        spans.append(f"joined mid-session ({' '.join(unseen)} not seen)")
     for s in t.phases:
-        if s.phase in (Phase.CLOSED, Phase.FAILED):
+        if s.phase in (Phase.CLOSED, Phase.FAILED) or s.outcome is Outcome.NOT_SEEN:
             continue
         dur = f" {s.end - s.start:.2f}s" if s.end is not None else ""
         spans.append(f"{s.phase.value}{dur} {_MARK[s.outcome]}")
@@ -64,6 +67,8 @@ def tunnel_lines(t: Tunnel, extensions: list[ReportExtension] | None = None) -> 
             + (f" {quoted(a.message, 128)}" if a.message else "")
             + ("  (password sent in clear)" if a.password_seen else "")
         )
+    elif not t.auth_seen:
+        lines.append("  auth     not seen (before the capture)")
     n = t.ncp
     if n.client_ip or n.server_ip:
         lines.append(
@@ -71,10 +76,15 @@ def tunnel_lines(t: Tunnel, extensions: list[ReportExtension] | None = None) -> 
             + (f" dns {', '.join(n.dns)}" if n.dns else "")
         )
     cc = t.ccp
-    if cc.mppe:
+    if cc.from_data:
+        what = "MPPE" if cc.mppe else "MPPC compression without encryption"
+        lines.append(f"  mppe     {what} (negotiated before the capture; the data says so, strength not seen)")
+    elif cc.mppe:
         lines.append(f"  mppe     {cc.bits}-bit {'stateless' if cc.stateless else 'stateful'}")
     elif cc.rejected_by:
         lines.append(f"  mppe     refused by {cc.rejected_by}")
+    elif not t.ccp_seen:
+        lines.append("  mppe     unknown (negotiated before the capture)")
     elif t.phase in (Phase.DATA, Phase.CLOSED):
         lines.append("  mppe     none (data in clear)")
     up, down = t.traffic[Direction.TO_SERVER], t.traffic[Direction.TO_CLIENT]
@@ -91,7 +101,7 @@ def tunnel_lines(t: Tunnel, extensions: list[ReportExtension] | None = None) -> 
         extra = [s for s in cl.steps[1:4]]
         lines.append(
             f"  ended    by {cl.by}: {cl.how}"
-            + (f" {quoted(cl.reason, 128)}" if cl.reason else "")
+            + (f" {_reason(cl.reason)}" if cl.reason else "")
             + (f" (then {'; '.join(printable(x, 80) for x in extra)})" if extra else "")
         )
     if t.malformed:
@@ -99,6 +109,11 @@ def tunnel_lines(t: Tunnel, extensions: list[ReportExtension] | None = None) -> 
     for ext in extensions or []:
         lines.extend(ext(t))
     return lines
+
+
+def _reason(reason: str) -> str:
+    """A closing message's text quoted; a Terminate's data that is not text as the hex it already is."""
+    return reason if isinstance(reason, HexData) else quoted(reason, 128)
 
 
 def report(tracker: Tracker, source: dict[str, Any], extensions: list[ReportExtension] | None = None) -> str:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pptptop.diagnose.text import printable, quoted
 from pptptop.record.writers import (
     PcapEncoder,
     PcapNgEncoder,
@@ -165,32 +166,37 @@ def _write_fully(fd: int, data: bytes) -> None:
 
 
 def describe_tunnel(t: Tunnel) -> str:
-    """One line: which tunnel, who, how far it got and how it ended."""
-    user = f", user {t.auth.user}" if t.auth.user else ""
+    """One line: which tunnel, who, how far it got and how it ended (wire strings escaped: it is printed)."""
+    user = f", user {quoted(t.auth.user, 64)}" if t.auth.user else ""
     state = f"failed in {t.failed_in.value}" if t.failed_in is not None else t.phase.value
     c = t.close
     how = ""
     if c.how:
-        how = f"; ended by {c.by or 'unknown'} ({c.how})" + (f": {c.reason}" if c.reason else "")
-    return f"tunnel {t.id} on {t.iface or '?'}: {t.label}{user}, {state}{how}"
+        how = f"; ended by {c.by or 'unknown'} ({c.how})" + (f": {printable(c.reason, 128)}" if c.reason else "")
+    return f"tunnel {t.id} on {printable(t.iface or '?', 64)}: {t.label}{user}, {state}{how}"
 
 
 def findings_text(t: Tunnel) -> list[str]:
-    """The diagnosis (``tunnel.notes["findings"]``), one line per finding; tolerant of missing fields."""
+    """The diagnosis (``tunnel.notes["findings"]``), one line per finding; tolerant of missing fields.
+
+    A finding's text is escaped already (the rules escape the wire strings
+    they quote); :func:`printable` here is for anything else and changes
+    nothing that was escaped.
+    """
     raw: Any = t.notes.get("findings")
     if not isinstance(raw, Iterable) or isinstance(raw, str | bytes):
         return []
     lines = []
     for f in raw:
-        sev = str(getattr(f, "severity", "") or "")
-        code = str(getattr(f, "code", "") or "")
-        title = str(getattr(f, "title", "") or "")
-        detail = str(getattr(f, "detail", "") or "")
+        sev = printable(getattr(f, "severity", "") or "", 16)
+        code = printable(getattr(f, "code", "") or "", 64)
+        title = printable(getattr(f, "title", "") or "", 160)
+        detail = printable(getattr(f, "detail", "") or "", 600)
         werr = getattr(f, "windows_error", None)
-        hint = str(getattr(f, "hint", "") or "")
+        hint = printable(getattr(f, "hint", "") or "", 600)
         line = f"[{sev}] {code}: {title}" if sev else f"{code}: {title}"
         if werr:
-            line += f" (Windows error {werr})"
+            line += f" (Windows error {printable(werr, 16)})"
         if detail:
             line += f" - {detail}"
         if hint:

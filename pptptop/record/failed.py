@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from pptptop.diagnose.text import printable
 from pptptop.record.export import (
     ExportPacket,
     collect_packets,
@@ -82,14 +83,15 @@ def _evidence(t: Tunnel) -> dict[int, list[str]]:
     notes: dict[int, list[str]] = {}
     c = t.close
     if c.frame is not None:
-        why = f"{c.how} by {c.by}" + (f": {c.reason}" if c.reason else "") if c.how else "end"
+        why = f"{c.how} by {c.by}" + (f": {printable(c.reason, 128)}" if c.reason else "") if c.how else "end"
         state = f"failed in {t.failed_in.value}" if t.failed_in else t.phase.value
         notes.setdefault(c.frame, []).append(f"pptptop: tunnel {t.id} {state} here ({why})")
     raw = t.notes.get("findings")
     if isinstance(raw, list | tuple):
         for f in raw:
             ev = getattr(f, "evidence", ()) or ()
-            text = f"pptptop finding {getattr(f, 'code', '')}: {getattr(f, 'title', '')}"
+            text = (f"pptptop finding {printable(getattr(f, 'code', ''), 64)}: "
+                    f"{printable(getattr(f, 'title', ''), 160)}")
             for n in ev:
                 if isinstance(n, int):
                     notes.setdefault(n, []).append(text)

@@ -60,7 +60,8 @@ def tcp_packet(tracker: Tracker, number: int, ts: float, iface: str, linktype: i
             return  # a reset for a connection we never saw
         conn = tracker._new_connection(ts, ckey)
         if not flags & TH_SYN:
-            conn.tcp.established = True  # joined mid-stream
+            conn.tcp.established = True  # joined mid-stream: what came before is not seen, never failed
+            tracker._join(conn.tunnels[0], Phase.TCP, ts)
     conn.last_seen = ts
     side = d.sender
     tunnels = [t for t in conn.tunnels if not t.ended] or conn.tunnels[-1:]
@@ -222,6 +223,8 @@ def _control(
         T.STOP_CONTROL_CONNECTION_REPLY,
     ):
         targets = live or conn.tunnels[-1:]
+        for t in targets:  # a keepalive or a Stop: the control connection was up
+            tracker._infer(t, Phase.CONTROL, ts)
     else:
         targets = [_call_for(tracker, conn, side, msg, ts, number)]
     summary = _control_summary(msg)
@@ -323,6 +326,23 @@ def _call_for(tracker: Tracker, conn: Connection, side: str, msg: Any, ts: float
         }
     else:
         t = conn.tunnels[-1] if conn.tunnels else fresh()
+    if mt not in (T.OUTGOING_CALL_REQUEST, T.INCOMING_CALL_REQUEST, T.OUTGOING_CALL_REPLY, T.INCOMING_CALL_REPLY):
+        t = _bind_gre(tracker, conn, t, side, msg, ts, number)
+        tracker._infer(t, Phase.CALL, ts)  # a message about an established call
+    return t
+
+
+def _bind_gre(tracker: Tracker, conn: Connection, t: Tunnel, side: str, msg: Any, ts: float, number: int) -> Tunnel:
+    """A call-level message names call IDs: a GRE-only tunnel carrying one of them (the capture saw its GRE
+    before its control connection) is this call. Its own Call ID travels in the GRE sent to ``side``
+    (RFC 2637 §4.1: the key is the receiver's call ID), the peer's in the GRE ``side`` sends."""
+    me, peer = (conn.client_ip, conn.server_ip) if side == "client" else (conn.server_ip, conn.client_ip)
+    for src, dst, cid in ((peer, me, getattr(msg, "call_id", None)), (me, peer, getattr(msg, "peer_call_id", None))):
+        if cid is None:
+            continue
+        ent = tracker.gre_owner(conn.iface, src, dst, cid)
+        if ent is not None and ent[0] is not t and not ent[0].control_seen and not ent[0].ended:
+            return tracker._adopt(conn, t, ent[0], ts, number)
     return t
 
 

@@ -26,6 +26,7 @@ class EventKind(StrEnum):
     ROLES = "roles"  # a GRE-only tunnel's client and server were swapped on evidence
     ENDED = "ended"  # the tunnel is closed or failed
     EVICTED = "evicted"  # dropped from memory by the state bounds
+    MERGED = "merged"  # the same session as another tunnel, which takes it over (detail: "into")
     TICK = "tick"  # time passed (capture time), for rules with timeouts
 
 

@@ -57,6 +57,7 @@ class Outcome(StrEnum):
     OK = "ok"
     FAILED = "failed"
     OPEN = "open"  # still in this phase
+    NOT_SEEN = "not-seen"  # before the capture joined the tunnel: neither ok nor failed
 
 
 @dataclass(slots=True)
@@ -225,6 +226,8 @@ class LcpInfo:
     identification: dict[str, str] = field(default_factory=dict)
     protocol_rejects: list[int] = field(default_factory=list)
     magic: dict[str, int] = field(default_factory=dict)
+    #: the side that Configure-Nak'd or -Rejected the other's Authentication-Protocol (RFC 1661 §6.2)
+    auth_refused_by: str | None = None
 
 
 @dataclass(slots=True)
@@ -244,6 +247,8 @@ class NcpInfo:
 @dataclass(slots=True)
 class CcpInfo:
     mppe: bool = False
+    #: MPPE known only from the data (PPP 0x00FD with the encrypted bit, RFC 3078 §3): CCP was not captured
+    from_data: bool = False
     bits: int | None = None
     stateless: bool | None = None
     mppc: bool = False
@@ -255,11 +260,19 @@ class CcpInfo:
     last_coherency: dict[int, int] = field(default_factory=dict)
 
 
+class HexData(str):
+    """Octets off the wire that are not text, written in hex: ``data 00 00 00 03 a4 d2 09 6b (8 octets, not
+    text)``. An LCP Terminate-Request's data (RFC 1661 §5.5) is uninterpreted: a peer may put a cause code or
+    its magic number there. Shown as it is, never quoted as a message."""
+
+    __slots__ = ()
+
+
 @dataclass(slots=True)
 class CloseInfo:
     by: str | None = None  # client server gateway unknown
     how: str | None = None  # call-clear, call-disconnect, stop-control, lcp-terminate, tcp-fin, tcp-rst, idle, ...
-    reason: str | None = None
+    reason: str | None = None  # a Terminate's text, or its data as HexData
     ts: float | None = None
     frame: int | None = None
     steps: list[str] = field(default_factory=list)
@@ -322,6 +335,10 @@ class Tunnel:
     ended: bool = False
     control_seen: bool = True
     roles_guessed: bool = False  # GRE-only tunnel: who is the client is inferred
+    #: the capture met the tunnel after it began (no SYN, no Start-Control-Connection-Request, or GRE first):
+    #: the phases before ``joined_phase`` were not seen, and the tunnel is not failed for what it was not seen to do
+    joined: bool = False
+    joined_phase: Phase | None = None
     control: ControlInfo = field(default_factory=ControlInfo)
     tcp: TcpInfo = field(default_factory=TcpInfo)
     lcp: LcpInfo = field(default_factory=LcpInfo)
@@ -351,6 +368,31 @@ class Tunnel:
     changed: bool = True
     #: opaque annotations added by later stages (diagnosis, NAT correlation)
     notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def link_seen(self) -> bool:
+        """Whether both sides' LCP Configure-Requests were captured: from there on, a negotiation that does
+        not appear did not happen (no CCP means no MPPE); before that, it is unknown."""
+        r = self.lcp.config_requests
+        return bool(r["client"] and r["server"])
+
+    @property
+    def auth_seen(self) -> bool:
+        """Whether the capture shows how the tunnel authenticated (or that it did not)."""
+        return self.link_seen or self.auth.method != "none" or self.auth.attempts > 0
+
+    @property
+    def ccp_seen(self) -> bool:
+        """Whether the capture shows the compression/encryption negotiation, or the link come up without one."""
+        c = self.ccp
+        return self.link_seen or bool(c.offered) or c.rejected_by is not None
+
+    @property
+    def ncp_seen(self) -> bool:
+        """Whether the capture shows IPCP/IPV6CP (addresses), or the link come up before them."""
+        n = self.ncp
+        return (self.link_seen or any(n.ipcp_opened.values()) or any(n.ipv6cp_opened.values())
+                or n.client_ip is not None)
 
     def all_packets(self) -> list[Packet]:
         """Every stored non-data packet, in capture order."""

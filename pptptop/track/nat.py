@@ -323,7 +323,7 @@ class NatCorrelator:
             return
         if t is None:
             return
-        if kind is EventKind.EVICTED:
+        if kind is EventKind.EVICTED or kind is EventKind.MERGED:
             self._forget(t)
             return
         leg = self._legs.get(t.id)
@@ -714,6 +714,8 @@ class NatCorrelator:
         v6 = ":" in src
         if inner != 47 or not ((not v6 and itype == 3 and code == 2) or (v6 and itype == 4 and code == 1)):
             return
+        if det.get("late"):
+            return  # late GRE racing an orderly teardown (track.icmp.late): normal, not a NAT problem
         if f"icmp:{src}" in leg.flagged:
             return
         leg.flagged.add(f"icmp:{src}")

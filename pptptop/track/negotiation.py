@@ -20,7 +20,7 @@ from pptptop.decode.ncp import IpcpOption, Ipv6cpOption
 from pptptop.decode.ppp import PppFrame, PppProtocol, decode_ppp
 from pptptop.track.events import Event, EventKind
 from pptptop.track.keepalive import echo_reply, echo_request
-from pptptop.track.model import PHASE_ORDER, Direction, Packet, PacketKind, Phase, Tunnel
+from pptptop.track.model import PHASE_ORDER, Direction, HexData, Packet, PacketKind, Phase, Tunnel
 
 #: LCP codes of keepalives (RFC 1661 §5.8, §5.9): kept in the tunnel's keepalive ring, not its negotiation
 LCP_KEEPALIVES = frozenset({ControlCode.ECHO_REQUEST, ControlCode.ECHO_REPLY, ControlCode.DISCARD_REQUEST})
@@ -118,8 +118,13 @@ def _lcp(tracker: Tracker, t: Tunnel, d: Direction, side: str, m: ControlPacket,
     other = _other(side)
     code = m.code
     lcp = t.lcp
-    if code <= ControlCode.CONFIGURE_REJECT or code in (ControlCode.TERMINATE_REQUEST,):
+    if code <= ControlCode.CONFIGURE_REJECT:
         tracker._advance(t, Phase.LCP, ts, number)
+    elif code == ControlCode.TERMINATE_REQUEST:
+        if t.joined and t.phase is t.joined_phase:
+            tracker._infer(t, Phase.LCP, ts)  # a link going down that the capture did not see come up
+        else:
+            tracker._advance(t, Phase.LCP, ts, number)
     if code == ControlCode.CONFIGURE_REQUEST:
         lcp.config_requests[side] += 1
         t.pending_requests[(PppProtocol.LCP, side)] = m
@@ -139,13 +144,19 @@ def _lcp(tracker: Tracker, t: Tunnel, d: Direction, side: str, m: ControlPacket,
             and lcp.opened["server"]
             and PHASE_ORDER[t.phase] <= PHASE_ORDER[Phase.LCP]
         ):
-            tracker._advance(t, Phase.AUTH if t.auth.method != "none" else Phase.NCP, ts, number)
-    elif code == ControlCode.CONFIGURE_NAK:
-        lcp.naks += 1
-    elif code == ControlCode.CONFIGURE_REJECT:
-        lcp.rejects += 1
+            # an authenticator whose method was refused may open LCP without one: whether it lets the peer
+            # in unauthenticated is its authentication phase's decision (pppd auth.c link_established)
+            authenticates = t.auth.method != "none" or lcp.auth_refused_by is not None
+            tracker._advance(t, Phase.AUTH if authenticates else Phase.NCP, ts, number)
+    elif code in (ControlCode.CONFIGURE_NAK, ControlCode.CONFIGURE_REJECT):
+        if code == ControlCode.CONFIGURE_NAK:
+            lcp.naks += 1
+        else:
+            lcp.rejects += 1
+        if m.option(LcpOption.AUTH_PROTOCOL) is not None:
+            lcp.auth_refused_by = side
     elif code == ControlCode.TERMINATE_REQUEST:
-        tracker._close_step(t, side, "lcp-terminate", m.message or None, ts, number)
+        tracker._close_step(t, side, "lcp-terminate", terminate_reason(m.data), ts, number)
     elif code == ControlCode.PROTOCOL_REJECT:
         if m.rejected_protocol is not None and len(lcp.protocol_rejects) < MAX_PROTOCOL_REJECTS:
             lcp.protocol_rejects.append(m.rejected_protocol)
@@ -155,6 +166,31 @@ def _lcp(tracker: Tracker, t: Tunnel, d: Direction, side: str, m: ControlPacket,
         echo_reply(t.lcp_echo, d, m.identifier, ts)
     elif code == ControlCode.IDENTIFICATION:
         lcp.identification[side] = m.message[:MAX_IDENTIFICATION]
+
+
+#: octets of a Terminate-Request's data shown in hex when it is not text
+TERMINATE_HEX = 16
+
+
+def terminate_reason(data: bytes) -> str | None:
+    """What a Terminate-Request's data says (RFC 1661 §5.5: uninterpreted, usually a reason text such as
+    pppd's "User request"): the text, without C-string NUL padding, when it is printable UTF-8 text;
+    otherwise the octets as :class:`HexData`; None when there is no data."""
+    body = data.rstrip(b"\x00")
+    if not body:
+        return HexData(_hex(data)) if data else None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return HexData(_hex(data))
+    if text.strip() and all(ch.isprintable() or ch in "\t\r\n" for ch in text):
+        return text
+    return HexData(_hex(data))
+
+
+def _hex(data: bytes) -> str:
+    shown = " ".join(f"{b:02x}" for b in data[:TERMINATE_HEX]) + (" …" if len(data) > TERMINATE_HEX else "")
+    return f"data {shown} ({len(data)} octet{'s' if len(data) != 1 else ''}, not text)"
 
 
 def _auth(tracker: Tracker, t: Tunnel, m: Any, ts: float, number: int) -> None:
@@ -329,6 +365,22 @@ def _maybe_data(tracker: Tracker, t: Tunnel, ts: float, number: int) -> None:
 def data_seen(tracker: Tracker, t: Tunnel, ts: float, number: int) -> None:
     """Data flows: the tunnel is in the data phase whatever negotiation the capture missed."""
     tracker._advance(t, Phase.DATA, ts, number)
+
+
+#: the MPPE header's first octet (RFC 3078 §3): C, the packet is compressed (MPPC); D, it is encrypted
+MPPE_C, MPPE_D = 0x20, 0x10
+
+
+def mppe_seen(t: Tunnel, first: int) -> None:
+    """The tunnel's first data packet is PPP 0x00FD and the capture saw no CCP: the MPPE header shows what
+    was negotiated before the capture (the strength stays unknown)."""
+    c = t.ccp
+    if c.offered or c.mppe:
+        return
+    if first & MPPE_D:
+        c.mppe, c.from_data = True, True
+    if first & MPPE_C:
+        c.mppc, c.from_data = True, True
 
 
 def inner_ip(tracker: Tracker, t: Tunnel, d: int, payload: bytes) -> None:

@@ -39,7 +39,7 @@ from pptptop.decode.gre import (
 )
 from pptptop.decode.ip import decode_ip
 from pptptop.decode.link import network_offset
-from pptptop.decode.ppp import DATA_PROTOCOLS, ppp_header
+from pptptop.decode.ppp import DATA_PROTOCOLS, PppProtocol, ppp_header
 from pptptop.decode.tcpstream import StreamReassembler
 from pptptop.track.control import new_call, tcp_packet
 from pptptop.track.events import Event, EventKind
@@ -59,7 +59,7 @@ from pptptop.track.model import (
     TcpInfo,
     Tunnel,
 )
-from pptptop.track.negotiation import data_seen, gre_ppp, inner_ip
+from pptptop.track.negotiation import data_seen, gre_ppp, inner_ip, mppe_seen
 
 ETH_IPV4 = struct.Struct("!12xHBxH2xHxBxxII")  # ethertype, vhl, total length, frag, proto, src, dst
 GRE_HEAD = GRE_FIXED  # flags+version, protocol, payload length, call id
@@ -154,6 +154,29 @@ def _raw_gre_key(src_raw: bytes, dst_raw: bytes, call_id: int) -> Any:
 
 
 Subscriber = Callable[[Event], None]
+_OTHER_SIDE = {"client": "server", "server": "client"}
+
+
+def _swap_sides(t: Tunnel) -> None:
+    """What the tunnel holds per side by name ("client"/"server"), the other way round."""
+    def flip(d: dict[str, Any]) -> dict[str, Any]:
+        return {_OTHER_SIDE.get(k, k): v for k, v in d.items()}
+
+    lcp, ncp, ccp = t.lcp, t.ncp, t.ccp
+    lcp.options, lcp.opened, lcp.config_requests = flip(lcp.options), flip(lcp.opened), flip(lcp.config_requests)
+    lcp.identification, lcp.magic = flip(lcp.identification), flip(lcp.magic)
+    ncp.ipcp_opened, ncp.ipv6cp_opened = flip(ncp.ipcp_opened), flip(ncp.ipv6cp_opened)
+    ncp.client_ip, ncp.server_ip = ncp.server_ip, ncp.client_ip
+    ncp.client_ifid, ncp.server_ifid = ncp.server_ifid, ncp.client_ifid
+    ccp.offered, ccp.opened = flip(ccp.offered), flip(ccp.opened)
+    if ccp.rejected_by in _OTHER_SIDE:
+        ccp.rejected_by = _OTHER_SIDE[ccp.rejected_by]
+    c = t.close
+    if c.by in _OTHER_SIDE:
+        c.by = _OTHER_SIDE[c.by]
+    c.steps = [" by ".join(_OTHER_SIDE.get(w.split(":")[0], w.split(":")[0]) + w[len(w.split(":")[0]):]
+                           if i else w for i, w in enumerate(step.split(" by ", 1))) for step in c.steps]
+    t.pending_requests = {(proto, _OTHER_SIDE.get(side, side)): m for (proto, side), m in t.pending_requests.items()}
 
 
 class Tracker:
@@ -337,13 +360,15 @@ class Tracker:
             ds.ack_only += 1
             return
         ds.payload_bytes += plen
-        pp, _ = ppp_header(data if end == n else data[:end], start)
+        pp, hl = ppp_header(data if end == n else data[:end], start)
         if pp in DATA_PROTOCOLS:
             ds.data_packets += 1
             self.stats.gre_data += 1
             tunnel.data_ring.append((number, ts, d, data))
             if tunnel.phase is not Phase.DATA and not tunnel.ended:
                 data_seen(self, tunnel, ts, number)
+                if pp == PppProtocol.COMPRESSED and start + hl < end:
+                    mppe_seen(tunnel, data[start + hl])
             if pp in (0x0021, 0x0057):
                 inner_ip(self, tunnel, d, data[start:end])
             return
@@ -377,7 +402,8 @@ class Tracker:
                 self._register(t)
                 return (t, Direction.TO_SERVER)
         # a new GRE-only tunnel: the destination is taken for the server until evidence says otherwise
-        t = self._new_tunnel(ts, iface, Endpoint(ip.src), Endpoint(ip.dst, call_id=call_id), Phase.LCP)
+        t = self._new_tunnel(ts, iface, Endpoint(ip.src), Endpoint(ip.dst, call_id=call_id), Phase.CALL)
+        self._join(t, Phase.CALL, ts)  # GRE flows: the call was set up before the capture saw it
         t.control_seen = False
         t.roles_guessed = True
         self._orphans[t.id] = t
@@ -389,6 +415,11 @@ class Tracker:
     def _gre_entry(self, iface: str, src_raw: bytes, dst_raw: bytes, call_id: int) -> tuple[Tunnel, Direction] | None:
         """The known tunnel (and direction) of GRE from ``src_raw`` to ``dst_raw`` carrying ``call_id``."""
         return self._gre.get(iface, {}).get(_raw_gre_key(src_raw, dst_raw, call_id))
+
+    def gre_owner(self, iface: str, src: str, dst: str, call_id: int) -> tuple[Tunnel, Direction] | None:
+        """The tunnel (and direction) that GRE from ``src`` to ``dst`` carrying ``call_id`` belongs to."""
+        index = self._gre.get(iface)
+        return index.get(gre_key(src, dst, call_id)) if index else None
 
     def _half_known(self, iface: str, a: str, b: str) -> list[Tunnel]:
         out: list[Tunnel] = []
@@ -429,6 +460,7 @@ class Tracker:
         t.client, t.server = t.server, t.client
         t.traffic = (t.traffic[1], t.traffic[0])
         t.roles_guessed = False
+        _swap_sides(t)
         for p in t.packets:
             p.direction = p.direction.other
         for p in t.late_packets:
@@ -440,12 +472,73 @@ class Tracker:
         self._emit(Event(ts, EventKind.ROLES, t, number, detail={"why": why}))
 
     # ------------------------------------------------------------------ phases and ends
+    def _join(self, t: Tunnel, phase: Phase, ts: float) -> None:
+        """The capture met ``t``, new, already in ``phase`` or later: the phases before it were not seen."""
+        t.joined = True
+        t.joined_phase = t.phase = phase
+        t.phases = [PhaseSpan(p, ts, ts, Outcome.NOT_SEEN) for p in PHASE_ORDER
+                    if PHASE_ORDER[p] < PHASE_ORDER[phase]] + [PhaseSpan(phase, ts)]
+        t.changed = True
+
+    def _infer(self, t: Tunnel, phase: Phase, ts: float) -> None:
+        """A joined tunnel proved to be in ``phase`` at least (a call-level message, a keepalive) by a
+        message that does not show the phase begin: the phases up to it stay not seen."""
+        if not t.joined or t.ended or t.phase is not t.joined_phase or PHASE_ORDER[phase] <= PHASE_ORDER[t.phase]:
+            return
+        cur = t.phases[-1]
+        cur.end, cur.outcome = ts, Outcome.NOT_SEEN
+        t.phases.extend(PhaseSpan(p, ts, ts, Outcome.NOT_SEEN) for p in PHASE_ORDER
+                        if PHASE_ORDER[t.phase] < PHASE_ORDER[p] < PHASE_ORDER[phase])
+        t.phases.append(PhaseSpan(phase, ts))
+        t.phase = t.joined_phase = phase
+        t.changed = True
+
+    def _adopt(self, conn: Connection, t: Tunnel, gre: Tunnel, ts: float, number: int) -> Tunnel:
+        """``gre``, a GRE-only tunnel, is the call ``t`` of control connection ``conn`` (a message of ``conn``
+        named its call ID): one session, one tunnel. ``gre`` keeps its GRE counters and negotiation and
+        takes over the control connection's side; ``t`` is dropped as merged. Returns ``gre``."""
+        if gre.client.ip != conn.client_ip:
+            self._swap_roles(gre, ts, number, "its control connection's TCP 1723 side is the server")
+        self._unregister(gre)
+        gre.client.port, gre.server.port = conn.client_port, conn.server_port
+        for mine, theirs in ((gre.client, t.client), (gre.server, t.server)):
+            if mine.call_id is None:
+                mine.call_id = theirs.call_id
+        gre.control_seen, gre.roles_guessed = True, False
+        gre.tcp, gre.pptp_echo, gre.control = t.tcp, t.pptp_echo, t.control
+        gre.first_seen = min(gre.first_seen, t.first_seen)
+        gre.last_seen = max(gre.last_seen, t.last_seen)
+        if gre.close.how is None and t.close.how is not None:
+            gre.close = t.close
+        stored = sorted([*gre.packets, *t.packets], key=lambda p: p.number)
+        limit = self.limits.stored_packets
+        gre.packets = stored[:limit]
+        gre.late_packets.extend(stored[limit:])
+        gre.keepalives = type(gre.keepalives)(sorted([*gre.keepalives, *t.keepalives], key=lambda p: p.number),
+                                              maxlen=gre.keepalives.maxlen)
+        self._orphans.pop(gre.id, None)
+        conn.tunnels[conn.tunnels.index(t)] = gre
+        self._conn_of.pop(t.id, None)
+        self._conn_of[gre.id] = conn
+        self.tunnels.pop(t.id, None)
+        self._unregister(t)
+        self._register(gre)
+        self._emit(Event(ts, EventKind.MERGED, t, number, detail={"into": gre.id}))
+        return gre
+
     def _advance(self, t: Tunnel, phase: Phase, ts: float, number: int | None) -> None:
         if t.ended or PHASE_ORDER[phase] <= PHASE_ORDER[t.phase]:
             return
         cur = t.phases[-1]
         cur.end = ts
-        cur.outcome = Outcome.OK
+        if t.joined and t.phase is t.joined_phase:
+            # the phase the capture joined in, and those skipped on to ``phase``: not seen
+            cur.outcome = Outcome.NOT_SEEN
+            t.phases.extend(PhaseSpan(p, ts, ts, Outcome.NOT_SEEN) for p in PHASE_ORDER
+                            if PHASE_ORDER[t.phase] < PHASE_ORDER[p] < PHASE_ORDER[phase])
+            t.joined_phase = phase if phase is Phase.DATA else None
+        else:
+            cur.outcome = Outcome.OK
         t.phase = phase
         t.phases.append(PhaseSpan(phase, ts))
         t.changed = True
@@ -478,6 +571,10 @@ class Tracker:
         cur.end = ts
         if t.phase is Phase.DATA:
             cur.outcome = Outcome.OK
+            final = Phase.CLOSED
+        elif t.joined and t.phase is t.joined_phase:
+            # joined mid-session and nothing seen since fails: what it did before the capture is unknown
+            cur.outcome = Outcome.NOT_SEEN
             final = Phase.CLOSED
         else:
             cur.outcome = Outcome.FAILED

@@ -30,6 +30,7 @@ SHOWN = frozenset(
         EventKind.ROLES,
         EventKind.ENDED,
         EventKind.EVICTED,
+        EventKind.MERGED,
     }
 )
 LOG_CAP = 10_000
@@ -81,6 +82,8 @@ def describe(ev: Event) -> tuple[str, str]:
         return f"client and server swapped: {d.get('why', '')}", "info"
     if k is EventKind.EVICTED:
         return "dropped from memory (state bounds)", "info"
+    if k is EventKind.MERGED:
+        return f"the same session as tunnel {d.get('into')}: merged into it", "info"
     return k.value, "info"
 
 

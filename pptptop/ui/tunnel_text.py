@@ -14,16 +14,16 @@ from rich.style import Style
 from rich.text import Text
 
 from pptptop.decode import pptp as P
-from pptptop.track.model import Direction, EchoStats, Outcome, PacketKind, Phase
+from pptptop.track.model import Direction, EchoStats, HexData, Outcome, PacketKind, Phase
 from pptptop.ui.columns import PHASE_CHIP
 from pptptop.ui.format import bits_rate, clock, duration, size, wire
 from pptptop.ui.snapshot import Traffic, TunnelDetail
 
 StyleOf = Callable[[str], Style]
-MARK = {Outcome.OK: "✓", Outcome.FAILED: "✗", Outcome.OPEN: "…"}
+MARK = {Outcome.OK: "✓", Outcome.FAILED: "✗", Outcome.OPEN: "…", Outcome.NOT_SEEN: "?"}
 #: the theme classes this module draws with (declared by the widget that resolves them)
 TEXT_CLASSES = frozenset({
-    "timeline--ok", "timeline--failed", "timeline--open",
+    "timeline--ok", "timeline--failed", "timeline--open", "timeline--not-seen",
     "tunnel-text--bad", "tunnel-text--dim", "tunnel-text--heading", "tunnel-text--chart",
     "tunnel-text--finding-error", "tunnel-text--finding-warning", "tunnel-text--finding-info",
     *(f"tunnel-table--phase-{p.value}" for p in Phase),
@@ -247,7 +247,8 @@ def ending(d: TunnelDetail, st: StyleOf) -> Text:
     if not cl.how:
         _row(out, "state", "still open" if not d.row.ended else "ended without a closing message")
         return out
-    text = f"by the {cl.by}: {cl.how}" + (f" {_q(cl.reason, 160)}" if cl.reason else "")
+    said = cl.reason if isinstance(cl.reason, HexData) else _q(cl.reason, 160)  # data not text: hex, unquoted
+    text = f"by the {cl.by}: {cl.how}" + (f" {said}" if cl.reason else "")
     if cl.frame is not None:
         text += f"  (frame {cl.frame}, {clock(cl.ts or 0)})"
     _row(out, "ended", text, bad if d.row.failed else "")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
+from hostile_capture import RAW_CONTROLS, write_hostile
 from rechelp import DATA, HAVE_TSHARK, NO_TSHARK, capinfos, raw_frames, run_pptptop, tshark_read
 
 from pptptop import sources
@@ -157,3 +159,18 @@ def test_cli_export_refuses_a_symlink_before_reading(tmp_path: Path) -> None:
     assert p.returncode == 73
     assert "symbolic link" in p.stderr
     assert not (tmp_path / "elsewhere").exists()
+
+
+@needs_tshark
+def test_cli_export_escapes_wire_text_in_its_comment(tmp_path: Path) -> None:
+    """The section comment names the user and how the tunnel ended: a hostile user name or Terminate text
+    (ESC[2J, OSC 52, CR/LF) is shown escaped by capinfos and tshark, never acted on by the terminal."""
+    out = tmp_path / "t.pcapng"
+    p = run_pptptop("-r", str(write_hostile(tmp_path / "hostile.pcap")), "--export-tunnel", "1", "-w", str(out))
+    assert p.returncode == 0, p.stderr
+    shown = b"".join(subprocess.run(cmd, capture_output=True, check=True).stdout
+                     for cmd in (["capinfos", "-k", str(out)], ["tshark", "-n", "-V", "-r", str(out)]))
+    assert not [c for c in RAW_CONTROLS if c.encode() in shown]
+    comment = capinfos(out)["Capture comment"]
+    assert 'user "\\x1b]52;c;cHduZWQ=\\x07\\x1b[2Jbob\\x0d\\x0ainjected"' in comment
+    assert "ended by server (lcp-terminate): " in comment

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
+from hostile_capture import OSC52, RAW_CONTROLS, USER, write_hostile
 from rechelp import DATA, HAVE_TSHARK, NO_TSHARK, capinfos, json_doc, raw_frames, run_pptptop, tshark_read
 
 from pptptop import diagnose, sources
@@ -134,3 +136,30 @@ def test_untrusted_user_names_make_safe_file_names() -> None:
     name = failed_file_name(t)
     assert "/" not in name and "\n" not in name and "\x00" not in name
     assert name == "19700101T000000Z-tunnel7-eth0-10.0.0.2-etc_passwd_evil-failed-auth.pcapng"
+
+
+def shown(path: Path | str) -> str:
+    """What ``capinfos -k`` and ``tshark -V`` print of a file: the comments included, as a terminal gets them."""
+    out = b""
+    for cmd in (["capinfos", "-k", str(path)], ["tshark", "-n", "-V", "-r", str(path)]):
+        p = subprocess.run(cmd, capture_output=True)
+        assert p.returncode == 0, p.stderr
+        out += p.stdout
+    return out.decode("latin-1")
+
+
+@needs_tshark
+def test_wire_text_in_the_comments_is_escaped(tmp_path: Path) -> None:
+    """User names, host names and Terminate texts reach the comments as printable escapes, never raw: ESC[2J,
+    an OSC 52 clipboard write or a CR/LF from the wire would act on the terminal of whoever runs capinfos."""
+    tracker, fr = run(write_hostile(tmp_path / "hostile.pcap"), tmp_path / "f")
+    (t,) = tracker.tunnels.values()
+    assert t.auth.user == USER.decode("latin-1") and t.close.how == "lcp-terminate"
+    (path,) = fr.files
+    text = shown(path)
+    assert not [c for c in RAW_CONTROLS if c in text]
+    escaped = "\\x1b]52;c;cHduZWQ=\\x07"  # OSC52 as printable() shows it, escaped once
+    assert OSC52.decode() == escaped.replace("\\x1b", "\x1b").replace("\\x07", "\x07")
+    comment = capinfos(path)["Capture comment"]
+    assert f'user "{escaped}\\x1b[2Jbob\\x0d\\x0ainjected"' in comment
+    assert "pptptop: tunnel 1 failed in auth here (lcp-terminate by server: " in text  # the packet comment
