@@ -35,7 +35,11 @@ class Finding:
 
     ``ts`` is the capture time at which the finding appeared: its decisive
     packet, or the tick at which the timeout that defines it expired.
-    ``evidence`` holds frame numbers of packets in the capture.
+    ``evidence`` holds frame numbers of packets in the capture. A
+    ``provisional`` finding is what the packets so far point to while the
+    timeout that decides it still runs (SYNs unanswered before the client
+    gives up): it is confirmed, or withdrawn, when that timeout expires or
+    the input ends.
     """
 
     code: str
@@ -46,12 +50,13 @@ class Finding:
     windows_error: int | None = None
     hint: str = ""
     ts: float = 0.0
+    provisional: bool = False
 
     def same_content(self, other: Finding) -> bool:
         """True when only ``ts`` differs (a rule re-derived the same finding)."""
         return (self.code, self.severity, self.title, self.detail, self.evidence, self.windows_error,
-                self.hint) == (other.code, other.severity, other.title, other.detail, other.evidence,
-                               other.windows_error, other.hint)
+                self.hint, self.provisional) == (other.code, other.severity, other.title, other.detail,
+                                                 other.evidence, other.windows_error, other.hint, other.provisional)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``--json`` form (docs/json.md, ``diagnosis``)."""
@@ -64,6 +69,7 @@ class Finding:
             "windows_error": self.windows_error,
             "hint": self.hint,
             "time": self.ts,
+            "provisional": self.provisional,
         }
 
 

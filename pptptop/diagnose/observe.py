@@ -24,6 +24,7 @@ from pptptop.decode.ppp import PppFrame, PppProtocol
 from pptptop.diagnose.config import DiagnosisConfig
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Direction
+from pptptop.track.negotiation import terminate_reason
 
 SIDES = ("client", "server")
 MAX_REFS = 32  # frames kept per list: evidence, not history
@@ -54,7 +55,7 @@ class Term:
     ref: Ref
     side: str
     how: str  # lcp-terminate call-clear call-disconnect stop-control tcp-fin tcp-rst (ccp-, ipcp-terminate)
-    reason: str
+    reason: str  # a Terminate's text, or its data as HexData when it is not text
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +84,15 @@ class AuthNak:
     """An LCP Nak/Reject of the Authentication-Protocol option (RFC 1661 §6.2).
 
     ``asked`` is what the authenticator asked for, ``offered`` what the peer
-    suggested instead (None: the peer rejected authentication altogether).
+    suggested instead (None: the peer rejected authentication altogether, or
+    Nak'd it with a method not known here); ``rejected``: a Configure-Reject.
     """
 
     ref: Ref
     sender: str
     asked: str | None
     offered: str | None
+    rejected: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,7 @@ class IcmpSeen:
     direction: Direction | None
     text: str
     quoted: Ref | None  # the last PPP frame seen in the quoted packet's direction
+    late: bool = False  # part of an orderly teardown (track.icmp.late), not a path problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +327,7 @@ class Observations:
             d = getattr(self, name)
             setattr(self, name, {other(k): v for k, v in d.items()})
         self.lcp_nakrej = [NakRej(x.ref, other(x.sender), x.code, x.what) for x in self.lcp_nakrej]
-        self.auth_nakrej = [AuthNak(x.ref, other(x.sender), x.asked, x.offered) for x in self.auth_nakrej]
+        self.auth_nakrej = [AuthNak(x.ref, other(x.sender), x.asked, x.offered, x.rejected) for x in self.auth_nakrej]
         self.terms = [Term(x.ref, other(x.side), x.how, x.reason) for x in self.terms]
         self.pptp_echo.swap()
         self.lcp_echo.swap()
@@ -346,7 +350,7 @@ class Observations:
                 d = ev.detail
                 self.icmp.append(IcmpSeen(ref, int(d.get("type", 0)), int(d.get("code", 0)), str(d.get("from", "")),
                                           int(d.get("inner_protocol", 0)), ev.direction, str(d.get("text", "")),
-                                          self.last_message.get(side_of(ev.direction))))
+                                          self.last_message.get(side_of(ev.direction)), bool(d.get("late"))))
         elif kind is EventKind.PHASE:
             self.phase_at.setdefault(str(ev.detail.get("phase")), ref)
         elif kind is EventKind.ENDED:
@@ -454,13 +458,14 @@ class Observations:
             auth = m.option(LcpOption.AUTH_PROTOCOL)
             if auth is not None and len(self.auth_nakrej) < MAX_REFS:
                 offered = _method(auth) if code == ControlCode.CONFIGURE_NAK else None
-                self.auth_nakrej.append(AuthNak(ref, side, self.auth_asked.get(peer), offered))
+                self.auth_nakrej.append(AuthNak(ref, side, self.auth_asked.get(peer), offered,
+                                                code == ControlCode.CONFIGURE_REJECT))
             rest = [o for o in m.options if o.type != LcpOption.AUTH_PROTOCOL]
             if rest and len(self.lcp_nakrej) < MAX_REFS:
                 what = ", ".join(_option_label(m.protocol, o.type) for o in rest)
                 self.lcp_nakrej.append(NakRej(ref, side, code, what))
         elif code == ControlCode.TERMINATE_REQUEST:
-            t = self._term(ref, side, "lcp-terminate", m.message)
+            t = self._term(ref, side, "lcp-terminate", terminate_reason(m.data) or "")
             self.lcp_term.setdefault(side, t)
         elif code == ControlCode.PROTOCOL_REJECT:
             if m.rejected_protocol is not None and len(self.protocol_rejects) < MAX_REFS:
@@ -520,7 +525,7 @@ class Observations:
             if m.option(CcpOption.MPPE) is not None and self.ccp_reject is None:
                 self.ccp_reject = (ref, side)
         elif code == ControlCode.TERMINATE_REQUEST:
-            self.ccp_term.setdefault(side, Term(ref, side, "ccp-terminate", m.message))
+            self.ccp_term.setdefault(side, Term(ref, side, "ccp-terminate", terminate_reason(m.data) or ""))
         elif code == ControlCode.RESET_REQUEST:
             self.ccp_reset_count += 1
             if len(self.ccp_resets) < MAX_REFS:
@@ -547,7 +552,7 @@ class Observations:
             if len(self.ipcp_rejects) < MAX_REFS:
                 self.ipcp_rejects.append(NakRej(ref, side, code, _names(m)))
         elif code == ControlCode.TERMINATE_REQUEST:
-            self.ipcp_term.setdefault(side, Term(ref, side, "ipcp-terminate", m.message))
+            self.ipcp_term.setdefault(side, Term(ref, side, "ipcp-terminate", terminate_reason(m.data) or ""))
 
     # scratch state of the last Configure-Requests (not evidence)
     _pending_mru: dict[str, int | None] = field(default_factory=dict)

@@ -63,7 +63,8 @@ def icmp_packet(
     if t is None:
         return
     what = icmp_text(ip.version, itype, icode)
-    carried = "GRE" if inner.protocol == IPProtocol.GRE else "TCP"
+    gre = inner.protocol == IPProtocol.GRE
+    carried = "GRE" if gre else "TCP"
     text = f"{what} from {ip.src} for {carried} {inner.src} → {inner.dst}"
     if len(t.icmp_errors) < MAX_ERRORS_KEPT:
         t.icmp_errors.append(text)
@@ -82,9 +83,27 @@ def icmp_packet(
                 "from": ip.src,
                 "inner_protocol": inner.protocol,
                 "text": text,
+                "late": late(t, gre),
             },
         )
     )
+
+
+def late(t: Tunnel, gre: bool) -> bool:
+    """An ICMP error that is part of an orderly teardown, not a path problem.
+
+    Once one side has begun to end the session (LCP Terminate-Request, Call-Clear-Request, Call-Disconnect-
+    Notify, Stop-Control-Connection, TCP FIN or RST), the last packets race the teardown: a peer that closed
+    its GRE socket answers GRE still in flight with protocol-unreachable, a NAT whose PPTP helper dropped the
+    call's mapping at the Call-Disconnect-Notify answers the server's late GRE itself, a closed port answers
+    a late TCP segment. Only when the path had worked: GRE seen both ways (TCP: established); an ICMP error
+    about a tunnel whose GRE never went both ways says why, even if it comes after a give-up.
+    """
+    if t.close.how is None:
+        return False
+    if gre:
+        return t.traffic[Direction.TO_SERVER].packets > 0 and t.traffic[Direction.TO_CLIENT].packets > 0
+    return t.tcp.established
 
 
 def icmp_text(version: int, itype: int, code: int) -> str:

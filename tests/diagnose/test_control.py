@@ -55,8 +55,9 @@ def test_late_synack_withdraws_server_unreachable() -> None:
     res = run_frames(w.frames, clock=True, until=T0 + 32)
     t = res.tunnels[0]
     assert "server-unreachable" not in codes(t)
-    kinds = [(c.kind, c.finding.code) for c in res.changes if c.finding.code == "server-unreachable"]
-    assert kinds == [("finding", "server-unreachable"), ("withdrawn", "server-unreachable")]
+    kinds = [(c.kind, c.finding.provisional) for c in res.changes if c.finding.code == "server-unreachable"]
+    # provisional at the second retransmission, confirmed at the SYN timeout, withdrawn by the SYN-ACK
+    assert kinds == [("finding", True), ("finding", False), ("withdrawn", False)]
     assert t.notes["findings_withdrawn"][0].finding.code == "server-unreachable"
 
 

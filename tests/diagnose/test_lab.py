@@ -20,7 +20,7 @@ FAILURES: list[tuple[str, str, str, str]] = [
     ("s3-gre-blocked", "inside", "gre-blocked", "pptp.control_message_type == 12"),
     ("s3-gre-blocked", "outside", "gre-blocked", "pptp.control_message_type == 12"),
     ("s3b-gre-forward-drop", "outside", "gre-icmp-unreachable", "icmp.type == 3 && icmp.code == 2"),
-    ("s3b-gre-forward-drop", "inside", "peer-terminated", "tcp.srcport == 1723 && tcp.flags.fin == 1"),
+    ("s3b-gre-forward-drop", "inside", "gre-blocked", "tcp.srcport == 1723 && tcp.flags.fin == 1"),
     ("s4-mppe-refused-by-client", "inside", "encryption-mismatch", "lcp && ppp.code == 5"),
     ("s4-mppe-refused-by-client", "outside", "encryption-mismatch", "lcp && ppp.code == 5"),
     ("s7-echo-timeout", "inside", "echo-timeout", "lcp && ppp.code == 9"),
@@ -65,7 +65,7 @@ def test_failure_first_error_and_evidence(data_dir: Path, stem: str, leg: str, c
 @pytest.mark.parametrize("stem,wan,lan", [
     ("s2-mschapv2-wrong-password", "auth-failed", "auth-failed"),
     ("s3-gre-blocked", "gre-blocked", "gre-blocked"),
-    ("s3b-gre-forward-drop", "gre-icmp-unreachable", "peer-terminated"),
+    ("s3b-gre-forward-drop", "gre-icmp-unreachable", "gre-blocked"),
     ("s4-mppe-refused-by-client", "encryption-mismatch", "encryption-mismatch"),
     ("s7-echo-timeout", "echo-timeout", "echo-timeout"),
     ("s8-server-killed", "peer-terminated", "peer-terminated"),
@@ -126,10 +126,12 @@ def test_s3b_outside_evidence_is_the_icmp_and_the_gre_it_quotes(data_dir: Path) 
 
 
 def test_s3b_inside_points_at_the_gre_path(data_dir: Path) -> None:
-    """Inside the NAT the ICMP is invisible: the server drops the call before any GRE comes back."""
-    f = finding(run_capture(data_dir / "s3b-gre-forward-drop-inside.pcap").only, "peer-terminated")
-    assert f.windows_error == 628  # before the session came up
-    assert "0 back" in f.detail and "GRE" in f.hint
+    """Inside the NAT the ICMP is invisible: the server drops the call before any GRE comes back. The GRE path
+    is the cause and the server's hang-up its evidence (tests/diagnose/test_verdict_classes.py checks the
+    detail against tshark)."""
+    f = finding(run_capture(data_dir / "s3b-gre-forward-drop-inside.pcap").only, "gre-blocked")
+    assert f.windows_error == 806
+    assert "no GRE at all came from the server" in f.detail and "The server hung up" in f.detail
 
 
 @pytest.mark.tshark

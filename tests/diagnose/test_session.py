@@ -95,10 +95,21 @@ def test_server_cdn_and_stop_is_peer_terminated_629() -> None:
 
 def test_server_fin_before_the_link_is_up_is_628() -> None:
     w = Wire().setup()
-    w.ppp("client", LCP, cp(1, 1, b""))
+    w.ppp("client", LCP, cp(1, 1, b"")).ppp("server", LCP, cp(1, 1, b""))
     w.at(0.3).tcp("server", FIN | ACK)
     f = finding(run_frames(w.frames).tunnels[0], "peer-terminated")
-    assert f.windows_error == 628 and "1 GRE packet from the client, 0 back" in f.detail
+    assert f.windows_error == 628 and "1 GRE packet from the client, 1 back" in f.detail
+
+
+def test_server_fin_before_any_gre_came_back_is_the_gre_path() -> None:
+    """Not one GRE packet back before the server hangs up: the GRE path is the cause, the hang-up its evidence."""
+    w = Wire().setup()
+    w.ppp("client", LCP, cp(1, 1, b""))
+    w.at(0.3).tcp("server", FIN | ACK)
+    t = run_frames(w.frames).tunnels[0]
+    assert errors(t) == ["gre-blocked"]
+    f = finding(t, "gre-blocked")
+    assert len(w.frames) in f.evidence and "The server hung up 0.30 s after Outgoing-Call-Reply (TCP FIN)" in f.detail
 
 
 def test_client_hangup_is_info_and_not_after_a_failure() -> None:

@@ -21,9 +21,9 @@ from typing import TypeVar
 
 from pptptop.diagnose.config import DiagnosisConfig
 from pptptop.diagnose.finding import Severity
-from pptptop.diagnose.observe import CATEGORIES, Observations, Ref
+from pptptop.diagnose.observe import CATEGORIES, Observations, Ref, Term
 from pptptop.diagnose.text import quoted
-from pptptop.track.model import Tunnel
+from pptptop.track.model import HexData, Tunnel
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +46,21 @@ class Case:
     collisions: list[Collision] = field(default_factory=list)
     #: GRE call IDs seen between the tunnel's two addresses that belong to no known call
     stray_call_ids: list[tuple[int, Ref]] = field(default_factory=list)
+    #: the input has ended (the end of a file, or a live capture stopped): decide from what was seen
+    final: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """A rule's verdict; ``windows_error`` None keeps the rule's default."""
+    """A rule's verdict; ``windows_error`` None keeps the rule's default. ``provisional``: the timeout that
+    decides it has not expired yet (see Finding)."""
 
     title: str
     detail: str
     evidence: list[int]
     hint: str = ""
     windows_error: int | None = None
+    provisional: bool = False
 
 
 RuleFn = Callable[[Case], "Hit | None"]
@@ -139,3 +143,23 @@ def wire(s: str | None, limit: int = 120) -> str:
     escaped (``repr`` of escaped text doubled every backslash: ``\\x1b``).
     """
     return quoted(s, limit, "'") if s else "''"
+
+
+def said(reason: str) -> str:
+    """What a Terminate-Request said, for a detail: its text quoted (``'User request'``), or, when its data
+    is not text, the octets in hex as they are (``data 00 00 00 03 … (8 octets, not text)``)."""
+    return reason if isinstance(reason, HexData) else wire(reason)
+
+
+#: how a terminating action (observe.Term.how) is named in a detail
+ACTIONS = {"lcp-terminate": "LCP Terminate-Request", "ccp-terminate": "CCP Terminate-Request",
+           "ipcp-terminate": "IPCP Terminate-Request", "call-clear": "Call-Clear-Request",
+           "call-disconnect": "Call-Disconnect-Notify", "stop-control": "Stop-Control-Connection-Request",
+           "tcp-fin": "TCP FIN", "tcp-rst": "TCP RST"}
+
+
+def action(t: Term) -> str:
+    """A terminating action for a detail: ``LCP Terminate-Request 'peer refused to authenticate'``,
+    ``TCP FIN``."""
+    name = ACTIONS.get(t.how, t.how)
+    return f"{name} {said(t.reason)}" if t.reason and t.how.endswith("-terminate") else name

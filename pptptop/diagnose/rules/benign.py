@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pptptop.decode.ppp import short_name
 from pptptop.diagnose.finding import Severity
-from pptptop.diagnose.rules.base import Case, Hit, frames, rule
+from pptptop.diagnose.rules.base import Case, Hit, action, frames, rule
 
 PPP_IPCP = 0x8021
 PPP_IPV6CP = 0x8057
@@ -58,3 +58,21 @@ def ipcp_address_assigned(c: Case) -> Hit | None:
                        f"assigned {nak.offered}, which the {asker} then used.",
                        frames(nak.ref, o.ipcp_opened[asker]))
     return None
+
+
+@rule("teardown-icmp", Severity.INFO, on=("icmp",))
+def teardown_icmp(c: Case) -> Hit | None:
+    """ICMP errors for GRE or TCP still in flight while the session ends (track.icmp.late): a teardown race."""
+    o = c.obs
+    late = [i for i in o.icmp if i.late]
+    if not late:
+        return None
+    first, term = late[0], o.first_term
+    began = (f"the {term.side} began to end the session ({action(term)}, frame {term.ref.frame})"
+             if term is not None and term.ref.frame is not None else "the session began to end")
+    more = f" ({len(late)} such errors)" if len(late) > 1 else ""
+    return Hit("ICMP error during the teardown (normal)",
+               f"After {began}, a late packet was answered with {first.text}{more}.",
+               frames(term.ref if term is not None else None, first.quoted, [i.ref for i in late[:3]]),
+               "Nothing to fix: a peer that has closed its GRE socket, or a NAT whose PPTP helper dropped the "
+               "call's mapping at the disconnect, answers the packets still in flight with ICMP.")

@@ -24,27 +24,50 @@ def _server_gone_after(c: Case, ref: Ref) -> Ref | None:
     return None
 
 
+#: a SYN unanswered this long has missed its answer: the initial retransmission timeout of RFC 1122 §4.2.3.1
+#: and Windows (Linux retransmits after 1 s, RFC 6298 §2.1)
+SYN_RTO = 3.0
+#: SYNs that make a provisional verdict: the first one and two retransmissions, all unanswered
+SYNS_PROVISIONAL = 3
+
+
 @rule("server-unreachable", Severity.ERROR, windows_error=800, timed=True)
 def server_unreachable(c: Case) -> Hit | None:
-    """SYNs to TCP 1723 unanswered for ``syn_timeout``, or an ICMP error about them (RFC 9293 §3.5)."""
+    """SYNs to TCP 1723 unanswered for ``syn_timeout``, or an ICMP error about them (RFC 9293 §3.5).
+
+    Provisional from the second retransmission until ``syn_timeout``; at the end of the input, decided from
+    the SYNs seen (a retransmission, or one SYN that waited :data:`SYN_RTO`).
+    """
     o = c.obs
     if not o.syns or o.synack is not None or o.refused is not None:
         return None
     icmp = [i for i in o.icmp if i.inner_protocol == IPPROTO_TCP]
-    waited = c.now - o.syns[0].ts
-    if not icmp and waited < c.cfg.syn_timeout:
-        return None
     n = len(o.syns)
+    first, last = o.syns[0].ts, o.syns[-1].ts
+    waited = c.now - first
+    plural = "s" if n > 1 else ""
+    evidence = frames(few(o.syns), [i.ref for i in icmp[:2]])
+    hint = ("Check that the server is up and listening on TCP 1723 (pptpd running), that the address is "
+            "right, and that no firewall on the way drops TCP/1723.")
     if icmp:
         detail = (f"Control connection never established: {icmp[0].text} answered the SYN to "
                   f"{_server(c)} ({n} SYN sent).")
+    elif waited >= c.cfg.syn_timeout:
+        detail = (f"Control connection never established: {n} SYN{plural} to {_server(c)} "
+                  f"over {seconds(first, c.now)} got no answer.")
+    elif c.final and (n >= 2 or waited >= SYN_RTO):
+        gap = f" for {seconds(first, c.now)}" if n == 1 else f" over {seconds(first, last)}"
+        tail = f"; the capture ends {seconds(last, c.now)} after the last" if c.now - last >= 0.05 else ""
+        detail = f"Control connection never established: {n} SYN{plural} to {_server(c)}{gap}, no answer{tail}."
+    elif n >= SYNS_PROVISIONAL:
+        return Hit("Server unreachable on TCP 1723 (provisional)",
+                   f"No answer so far: {n} SYNs to {_server(c)} over {seconds(first, last)} got none. A "
+                   f"client gives up after {c.cfg.syn_timeout:.0f} s (--syn-timeout): provisional until "
+                   f"{seconds(first, first + c.cfg.syn_timeout)} after the first SYN.",
+                   evidence, hint, provisional=True)
     else:
-        detail = (f"Control connection never established: {n} SYN{'s' if n > 1 else ''} to {_server(c)} "
-                  f"over {seconds(o.syns[0].ts, c.now)} got no answer.")
-    return Hit("Server unreachable on TCP 1723", detail,
-               frames(few(o.syns), [i.ref for i in icmp[:2]]),
-               "Check that the server is up and listening on TCP 1723 (pptpd running), that the address is "
-               "right, and that no firewall on the way drops TCP/1723.")
+        return None
+    return Hit("Server unreachable on TCP 1723", detail, evidence, hint)
 
 
 @rule("server-refused", Severity.ERROR, windows_error=800, on=("tcp",))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import SIDES, IcmpSeen, other, side_of
-from pptptop.diagnose.rules.base import Case, Hit, few, frames, rule, seconds
+from pptptop.diagnose.rules.base import Case, Hit, action, few, frames, rule, seconds
 from pptptop.track.model import Direction, DirectionStats
 
 IPPROTO_GRE = 47
@@ -34,9 +34,10 @@ def _packets_after(ds: DirectionStats, sec: int) -> int:
     return n + (ds.cur_packets if ds.cur_sec > sec else 0)
 
 
-@rule("gre-blocked", Severity.ERROR, windows_error=806, timed=True)
+@rule("gre-blocked", Severity.ERROR, windows_error=806, timed=True, unless=("gre-icmp-unreachable",))
 def gre_blocked(c: Case) -> Hit | None:
-    """The call is up but no LCP Configure-Request is ever answered (RFC 1661 §4.6 restarts run out)."""
+    """The call is up but no LCP Configure-Request is ever answered (RFC 1661 §4.6 restarts run out), or the
+    server hangs up before one GRE packet came back: the root cause, the hang-up its symptom."""
     o, t, cfg = c.obs, c.tunnel, c.cfg
     if o.lcp_any_answer:
         return None
@@ -49,22 +50,30 @@ def gre_blocked(c: Case) -> Hit | None:
     longest = max(runs.values(), key=len)
     end = o.first_term
     gave_up = end is not None and len(longest) >= 2 and longest[-1].ts - longest[0].ts >= 0.9 * cfg.lcp_restart
-    if not gave_up and c.now - first < cfg.negotiation_timeout:
+    silent = [s for s in SIDES if t.traffic[_dir(s)].packets == 0]
+    # pptpd drops a call whose GRE is refused within a second (lab s3b): the server's hang-up comes before any
+    # LCP restart, and not one GRE packet came back
+    hung_up = end is not None and end.side == "server" and bool(silent) and not gave_up
+    if not (gave_up or hung_up) and c.now - first < cfg.negotiation_timeout:
         return None
     sent = " and ".join(f"the {s}'s {len(r)} LCP Configure-Request{'s' if len(r) > 1 else ''}" for s, r in runs.items())
-    silent = [s for s in SIDES if t.traffic[_dir(s)].packets == 0]
     if len(runs) == 1 and silent:
         seen = f" and no GRE at all came from the {silent[0]}: its GRE never arrives here"
     else:
         seen = ": both sides' GRE passes this point but neither reaches the other"
     healthy = (f" The control connection stays healthy ({o.pptp_echo.replies} PPTP echo replies)."
                if o.pptp_echo.replies else "")
-    why = f" The {end.side} gave up ({end.how})." if end is not None else ""
+    if hung_up and end is not None:
+        after = f" {end.ref.ts - o.ocrp.ts:.2f} s after Outgoing-Call-Reply" if o.ocrp is not None else ""
+        why = f" The server hung up{after} ({action(end)})."
+    else:
+        why = f" The {end.side} gave up ({end.how})." if end is not None else ""
     return Hit("GRE blocked: LCP never answered",
-               f"Call established, but {sent} over {seconds(first, (end.ref.ts if end else c.now))} got no "
-               f"answer{seen}.{healthy}{why}",
+               f"Call established, but {sent} {'in' if len(longest) == 1 else 'over'} "
+               f"{seconds(first, (end.ref.ts if end else c.now))} got no answer{seen}.{healthy}{why}",
                frames(o.ocrp, *(few(r, 2) for r in runs.values()), end.ref if end else None),
-               NAT_HINT)
+               NAT_HINT + (" If a capture at the server shows no GRE leaving it either, the server's PPP daemon "
+                           "did not start: see its log." if hung_up else ""))
 
 
 @rule("gre-one-way", Severity.ERROR, windows_error=806, timed=True, unless=("echo-timeout", "gre-blocked"))
@@ -117,9 +126,10 @@ def gre_one_way(c: Case) -> Hit | None:
 
 
 def _proto_errors(o_icmp: list[IcmpSeen]) -> list[IcmpSeen]:
+    """ICMP errors refusing the tunnel's GRE, but those that race an orderly teardown (IcmpSeen.late)."""
     out = []
     for i in o_icmp:
-        if i.inner_protocol != IPPROTO_GRE:
+        if i.inner_protocol != IPPROTO_GRE or i.late:
             continue
         if (i.type == 3 and i.code != 4) or i.type == 1 or (i.type == 4 and i.code == 1):
             out.append(i)

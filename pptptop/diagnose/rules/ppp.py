@@ -6,7 +6,7 @@ from __future__ import annotations
 from pptptop.decode.auth import mschap_error_name
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import Term
-from pptptop.diagnose.rules.base import Case, Hit, few, frames, rule, wire
+from pptptop.diagnose.rules.base import Case, Hit, action, few, frames, rule, said, wire
 
 PPP_IPCP = 0x8021
 ACCOUNT_ERRORS: dict[int, tuple[str, str]] = {
@@ -48,7 +48,7 @@ def lcp_failed(c: Case) -> Hit | None:
             return None
         naks = o.lcp_nakrej
         what = "; ".join(f"{n.sender} {'Naks' if n.code == 3 else 'Rejects'} {n.what}" for n in naks[:3])
-        ending = (f"then the {term.side} ended it ({term.how}{': ' + wire(term.reason) if term.reason else ''})"
+        ending = (f"then the {term.side} ended it ({term.how}{': ' + said(term.reason) if term.reason else ''})"
                   if term else f"no agreement after {c.now - first:.0f} s")
         return Hit("LCP negotiation failed",
                    f"LCP never opened in both directions ({what or 'no Nak/Reject'}); {ending}.",
@@ -60,7 +60,7 @@ def lcp_failed(c: Case) -> Hit | None:
     if term is None or auth_started or c.tunnel.auth.method == "none" or "ncp" in o.phase_at:
         return None
     return Hit("LCP terminated before authentication",
-               f"LCP opened, then the {term.side} sent LCP Terminate-Request {wire(term.reason)} before any "
+               f"LCP opened, then the {term.side} sent LCP Terminate-Request {said(term.reason)} before any "
                "authentication packet.",
                frames(o.lcp_acked.values(), term.ref),
                "The side that terminated refused the negotiated link; its pppd log says why.")
@@ -107,27 +107,50 @@ def auth_account(c: Case) -> Hit | None:
 
 @rule("auth-method-mismatch", Severity.ERROR, windows_error=812, timed=True)
 def auth_method_mismatch(c: Case) -> Hit | None:
-    """The Authentication-Protocol option is Nak'd or Rejected until LCP gives up (RFC 1661 §6.2)."""
+    """No authentication method both sides take (RFC 1661 §6.2 Authentication-Protocol): the peer Naks or
+    Rejects the authenticator's method until LCP gives up; or the authenticator drops the option, LCP opens
+    without it, and the authenticator ends the link before any authentication or NCP packet (pppd:
+    "peer refused to authenticate")."""
     o, cfg = c.obs, c.cfg
     naks = o.auth_nakrej
-    if not naks or o.lcp_open:
-        return None
-    term = _term_after(c, naks[0].ref.ts)
-    if term is None and len(naks) < cfg.lcp_max_failure and c.now - naks[0].ref.ts < cfg.negotiation_timeout:
+    if not naks:
         return None
     last = naks[-1]
-    peer = "server" if last.sender == "client" else "client"
+    peer = "server" if last.sender == "client" else "client"  # the authenticator
+    dropped = None
+    if o.lcp_open:
+        acked = o.lcp_acked.get(peer)
+        if (acked is None or acked.ts < last.ref.ts or peer in o.auth_asked or o.auth_agreed is not None
+                or o.challenge or o.response or o.auth_fail or o.auth_success or "ncp" in o.phase_at):
+            return None  # the peer took another method, or was let in without one
+        dropped = acked
+    term = _term_after(c, last.ref.ts if dropped is None else dropped.ts)
+    since = naks[0].ref.ts if dropped is None else dropped.ts
+    if term is None and (dropped is not None or len(naks) < cfg.lcp_max_failure) and \
+            c.now - since < cfg.negotiation_timeout:
+        return None
     asked = ", ".join(dict.fromkeys(n.asked for n in naks if n.asked)) or "authentication"
-    if last.offered is None:
-        answer = f"the {last.sender} rejects authentication altogether"
+    answers = []
+    if any(n.rejected for n in naks):
+        answers.append("rejects authentication altogether (Configure-Reject)")
+    offers = ", ".join(dict.fromkeys(n.offered for n in naks if not n.rejected and n.offered))
+    if offers:
+        answers.append(f"Naks it and offers {offers}")
+    elif any(not n.rejected for n in naks):
+        answers.append("Naks it")
+    times = f", {len(naks)} times" if len(naks) > 1 else ""
+    detail = f"The {peer} asks for {asked}; the {last.sender} {' and '.join(answers)}{times}."
+    if dropped is not None:
+        detail += (f" The {peer}'s next Configure-Request asks for no authentication and LCP opens without it, "
+                   "before any authentication or NCP packet")
+        detail += f"; then the {term.side} ends the link: {action(term)}." if term else \
+            f"; nothing follows for {c.now - dropped.ts:.0f} s."
+    elif term is not None:
+        detail += f" Then the {term.side} ends the link: {action(term)}."
     else:
-        offers = ", ".join(dict.fromkeys(n.offered for n in naks if n.offered))
-        answer = f"the {last.sender} Naks it and offers {offers}"
-    ending = f"; the {term.side} then ended the link ({term.how})" if term else ""
-    return Hit("No common authentication method",
-               f"The {peer} asks for {asked}; {answer}, {len(naks)} time{'s' if len(naks) > 1 else ''}"
-               f"{ending}.",
-               frames([n.ref for n in few(naks, 2)], term.ref if term else None),
+        detail += f" LCP has not opened {c.now - naks[0].ref.ts:.0f} s later."
+    return Hit("No common authentication method", detail,
+               frames([n.ref for n in few(naks, 2)], dropped, term.ref if term else None),
                "Enable a method both sides allow: MS-CHAPv2 on the client (Windows: Security tab, 'Allow these "
                "protocols') and on the server (pppd require-mschap-v2, no refuse-mschap-v2), or an NPS policy "
                "that permits it.")
@@ -147,12 +170,12 @@ def encryption_mismatch(c: Case) -> Hit | None:
             return None
         wanter = "server" if refuser == "client" else "client"
         offer = o.ccp_first.get(wanter)
-        said = f" ({wire(term.reason)})" if term.reason else ""
+        told = f" ({said(term.reason)})" if term.reason else ""
         return Hit("Encryption refused: MPPE rejected",
                    f"The {wanter} requires MPPE"
                    + (f" ({offer.text})" if offer is not None and offer.bits else "")
                    + f"; the {refuser} Configure-Rejects it; the {term.side} then ends the link"
-                   + f" ({term.how}){said}.",
+                   + f" ({term.how}){told}.",
                    frames(offer.ref if offer else None, ref, term.ref),
                    "Align the encryption settings: enable MPPE-128 on the "
                    f"{refuser} (pppd: require-mppe-128, no 'nomppe'; Windows: Data encryption 'Require' or "
@@ -176,14 +199,14 @@ def encryption_mismatch(c: Case) -> Hit | None:
                     f"{'stateless' if nak.bits.stateless else 'stateful'} only")
         return Hit("No common MPPE setting",
                    f"The {asker} asks for {what} ({req.text} Nak'd to {nak.text}); the {term.side} then ends the "
-                   f"link ({term.how}{': ' + wire(term.reason) if term.reason else ''}).",
+                   f"link ({term.how}{': ' + said(term.reason) if term.reason else ''}).",
                    frames(req.ref, nak.ref, term.ref),
                    "Align require-mppe-128/40 and the stateless setting (H bit) on both sides.",
                    windows_error=742 if nak.sender == "server" else 741)
     for term in [*o.terms, *o.ccp_term.values()]:
         if term.how in ("lcp-terminate", "ccp-terminate") and "mppe" in term.reason.lower():
             return Hit("Encryption not available",
-                       f"The {term.side} ends the link: {wire(term.reason)}.",
+                       f"The {term.side} ends the link: {said(term.reason)}.",
                        frames([x.ref for x in o.ccp_first.values()], term.ref),
                        "The side that terminated requires MPPE but cannot use it: load the ppp_mppe kernel module "
                        "or align require-mppe on both sides.",
@@ -192,7 +215,8 @@ def encryption_mismatch(c: Case) -> Hit | None:
 
 
 @rule("ncp-failed", Severity.ERROR, windows_error=720, timed=True,
-      unless=("encryption-mismatch", "echo-timeout", "gre-one-way", "auth-failed", "auth-account"))
+      unless=("encryption-mismatch", "echo-timeout", "gre-one-way", "auth-failed", "auth-account",
+              "auth-method-mismatch"))
 def ncp_failed(c: Case) -> Hit | None:
     """IPCP never opens: Protocol-Reject, address rejected, Nak loop, terminated, or timed out (RFC 1332)."""
     o, t, cfg = c.obs, c.tunnel, c.cfg
@@ -225,7 +249,7 @@ def ncp_failed(c: Case) -> Hit | None:
     term = o.ipcp_term.get("server") or o.ipcp_term.get("client")
     if term is not None and not o.ipcp_opened:
         return Hit("IPCP terminated before it opened",
-                   f"The {term.side} sent IPCP Terminate-Request {wire(term.reason)} before any address was "
+                   f"The {term.side} sent IPCP Terminate-Request {said(term.reason)} before any address was "
                    "agreed.", frames(term.ref), "The server could not configure IPv4 for the link: see its log.")
     ready = o.auth_success if o.auth_success is not None else (
         next(iter(o.lcp_acked.values())) if o.lcp_open and t.auth.method == "none" else None)
@@ -239,7 +263,8 @@ def ncp_failed(c: Case) -> Hit | None:
     else:
         return None
     sent = o.ipcp_unanswered["client"] or o.ipcp_unanswered["server"]
-    return Hit("NCP failed: no IP address", f"Authentication succeeded, but IPCP never opened: {ending}.",
+    up = "Authentication succeeded" if o.auth_success is not None else "LCP opened without authentication"
+    return Hit("NCP failed: no IP address", f"{up}, but IPCP never opened: {ending}.",
                frames(ready, few(sent, 2), end),
                "The server never assigned an address: check its remoteip pool (pptpd.conf) or DHCP relay, "
                "and that IPv4 is enabled for remote access.")

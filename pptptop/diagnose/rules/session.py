@@ -5,7 +5,7 @@ from __future__ import annotations
 from pptptop.decode import pptp as P
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import SIDES, EchoTrack, Ref, Term
-from pptptop.diagnose.rules.base import Case, Hit, few, frames, rule, wire
+from pptptop.diagnose.rules.base import Case, Hit, few, frames, rule, said
 from pptptop.track.model import Direction
 
 #: what pppd says in its LCP Terminate-Request when it is told to hang up (pppd 2.4.9 auth.c, ccp.c)
@@ -65,10 +65,10 @@ def _explain(term: Term, c: Case) -> tuple[str, str]:
     """What the server's first terminating action says, and what to check."""
     o = c.obs
     if term.how == "lcp-terminate":
-        said = f"LCP Terminate-Request {wire(term.reason)}" if term.reason else "LCP Terminate-Request"
+        told = f"LCP Terminate-Request {said(term.reason)}" if term.reason else "LCP Terminate-Request"
         why = (" (pppd's text when the server's pppd is told to hang up: an administrator, an idle or session "
                "limit, or a restart)" if term.reason in PPPD_HANGUP_TEXTS else "")
-        return f"The server ended the PPP session: {said}{why}.", (
+        return f"The server ended the PPP session: {told}{why}.", (
             "See the server's pppd log for why it hung up; idle and session limits (pppd idle/maxconnect, "
             "RADIUS Session-Timeout) end sessions this way.")
     if term.how in ("call-disconnect", "stop-control"):
@@ -121,7 +121,7 @@ def client_hangup(c: Case) -> Hit | None:
     steps = [t for t in o.terms if t.side == "client"][:6]
     names: list[str] = []
     for t in steps:
-        name = (f"LCP Terminate-Request {wire(t.reason)}" if t.how == "lcp-terminate" and t.reason else
+        name = (f"LCP Terminate-Request {said(t.reason)}" if t.how == "lcp-terminate" and t.reason else
                 {"call-clear": "Call-Clear-Request", "tcp-fin": "TCP FIN", "tcp-rst": "TCP RST",
                  "stop-control": "Stop-Control-Connection-Request"}.get(t.how, t.how))
         if names and names[-1].split(" ×")[0] == name:
@@ -129,12 +129,12 @@ def client_hangup(c: Case) -> Hit | None:
             names[-1] = f"{name} ×{n}"
         else:
             names.append(name)
-    said = ", then ".join(names)
-    normal = (f" {wire(first.reason)} is what pppd sends when it is told to hang up."
+    steps_said = ", then ".join(names)
+    normal = (f" {said(first.reason)} is what pppd sends when it is told to hang up."
               if first.how == "lcp-terminate" and first.reason in PPPD_HANGUP_TEXTS else "")
     pptp_linux = (" Closing without waiting for Call-Disconnect-Notify is how pptp-linux hangs up."
                   if o.call_clear is not None and o.cdn is None else "")
     phase = (c.tunnel.failed_in or c.tunnel.phase).value
     where = "" if "data" in o.phase_at else f" before the session came up (in phase {phase})"
-    return Hit("Closed by the client", f"The client hung up{where}: {said}.{normal}{pptp_linux}",
+    return Hit("Closed by the client", f"The client hung up{where}: {steps_said}.{normal}{pptp_linux}",
                frames([t.ref for t in steps]))
