@@ -43,7 +43,9 @@ __all__ = [
 
 
 def _text(b: bytes) -> str:
-    return b.decode("utf-8", "backslashreplace")
+    """A name or message as sent: one character per octet (latin-1), as PPTP's strings are, so no two
+    different octet strings read the same (backslashreplace made the octet 0xff and the text ``\\xff`` one)."""
+    return b.decode("latin-1")
 
 
 def _header(info: bytes, what: str) -> tuple[int, int, int]:

@@ -381,7 +381,9 @@ class ControlPacket:
 
 
 def _text(b: bytes) -> str:
-    return b.decode("utf-8", "backslashreplace")
+    """A message as sent (Terminate, Identification): one character per octet (latin-1), like every wire
+    string, so that no two different octet strings read the same."""
+    return b.decode("latin-1")
 
 
 def _parse_options(protocol: int, info: bytes, end: int) -> tuple[Option, ...]:

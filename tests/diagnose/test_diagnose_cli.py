@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -9,9 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from diag_support import Wire, run_frames
 from hostile_capture import RAW_CONTROLS, write_hostile
 
 from pptptop import cli
+from pptptop.diagnose import options as diagopts
+from pptptop.export.jsonout import EventStream
+
+JSON_DOC = Path(__file__).resolve().parents[2] / "docs" / "json.md"
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -79,6 +85,25 @@ def test_finding_details_escape_wire_text_once(capsys: pytest.CaptureFixture[str
     assert code == 0
     assert want in out and "\\\\" not in out
     assert not [c for c in RAW_CONTROLS if c in out]
+
+
+
+def test_every_live_event_line_is_documented() -> None:
+    """docs/json.md has a row for every ``event`` the live stream writes, ``withdrawn`` included: a CHAP
+    Failure with R=1 (a finding) and then a Success on the retry (the finding withdrawn), RFC 2759 §6."""
+    w = Wire().setup().lcp_up().mschapv2(success=False)
+    w.at(1).mschapv2(success=True)
+    out = io.StringIO()
+    write = diagopts.json_lines(out)
+    for change in run_frames(w.frames).changes:
+        write(change)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [x["finding"]["code"] for x in lines if x["event"] == "withdrawn"] == ["auth-failed"]
+    diagnosis = {x["event"] for x in lines}
+    assert diagnosis == {"finding", "withdrawn"}
+    doc = JSON_DOC.read_text()
+    names = {*diagnosis, *(k.value for k in EventStream.KINDS), "nat-problem", "capture-end"}
+    assert not [n for n in sorted(names) if f"| `{n}` |" not in doc]
 
 
 LIVE = """
