@@ -125,6 +125,9 @@ def report(tracker: Tracker, source: dict[str, Any], extensions: list[ReportExte
     ]
     for listener in source.get("pptp_listeners", []):
         out.insert(1, f"local PPTP server: {printable(listener, 120)}")
+    if s.evicted:
+        out.insert(1, f"{s.evicted} tunnel{'s' if s.evicted != 1 else ''} evicted by the memory bounds "
+                      f"(--max-tunnels {tracker.limits.max_tunnels}): not in this report")
     for t in sorted(tracker.tunnels.values(), key=lambda t: t.id):
         out.extend(tunnel_lines(t, extensions))
         out.append("")

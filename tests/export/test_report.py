@@ -47,3 +47,19 @@ def test_hostile_host_name_through_engine_and_report(tmp_path: Path) -> None:
                                     capture_output=True, text=True, check=True).stdout)
     # JSON keeps the exact bytes (host names are decoded latin-1, one character per octet; json escapes them)
     assert doc["tunnels"][0]["control"]["host_name"]["client"] == HOSTILE.encode().decode("latin-1")
+
+
+def test_evicted_tunnels_are_said() -> None:
+    """--json has source.tunnels_evicted; --report says it too, or a reader takes it for the whole capture."""
+    src = str(Path(__file__).resolve().parents[1] / "data" / "s5-two-clients-same-nat-both.pcapng")
+    doc = json.loads(subprocess.run([sys.executable, "-m", "pptptop", "-r", src, "--max-tunnels", "1", "--json"],
+                                    capture_output=True, text=True, check=True).stdout)
+    n = doc["source"]["tunnels_evicted"]
+    assert n > 0
+    rep = subprocess.run([sys.executable, "-m", "pptptop", "-r", src, "--max-tunnels", "1", "--report"],
+                         capture_output=True, text=True, check=True).stdout
+    assert f"{n} tunnels evicted by the memory bounds (--max-tunnels 1): not in this report" in rep
+    full = subprocess.run([sys.executable, "-m", "pptptop", "-r", src, "--report"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "evicted" not in full
+
