@@ -244,7 +244,8 @@ def _control(
         info.stop_reason = msg.reason
         for t in targets:
             t.control.stop_reason = msg.reason
-            tracker._close_step(t, side, "stop-control", P.reason_name(msg.reason), ts, number)
+            why = f"{P.reason_name(msg.reason)} ({msg.reason})"  # "None (1)": reason 1's name, not a missing one
+            tracker._close_step(t, side, "stop-control", why, ts, number)
             tracker._end(t, ts, number)
     for t in targets:
         tracker._emit(Event(ts, EventKind.MESSAGE, t, number, d, msg))

@@ -63,3 +63,17 @@ def test_evicted_tunnels_are_said() -> None:
                           check=True).stdout
     assert "evicted" not in full
 
+
+def test_a_stop_reason_named_none_does_not_read_as_missing() -> None:
+    """RFC 2637 §2.3 names Stop-Control-Connection-Request reason 1 "None" (a general request to clear), and
+    tshark says so; alone after a colon it read as a Python None where a reason was missing. It is given
+    with its number, as the diagnosis does."""
+    src = str(Path(__file__).resolve().parents[1] / "data" / "s10-server-ctrl-sigterm-inside.pcap")
+    rep = subprocess.run([sys.executable, "-m", "pptptop", "-r", src, "--report"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "stop-control by server: None (1);" in rep
+    assert ": None;" not in rep and ": None)" not in rep
+    doc = json.loads(subprocess.run([sys.executable, "-m", "pptptop", "-r", src, "--json"], capture_output=True,
+                                    text=True, check=True).stdout)
+    (t,) = doc["tunnels"]
+    assert "stop-control by server: None (1)" in t["close"]["steps"] and t["control"]["stop_reason"] == 1
