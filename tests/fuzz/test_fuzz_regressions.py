@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pptptop.decode.auth import decode_chap, parse_mschap_failure
 from pptptop.decode.ppp import decode_ppp
 from pptptop.decode.pppd import format_pppd, format_pppd_packet
+from pptptop.sources.base import Frame
+from pptptop.sources.batch import batch_from_frames
+from pptptop.track.fastpath import feed_batch
+from pptptop.track.tracker import Tracker
 
 CBCP = 0xC029
 
@@ -45,3 +51,36 @@ def test_cbcp_number_control_characters_are_escaped() -> None:
     escape = b"\x02\x01\x00\x0e\x02\x0a\x0f\x01\x1b[2J\x9b\x00"
     shown = format_pppd(decode_ppp(b"\xc0\x29" + escape))
     assert shown == "[CBCP Response id=0x1 < UserDefined delay = 15 number = \\033[2J\\233>]1b5b324a9b00"
+
+
+# MPPE data from the server for call ID 0x28b2 before any control message (a GRE-only tunnel), an
+# Outgoing-Call-Request from the client for that same call ID, and the server's data again (pptpsniffer
+# capture, frames reordered by the fuzzer).
+_GRE_DATA = bytes.fromhex(
+    "7aa253ec3ca6ba34a6299850080045000059a65c40003f2f60e2c63364020a0000023081880b003528b20000000c0000000b"
+    "fd90001ddf73e0b0f704e51714cdd8d67f507375971277c65d852ec990c8c70b4c226832250ea58ad57704f5f3cd4de7674d"
+    "3a55b3")
+_OCRQ = bytes.fromhex(
+    "ba34a62998507aa253ec3ca60800450000dc7a3b400040068ba90a000002c6336402857406bb66316d60850131ab801801f5"
+    "66c300000101080ab7e94c3bbaade38000a800011a2b3c4d0007000028b200000000096000989680000000030000000300"
+    "03" + "00" * 134)
+_REBOUND = [Frame(1795419378.206925, "", 1, _GRE_DATA), Frame(1795419377.81135, "", 1, _OCRQ),
+            Frame(1795419378.206925, "", 1, _GRE_DATA)]
+
+
+def _tunnels(tracker: Tracker) -> list[tuple[int, str, list[int]]]:
+    return [(t.id, t.phase.value, [d.packets for d in t.traffic]) for t in tracker.tunnels.values()]
+
+
+@pytest.mark.xfail(strict=True, reason="track/fastpath resolves GRE keys once per batch: a call that rebinds "
+                   "a key inside the batch does not get the batch's later data frames (docs/fuzzing.md)")
+def test_batch_sees_a_gre_key_rebound_by_a_call_inside_the_batch() -> None:
+    one_by_one = Tracker()
+    for i, f in enumerate(_REBOUND):
+        one_by_one.feed(i + 1, f.ts, f.iface, f.linktype, f.data)
+    batched = Tracker()
+    f = _REBOUND[0]
+    batched.feed(1, f.ts, f.iface, f.linktype, f.data)
+    feed_batch(batched, batch_from_frames(_REBOUND[1:]), 2)
+    assert _tunnels(one_by_one)[1][2] == [0, 1]  # the call's tunnel got the server's data frame
+    assert _tunnels(batched) == _tunnels(one_by_one)
