@@ -271,6 +271,13 @@ def _call_for(tracker: Tracker, conn: Connection, side: str, msg: Any, ts: float
         return new_call(tracker, conn, ts)
 
     t: Tunnel | None
+    if mt in (T.CALL_CLEAR_REQUEST, T.CALL_DISCONNECT_NOTIFY, T.SET_LINK_INFO, T.WAN_ERROR_NOTIFY,
+              T.INCOMING_CALL_CONNECTED):
+        # a message about an established call: first bind it to the GRE-only tunnel of its call, if the
+        # capture met that GRE before the control connection, so that what it does applies to one tunnel
+        base = (find(side, msg.call_id) if hasattr(msg, "call_id") else find(other, msg.peer_call_id)) or (
+            conn.tunnels[-1] if conn.tunnels else fresh())
+        tracker._infer(_bind_gre(tracker, conn, base, side, msg, ts, number), Phase.CALL, ts)
     if mt in (T.OUTGOING_CALL_REQUEST, T.INCOMING_CALL_REQUEST):
         t = find(side, msg.call_id)
         if t is None or t.ended:
@@ -327,9 +334,6 @@ def _call_for(tracker: Tracker, conn: Connection, side: str, msg: Any, ts: float
         }
     else:
         t = conn.tunnels[-1] if conn.tunnels else fresh()
-    if mt not in (T.OUTGOING_CALL_REQUEST, T.INCOMING_CALL_REQUEST, T.OUTGOING_CALL_REPLY, T.INCOMING_CALL_REPLY):
-        t = _bind_gre(tracker, conn, t, side, msg, ts, number)
-        tracker._infer(t, Phase.CALL, ts)  # a message about an established call
     return t
 
 

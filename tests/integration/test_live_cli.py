@@ -133,3 +133,42 @@ def test_buffer_sizes_from_the_command_line(veth: tuple[str, str, str, str], dat
     assert buffers["ring_bytes"] == 4096 << 10 and buffers["queue_limit"] == 16 << 20
     assert 0 < buffers["queue_peak"] <= 16 << 20
 
+
+
+def test_started_while_a_tunnel_is_up(veth: tuple[str, str, str, str], data_dir: Path) -> None:
+    """pptptop started on a gateway while a session is in its data phase: the session appears at once as
+    joined, and ends closed with no error, as one tunnel (issue 16: never invent a failure)."""
+    tx, rx, a, b = veth
+    path = data_dir / "s1-mschapv2-mppe128-inside.pcap"  # 15 s at its own pace: handshake in the first 1.3 s
+    replay = subprocess.Popen(["ip", "netns", "exec", tx, "tcpreplay", "-i", a, str(path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    cap = None
+    try:
+        time.sleep(4.0)  # the tunnel is carrying data now
+        cap = subprocess.Popen(["ip", "netns", "exec", rx, sys.executable, "-m", "pptptop", "-i", b, "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        wait_bound(rx, cap)
+        started = time.monotonic()
+        assert cap.stdout is not None
+        first = json.loads(cap.stdout.readline())
+        seen_after = time.monotonic() - started
+        replay.wait(timeout=60)
+        time.sleep(1.0)
+        cap.send_signal(signal.SIGTERM)
+        out, err = cap.communicate(timeout=60)
+    finally:
+        for p in (replay, cap):
+            if p is not None and p.poll() is None:
+                p.kill()
+    assert cap.returncode == 0, err
+    lines = [first, *(json.loads(x) for x in out.splitlines() if x.strip())]
+    assert first["event"] == "tunnel-new" and seen_after < 5.0  # LCP echoes every few seconds, GRE data at once
+    ended = [x["tunnel"] for x in lines if x.get("event") == "ended"]
+    assert len(ended) == 1, [(x.get("event"), x.get("tunnel", {}).get("id"), x.get("phase"), x.get("into"))
+                             for x in lines]
+    t = ended[0]
+    assert t["joined"] is True and t["phase"] == "closed" and t["failed_in"] is None
+    assert t["control_seen"] is True and t["server"]["port"] == 1723 and t["client"]["ip"] == "10.0.0.2"
+    assert t["ccp"]["mppe"] is True and t["auth"]["method"] is None
+    assert not [x for x in lines if x.get("event") == "finding" and x.get("severity") == "error"]
