@@ -44,14 +44,33 @@ def split(raw: bytes) -> tuple[bytes, list[bytes]]:
     return raw[:24], [raw[a:b] for a, b in zip(offs, [*offs[1:], len(raw)], strict=True)]
 
 
+NAT: dict[int, Any] = {}  # id(tracker) -> its NAT correlator
+
+
 def run(raw: bytes) -> tuple[Tracker, diagmod.Diagnoser]:
     tracker = Tracker()
-    natmod.attach(tracker)
+    NAT[id(tracker)] = natmod.attach(tracker)
     diag = diagmod.Diagnoser(diagmod.DiagnosisConfig()).attach(tracker)
     pipe = Pipeline(PcapFileSource("cut", io.BytesIO(raw)), tracker)
     pipe.run()
     assert pipe.crash is None and pipe.error is None
     return tracker, diag
+
+
+@pytest.mark.parametrize("name", ["s1-mschapv2-mppe128-both.pcapng", "s5-two-clients-same-nat-both.pcapng"])
+def test_both_nat_legs_of_a_joined_session_are_paired(data_dir: Path, name: str) -> None:
+    """Met mid-session on both sides of a NAT, each inside leg is still paired with its outside leg."""
+    for first, raw in cuts_in_data(data_dir / name):
+        tracker, _ = run(raw)
+        nat = NAT.pop(id(tracker))
+        inside = [t for t in tracker.tunnels.values() if t.iface == "lan0"]
+        assert inside, first
+        for t in inside:
+            view = nat.view(t)
+            assert view is not None, (first, t.label)
+            peer = tracker.tunnels[view["peer"]]
+            assert peer.iface == "wan0" and peer.server.ip == t.server.ip, first
+            assert view["inside"]["call_id"] == t.client.call_id, first
 
 
 def data_window(tracker: Tracker) -> tuple[float, float]:
