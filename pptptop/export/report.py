@@ -120,7 +120,8 @@ def report(tracker: Tracker, source: dict[str, Any], extensions: list[ReportExte
     s = tracker.stats
     out = [
         f"{printable(source.get('name', ''), 200)}: {s.frames} frames, {s.control_messages} PPTP control "
-        f"messages, {s.gre} GRE packets, {s.malformed} malformed, {len(tracker.tunnels)} tunnels",
+        f"messages, {s.gre} GRE packets, {s.malformed} malformed, {len(tracker.tunnels)} tunnels"
+        + (f"; {s.other} frame{'s' if s.other != 1 else ''} skipped as not PPTP" if s.other else ""),
         "",
     ]
     for listener in source.get("pptp_listeners", []):

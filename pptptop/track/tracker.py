@@ -71,6 +71,9 @@ IPPROTO_TCP = 6
 IPPROTO_GRE = 47
 IPPROTO_ICMPV6 = 58
 MASK32 = 0xFFFFFFFF
+#: IP protocol numbers of an IP header inside IP, and the ethertype of what they carry
+INNER_IP = {4: 0x0800, 41: 0x86DD}
+MAX_IP_NESTING = 4
 MASK64 = (1 << 64) - 1
 
 
@@ -290,6 +293,16 @@ class Tracker:
             self._malformed(e, number, ts, None)
             return
         st.ip += 1
+        for _ in range(MAX_IP_NESTING):
+            # PPTP carried inside another tunnel: IPv4 in IP (RFC 2003, protocol 4), IPv6 in IP (RFC 4213 /
+            # RFC 2473, protocol 41); the tunnel is the inner header's, as tshark decodes it
+            if ip.fragment or ip.protocol not in INNER_IP:
+                break
+            try:
+                ip = decode_ip(data, ip.payload_offset, INNER_IP[ip.protocol])
+            except DecodeError as e:
+                self._malformed(e, number, ts, None)
+                return
         if ip.fragment:
             st.other += 1
             return
