@@ -19,6 +19,7 @@ from pptptop import __version__
 from pptptop import diagnose as diagmod
 from pptptop.diagnose import options as diagopts
 from pptptop.diagnose.hashes import HashCollector
+from pptptop.inside import options as insideopts
 from pptptop.export.jsonout import EventStream, document
 from pptptop.export.report import report
 from pptptop.pipeline import Pipeline, tune_gc
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recording.add_arguments(p)
     diagopts.add_arguments(p)
+    insideopts.add_arguments(p)
     p.add_argument("--version", action="version", version=f"pptptop {__version__}")
     return p
 
@@ -235,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pptptop: {problem}", file=sys.stderr)
         return EXIT_USAGE
     headless = args.json or args.report or args.export_tunnel is not None or args.export_hashes is not None
+    secrets = insideopts.load_or_say(args, sys.stderr)  # read now, as root, before any privilege drop
+    if secrets is None:
+        return EXIT_USAGE if insideopts.usage_error(args) else EXIT_NO_INPUT
     if args.conntrack:
         if args.drop_user is not None:
             print("pptptop: --conntrack needs CAP_NET_ADMIN for the whole capture: use it without -Z",
