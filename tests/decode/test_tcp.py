@@ -179,7 +179,9 @@ def test_random_bytes(data: bytes, off: int, end: int) -> None:
     _check(data, off, end)
 
 
-REAL_SEGMENTS = [f.frame.data for p in PPTP_TCP_CAPTURES[:3] for f in pptp_tcp_frames(p)][:40]
+#: the first 40 segments of recorded sessions (lab and public captures, not the crafted-* ones)
+REAL_SEGMENTS = [f.frame.data for p in [c for c in PPTP_TCP_CAPTURES if not c.name.startswith("crafted-")][:3]
+                 for f in pptp_tcp_frames(p)][:40]
 
 
 @settings(max_examples=500, deadline=None)

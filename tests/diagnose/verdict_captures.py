@@ -26,6 +26,7 @@ from scapy.utils import PcapNgWriter, PcapWriter
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diag_support import (
     ACK,
+    CHAP,
     FIN,
     LCP,
     RST,
@@ -52,6 +53,7 @@ class Lab(Wire):
     """A :class:`Wire` whose frames carry valid IPv4, TCP and ICMP checksums and per-host IP IDs."""
 
     ip_id: dict[str, int] = field(default_factory=lambda: {"client": 0x2F80, "server": 0xFE90})
+    coherency: dict[str, int] = field(default_factory=lambda: {"client": 0, "server": 0})
 
     def _ip(self, sender: str, proto: int = 0, dst: str | None = None, src: str | None = None) -> Ether:
         a, b, _, _ = self._ends(sender)
@@ -89,6 +91,26 @@ class Lab(Wire):
         inner = quoted[3][14:]
         src, dst = IP(inner).dst, IP(inner).src
         return self._put(self._ip(sender, src=src, dst=dst) / ICMP(type=3, code=code) / Raw(inner[:548]))
+
+    def mschapv2(self, success: bool = True, message: bytes = b"", user: bytes = b"alice") -> Lab:
+        """MS-CHAPv2 as pptpd's pppd runs it (RFC 2759): Challenge named "pptpd", Response, and Success
+        "S=<authenticator response, 40 uppercase hex> M=Access granted"."""
+        chal = bytes.fromhex("645395330563b376c74673e83c9ccea8")
+        self.ppp("server", CHAP, cp(1, 7, b"\x10" + chal + b"pptpd"))
+        value = bytes.fromhex("64d33c1bab5b50e09628df6347c27ebd") + bytes(8) + bytes.fromhex(
+            "6f2b5c44316e344bae54529e5d0ad7b0c1f6e4a3d2b19807") + b"\x00"
+        self.ppp("client", CHAP, cp(2, 7, b"\x31" + value + user))
+        return self.ppp("server", CHAP, cp(3, 7, b"S=BF04E1ADECF1307937DEDCD678218957B4B6ED25 M=Access granted"))
+
+    def data(self, sender: str, n: int = 1, *, seqs: list[int] | None = None) -> Lab:
+        """Stateless MPPE data (RFC 3078 §3): flushed and encrypted, the coherency count up by one a packet."""
+        for i in range(n):
+            count = self.coherency[sender]
+            self.coherency[sender] = (count + 1) & 0xFFF
+            body = bytes((count * 37 + k * 11) & 0xFF for k in range(40))  # stands in for the ciphertext
+            self.gre(sender, b"\xff\x03\x00\xfd" + struct.pack("!H", 0x9000 | count) + body,
+                     seq=seqs[i] if seqs else None)
+        return self
 
     def lcp(self, sender: str, code: int, ident: int, data: bytes = b"") -> Lab:
         return self.ppp(sender, LCP, cp(code, ident, data))
