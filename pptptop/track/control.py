@@ -346,7 +346,7 @@ def _bind_gre(tracker: Tracker, conn: Connection, t: Tunnel, side: str, msg: Any
         if cid is None:
             continue
         ent = tracker.gre_owner(conn.iface, src, dst, cid)
-        if ent is not None and ent[0] is not t and not ent[0].control_seen and not ent[0].ended:
+        if ent is not None and ent[0] is not t and not ent[0].control_seen:
             return tracker._adopt(conn, t, ent[0], ts, number)
     return t
 

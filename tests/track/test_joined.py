@@ -173,3 +173,18 @@ def test_a_windows_session_met_in_its_data_phase_with_a_quiet_control_connection
         for u in tracker.tunnels.values():
             assert u.failed_in is None, (first, u.label)
             assert not [f.code for f in diag.findings(u) if f.severity is Severity.ERROR], first
+
+
+def test_a_gre_only_session_ends_at_its_lcp_terminate(data_dir: Path) -> None:
+    """Captured as GRE only (``proto 47``) from its data phase: no control connection will say the call is
+    over, so the link going down (LCP Terminate-Request) closes it, by the side that sent it."""
+    raw = (data_dir / "s1-mschapv2-mppe128-inside.pcap").read_bytes()
+    head, recs = split(raw)
+    frames = list(PcapFileSource("x", io.BytesIO(raw)))
+    gre = [r for r, f in zip(recs, frames, strict=True) if len(f.data) > 23 and f.data[23] == 47]
+    tracker, diag = run(head + b"".join(gre[len(gre) // 2:]))
+    assert len(tracker.tunnels) == 1
+    t = next(iter(tracker.tunnels.values()))
+    assert not t.control_seen and t.joined and t.phase is Phase.CLOSED
+    assert (t.close.by, t.close.how, t.close.reason) == ("client", "lcp-terminate", "MPPE disabled")
+    assert not [f for f in diag.findings(t) if f.severity is Severity.ERROR]
