@@ -188,3 +188,27 @@ def test_a_gre_only_session_ends_at_its_lcp_terminate(data_dir: Path) -> None:
     assert not t.control_seen and t.joined and t.phase is Phase.CLOSED
     assert (t.close.by, t.close.how, t.close.reason) == ("client", "lcp-terminate", "MPPE disabled")
     assert not [f for f in diag.findings(t) if f.severity is Severity.ERROR]
+
+
+@pytest.mark.parametrize("name", [*HEALTHY, "pptpsniffer__connect.pcapng", "chapcrack__sample.dump",
+                                  "s6-pap-no-encryption-inside.pcap"])
+def test_no_cut_of_a_healthy_session_invents_a_failure(data_dir: Path, name: str) -> None:
+    """Cut anywhere (in TCP, control, LCP, auth, NCP or data): no tunnel of a healthy session fails and
+    none has an error finding, and the call IDs still on the wire are the whole capture's."""
+    raw = (data_dir / name).read_bytes()
+    whole, _ = run(raw)
+    calls = {(t.iface, t.client.call_id, t.server.call_id) for t in whole.tunnels.values()}
+    calls |= {(i, s, c) for i, c, s in calls}  # GRE only, roles are a guess (roles_guessed): either way round
+    head, recs = split(raw)
+    for k in range(1, 10):
+        first = len(recs) * k // 10
+        tracker, diag = run(head + b"".join(recs[first:]))
+        for t in tracker.tunnels.values():
+            where = f"{name} from frame {first + 1}: {t.label}"
+            assert t.failed_in is None, where
+            assert not [f.code for f in diag.findings(t) if f.severity is Severity.ERROR], where
+            if t.client.call_id is not None and t.server.call_id is not None:
+                key = (t.iface, t.client.call_id, t.server.call_id)
+                assert key in calls, where
+                if not t.roles_guessed:
+                    assert key in {(w.iface, w.client.call_id, w.server.call_id) for w in whole.tunnels.values()}

@@ -6,7 +6,7 @@ from pptptop.decode import pptp as P
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import SIDES, EchoTrack, Ref, Term
 from pptptop.diagnose.rules.base import Case, Hit, few, frames, rule, said
-from pptptop.track.model import Direction
+from pptptop.track.model import Direction, PacketKind
 
 #: what pppd says in its LCP Terminate-Request when it is told to hang up (pppd 2.4.9 auth.c, ccp.c)
 PPPD_HANGUP_TEXTS = frozenset({"MPPE disabled", "User request"})
@@ -105,6 +105,10 @@ def peer_terminated(c: Case) -> Hit | None:
     first = o.first_term
     if first is None or first.side != "server" or o.refused is not None:
         return None
+    t = c.tunnel
+    if t.joined and first.how in ("tcp-fin", "tcp-rst") and not any(
+            p.kind is PacketKind.CONTROL for p in (*t.packets, *t.late_packets)):
+        return None  # the end of a connection the capture met at its end: its messages came before
     detail, hint = _explain(first, c)
     later = [t.ref for t in o.terms[1:4]]
     return Hit("Session ended by the server", detail, frames(first.ref, later), hint,
@@ -135,6 +139,7 @@ def client_hangup(c: Case) -> Hit | None:
     pptp_linux = (" Closing without waiting for Call-Disconnect-Notify is how pptp-linux hangs up."
                   if o.call_clear is not None and o.cdn is None else "")
     phase = (c.tunnel.failed_in or c.tunnel.phase).value
-    where = "" if "data" in o.phase_at else f" before the session came up (in phase {phase})"
+    where = ("" if "data" in o.phase_at or c.tunnel.joined  # met mid-session: whether it was up is not known
+             else f" before the session came up (in phase {phase})")
     return Hit("Closed by the client", f"The client hung up{where}: {steps_said}.{normal}{pptp_linux}",
                frames([t.ref for t in steps]))
