@@ -42,6 +42,8 @@ def lcp_failed(c: Case) -> Hit | None:
     if not o.lcp_open:
         if not o.lcp_any_answer:
             return None  # nothing crosses: a GRE problem, not LCP's
+        if o.challenge or o.response or o.auth_success or o.pap_request or o.ipcp_opened or "data" in o.phase_at:
+            return None  # authentication, NCP or data went on: LCP opened where the capture missed it
         first = min((r.ts for r in o.lcp_first_request.values()), default=c.now)
         term = o.first_term
         if term is None and c.now - first < cfg.negotiation_timeout:
@@ -203,6 +205,8 @@ def encryption_mismatch(c: Case) -> Hit | None:
                    frames(req.ref, nak.ref, term.ref),
                    "Align require-mppe-128/40 and the stateless setting (H bit) on both sides.",
                    windows_error=742 if nak.sender == "server" else 741)
+    if not t.ccp_seen:
+        return None  # a Terminate naming MPPE says nothing when the capture missed the CCP negotiation
     for term in [*o.terms, *o.ccp_term.values()]:
         if term.how in ("lcp-terminate", "ccp-terminate") and "mppe" in term.reason.lower():
             return Hit("Encryption not available",

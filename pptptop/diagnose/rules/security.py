@@ -27,7 +27,7 @@ def pap_cleartext(c: Case) -> Hit | None:
 def no_mppe(c: Case) -> Hit | None:
     """Data flows without MPPE (RFC 3078): everything inside the tunnel is readable."""
     o, t = c.obs, c.tunnel
-    if "data" not in o.phase_at or t.ccp.mppe or not (o.ipcp_opened or t.inner_flows):
+    if "data" not in o.phase_at or t.ccp.mppe or not t.ccp_seen or not (o.ipcp_opened or t.inner_flows):
         return None
     flows = f" ({len(t.inner_flows)} inner IP flows readable)" if t.inner_flows else ""
     return Hit("No encryption (MPPE off)",
