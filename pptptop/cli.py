@@ -13,9 +13,9 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from pptptop import __version__
+from pptptop import __version__, privdrop, probe
 from pptptop import diagnose as diagmod
 from pptptop.diagnose import options as diagopts
 from pptptop.diagnose.hashes import HashCollector
@@ -28,25 +28,39 @@ from pptptop.record import session as recording
 from pptptop.record.writers import RecordError, open_output
 from pptptop.runtime import enum_lookup_as_in_3_12
 from pptptop.sources.base import CaptureFileError, Source
-from pptptop.sources.live import LiveSource
+from pptptop.sources.bpf import FilterError
+from pptptop.sources.live import LiveCaptureError, LiveSource, NoSuchInterface
 from pptptop.sources.owner import local_pptp_listeners
 from pptptop.track import nat as natmod
 from pptptop.track.conntrack import ConntrackMonitor, ConntrackUnavailable, check_available
 from pptptop.track.model import Tunnel
 from pptptop.track.tracker import Limits, Tracker
 
+if TYPE_CHECKING:
+    from pptptop.ui.filtering import RowFilter
+
 EXIT_OK = 0
 EXIT_USAGE = 64  # sysexits EX_USAGE
 EXIT_BAD_INPUT = 65  # EX_DATAERR: corrupt or truncated capture
 EXIT_NO_INPUT = 66  # EX_NOINPUT
 EXIT_NO_USER = 67  # EX_NOUSER: -Z names no such user
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: an interface that exists but cannot be captured on
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: a bug
 EXIT_CANT_CREATE = 73  # EX_CANTCREAT: the --export-tunnel file
 EXIT_NO_PERMISSION = 77  # EX_NOPERM
+SPEEDS = ("1", "10", "max")
+MORE = "pptptop --help lists every option"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line and exit 64 (EX_USAGE), not the usage block and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"pptptop: {message} ({MORE})\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="pptptop",
         description="Live terminal UI and analyser for PPTP VPN tunnels (RFC 2637 control, GRE, PPP).",
         epilog="examples:  sudo pptptop eth0 | pptptop -r capture.pcapng --report | "
@@ -76,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="EXPR",
         help="capture filter (pcap syntax) instead of the default PPTP filter",
     )
-    p.add_argument("-c", "--count", type=int, metavar="N", help="stop after N packets")
+    p.add_argument("-c", "--count", type=_whole(1), metavar="N", help="stop after N packets")
     p.add_argument(
         "-B",
         "--buffer-size",
@@ -100,8 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--speed",
         default=None,
+        type=parse_speed,
         metavar="1|10|max",
-        help="replay speed for files: 1 = real time, 10 = ten times, max = as fast as possible",
+        help="the UI's replay speed: 1 = real time, 10 = ten times, max = as fast as possible "
+        "(default: max for -r FILE, 1 for --demo; --json and --report always read at max)",
     )
     p.add_argument(
         "--theme",
@@ -111,14 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-tunnels",
-        type=int,
+        type=_whole(1),
         default=Limits().max_tunnels,
         metavar="N",
         help="tunnels kept in memory before the oldest ended ones are evicted",
     )
     p.add_argument(
         "--idle-timeout",
-        type=float,
+        type=_seconds,
         default=Limits().idle_timeout,
         metavar="SECONDS",
         help="a tunnel with no packet for this long is ended as idle",
@@ -132,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     recording.add_arguments(p)
     diagopts.add_arguments(p)
     insideopts.add_arguments(p)
+    probe.add_arguments(p)
     p.add_argument("--version", action="version", version=f"pptptop {__version__}")
     return p
 
@@ -155,18 +172,22 @@ def _whole(least: int) -> Callable[[str], int]:
     return parse
 
 
-def parse_speed(value: str | None, default: float | None) -> float | None:
-    if value is None:
-        return default
-    if value in ("max", "0"):
-        return None
+def _seconds(text: str) -> float:
+    """An argparse type: a number of seconds greater than 0."""
     try:
-        speed = float(value)
+        v = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--speed takes 1, 10 or max, not {value!r}") from None
-    if speed <= 0:
-        raise argparse.ArgumentTypeError("--speed must be positive (or max)")
-    return speed
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+    return v
+
+
+def parse_speed(value: str) -> float:
+    """``--speed``: 1 (real time), 10, or max (0.0: as fast as the file can be read)."""
+    if value not in SPEEDS:
+        raise argparse.ArgumentTypeError(f"takes 1, 10 or max, not {value!r}")
+    return 0.0 if value == "max" else float(value)
 
 
 def open_source(args: argparse.Namespace) -> Source:
@@ -210,33 +231,57 @@ def run() -> None:
     os._exit(code)
 
 
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """One sentence about options that cannot go together, or None."""
+    ifaces = list(args.interfaces) + list(args.iface_opt)
+    if not ifaces and not args.read and not args.demo:
+        return f"give an interface (sudo pptptop eth0), -r FILE, or --demo ({MORE})"
+    if args.demo and (ifaces or args.read):
+        return "--demo replays the bundled capture: give it without interfaces or -r FILE"
+    if ifaces and args.read:
+        return "give either interfaces to capture on or files to read (-r), not both"
+    if args.json and args.report:
+        return "--json and --report both write to standard output: choose one"
+    return recording.usage_error(args)
+
+
+def ignored_options(args: argparse.Namespace, headless: bool) -> list[str]:
+    """Warnings for options that the chosen input or output leaves without effect."""
+    files = bool(args.read or args.demo)
+    out = []
+    if files and args.filter is not None:
+        out.append("-f applies to live capture only: the file is read whole")
+    if files and (args.buffer_size is not None or args.queue is not None):
+        out.append("-B and --queue apply to live capture only")
+    if args.speed is not None and not files:
+        out.append("--speed applies to replayed files only")
+    elif args.speed is not None and headless:
+        out.append("--speed paces the UI's replay: headless output reads the file as fast as it can")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    ifaces = list(args.interfaces) + list(args.iface_opt)
-    if not ifaces and not args.read and not args.demo:
-        parser.print_usage(sys.stderr)
-        print(
-            "pptptop: name an interface to capture on (e.g. 'sudo pptptop eth0'), "
-            "a file with -r FILE, or try --demo",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    if ifaces and args.read:
-        print(
-            "pptptop: give either interfaces to capture on or files to read (-r), not both", file=sys.stderr
-        )
-        return EXIT_USAGE
-    try:
-        speed = parse_speed(args.speed, 1.0 if args.demo else None)
-    except argparse.ArgumentTypeError as e:
-        print(f"pptptop: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    problem = recording.usage_error(args)
+    if args.probe is not None:  # the active probe builds no capture pipeline (docs/probe.md)
+        return probe.main(args)
+    problem = usage_problem(args)
     if problem:
         print(f"pptptop: {problem}", file=sys.stderr)
         return EXIT_USAGE
     headless = args.json or args.report or args.export_tunnel is not None or args.export_hashes is not None
+    for warning in ignored_options(args, headless):
+        print(f"pptptop: warning: {warning}", file=sys.stderr)
+    speed = args.speed if args.speed is not None else (1.0 if args.demo else 0.0)
+    export_match, problem = _export_filter(args)  # a bad filter is refused before its file is created
+    if problem:
+        print(f"pptptop: --export-tunnel: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    if not headless:
+        problem = _check_theme(args.theme) or _take_terminal(args)
+        if problem:
+            print(f"pptptop: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     secrets = insideopts.load_or_say(args, sys.stderr)  # read now, as root, before any privilege drop
     if secrets is None:
         return EXIT_USAGE if insideopts.usage_error(args) else EXIT_NO_INPUT
@@ -256,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"pptptop: cannot read {e.filename}: no such file", file=sys.stderr)
         return EXIT_NO_INPUT
+    except IsADirectoryError as e:
+        print(f"pptptop: cannot read {e.filename}: it is a directory, not a capture file", file=sys.stderr)
+        return EXIT_NO_INPUT
     except PermissionError as e:
         what = e.filename or "the capture interface"
         hint = "" if e.filename else " (live capture needs root or CAP_NET_RAW: try sudo)"
@@ -264,8 +312,17 @@ def main(argv: list[str] | None = None) -> int:
     except CaptureFileError as e:
         print(f"pptptop: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except OSError as e:
+    except FilterError as e:
         print(f"pptptop: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except NoSuchInterface as e:
+        print(f"pptptop: {e}", file=sys.stderr)
+        return EXIT_NO_INPUT
+    except LiveCaptureError as e:
+        print(f"pptptop: {e}", file=sys.stderr)
+        return EXIT_NO_PERMISSION if isinstance(e.__cause__, PermissionError) else EXIT_UNAVAILABLE
+    except OSError as e:
+        print(f"pptptop: cannot read {e.filename or 'the input'}: {e.strerror or e}", file=sys.stderr)
         return EXIT_NO_INPUT
 
     tracker = Tracker(Limits(max_tunnels=args.max_tunnels, idle_timeout=args.idle_timeout))
@@ -278,6 +335,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pptptop: --export-hashes: {e}", file=sys.stderr)
         return EXIT_CANT_CREATE
     session = recording.RecordingSession(args, quiet=not headless)
+    notes: list[str] = []  # said on stderr now and, under the UI, in it
+    kept = _keep_root_for_the_ui(args, src.live, headless)
+    if kept:
+        print(f"pptptop: {kept}", file=sys.stderr)
+        notes.append(kept)
     try:
         session.open(src, tracker)  # output files are created as root, before the privilege drop
         _preload(args, headless, src.live)  # the target user may not be able to read the Python installation
@@ -295,13 +357,14 @@ def main(argv: list[str] | None = None) -> int:
         kernel.poll()
     extensions = natmod.json_extensions(nat, kernel)
     extensions["diagnosis"] = diagmod.diagnosis_json
-    pipeline = Pipeline(src, tracker, count=args.count, speed=speed if not headless else None)
+    pipeline = Pipeline(src, tracker, count=args.count, speed=(speed or None) if not headless else None)
     tune_gc()
     session.start(pipeline)
     if not headless:
         from pptptop.ui.app import run_ui
 
         args.recording_session = session  # the header reads session.status()
+        args.notes = notes
         _install_signals(pipeline, session, ui=True)
         try:
             return run_ui(pipeline, args)
@@ -328,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     if hashes is not None and not diagopts.write_hashes(args.export_hashes, hashes):
         return EXIT_CANT_CREATE
     if args.export_tunnel is not None:
-        code = _export(session, args, tracker)
+        code = _export(session, args, export_match)
         if code != EXIT_OK:
             return code
     if args.json and not src.live:
@@ -390,18 +453,96 @@ def _preload(args: argparse.Namespace, headless: bool, live: bool) -> None:
         importlib.import_module(name)
 
 
-def _export(session: recording.RecordingSession, args: argparse.Namespace, tracker: Tracker) -> int:
-    """``--export-tunnel ID|FILTER``: the filter is the UI's ``/`` filter language."""
+def _check_theme(theme: str) -> str | None:
+    """A theme that cannot be loaded or parsed, in one sentence, before anything else is opened."""
+    from pptptop.ui.app import check_theme
+    from pptptop.ui.themes import ThemeError, load_theme
+
+    try:
+        check_theme(load_theme(theme or "dark"))
+    except ThemeError as e:
+        return str(e)
+    return None
+
+
+def _take_terminal(args: argparse.Namespace) -> str | None:
+    """Give the UI the terminal's keys on standard input, as ``less`` does; a sentence when it cannot.
+
+    The UI reads keys from file descriptor 0. When that is not a terminal (``cat FILE | pptptop -r -``),
+    the controlling terminal (``/dev/tty``) takes its place, and a capture read from standard input
+    (``-r -``) reads the original from another descriptor. A UI started in the background (``&``,
+    ``timeout`` without ``--foreground``) would be stopped by the terminal at its first write: refused.
+    """
+    if not os.isatty(0):
+        try:
+            tty = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError:
+            return "the UI reads its keys from a terminal, and there is none here: use --json or --report"
+        if "-" in args.read:
+            capture = os.dup(0)
+            sys.stdin = os.fdopen(capture, "r", closefd=True)  # open_file("-") reads sys.stdin.buffer
+        os.dup2(tty, 0)
+        os.close(tty)
+    try:
+        foreground = os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        foreground = True  # a terminal that is not ours to ask: let the UI try
+    if not foreground:
+        return ("the UI needs the terminal, but pptptop was started in the background (with & or by timeout "
+                "without --foreground): run it in the foreground, or use --json or --report")
+    return None
+
+
+def _keep_root_for_the_ui(args: argparse.Namespace, live: bool, headless: bool) -> str | None:
+    """Before the default privilege drop of a live UI: stay root, with two capabilities, if need be.
+
+    The UI imports modules as it runs, so the user it drops to must be able to read the Python
+    installation; a pyenv or venv under /root is not readable by ``nobody``. Then the drop is not done:
+    uid 0 keeps only CAP_NET_RAW and CAP_NET_ADMIN, as ``--no-drop-privileges`` does. Returns the
+    sentence that says so, or None. ``-Z USER``, asked for by name, is never overridden.
+    """
+    if headless or not live or os.geteuid() != 0 or args.no_drop_privileges or args.drop_user is not None:
+        return None
+    user = privdrop.default_user()
+    try:
+        bad = privdrop.unreadable_installation(user)
+    except PrivDropError:
+        return None  # no such user: the drop itself says so
+    if not bad:
+        return None
+    args.no_drop_privileges = True
+    return (f"staying root with only CAP_NET_RAW and CAP_NET_ADMIN (as --no-drop-privileges): {user} cannot "
+            f"read {bad[0]}, where this Python is installed (install pptptop where {user} can read it, "
+            "or name a user who can with -Z USER)")
+
+
+def _export_filter(args: argparse.Namespace) -> tuple[RowFilter | None, str | None]:
+    """``--export-tunnel FILTER`` parsed now, before its file is created: (the filter, or a complaint).
+
+    A tunnel ID (digits) gives (None, None): :func:`_export` selects by ID.
+    """
+    if args.export_tunnel is None or args.export_tunnel.strip().isdigit():
+        return None, None
+    from pptptop.ui.filtering import FilterError as RowFilterError
+    from pptptop.ui.filtering import parse_filter
+
+    try:
+        return parse_filter(args.export_tunnel), None
+    except RowFilterError as e:
+        return None, str(e)
+
+
+def _export(session: recording.RecordingSession, args: argparse.Namespace, flt: RowFilter | None) -> int:
+    """``--export-tunnel ID|FILTER``: the filter is the UI's ``/`` filter language.
+
+    When nothing matches, no file is left behind: the export's file exists only with something in it.
+    """
     match = None
-    if not args.export_tunnel.strip().isdigit():
-        from pptptop.ui.filtering import FilterError, parse_filter
+    if flt is not None:
         from pptptop.ui.snapshot import make_row
 
-        try:
-            flt = parse_filter(args.export_tunnel)
-        except FilterError as e:
-            print(f"pptptop: --export-tunnel: {e}", file=sys.stderr)
-            return EXIT_USAGE
+        tracker = session.tracker
+        assert tracker is not None
         now = tracker.now
 
         def match(t: Tunnel) -> bool:
@@ -410,7 +551,9 @@ def _export(session: recording.RecordingSession, args: argparse.Namespace, track
     try:
         n = session.export(match)
     except ValueError as e:
-        print(f"pptptop: --export-tunnel: {e}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            os.unlink(args.write)  # created before the capture was read (as root, before a privilege drop)
+        print(f"pptptop: --export-tunnel: {e}; {args.write} was not written", file=sys.stderr)
         return EXIT_NO_INPUT
     except RecordError as e:
         print(f"pptptop: {e}", file=sys.stderr)

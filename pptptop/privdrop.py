@@ -42,6 +42,8 @@ import ctypes.util
 import errno
 import os
 import pwd
+import sys
+import sysconfig
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -241,6 +243,21 @@ def unreadable_for(user: str, paths: Iterable[str]) -> list[str]:
         if not ok:
             bad.append(p)
     return bad
+
+
+def installation_paths() -> list[str]:
+    """The directories Python reads after a drop: the interpreter's, the standard library, site-packages
+    and the pptptop package itself (wherever it is installed, an editable checkout included)."""
+    paths = sysconfig.get_paths()
+    here = os.path.dirname(os.path.abspath(__file__))
+    found = {os.path.dirname(os.path.abspath(sys.executable)), here}
+    found.update(paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths)
+    return sorted(found)
+
+
+def unreadable_installation(user: str) -> list[str]:
+    """The directories of :func:`installation_paths` that ``user`` could not read after the drop."""
+    return unreadable_for(user, installation_paths())
 
 
 def _drop_bounding(keep_mask: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pwd
@@ -10,11 +11,13 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pty_session import Terminal, installed
 
 from pptptop import privdrop
 from pptptop.privdrop import Cap, PrivDropError, default_user, resolve_user
@@ -223,10 +226,66 @@ print(json.dumps({{"rc": rc, "dropped": "modules" in seen,
         assert privdrop.unreadable_for("nobody", [lib_closed]) == []
 
     def test_ui_refuses_a_drop_to_a_user_who_cannot_read_python(self, public_dir: Path) -> None:
+        """-Z names the user: never overridden. (The UI needs a terminal: it gets one.)"""
+        if not privdrop.unreadable_installation("nobody"):
+            pytest.skip("this Python installation is readable by nobody")
+        term = Terminal([*installed(), "-r", str(S2), "-Z", "nobody"])  # no --json/--report: the UI
+        try:
+            assert term.wait(30) == 77
+            time.sleep(0.2)
+            out = term.text()
+        finally:
+            term.close()
+        assert "cannot run the UI as nobody" in out and "--no-drop-privileges" in out and "Traceback" not in out
+
+    def test_live_ui_stays_root_with_two_capabilities_when_the_user_cannot_read_python(self) -> None:
+        """A pyenv or venv under /root: nobody (the default user) cannot import from it, so the live UI keeps
+        uid 0 with only CAP_NET_RAW and CAP_NET_ADMIN, says so, and runs."""
+        if not privdrop.unreadable_installation(privdrop.default_user({})):
+            pytest.skip("this Python installation is readable by nobody")
+        term = Terminal([*installed(), "lo"], env={"SUDO_USER": ""})
+        try:
+            assert term.wait_for(" LIVE "), term.text()
+            st = privdrop.proc_ids(term.proc.pid)
+            term.send("q")
+            assert term.wait(20) == 0
+            time.sleep(0.2)
+            out = " ".join(term.text().split())
+        finally:
+            term.close()
+        assert st["Uid"] == (0, 0, 0, 0)
+        assert st["CapEff"] == ((1 << 12) | (1 << 13),) and st["CapBnd"] == ((1 << 12) | (1 << 13),)
+        assert "pptptop: staying root with only CAP_NET_RAW and CAP_NET_ADMIN (as --no-drop-privileges): " \
+               "nobody cannot read" in out
+        assert "Traceback" not in out
+
+
+class TestInstallationCheck:
+    def test_the_installation_is_what_python_imports_from(self) -> None:
         import sysconfig
 
-        if not privdrop.unreadable_for("nobody", [sysconfig.get_paths()["stdlib"]]):
-            pytest.skip("this Python installation is readable by nobody")
-        p = cli("-r", str(S2), "-Z", "nobody")  # no --json/--report: the UI
-        assert p.returncode == 77
-        assert "cannot run the UI as nobody" in p.stderr and "--no-drop-privileges" in p.stderr
+        paths = privdrop.installation_paths()
+        assert sysconfig.get_paths()["stdlib"] in paths and sysconfig.get_paths()["purelib"] in paths
+        assert str(Path(privdrop.__file__).parent) in paths
+        assert privdrop.unreadable_installation("root") == []
+
+    def test_the_cli_keeps_root_only_for_a_live_ui_with_the_default_user(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from pptptop import cli
+
+        monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+        monkeypatch.setattr(privdrop, "unreadable_installation", lambda user: ["/root/.pyenv/lib/python3.11"])
+        monkeypatch.delenv("SUDO_USER", raising=False)
+
+        def args(*argv: str) -> argparse.Namespace:
+            return cli.build_parser().parse_args(list(argv))
+
+        a = args("lo")
+        said = cli._keep_root_for_the_ui(a, live=True, headless=False)
+        assert said is not None and a.no_drop_privileges
+        assert said.startswith("staying root with only CAP_NET_RAW and CAP_NET_ADMIN")
+        assert "nobody cannot read /root/.pyenv/lib/python3.11" in said
+        for a, live, headless in [(args("lo", "-Z", "nobody"), True, False), (args("lo"), True, True),
+                                  (args("-r", "x"), False, False)]:
+            assert cli._keep_root_for_the_ui(a, live=live, headless=headless) is None
+            assert not a.no_drop_privileges

@@ -98,6 +98,10 @@ class LiveCaptureError(Exception):
     """Live capture cannot start; the message says what to do."""
 
 
+class NoSuchInterface(LiveCaptureError):
+    """An interface named for live capture does not exist here."""
+
+
 def _ifreq(name: str) -> bytes:
     return struct.pack("16s24x", name.encode()[:15])
 
@@ -428,8 +432,8 @@ class LiveSource(Source):
             return
         for name in self._wanted:
             if interface_info(name) is None:
-                raise LiveCaptureError(f"no such interface: {name} (interfaces here: "
-                                       f"{', '.join(interface_names()) or 'none'})")
+                raise NoSuchInterface(f"no such interface: {name} (interfaces here: "
+                                      f"{', '.join(interface_names()) or 'none'})")
         for name in self._wanted:
             self._try_open(name, fatal=True)
 

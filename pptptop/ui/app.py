@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import signal
 import sys
 import threading
@@ -17,6 +19,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import FrameType
 from typing import Any, ClassVar
 
 from textual.app import App, SystemCommand
@@ -24,11 +27,13 @@ from textual.binding import Binding, BindingType
 from textual.css.errors import StylesheetError
 from textual.css.query import NoMatches
 from textual.css.stylesheet import Stylesheet
+from textual.css.tokenizer import TokenError
 from textual.screen import Screen
 
 from pptptop.pipeline import Pipeline, tune_gc
 from pptptop.track.model import Packet
 from pptptop.ui.eventfeed import EventFeed
+from pptptop.ui.format import wire
 from pptptop.ui.keys import KEYS
 from pptptop.ui.save import save_tunnel
 from pptptop.ui.screens.base import PptpScreen
@@ -42,6 +47,8 @@ EXIT_USAGE = 64
 EXIT_BAD_INPUT = 65
 EXIT_SOFTWARE = 70  # sysexits EX_SOFTWARE
 REFRESH_INTERVAL = 0.1  # seconds: at most ten snapshots a second
+#: seconds the UI has to leave after SIGTERM or SIGHUP before the signal's default action ends the process
+SIGNAL_GRACE = 2.0
 THEME_SOURCE = ("pptptop-theme", "")
 
 
@@ -95,6 +102,8 @@ class PptpTopApp(App[int]):
         self._recording_at = 0.0
         self.capture_thread: threading.Thread | None = None
         self.saved: list[Path] = []
+        self.notes: list[str] = []  # said once the screen is up (e.g. why root was kept)
+        self.left = threading.Event()  # run() has returned: a signal's deadline no longer applies
 
     # ---------------------------------------------------------------- lifecycle
     def get_default_screen(self) -> Screen[Any]:
@@ -111,25 +120,43 @@ class PptpTopApp(App[int]):
             self.capture_thread.start()
         self.snapshot()
         self.set_interval(self.refresh_interval, self.snapshot)
+        for note in self.notes:
+            self.notify(note, severity="warning", timeout=15, markup=False)
 
     def _trap_signals(self) -> None:
-        """SIGHUP (the terminal went away) and SIGTERM end the UI, after whatever the CLI set up for them."""
+        """SIGHUP (the terminal went away) and SIGTERM end the UI in every state.
+
+        After whatever the CLI set up for them (the recordings are closed at
+        once), the app is asked to leave. The handler runs in the main thread
+        even while the event loop is stuck: a terminal that is gone or no
+        longer read leaves Textual waiting to write to it. So the signal gets
+        its default action back, for a second one, and if the app has not left
+        within :data:`SIGNAL_GRACE` seconds the signal is sent again and ends
+        the process.
+        """
         if threading.current_thread() is not threading.main_thread():
             return
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGHUP, signal.SIGTERM):
+        signals = (signal.SIGHUP, signal.SIGTERM)
+        for sig in signals:
             previous = signal.getsignal(sig)
 
-            def handler(sig: int = sig, previous: object = previous) -> None:
+            def handler(signum: int, frame: FrameType | None, previous: object = previous) -> None:
+                for s in signals:
+                    signal.signal(s, signal.SIG_DFL)
                 if callable(previous):
-                    previous(sig, None)
-                self.stop_capture()
-                self.exit(EXIT_OK)
+                    previous(signum, frame)
+                self.pipeline.stop()
+                with contextlib.suppress(RuntimeError):  # the loop is already closed
+                    loop.call_soon_threadsafe(self.exit, EXIT_OK)
+                threading.Thread(target=self._deadline, args=(signum,), name="pptptop-deadline",
+                                 daemon=True).start()
 
-            try:
-                loop.add_signal_handler(sig, handler)
-            except (NotImplementedError, RuntimeError, ValueError):
-                return
+            signal.signal(sig, handler)
+
+    def _deadline(self, signum: int) -> None:
+        if not self.left.wait(SIGNAL_GRACE):
+            os.kill(os.getpid(), signum)  # its default action now: the process ends
 
     def on_unmount(self) -> None:
         self.stop_capture()
@@ -309,6 +336,10 @@ def check_theme(spec: ThemeSpec) -> None:
         sheet.parse()
     except StylesheetError:
         raise ThemeError(f"theme file {spec.path} is not valid Textual CSS") from None
+    except TokenError as e:  # a syntax error (UnexpectedEnd is one too)
+        line = e.start[0] if e.start else 0
+        reason = wire(str(e).split(";")[0].rstrip("."), 120)
+        raise ThemeError(f"theme file {spec.path} is not valid Textual CSS: line {line}: {reason}") from None
 
 
 def run_ui(pipeline: Pipeline, args: argparse.Namespace) -> int:
@@ -322,7 +353,11 @@ def run_ui(pipeline: Pipeline, args: argparse.Namespace) -> int:
     tune_gc()
     session = getattr(args, "recording_session", None)
     app = PptpTopApp(pipeline, spec, recording=getattr(session, "status", None))
-    code = app.run()
+    app.notes = list(getattr(args, "notes", ()))
+    try:
+        code = app.run()
+    finally:
+        app.left.set()
     app.stop_capture()
     crash = getattr(pipeline, "crash", None)
     if crash is not None:
