@@ -165,6 +165,9 @@ class _Pair:
     joined_ts: float | None = None
     joined_frame: int | None = None
     base: dict[tuple[int, int], int] = field(default_factory=dict)  # (tunnel id, direction) -> GRE at join
+    #: (tunnel id, direction) -> GRE when either leg saw the session begin to end: what enters after that races
+    #: the teardown (a PPTP helper drops the call's mapping at the Call-Disconnect-Notify), it is not lost
+    closing: dict[tuple[int, int], int] | None = None
     inside: _Leg | None = None
     roles_from: list[str] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
@@ -332,6 +335,9 @@ class NatCorrelator:
             self._ifaces.add(t.iface)
         elif leg.first_frame is None:
             leg.first_frame = ev.frame
+        pair = leg.pair
+        if pair is not None and pair.closing is None and t.close.how is not None:
+            pair.closing = {(x.tunnel.id, d): x.tunnel.traffic[d].packets for x in (pair.a, pair.b) for d in Direction}
         if kind is EventKind.MESSAGE and ev.direction is not None:
             self._message(leg, ev)
         elif kind is EventKind.ROLES:
@@ -784,6 +790,8 @@ class NatCorrelator:
                                           (Direction.TO_CLIENT, outside, inside, "server → client")):
             st, dt = src_leg.tunnel, dst_leg.tunnel
             total_in, total_out = st.traffic[d].packets, dt.traffic[d].packets
+            if pair.closing is not None:  # what entered once the session was ending may be dropped
+                total_in = min(total_in, pair.closing.get((st.id, d), total_in))
             n_in = total_in - pair.base.get((st.id, d), 0)
             n_out = total_out - pair.base.get((dt.id, d), 0)
             # Counted since the join (a leg captured late must not look lossy) and also in total: live,

@@ -367,3 +367,24 @@ def test_s10_rewrite_keeps_every_lab_frame(data_dir: Path) -> None:
     crafted = read_frames(data_dir / "crafted-s10-teardown-icmp-both.pcapng")
     assert len(crafted) == len(lab) + 2
     assert [f[3] for f in crafted if f[3] in {x[3] for x in lab}] == [f[3] for f in lab]
+
+
+def test_late_gre_the_gateway_drops_after_the_disconnect_is_no_gateway_loss(data_dir: Path) -> None:
+    """Three more server GRE packets after the Call-Disconnect-Notify, dropped by the gateway whose helper removed
+    the call: a teardown race, not GRE lost by the gateway."""
+    placed = verdict_captures.s10_teardown_icmp()
+    late = [f for f, _ in placed if f[1] == "wan0" and verdict_captures._gre_from_server(f[3])][-1]
+    ts, iface, linktype, data = late
+    after = max(p for _, p in placed)
+    more = [((ts + 0.002 * (i + 1), iface, linktype, data), after + 1 + i) for i in range(3)]
+    frames = [f for f, _ in sorted([*placed, *more], key=lambda x: x[1])]
+    tracker = Tracker()
+    Diagnoser().attach(tracker)
+    correlator = nat.attach(tracker)
+    for n, (fts, fiface, flink, fdata) in enumerate(frames, 1):
+        tracker.feed(n, fts, fiface, flink, fdata)
+    tracker.finish()
+    assert {t.iface: errors(t) for t in tracker.tunnels.values()} == {"lan0": ["peer-terminated"],
+                                                                       "wan0": ["peer-terminated"]}
+    assert all(correlator.peer(t) is not None for t in tracker.tunnels.values())
+    assert correlator.problems == []

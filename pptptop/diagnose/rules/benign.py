@@ -60,7 +60,7 @@ def ipcp_address_assigned(c: Case) -> Hit | None:
     return None
 
 
-@rule("teardown-icmp", Severity.INFO, on=("icmp",))
+@rule("teardown-icmp", Severity.INFO, on=("icmp", "tcp", "control", "lcp"))
 def teardown_icmp(c: Case) -> Hit | None:
     """ICMP errors for GRE or TCP still in flight while the session ends (track.icmp.late): a teardown race."""
     o = c.obs
