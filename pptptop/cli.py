@@ -19,9 +19,10 @@ from pptptop import __version__, privdrop, probe
 from pptptop import diagnose as diagmod
 from pptptop.diagnose import options as diagopts
 from pptptop.diagnose.hashes import HashCollector
-from pptptop.inside import options as insideopts
+from pptptop.export import inside as insideout
 from pptptop.export.jsonout import EventStream, document
 from pptptop.export.report import report
+from pptptop.inside import options as insideopts
 from pptptop.pipeline import Pipeline, tune_gc
 from pptptop.privdrop import PrivDropError
 from pptptop.record import session as recording
@@ -326,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NO_INPUT
 
     tracker = Tracker(Limits(max_tunnels=args.max_tunnels, idle_timeout=args.idle_timeout))
+    inspector = insideopts.inspector(secrets, tracker)  # before the diagnosis, whose rules read what it finds
     nat = natmod.attach(tracker)  # pairs the legs of NATed sessions (tunnel.notes["nat"])
     diagnoser = diagmod.Diagnoser(diagopts.config(args), show_secrets=args.show_secrets).attach(tracker)
     try:  # created now, before any privilege drop; 0600, never through a link (docs/recording.md)
@@ -357,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         kernel.poll()
     extensions = natmod.json_extensions(nat, kernel)
     extensions["diagnosis"] = diagmod.diagnosis_json
+    extensions.update(insideout.json_extensions(inspector))
     pipeline = Pipeline(src, tracker, count=args.count, speed=(speed or None) if not headless else None)
     tune_gc()
     session.start(pipeline)
@@ -419,7 +422,8 @@ def main(argv: list[str] | None = None) -> int:
             end["conntrack"] = kernel.summary()
         sys.stdout.write(json.dumps(end) + "\n")
     if args.report:
-        sys.stdout.write(report(tracker, info, [natmod.report_lines(nat, kernel), diagmod.report_lines]))
+        sys.stdout.write(report(tracker, info, [natmod.report_lines(nat, kernel), diagmod.report_lines,
+                                                    *insideout.report_extensions(inspector)]))
     sys.stdout.flush()
     if pipeline.crash is not None:
         import traceback

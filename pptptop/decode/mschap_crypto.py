@@ -52,10 +52,7 @@ SALT_56 = b"\xd1"
 
 
 def _sha1(*parts: bytes) -> bytes:
-    h = SHA1.new()
-    for p in parts:
-        h.update(p)
-    return h.digest()
+    return SHA1.new(b"".join(parts)).digest()
 
 
 def nt_password_hash(password: str) -> bytes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import binascii
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from pptptop.inside.secrets import (
     Secret,
@@ -23,7 +23,11 @@ from pptptop.inside.secrets import (
     read_secrets_file,
 )
 
-__all__ = ["SecretError", "add_arguments", "load", "load_or_say", "usage_error"]
+if TYPE_CHECKING:
+    from pptptop.inside.inspector import Inspector
+    from pptptop.track.tracker import Tracker
+
+__all__ = ["SecretError", "add_arguments", "inspector", "load", "load_or_say", "usage_error"]
 
 NT_HASH_HEX = 32
 
@@ -104,3 +108,13 @@ def load_or_say(args: argparse.Namespace, err: IO[str]) -> SecretStore | None:
     for w in warnings:
         print(f"pptptop: warning: {w}", file=err)
     return store
+
+
+def inspector(secrets: SecretStore, tracker: Tracker) -> Inspector | None:
+    """The :class:`~pptptop.inside.inspector.Inspector` subscribed to ``tracker`` when secrets were given, else
+    None. Subscribe it before the diagnosis, whose rules read what it finds. pycryptodome is loaded only then."""
+    if not secrets:
+        return None
+    from pptptop.inside.inspector import Inspector
+
+    return Inspector(secrets).attach(tracker)

@@ -20,8 +20,6 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pptptop.decode.mschap_crypto import nt_password_hash
-
 __all__ = ["Secret", "SecretError", "SecretStore", "from_nt_hash", "from_password", "read_secrets_file",
            "readable_by_others"]
 
@@ -61,6 +59,8 @@ class Secret:
 
 
 def from_password(client: str, password: str, source: str, server: str = WILDCARD) -> Secret:
+    from pptptop.decode.mschap_crypto import nt_password_hash  # pycryptodome: loaded only when secrets are given
+
     return Secret(client, server, source, password, nt_password_hash(password))
 
 

@@ -54,16 +54,18 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
     # GRE key (src, dst, call ID) and interface → tunnel, once per distinct key
     ents: list[tuple[Tunnel, Direction] | None] = []
     ok_group = np.zeros(len(keys_addr), dtype=bool)
+    tapped = np.zeros(len(keys_addr), dtype=bool)  # a tunnel someone looks inside: every packet, one by one
     for g, (a, b) in enumerate(zip(keys_addr.tolist(), keys_call.tolist(), strict=True)):
         index = tracker._gre.get(ifaces[b >> 16][0])
         ent = index.get(((a >> 32) << 48) | ((a & MASK32) << 16) | (b & 0xFFFF)) if index else None
         ents.append(ent)
         if ent is not None:
             t = ent[0]
-            ok_group[g] = t.phase is Phase.DATA and not t.ended
+            tapped[g] = t.tap is not None
+            ok_group[g] = t.phase is Phase.DATA and not t.ended and not tapped[g]
     dataish = (plen == 0) | is_data
     ok = ok_group[inv] & length_ok & dataish
-    if n >= SPLIT_MIN and dataish[~ok].sum() > n // 4:
+    if n >= SPLIT_MIN and dataish[~ok & ~tapped[inv]].sum() > n // 4:
         # many data frames of tunnels not yet in the data phase: the first half's negotiation will
         # get them there, so the second half can take the fast path
         half = n // 2

@@ -10,6 +10,7 @@ way.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -51,6 +52,10 @@ class Direction(IntEnum):
     @property
     def other(self) -> Direction:
         return Direction.TO_CLIENT if self is Direction.TO_SERVER else Direction.TO_SERVER
+
+
+#: sees a tunnel's data packets: (tunnel, direction, frame number, time, frame, start, end of the PPP frame)
+DataTap = Callable[["Tunnel", Direction, int, float, bytes, int, int], None]
 
 
 class Outcome(StrEnum):
@@ -368,6 +373,10 @@ class Tunnel:
     changed: bool = True
     #: opaque annotations added by later stages (diagnosis, NAT correlation)
     notes: dict[str, Any] = field(default_factory=dict)
+    #: called with every data packet of this tunnel, ``tap(tunnel, direction, number, ts, data, start, end)``
+    #: (its PPP frame is ``data[start:end]``): set by a later stage that looks inside (pptptop.inside decrypting
+    #: MPPE); a tunnel with a tap takes the per-packet path, never the batch counts
+    tap: DataTap | None = None
 
     @property
     def link_seen(self) -> bool:

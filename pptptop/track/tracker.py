@@ -384,6 +384,8 @@ class Tracker:
                     mppe_seen(tunnel, data[start + hl])
             if pp in (0x0021, 0x0057):
                 inner_ip(self, tunnel, d, data[start:end])
+            if tunnel.tap is not None:
+                tunnel.tap(tunnel, d, number, ts, data, start, end)
             return
         gre_ppp(self, tunnel, d, data[start:end], number, ts, iface, linktype, data)
 

@@ -68,7 +68,8 @@ def lcp_failed(c: Case) -> Hit | None:
                "The side that terminated refused the negotiated link; its pppd log says why.")
 
 
-@rule("auth-failed", Severity.ERROR, windows_error=691, on=("auth", "lcp"))
+@rule("auth-failed", Severity.ERROR, windows_error=691, on=("auth", "lcp"),
+      unless=("auth-wrong-password", "auth-server-rejected-good-password"))
 def auth_failed(c: Case) -> Hit | None:
     """CHAP/MS-CHAP Failure (RFC 1994 §4.2, RFC 2759 §6 E=691), PAP Authenticate-Nak (RFC 1334 §2.2.2)."""
     o, a = c.obs, c.tunnel.auth
