@@ -1,0 +1,176 @@
+"""``pptptop --probe HOST``: act as a PPTP client and say at which step the handshake breaks (docs/probe.md).
+
+:mod:`.client` is the client's state machine, :mod:`.craft` builds and reads
+its packets (scapy for what it sends), :mod:`.render` prints ``--report`` and
+``--json``. The CLI calls :func:`add_arguments` when it builds its parser and
+:func:`main` when ``--probe`` is given, before any capture is set up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+from typing import IO, TYPE_CHECKING
+
+from pptptop import privdrop
+from pptptop.inside.secrets import SecretError, read_secrets_file
+from pptptop.privdrop import PrivDropError
+
+if TYPE_CHECKING:
+    from pptptop.probe.client import Credentials, ProbeResult, Step
+
+EXIT_OK = 0
+EXIT_USAGE = 64
+EXIT_NO_INPUT = 66
+EXIT_NO_USER = 67
+EXIT_NO_HOST = 68  # EX_NOHOST
+EXIT_FAILED = 69  # EX_UNAVAILABLE: a step failed
+EXIT_NO_PERMISSION = 77
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+    return v
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return v
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("active probe (docs/probe.md)")
+    g.add_argument("--probe", metavar="HOST",
+                   help="act as a PPTP client towards HOST and report each step of the handshake; credentials "
+                        "(--password, --nt-hash, --secrets) go to HOST only")
+    g.add_argument("--probe-timeout", type=_positive, default=10.0, metavar="SECONDS",
+                   help="how long each step waits (default 10)")
+    g.add_argument("--probe-repeat", type=_count, default=1, metavar="N", help="run the probe N times")
+    g.add_argument("--interval", type=_positive, default=10.0, metavar="SECONDS",
+                   help="with --probe-repeat: seconds between the starts of two runs (default 10)")
+    g.add_argument("--probe-user", metavar="USER", help="with --secrets: the user to authenticate as")
+
+
+def usage_problem(args: argparse.Namespace) -> str | None:
+    if args.interfaces or args.iface_opt or args.read or args.demo:
+        return "--probe runs on its own: give it without interfaces, -r FILE or --demo"
+    if args.json and args.report:
+        return "--json and --report both write to standard output: choose one"
+    if args.write or getattr(args, "export_tunnel", None) is not None:
+        return "--probe does not record yet: run a capture (pptptop -i IFACE -w FILE) beside it"
+    return None
+
+
+def credentials(args: argparse.Namespace) -> Credentials | None:
+    """The one user the probe authenticates as, or None. Raises :class:`SecretError` (one sentence)."""
+    given = [*args.password, *args.nt_hash]
+    for path in args.secrets:
+        given.extend(read_secrets_file(path)[0])
+    if args.probe_user is not None:
+        given = [s for s in given if s.client == args.probe_user]
+        if not given:
+            raise SecretError(f"no secret for --probe-user {args.probe_user!r}")
+    if not given:
+        return None
+    users = {s.client for s in given}
+    if len(users) > 1:
+        raise SecretError(f"the secrets name {len(users)} users: choose one with --probe-user USER")
+    pw = next((s.password for s in given if s.password is not None), None)
+    from pptptop.probe.client import Credentials
+    return Credentials(given[0].client, pw, given[0].nt_hash)
+
+
+def resolve(host: str) -> str:
+    """``host``'s IPv4 address (PPTP's GRE here is IPv4). Raises OSError."""
+    return str(socket.getaddrinfo(host, 1723, socket.AF_INET, socket.SOCK_STREAM)[0][4][0])
+
+
+def drop(args: argparse.Namespace) -> None:
+    """As live capture does: the raw sockets are open, so root (and every capability) goes now."""
+    if os.geteuid() != 0:
+        return
+    user = args.drop_user or privdrop.default_user()
+    if args.no_drop_privileges or (args.drop_user is None and privdrop.unreadable_installation(user)):
+        privdrop.limit_capabilities(())  # stay root, without a single capability
+        return
+    privdrop.drop_privileges(user)
+
+
+def main(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    from pptptop.probe import render  # scapy and pycryptodome: loaded only for the probe, before the drop
+    from pptptop.probe.client import Probe, ProbeSockets
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    problem = usage_problem(args)
+    if problem:
+        print(f"pptptop: {problem}", file=err)
+        return EXIT_USAGE
+    try:
+        creds = credentials(args)  # read now, before the privilege drop
+    except (SecretError, OSError) as e:
+        print(f"pptptop: {e}", file=err)
+        return EXIT_NO_INPUT
+    try:
+        address = resolve(args.probe)
+    except OSError as e:
+        print(f"pptptop: cannot resolve {args.probe!r}: {e.strerror or e}", file=err)
+        return EXIT_NO_HOST
+    socks = ProbeSockets.open()
+    if socks.why_not:
+        print(f"pptptop: warning: {socks.why_not}: the probe stops after the call (steps tcp, control, call)",
+              file=err)
+    try:
+        drop(args)
+    except PrivDropError as e:
+        print(f"pptptop: {e}", file=err)
+        return EXIT_NO_USER if "no such user" in str(e) else EXIT_NO_PERMISSION
+    live = not args.json and not args.report
+
+    def show(step: Step) -> None:
+        if live:
+            out.write("\n".join(render.step_lines(step)) + "\n")
+            out.flush()
+
+    results: list[ProbeResult] = []
+    try:
+        for i in range(args.probe_repeat):
+            start = time.monotonic()
+            if live:
+                out.write(f"pptptop probe of {args.probe} ({address})"
+                          + (f", run {i + 1} of {args.probe_repeat}" if args.probe_repeat > 1 else "") + "\n")
+            r = Probe(args.probe, address, socks, timeout=args.probe_timeout, credentials=creds,
+                      on_step=show).run()
+            results.append(r)
+            if live:
+                out.write(render.verdict(r) + "\n")
+            if i + 1 < args.probe_repeat:
+                time.sleep(max(0.0, args.interval - (time.monotonic() - start)))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        socks.close()
+    if not results:
+        return EXIT_FAILED
+    if args.json:
+        out.write(json.dumps(render.document(results)) + "\n")
+    elif args.report:
+        out.write(render.report(results))
+    elif len(results) > 1:
+        out.write("\n".join(render.timing_lines(results)) + "\n")
+    out.flush()
+    return EXIT_OK if all(r.failed is None for r in results) else EXIT_FAILED

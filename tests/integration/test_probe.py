@@ -1,0 +1,253 @@
+"""Live, as root: ``pptptop --probe`` against a scripted PAC in a network namespace, made to fail at each step.
+
+    probe ns (10.91.0.1) ── veth ── server ns (10.91.0.2): probe_server.py, nftables for the GRE/SYN faults
+
+The probe runs as the real command (``python -m pptptop --probe ... --json``)
+in its own namespace; the server (tests/integration/probe_server.py) writes
+down what it received, so the teardown is checked from the server's side.
+Every packet stays between the two namespaces the test creates; they are
+deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVER = Path(__file__).with_name("probe_server.py")
+PROBE_IP, SERVER_IP = "10.91.0.1", "10.91.0.2"
+USER, PASSWORD = "alice", "correct horse"
+TIMEOUT = "1.5"
+
+
+def sh(*cmd: str, ns: str | None = None) -> str:
+    full = ["ip", "netns", "exec", ns, *cmd] if ns else list(cmd)
+    r = subprocess.run(full, capture_output=True, text=True, timeout=30, check=False)
+    if r.returncode != 0:
+        raise AssertionError(f"{' '.join(full)} failed: {r.stderr.strip()}")
+    return r.stdout
+
+
+@dataclass
+class Net:
+    tmp: Path
+    probe_ns: str
+    server_ns: str
+    server: subprocess.Popen[bytes] | None = None
+
+    def nft(self, rules: str) -> None:
+        path = self.tmp / "rules.nft"
+        path.write_text(rules)
+        sh("nft", "-f", str(path), ns=self.server_ns)
+
+    def start_server(self, mode: str = "ok") -> None:
+        self.stop_file = self.tmp / "stop"
+        self.report = self.tmp / "server.json"
+        self.server = subprocess.Popen(
+            ["ip", "netns", "exec", self.server_ns, sys.executable, str(SERVER), "--bind", SERVER_IP,
+             "--mode", mode, "--user", USER, "--password", PASSWORD, "--report", str(self.report),
+             "--stop", str(self.stop_file)], cwd=ROOT)
+        end = time.monotonic() + 20
+        while ":1723" not in sh("ss", "-ltnH", ns=self.server_ns):
+            assert self.server.poll() is None, "the scripted server died"
+            assert time.monotonic() < end, "the scripted server did not listen"
+            time.sleep(0.05)
+
+    def server_saw(self) -> dict[str, Any]:
+        end = time.monotonic() + 5
+        while not self.report.exists() and time.monotonic() < end:
+            time.sleep(0.05)
+        return json.loads(self.report.read_text())
+
+    def probe(self, *extra: str, credentials: bool = True) -> tuple[int, dict[str, Any], str]:
+        cmd = [sys.executable, "-m", "pptptop", "--probe", SERVER_IP, "--json", "--probe-timeout", TIMEOUT, *extra]
+        if credentials:
+            cmd += ["--password", f"{USER}:{PASSWORD}"]
+        r = subprocess.run(["ip", "netns", "exec", self.probe_ns, *cmd], capture_output=True, text=True,
+                           timeout=120, cwd=ROOT, check=False)
+        assert r.stdout, r.stderr
+        return r.returncode, json.loads(r.stdout), r.stderr
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[Net]:
+    tag = uuid.uuid4().hex[:6]
+    n = Net(tmp_path, f"ppp{tag}c", f"ppp{tag}s")
+    sh("ip", "netns", "add", n.probe_ns)
+    try:
+        sh("ip", "netns", "add", n.server_ns)
+        sh("ip", "link", "add", "pc", "netns", n.probe_ns, "type", "veth", "peer", "name", "ps",
+           "netns", n.server_ns)
+        for ns, dev, ip in ((n.probe_ns, "pc", PROBE_IP), (n.server_ns, "ps", SERVER_IP)):
+            sh("ip", "addr", "add", f"{ip}/24", "dev", dev, ns=ns)
+            sh("ip", "link", "set", dev, "up", ns=ns)
+            sh("ip", "link", "set", "lo", "up", ns=ns)
+        yield n
+    finally:
+        if n.server is not None:
+            n.stop_file.touch()
+            try:
+                n.server.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(n.server.pid, signal.SIGKILL)
+                n.server.wait(5)
+        for ns in (n.probe_ns, n.server_ns):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+
+
+def chain(hook: str, rule: str) -> str:
+    """An nftables table with one base chain on ``hook`` holding ``rule`` (in the server's namespace)."""
+    return f"table ip t_{hook} {{\n chain c {{\n  type filter hook {hook} priority 0\n  {rule}\n }}\n}}\n"
+
+
+def steps(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    (run,) = doc["runs"]
+    return {s["name"]: s for s in run["steps"]}
+
+
+def failed_at(doc: dict[str, Any]) -> tuple[str | None, str | None]:
+    (run,) = doc["runs"]
+    return run["failed_step"], run["code"]
+
+
+class TestProbeControl:
+    def test_port_closed(self, net: Net) -> None:
+        code, doc, _ = net.probe()
+        assert code == 69
+        assert failed_at(doc) == ("tcp", "server-refused")
+        assert [s["name"] for s in doc["runs"][0]["steps"]] == ["tcp"]
+
+    def test_syn_dropped(self, net: Net) -> None:
+        net.start_server()
+        net.nft(chain("input", "tcp dport 1723 drop"))
+        t0 = time.monotonic()
+        _code, doc, _ = net.probe()
+        assert failed_at(doc) == ("tcp", "server-unreachable")
+        assert 1.4 < time.monotonic() - t0 < 20
+
+    def test_sccrp_refused(self, net: Net) -> None:
+        net.start_server("sccrp-refused")
+        _, doc, _ = net.probe()
+        assert failed_at(doc) == ("control", "control-refused")
+        control = steps(doc)["control"]["details"]
+        assert control["result_code"] == 4 and control["result"] == "Requester not authorized"
+        assert control["vendor"] == "scripted \\x1b[31mPAC"  # the escape from the wire is shown, not sent
+        assert net.server_saw()["control"][-1] == "stopccrq"  # no call to clear: only Stop-Control
+
+    def test_ocrp_busy(self, net: Net) -> None:
+        net.start_server("ocrp-busy")
+        _, doc, _ = net.probe()
+        assert failed_at(doc) == ("call", "call-refused")
+        assert steps(doc)["call"]["details"]["result"] == "Busy"
+        assert steps(doc)["control"]["details"]["host_name"] == "pptptop-pac"
+        assert steps(doc)["control"]["details"]["maximum_channels"] == 8
+
+
+class TestProbeGre:
+    def test_gre_dropped_both_ways(self, net: Net) -> None:
+        net.start_server()
+        net.nft(chain("input", "ip protocol gre drop") + chain("output", "ip protocol gre drop"))
+        _, doc, _ = net.probe()
+        assert failed_at(doc) == ("gre", "gre-blocked")
+        assert steps(doc)["gre"]["details"]["received"] == 0
+
+    def test_gre_dropped_towards_the_server(self, net: Net) -> None:
+        net.start_server()
+        net.nft(chain("input", "ip protocol gre drop"))
+        _, doc, _ = net.probe()
+        assert failed_at(doc) == ("gre", "gre-one-way")
+        assert steps(doc)["gre"]["details"]["received"] >= 1
+
+    def test_gre_dropped_from_the_server(self, net: Net) -> None:
+        net.start_server()
+        net.nft(chain("output", "ip protocol gre drop"))
+        _, doc, _ = net.probe()
+        assert failed_at(doc) == ("gre", "gre-blocked")
+
+    def test_icmp_protocol_unreachable(self, net: Net) -> None:
+        net.start_server()
+        net.nft(chain("input", "ip protocol gre reject with icmp type prot-unreachable"))
+        _, doc, _ = net.probe()
+        assert failed_at(doc) == ("gre", "gre-icmp-unreachable")
+        assert steps(doc)["gre"]["details"]["icmp"][0] == {"type": 3, "code": 2}
+
+
+class TestProbePpp:
+    def test_success_to_ipcp_and_clean_teardown(self, net: Net) -> None:
+        net.start_server()
+        code, doc, err = net.probe()
+        assert code == 0, doc
+        assert failed_at(doc) == (None, None)
+        s = steps(doc)
+        assert list(s) == ["tcp", "control", "call", "gre", "lcp", "auth", "ccp", "ipcp", "teardown"]
+        lcp = s["lcp"]["details"]
+        assert lcp["auth_asked"] == ["MS-CHAPv2"] and lcp["mru"] == 1400
+        assert lcp["magic"] == "0x5e4a0001" and lcp["pfc"] and lcp["acfc"]
+        assert s["auth"]["details"]["authenticator_valid"] is True
+        assert s["ccp"]["details"]["agreed"] == ["128-bit", "stateless"]
+        assert s["ipcp"]["details"]["address"] == "192.0.2.10"
+        assert s["ipcp"]["details"]["dns"] == ["192.0.2.53", "192.0.2.54"]
+        assert s["ipcp"]["details"]["server_address"] == "192.0.2.1"
+        saw = net.server_saw()
+        assert saw["response_valid"] is True and saw["ipcp_acked"] == "192.0.2.10"
+        assert 5 in saw["lcp"]  # LCP Terminate-Request
+        assert saw["control"][-2:] == ["ccrq", "stopccrq"] and saw["fin"]
+        assert s["teardown"]["details"]["call_disconnect_notify"] is True
+        assert PASSWORD not in json.dumps(doc) and PASSWORD not in err
+
+    def test_without_credentials_stops_after_lcp(self, net: Net) -> None:
+        net.start_server()
+        code, doc, _ = net.probe(credentials=False)
+        assert code == 0
+        s = steps(doc)
+        assert s["lcp"]["status"] == "ok" and s["auth"]["status"] == "skipped"
+        assert "ccp" not in s and net.server_saw()["control"][-2:] == ["ccrq", "stopccrq"]
+
+    def test_auth_protocol_refused(self, net: Net) -> None:
+        net.start_server("auth-eap")
+        _, doc, _ = net.probe()
+        assert failed_at(doc) == ("lcp", "auth-method-mismatch")
+        assert steps(doc)["lcp"]["details"]["auth_asked"] == ["EAP"]
+
+    def test_mschapv2_failure_691(self, net: Net) -> None:
+        net.start_server("auth-691")
+        _, doc, _ = net.probe()
+        assert failed_at(doc) == ("auth", "auth-failed")
+        assert steps(doc)["auth"]["details"]["error"] == 691
+
+    def test_wrong_password(self, net: Net) -> None:
+        net.start_server()
+        _code, doc, _ = net.probe("--password", f"{USER}:wrong", credentials=False)
+        assert failed_at(doc) == ("auth", "auth-failed")
+        assert net.server_saw()["response_valid"] is False
+
+    def test_wrong_server_authenticator(self, net: Net) -> None:
+        net.start_server("bad-authenticator")
+        _, doc, _ = net.probe()
+        assert failed_at(doc) == ("auth", "server-authenticator-invalid")
+
+    def test_ccp_rejected(self, net: Net) -> None:
+        net.start_server("ccp-reject")
+        _, doc, _ = net.probe()
+        assert failed_at(doc) == ("ccp", "encryption-mismatch")
+
+    def test_repeat_gives_timing(self, net: Net) -> None:
+        net.start_server()
+        code, doc, _ = net.probe("--probe-repeat", "2", "--interval", "0.2", credentials=False)
+        assert code == 0 and len(doc["runs"]) == 2
+        t = doc["timing"]["tcp"]
+        assert t["runs"] == 2 and t["ok"] == 2 and 0 < t["min"] <= t["mean"] <= t["max"]
