@@ -1,6 +1,6 @@
-"""Hypothesis strategies that mutate real seeds, and the two budgets the harness runs under.
+"""Mutations of real seeds for hypothesis strategies, and the two budgets the harness runs under.
 
-A mutated input is a seed followed by a few edits, in the spirit of AFL's
+A mutated input (:func:`mutate`) is a seed followed by a few edits, in the spirit of AFL's
 deterministic stages: bit flips, "interesting" octets, 16- and 32-bit
 big-endian fields set to boundary values and to values near the input's own
 length (so Length fields claim one octet too many or too few), truncations,
