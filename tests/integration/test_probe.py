@@ -48,17 +48,19 @@ class Net:
     probe_ns: str
     server_ns: str
     server: subprocess.Popen[bytes] | None = None
+    server_ip: str = SERVER_IP
+    gw_ns: str | None = None
 
-    def nft(self, rules: str) -> None:
+    def nft(self, rules: str, ns: str | None = None) -> None:
         path = self.tmp / "rules.nft"
         path.write_text(rules)
-        sh("nft", "-f", str(path), ns=self.server_ns)
+        sh("nft", "-f", str(path), ns=ns or self.server_ns)
 
     def start_server(self, mode: str = "ok") -> None:
         self.stop_file = self.tmp / "stop"
         self.report = self.tmp / "server.json"
         self.server = subprocess.Popen(
-            ["ip", "netns", "exec", self.server_ns, sys.executable, str(SERVER), "--bind", SERVER_IP,
+            ["ip", "netns", "exec", self.server_ns, sys.executable, str(SERVER), "--bind", self.server_ip,
              "--mode", mode, "--user", USER, "--password", PASSWORD, "--report", str(self.report),
              "--stop", str(self.stop_file)], cwd=ROOT)
         end = time.monotonic() + 20
@@ -74,13 +76,26 @@ class Net:
         return json.loads(self.report.read_text())
 
     def probe(self, *extra: str, credentials: bool = True) -> tuple[int, dict[str, Any], str]:
-        cmd = [sys.executable, "-m", "pptptop", "--probe", SERVER_IP, "--json", "--probe-timeout", TIMEOUT, *extra]
+        cmd = [sys.executable, "-m", "pptptop", "--probe", self.server_ip, "--json", "--probe-timeout", TIMEOUT, *extra]
         if credentials:
             cmd += ["--password", f"{USER}:{PASSWORD}"]
         r = subprocess.run(["ip", "netns", "exec", self.probe_ns, *cmd], capture_output=True, text=True,
                            timeout=120, cwd=ROOT, check=False)
         assert r.stdout, r.stderr
         return r.returncode, json.loads(r.stdout), r.stderr
+
+
+def _cleanup(n: Net) -> None:
+    if n.server is not None:
+        n.stop_file.touch()
+        try:
+            n.server.wait(5)
+        except subprocess.TimeoutExpired:
+            os.kill(n.server.pid, signal.SIGKILL)
+            n.server.wait(5)
+    for ns in (n.probe_ns, n.server_ns, n.gw_ns):
+        if ns is not None:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
 
 
 @pytest.fixture
@@ -98,15 +113,42 @@ def net(tmp_path: Path) -> Iterator[Net]:
             sh("ip", "link", "set", "lo", "up", ns=ns)
         yield n
     finally:
-        if n.server is not None:
-            n.stop_file.touch()
-            try:
-                n.server.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(n.server.pid, signal.SIGKILL)
-                n.server.wait(5)
-        for ns in (n.probe_ns, n.server_ns):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        _cleanup(n)
+
+
+NAT_LAN, NAT_GW_LAN, NAT_GW_WAN, NAT_SERVER = "10.93.0.2", "10.93.0.1", "198.51.100.1", "198.51.100.2"
+NAT_MASQUERADE = ('  chain postrouting { type nat hook postrouting priority srcnat; policy accept;\n'
+                  '    oifname "wan" masquerade; }\n')
+NAT_HELPER = ('table ip probe_nat {\n'
+              '  ct helper pptp-helper { type "pptp" protocol tcp; }\n'
+              '  chain prerouting { type filter hook prerouting priority filter; policy accept;\n'
+              '    iifname "lan" tcp dport 1723 ct helper set "pptp-helper"; }\n'
+              + NAT_MASQUERADE + '}\n')
+NAT_NO_HELPER = 'table ip probe_nat {\n' + NAT_MASQUERADE + '}\n'
+
+
+@pytest.fixture
+def nat_net(tmp_path: Path) -> Iterator[Net]:
+    """probe ns ── lan ─[ gw ns: masquerade, with or without the pptp helper ]─ wan ── server ns;
+    the server has no route back to the probe's network: NAT only."""
+    tag = uuid.uuid4().hex[:6]
+    n = Net(tmp_path, f"ppn{tag}c", f"ppn{tag}s", server_ip=NAT_SERVER, gw_ns=f"ppn{tag}g")
+    assert n.gw_ns is not None
+    try:
+        for ns in (n.probe_ns, n.gw_ns, n.server_ns):
+            sh("ip", "netns", "add", ns)
+            sh("ip", "link", "set", "lo", "up", ns=ns)
+        sh("ip", "link", "add", "pc", "netns", n.probe_ns, "type", "veth", "peer", "name", "lan", "netns", n.gw_ns)
+        sh("ip", "link", "add", "ps", "netns", n.server_ns, "type", "veth", "peer", "name", "wan", "netns", n.gw_ns)
+        for ns, dev, ip in ((n.probe_ns, "pc", NAT_LAN), (n.gw_ns, "lan", NAT_GW_LAN), (n.gw_ns, "wan", NAT_GW_WAN),
+                            (n.server_ns, "ps", NAT_SERVER)):
+            sh("ip", "addr", "add", f"{ip}/24", "dev", dev, ns=ns)
+            sh("ip", "link", "set", dev, "up", ns=ns)
+        sh("ip", "route", "add", "default", "via", NAT_GW_LAN, ns=n.probe_ns)
+        sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=n.gw_ns)
+        yield n
+    finally:
+        _cleanup(n)
 
 
 def chain(hook: str, rule: str) -> str:
@@ -251,3 +293,21 @@ class TestProbePpp:
         assert code == 0 and len(doc["runs"]) == 2
         t = doc["timing"]["tcp"]
         assert t["runs"] == 2 and t["ok"] == 2 and 0 < t["min"] <= t["mean"] <= t["max"]
+
+
+class TestProbeThroughNat:
+    def test_with_the_pptp_helper(self, nat_net: Net) -> None:
+        nat_net.nft(NAT_HELPER, ns=nat_net.gw_ns)
+        nat_net.start_server()
+        code, doc, _ = nat_net.probe()
+        assert code == 0 and failed_at(doc) == (None, None)
+        assert steps(doc)["ipcp"]["details"]["address"] == "192.0.2.10"
+
+    def test_without_the_pptp_helper(self, nat_net: Net) -> None:
+        """Without the helper the gateway has no expectation for the server's GRE (key = our Call ID): it keeps
+        it for itself, so nothing comes back to the probe."""
+        nat_net.nft(NAT_NO_HELPER, ns=nat_net.gw_ns)
+        nat_net.start_server()
+        _, doc, _ = nat_net.probe()
+        assert failed_at(doc) == ("gre", "gre-blocked")
+        assert steps(doc)["control"]["status"] == "ok" and steps(doc)["call"]["status"] == "ok"
