@@ -363,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = Pipeline(src, tracker, count=args.count, speed=(speed or None) if not headless else None)
     tune_gc()
     session.start(pipeline)
+    if inspector is not None and session.decrypted is not None:  # --decrypted
+        inspector.sinks.append(session.decrypted.write)
     if not headless:
         from pptptop.ui.app import run_ui
 

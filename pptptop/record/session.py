@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from pptptop import privdrop
 from pptptop.pipeline import Pipeline
+from pptptop.record.decrypted import DecryptedRecorder, DecryptedSpool
 from pptptop.record.export import export_tunnels, select_tunnels
 from pptptop.record.failed import FailedRecorder, FailedState
 from pptptop.record.recorder import (
@@ -138,6 +139,8 @@ class RecordingSession:
         self.source: Source | None = None
         self.tracker: Tracker | None = None
         self.messages: list[str] = []
+        #: --decrypted: the inner packets of decrypted tunnels, written as read (-w) or kept for the export
+        self.decrypted: DecryptedRecorder | DecryptedSpool | None = None
 
     def _report(self, message: str) -> None:
         self.messages.append(message)
@@ -151,8 +154,12 @@ class RecordingSession:
         self.source, self.tracker = src, tracker
         if a.export_tunnel is not None:
             self.export_fd = open_output(a.write)
+            if a.decrypted:
+                self.decrypted = DecryptedSpool()
             return
-        if a.write:
+        if a.write and a.decrypted:
+            self.decrypted = DecryptedRecorder(open_output(a.write), a.write, self._report)
+        elif a.write:
             size = None if a.file_size is None else max(1, int(a.file_size * MEGABYTE))
             rotation = Rotation(size=size, seconds=a.rotate_seconds, keep=a.file_count)
             linktypes = {i.linktype for i in src.stats().interfaces.values() if i.linktype}
@@ -209,6 +216,8 @@ class RecordingSession:
         fds = [] if self.recorder is None else self.recorder.fds()
         if self.export_fd is not None:
             fds.append(self.export_fd)
+        if self.decrypted is not None:
+            fds.extend(self.decrypted.fds())
         if self.failed is not None:
             self.failed.chown(pw.pw_uid, pw.pw_gid)
         self.privileges = privdrop.drop_privileges(pw.pw_name, chown=fds)
@@ -243,6 +252,8 @@ class RecordingSession:
             self.recorder.close()
         if self.failed is not None:
             self.failed.close()
+        if isinstance(self.decrypted, DecryptedRecorder):
+            self.decrypted.close()
 
     def export(self, match: Callable[[Tunnel], bool] | None = None) -> int:
         """Headless ``--export-tunnel``: write the selected tunnels; returns the packets written.
@@ -256,6 +267,8 @@ class RecordingSession:
         except ValueError:
             export_tunnels([], fd, tracker=self.tracker)  # leave a valid, empty capture behind
             raise
+        if isinstance(self.decrypted, DecryptedSpool):  # --decrypted: their inner packets, not the captured ones
+            return self.decrypted.export(tunnels, fd, self.args.write, self._report)
         return export_tunnels(tunnels, fd, pcapng=wants_pcapng(self.args.write, self.args.pcap),
                               tracker=self.tracker)
 
@@ -277,6 +290,8 @@ class RecordingSession:
             out["record_failed"] = self.failed.state().as_dict()
         if self.privileges is not None:
             out["privileges"] = self.privileges.as_dict()
+        if isinstance(self.decrypted, DecryptedRecorder):
+            out["decrypted_recording"] = self.decrypted.as_dict()
         return out
 
     def interfaces_dict(self) -> dict[str, dict[str, Any]]:

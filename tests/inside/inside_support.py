@@ -17,7 +17,7 @@ from Crypto.Cipher import ARC4
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "diagnose"))
 
-from diag_support import CCP, CHAP, PAP, Frame, Wire, cp, mppe
+from diag_support import CCP, CHAP, MPPE_H, MPPE_L, MPPE_M, MPPE_S, PAP, Frame, Wire, cp, mppe
 
 from pptptop.decode import mschap_crypto as mc
 from pptptop.diagnose import Diagnoser
@@ -29,7 +29,7 @@ from pptptop.track.model import Tunnel
 from pptptop.track.tracker import Tracker
 
 __all__ = ["CCP", "CHAP", "DATA", "PAP", "Run", "Sender", "Wire", "cp", "ipv4_icmp", "mppe", "rfc_mschapv2",
-           "rfc_senders", "run", "run_file", "secret_values", "secrets"]
+           "rfc_senders", "rfc_session", "run", "run_file", "secret_values", "secrets"]
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 H = bytes.fromhex
@@ -90,6 +90,16 @@ def rfc_mschapv2(w: Wire, result: bytes | None = AUTHENTICATOR, failure: bytes =
     if result is None:
         return w.ppp("server", CHAP, cp(4, 9, failure))
     return w.ppp("server", CHAP, cp(3, 9, result + b" M=Access granted"))
+
+
+def rfc_session(bits: int = 128, stateless: bool = True, mru: int | None = None) -> Wire:
+    """RFC 2759 §9.2's user authenticated (the client asking for ``mru``), CCP agreeing on MPPE with ``bits``
+    and the mode, IPCP up: ready for :func:`rfc_senders`' packets."""
+    w = rfc_mschapv2(Wire().setup().lcp_up(mru=mru))
+    o = mppe((MPPE_H if stateless else 0) | {128: MPPE_S, 56: MPPE_M, 40: MPPE_L}[bits])
+    w.ppp("client", CCP, cp(1, 1, o)).ppp("server", CCP, cp(1, 1, o))
+    w.ppp("server", CCP, cp(2, 1, o)).ppp("client", CCP, cp(2, 1, o))
+    return w.ipcp_up()
 
 
 def ipv4_icmp(src: bytes, dst: bytes, ident: int, seq: int, size: int = 64) -> bytes:

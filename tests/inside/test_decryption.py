@@ -11,12 +11,10 @@ import pytest
 from inside_support import (
     CCP,
     DATA,
-    Wire,
     cp,
     ipv4_icmp,
-    mppe,
-    rfc_mschapv2,
     rfc_senders,
+    rfc_session,
     run,
     run_file,
     secrets,
@@ -33,7 +31,6 @@ from pptptop.track.tracker import Tracker
 
 S1 = DATA / "s1-mschapv2-mppe128-outside.pcap"
 CLIENT_IP, SERVER_IP = bytes([192, 0, 2, 10]), bytes([192, 0, 2, 1])
-MPPE_H, MPPE_S, MPPE_L, MPPE_M = 0x01000000, 0x40, 0x20, 0x80
 
 
 def _csum(b: bytes) -> int:
@@ -116,15 +113,6 @@ class TestLab:
         assert r.inside().state is DecryptState.WRONG_SECRET and r.inside().decrypted == 0
 
 
-def session(bits: int = 128, stateless: bool = True) -> Wire:
-    """RFC 2759 §9.2's user authenticated, CCP agreeing on ``bits`` and the mode, IPCP up."""
-    w = rfc_mschapv2(Wire().setup().lcp_up())
-    o = mppe((MPPE_H if stateless else 0) | {128: MPPE_S, 56: MPPE_M, 40: MPPE_L}[bits])
-    w.ppp("client", CCP, cp(1, 1, o)).ppp("server", CCP, cp(1, 1, o))
-    w.ppp("server", CCP, cp(2, 1, o)).ppp("client", CCP, cp(2, 1, o))
-    return w.ipcp_up()
-
-
 def ping(i: int, reply: bool = False) -> bytes:
     src, dst = (SERVER_IP, CLIENT_IP) if reply else (CLIENT_IP, SERVER_IP)
     return b"\x00\x21" + ipv4_icmp(src, dst, 77, i, 40 + i % 50)
@@ -133,7 +121,7 @@ def ping(i: int, reply: bool = False) -> bytes:
 class TestStateless:
     @pytest.mark.parametrize("bits", [40, 56, 128])
     def test_every_strength(self, bits: int) -> None:
-        w = session(bits)
+        w = rfc_session(bits)
         client, server = rfc_senders(bits, stateless=True)
         for i in range(20):
             w.gre("client", client.packet(ping(i))).gre("server", server.packet(ping(i, reply=True)))
@@ -143,7 +131,7 @@ class TestStateless:
 
     def test_loss_and_reordering(self) -> None:
         """Lost packets cost one key change each; a late packet is decrypted with the key kept for its count."""
-        w = session()
+        w = rfc_session()
         client, _ = rfc_senders(128, stateless=True)
         frames = [client.packet(ping(i)) for i in range(300)]
         order = [f for i, f in enumerate(frames) if i not in (5, 6, 7, 100)]  # lost
@@ -158,7 +146,7 @@ class TestStateless:
         assert inside.decrypted == 296 and dict(inside.dropped) == {Drop.LATE.value: 1}
 
     def test_coherency_count_wraps(self) -> None:
-        w = session()
+        w = rfc_session()
         client, _ = rfc_senders(128, stateless=True)
         for i in range(4200):
             f = client.packet(ping(i))
@@ -168,7 +156,7 @@ class TestStateless:
         assert r.inside().decrypted == 9 + 110 and not r.inside().dropped
 
     def test_mppc_and_unencrypted_are_counted(self) -> None:
-        w = session()
+        w = rfc_session()
         client, _ = rfc_senders(128, stateless=True)
         w.gre("client", client.packet(ping(0)))
         f = bytearray(client.packet(ping(1)))
@@ -185,7 +173,7 @@ class TestStateless:
 
         from pptptop.inside.mppe import GIVE_UP_AFTER
 
-        w = session()
+        w = rfc_session()
         s = Sender(bytes(range(16)), 128, stateless=True)  # not the session's start key
         for i in range(GIVE_UP_AFTER + 4):
             w.gre("client", s.packet(ping(i)))
@@ -200,7 +188,7 @@ class TestStateful:
     def test_flag_packets_loss_reset_request_and_flush(self) -> None:
         """RFC 3078 §8.2: a new key at every flag packet (count 0x?FF); a lost packet makes the receiver drop
         everything until a flushed packet, which its CCP Reset-Request asks for; then the stream goes on."""
-        w = session(stateless=False)
+        w = rfc_session(stateless=False)
         client, server = rfc_senders(128, stateless=False)
         sent = replies = 0
         for i in range(800):  # crosses the flag packets 0x0FF, 0x1FF and 0x2FF
@@ -225,7 +213,7 @@ class TestStateful:
 
     def test_missed_flag_packet_in_a_loss(self) -> None:
         """The loss spans a flag packet: one key change per flag packet missed, then the flushed one."""
-        w = session(stateless=False)
+        w = rfc_session(stateless=False)
         client, _ = rfc_senders(128, stateless=False)
         for i in range(400):
             f = client.packet(ping(i))
