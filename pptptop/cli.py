@@ -20,6 +20,7 @@ from pptptop import diagnose as diagmod
 from pptptop.diagnose import options as diagopts
 from pptptop.diagnose.hashes import HashCollector
 from pptptop.export import inside as insideout
+from pptptop.export import service
 from pptptop.export.jsonout import EventStream, document
 from pptptop.export.report import report
 from pptptop.inside import options as insideopts
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(Linux, root; implies --no-drop-privileges)",
     )
     recording.add_arguments(p)
+    service.add_arguments(p)
     diagopts.add_arguments(p)
     insideopts.add_arguments(p)
     probe.add_arguments(p)
@@ -266,11 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.probe is not None:  # the active probe builds no capture pipeline (docs/probe.md)
         return probe.main(args)
-    problem = usage_problem(args)
+    problem = usage_problem(args) or service.usage_error(args)
     if problem:
         print(f"pptptop: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    headless = args.json or args.report or args.export_tunnel is not None or args.export_hashes is not None
+    headless = (args.json or args.report or args.export_tunnel is not None or args.export_hashes is not None
+                or args.headless)
     for warning in ignored_options(args, headless):
         print(f"pptptop: warning: {warning}", file=sys.stderr)
     speed = args.speed if args.speed is not None else (1.0 if args.demo else 0.0)
@@ -363,6 +366,12 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = Pipeline(src, tracker, count=args.count, speed=(speed or None) if not headless else None)
     tune_gc()
     session.start(pipeline)
+    try:  # --metrics, --events (docs/fleet.md)
+        fleet = service.start(args, pipeline, diagnoser, session.summary, extensions)
+    except service.ServiceError as e:
+        session.close()
+        print(f"pptptop: {e}", file=sys.stderr)
+        return e.code
     if inspector is not None and session.decrypted is not None:  # --decrypted
         inspector.sinks.append(session.decrypted.write)
     if not headless:
@@ -375,16 +384,20 @@ def main(argv: list[str] | None = None) -> int:
             return run_ui(pipeline, args)
         finally:
             session.close()
+            fleet.close()
 
     if args.json and src.live:
         tracker.subscribe(EventStream(sys.stdout, extensions))
         nat.subscribe(_nat_problem_line)
         diagnoser.subscribe(diagopts.json_lines(sys.stdout))
     _install_signals(pipeline, session)
+    fleet.install_signals()  # --headless: SIGHUP reopens, SIGTERM ends
     worker = threading.Thread(target=pipeline.run, name="pptptop-capture", daemon=True)
     worker.start()
     while not pipeline.done.wait(0.2):
         pass
+    fleet.linger()
+    fleet.close()
     session.close()
     info = _source_info(src, args)
     info.update({"frames_read": pipeline.frames, "kernel_drops": src.stats().kernel_drops})

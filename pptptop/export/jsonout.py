@@ -244,8 +244,15 @@ class EventStream:
         self.extensions = extensions
 
     def __call__(self, ev: Event) -> None:
+        rec = self.record(ev)
+        if rec is not None:
+            self.out.write(json.dumps(rec, default=str) + "\n")
+            self.out.flush()
+
+    def record(self, ev: Event) -> dict[str, Any] | None:
+        """The line's object for ``ev``, or None for an event the stream leaves out (``--events`` too)."""
         if ev.kind not in self.KINDS or ev.tunnel is None:
-            return
+            return None
         rec: dict[str, Any] = {"time": ev.ts, "event": ev.kind.value, "frame": ev.frame, **ev.detail}
         rec["tunnel"] = (
             tunnel_dict(ev.tunnel, ev.ts, self.extensions)
@@ -258,5 +265,4 @@ class EventStream:
                 "user": ev.tunnel.auth.user,
             }
         )
-        self.out.write(json.dumps(rec, default=str) + "\n")
-        self.out.flush()
+        return rec

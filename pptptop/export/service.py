@@ -1,0 +1,159 @@
+"""A gateway's service mode: ``--headless``, ``--metrics`` and ``--events`` around one pipeline (docs/fleet.md).
+
+The CLI calls :func:`start` once the pipeline exists, :meth:`Service.install_signals`
+for a headless run, :meth:`Service.linger` when the input has ended and
+:meth:`Service.close` last. Messages for the operator go to standard error,
+one line each (journald keeps them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from pptptop.export import events as eventsmod
+from pptptop.export import metrics as metricsmod
+from pptptop.export.jsonout import Extension
+
+if TYPE_CHECKING:
+    from pptptop.pipeline import Pipeline
+
+EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: the metrics port cannot be listened on
+EXIT_CANT_CREATE = 73  # EX_CANTCREAT: the events file or socket cannot be opened
+
+
+class ServiceError(Exception):
+    """An output of the service cannot be started: one sentence, and the exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--headless",
+        action="store_true",
+        help="run as a service, without a terminal: messages on standard error, SIGHUP reopens the --events "
+        "file, SIGTERM ends with every file complete; after -r FILE, --metrics is served until SIGTERM",
+    )
+    metricsmod.add_arguments(p)
+    eventsmod.add_arguments(p)
+
+
+def usage_error(args: argparse.Namespace) -> str | None:
+    """One sentence about a service option that cannot work, or None."""
+    if args.metrics_per_tunnel and args.metrics is None:
+        return "--metrics-per-tunnel adds series to --metrics: give --metrics [ADDR:]PORT too"
+    if args.metrics is not None:
+        try:
+            metricsmod.parse_address(args.metrics)
+        except metricsmod.MetricsAddressError as e:
+            return f"--metrics: {e}"
+    if args.events is not None:
+        try:
+            eventsmod.check_destination(args.events)
+        except eventsmod.EventsError as e:
+            return f"--events: {e}"
+        if args.events in ("-", "stdout") and (args.json or args.report):
+            return "--events - and --json/--report both write to standard output: send the events elsewhere"
+    if args.events_rotate < 0:
+        return "--events-rotate takes a number of MiB, 0 for never"
+    return None
+
+
+class Service:
+    """The outputs of a service run; every method is safe to call when no output was asked for."""
+
+    def __init__(self, args: argparse.Namespace, pipeline: Pipeline,
+                 say: Callable[[str], None] | None = None) -> None:
+        self.args = args
+        self.pipeline = pipeline
+        self.say = say or _stderr
+        self.metrics: metricsmod.MetricsServer | None = None
+        self.events: eventsmod.EventLog | None = None
+        self.stopping = threading.Event()
+
+    def install_signals(self) -> None:
+        """``--headless``: SIGHUP reopens the outputs; SIGTERM and SIGINT end the capture and any lingering."""
+        if not self.args.headless or threading.current_thread() is not threading.main_thread():
+            return
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self.stopping.set()
+            self.pipeline.stop()
+
+        def reload(signum: int, frame: FrameType | None) -> None:
+            if self.events is not None:
+                self.events.reopen()
+            self.say("SIGHUP: reopening the --events output")
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    def linger(self) -> None:
+        """``--headless -r FILE --metrics``: the file is read; keep the endpoint up until SIGTERM."""
+        if not self.args.headless or self.metrics is None or self.pipeline.source.live:
+            return
+        if not self.stopping.is_set():
+            host, port = self.metrics.address
+            self.say(f"the input is read; serving its metrics on http://{_url_host(host)}:{port}/metrics "
+                     "until SIGTERM")
+        while not self.stopping.wait(0.5):
+            pass
+
+    def close(self) -> None:
+        """Deliver the last events (a ``capture-end`` record) and stop serving."""
+        if self.events is not None:
+            self.events.close(final=self.events.health("capture-end", self.pipeline.tracker.now))
+            if self.events.dropped:
+                self.say(f"--events: {self.events.dropped} events were dropped (the consumer was slow or gone)")
+        if self.metrics is not None:
+            self.metrics.close()
+
+
+def start(args: argparse.Namespace, pipeline: Pipeline, diagnoser: Any,
+          recording: Callable[[], dict[str, Any]] | None = None,
+          extensions: dict[str, Extension] | None = None,
+          say: Callable[[str], None] | None = None) -> Service:
+    """Open ``--events`` and serve ``--metrics`` for ``pipeline``. Raises :class:`ServiceError`."""
+    svc = Service(args, pipeline, say)
+    tracker = pipeline.tracker
+    if args.events is not None:
+        try:
+            sink = eventsmod.open_sink(args.events, args.events_rotate << 20)
+        except (OSError, eventsmod.EventsError) as e:
+            raise ServiceError(f"--events: cannot open {args.events}: {getattr(e, 'strerror', None) or e}",
+                               EXIT_CANT_CREATE) from None
+        svc.events = eventsmod.EventLog(sink, source=pipeline.source, extensions=extensions,
+                                        on_error=lambda p: svc.say(f"--events {args.events}: {p}")
+                                        ).attach(tracker, diagnoser)
+    if args.metrics is not None:
+        addr, port = metricsmod.parse_address(args.metrics)
+        ev = svc.events.counters if svc.events is not None else None
+        m = metricsmod.Metrics(tracker, lock=pipeline.lock, source=pipeline.source, recording=recording, events=ev,
+                               per_tunnel=args.metrics_per_tunnel).attach(tracker, diagnoser)
+        try:
+            svc.metrics = metricsmod.MetricsServer(m, addr, port)
+        except OSError as e:
+            if svc.events is not None:
+                svc.events.close(timeout=0.5)
+            raise ServiceError(f"--metrics: cannot listen on {args.metrics}: {e.strerror or e}",
+                               EXIT_UNAVAILABLE) from None
+        host, port = svc.metrics.address
+        svc.say(f"serving metrics on http://{_url_host(host)}:{port}/metrics")
+    return svc
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _stderr(text: str) -> None:
+    print(f"pptptop: {text}", file=sys.stderr, flush=True)
