@@ -14,6 +14,9 @@ LCP/PPTP echoes, then the real teardown), and reports in one run:
 * live (root only): packets delivered and kernel drops when the capture is
   replayed at top speed with tcpreplay over a veth pair between two network
   namespaces while ``pptptop -i VETH --json -c N`` captures.
+* ``--decrypt N`` instead: decrypted packets per CPU second, ``pptptop -r FILE
+  --json`` with and without the user's password over the template session
+  followed by N MPPE-128 packets its password decrypts (docs/decryption.md).
 
 Nothing here is a pass/fail test: it prints figures to compare.
 """
@@ -269,6 +272,103 @@ def generate(path: Path, packets: int = 1_000_000, tunnels: int = 200, seed: int
     return written
 
 
+#: the template session's user and lab-only password (tests/data/SOURCES.md): its MPPE keys follow from them
+TEMPLATE_USER, TEMPLATE_PASSWORD = "alice", "wonderland-42"
+INNER_SIZES = (60, 120, 400, 1100, 1300)  # inner UDP payloads, as generate() sizes its data
+
+
+def _inner_udp(i: int, size: int, to_server: bool) -> bytes:
+    """A valid inner IPv4/UDP datagram (header checksum right, RFC 791) of the template's tunnel addresses."""
+    src, dst = (bytes([192, 0, 2, 10]), bytes([192, 0, 2, 1])) if to_server else (bytes([192, 0, 2, 1]),
+                                                                                   bytes([192, 0, 2, 10]))
+    udp = struct.pack("!HHHH", 40000 + i % 64, 443, 8 + size, 0) + bytes(size)
+    hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i & 0xFFFF, 0, 64, 17, 0, src, dst))
+    c = sum(struct.unpack("!10H", hdr))
+    c = (c & 0xFFFF) + (c >> 16)
+    struct.pack_into("!H", hdr, 10, ~((c & 0xFFFF) + (c >> 16)) & 0xFFFF)
+    return bytes(hdr) + udp
+
+
+def generate_encrypted(path: Path, packets: int) -> tuple[int, int]:
+    """The template session (s1: MS-CHAPv2, MPPE-128 stateless), then ``packets`` MPPE packets both ways that
+    its user's password decrypts (RFC 3078/3079, the keys derived as pptptop derives them); returns (packets,
+    inner octets)."""
+    from Crypto.Cipher import ARC4
+
+    from pptptop.decode import mschap_crypto as mc
+    from pptptop.decode.auth import decode_chap
+
+    tmpl = _template()
+    last_ncp = max(i for i, (_, fr) in enumerate(tmpl) if _ppp_protocol(fr) in (0x8021, 0x80FD, 0x8057))
+    head = [fr for _, fr in tmpl[:last_ncp + 1] if not _is_data(fr)]
+    chal = resp = b""
+    client_call = server_call = 0
+    for fr in head:
+        if _ppp_protocol(fr) != 0xC223:
+            continue
+        fv = struct.unpack_from("!H", fr, 34)[0]
+        off = 42 + (4 if fv & 0x1000 else 0) + (4 if fv & 0x0080 else 0)
+        _, hl = ppp_header(fr, off)
+        m = decode_chap(fr[off + hl:])
+        if m.code == 1:
+            chal, client_call = m.value, struct.unpack_from("!H", fr, 40)[0]
+        elif m.code == 2 and m.mschapv2_response is not None:
+            resp, server_call = m.mschapv2_response.nt_response, struct.unpack_from("!H", fr, 40)[0]
+    assert chal and resp, "the template has no MS-CHAPv2 exchange"
+    hh = mc.hash_nt_password_hash(mc.nt_password_hash(TEMPLATE_PASSWORD))
+    master = mc.get_master_key(hh, resp)
+    keys = [mc.initial_session_key(mc.get_asymmetric_start_key(master, 16, is_send=True, is_server=srv), 128)
+            for srv in (False, True)]
+    starts = [mc.get_asymmetric_start_key(master, 16, is_send=True, is_server=srv) for srv in (False, True)]
+    seqs = [0, 0]
+    t0 = 1_700_000_000.0
+    octets = 0
+    addresses = [_addresses(head, to_server=True), _addresses(head, to_server=False)]
+    with open(path, "wb") as f:
+        w = PcapWriter(f, linktype=1)
+        for i, fr in enumerate(head):
+            w.write(t0 + i * 0.001, "", 1, _renumber(fr, seqs))
+        for i in range(packets):
+            d = i & 1
+            keys[d] = mc.next_session_key(starts[d], keys[d], 128)  # stateless: a new key every packet
+            ccount = (i >> 1) & 0xFFF
+            inner = _inner_udp(i, INNER_SIZES[(i >> 1) % len(INNER_SIZES)], d == 0)
+            octets += len(inner)
+            ppp = b"\xfd" + struct.pack("!H", 0x9000 | ccount) + ARC4.new(keys[d]).encrypt(b"\x21" + inner)
+            seqs[d] += 1
+            frame = _gre_packet(d == 0, 0, client_call, server_call, seqs[d], seqs[1 - d], ppp)
+            frame = frame[:26] + addresses[d] + frame[34:]
+            w.write(t0 + 1 + i * 0.0001, "", 1, frame)
+        return w.records, octets
+
+
+def _addresses(head: list[bytes], to_server: bool) -> bytes:
+    """The outer source and destination of the template's GRE in one direction."""
+    for fr in head:
+        if len(fr) >= 34 and fr[23] == 47 and (fr[30:34] == SERVER) == to_server:
+            return fr[26:34]
+    raise ValueError("the template has no GRE that way")
+
+
+def decryption(work: Path, packets: int) -> str:
+    """Decrypted packets per CPU second: ``pptptop -r FILE --json`` with and without the user's password over
+    :func:`generate_encrypted`'s capture, and what a 100 Mbit/s tunnel would cost."""
+    path = work / f"bench-mppe-{packets}.pcap"
+    n, octets = generate_encrypted(path, packets)
+    base = [sys.executable, "-m", "pptptop", "-r", str(path), "--json"]
+    plain = min((_timed("no secret", base, n) for _ in range(2)), key=lambda r: r.cpu)
+    secret = min((_timed("decrypting", [*base, "--password", f"{TEMPLATE_USER}:{TEMPLATE_PASSWORD}"], n)
+                  for _ in range(2)), key=lambda r: r.cpu)
+    per_packet = (secret.cpu - plain.cpu) / packets
+    mean = octets / packets
+    pps_100 = 100e6 / 8 / mean
+    return (f"decryption: {packets} MPPE-128 stateless packets (inner {mean:.0f} octets on average): "
+            f"{plain.cpu:.2f} CPU s without the secret, {secret.cpu:.2f} CPU s decrypting = "
+            f"{1 / per_packet:,.0f} decrypted packets per CPU second ({per_packet * 1e6:.0f} us each, "
+            f"{8 * mean / per_packet / 1e6:.0f} Mbit/s of inner IP); a 100 Mbit/s tunnel ({pps_100:,.0f} packets/s) "
+            f"costs {100 * pps_100 * per_packet:.0f} % of one core")
+
+
 def _pss_kb(pid: int) -> int:
     """The proportional set size of ``pid`` and its descendants together, in KiB (0 once it is gone).
 
@@ -442,9 +542,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3,
                     help="runs of each side, in turns; the one with the least CPU is shown (default 3)")
     ap.add_argument("--dir", default=None, help="where to write the generated captures (default: a temp dir)")
+    ap.add_argument("--decrypt", type=int, default=0, metavar="N",
+                    help="only measure MPPE decryption: N packets of a tunnel whose password is given")
     args = ap.parse_args(argv)
     work = Path(args.dir or tempfile.mkdtemp(prefix="pptptop-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.decrypt:
+        _compile_bytecode()
+        print(decryption(work, args.decrypt))
+        return 0
     path = work / f"bench-{args.packets}.pcap"
     t = time.perf_counter()
     n = generate(path, args.packets, args.tunnels)

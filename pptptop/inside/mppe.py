@@ -24,6 +24,7 @@ whose plaintext does not look like PPP/IP is tried with up to
 
 from __future__ import annotations
 
+import struct
 from enum import StrEnum
 
 from Crypto.Cipher import ARC4
@@ -42,6 +43,7 @@ KEYS_KEPT = 64
 RESYNC_TRIES = 3
 #: a direction whose first packets this many in a row do not decrypt has the wrong key: stop trying
 GIVE_UP_AFTER = 8
+_WORDS = {n: struct.Struct(f"!{n // 2}H") for n in range(20, 64, 4)}  # an IPv4 header as 16-bit words, by length
 #: inner PPP protocols a decrypted packet may start with (RFC 1661 §2): IPv4, IPv6, VJ, CCP-less MP
 _PROTOCOLS = {0x0021, 0x0057, 0x002D, 0x002F, 0x003D}
 
@@ -81,7 +83,7 @@ def plaintext_ok(p: bytes) -> bool:
         ihl = (ip[0] & 0x0F) * 4
         if ((ip[2] << 8) | ip[3]) != len(ip) or len(ip) < ihl:
             return False
-        s = sum((ip[i] << 8) | ip[i + 1] for i in range(0, ihl, 2))
+        s: int = sum(_WORDS[ihl].unpack_from(ip))
         while s >> 16:
             s = (s & 0xFFFF) + (s >> 16)
         return s == 0xFFFF

@@ -170,3 +170,16 @@ def test_a_write_error_is_said_once_and_counted(tmp_path: Path) -> None:
     assert len(said) == 1 and said[0].startswith("cannot write inner.pcapng:")
     d = rec.as_dict()
     assert d["packets"] + d["not_written"] == 3 and d["not_written"] >= 2 and d["error"]
+
+
+def test_the_benchmarks_encrypted_capture_decrypts_whole(tmp_path: Path) -> None:
+    """``python -m pptptop.bench --decrypt N`` times what it measures only if every packet decrypts."""
+    from inside_support import run_file, secrets
+
+    from pptptop.bench import TEMPLATE_PASSWORD, TEMPLATE_USER, generate_encrypted
+
+    n, octets = generate_encrypted(tmp_path / "mppe.pcap", 120)
+    r = run_file(tmp_path / "mppe.pcap", secrets((TEMPLATE_USER, TEMPLATE_PASSWORD)))
+    inside = r.inside()
+    assert (inside.decrypted, inside.decrypted_bytes, dict(inside.dropped)) == (120, octets, {})
+    assert n > 120 and not inside.inner.problems(r.tracker.now)
