@@ -432,26 +432,33 @@ class Probe:
         wait = min(1.0, self.timeout)
         if self.tcp is None:
             return
+        before = self.hangup
+        last = ""
         if self.peer_call_id is not None and self.socks.gre is not None and self.terminated is None \
                 and self.hangup is None:
             self._send_ppp(C.control(C.LCP, C.TERM_REQ, self._next_ident(), b"pptptop probe done"))
+            last = "LCP Terminate-Request"
             self._pump(lambda: self.lcp_term_acked, None, limit=wait)
             d["lcp_terminate_ack"] = self.lcp_term_acked
         if self.peer_call_id is not None and self.hangup is None:
             self.clearing = True
             self._send_tcp(C.ccrq(self.call_id))
+            last = "Call-Clear-Request"
             msg = self._wait_control(P.ControlMessageType.CALL_DISCONNECT_NOTIFY, limit=wait)
             d["call_disconnect_notify"] = msg is not None
         if self.hangup is None:
             self._send_tcp(C.stopccrq())
+            last = "Stop-Control-Connection-Request"
             msg = self._wait_control(P.ControlMessageType.STOP_CONTROL_CONNECTION_REPLY, limit=wait)
             d["stop_control_reply"] = msg is not None
         with contextlib.suppress(OSError):
             self.tcp.shutdown(socket.SHUT_WR)
         self.tcp.close()
         d["fin"] = True
-        if self.hangup:
-            d["server_hung_up"] = self.hangup
+        if before:
+            d["server_hung_up"] = before
+        elif self.hangup and last:
+            d["server_closed"] = f"{self.hangup} after our {last}"
         self._add(Step("teardown", Status.OK, time.monotonic() - t0, "closed: " + ", ".join(
             k for k, v in d.items() if v is True) if any(v is True for v in d.values()) else "closed", d))
 

@@ -34,7 +34,8 @@ from scapy.packet import Raw
 
 from pptptop.decode.mschap_crypto import generate_authenticator_response, generate_nt_response, nt_password_hash
 
-MODES = ("ok", "sccrp-refused", "ocrp-busy", "auth-eap", "auth-691", "bad-authenticator", "ccp-reject")
+MODES = ("ok", "sccrp-refused", "ocrp-busy", "auth-eap", "auth-691", "bad-authenticator", "ccp-reject",
+         "close-on-clear")
 LCP, CHAP, IPCP, CCP = 0xC021, 0xC223, 0x8021, 0x80FD
 SERVER_CALL_ID = 0x0A0B
 ADDRESS, DNS1, DNS2, SERVER_IP = "192.0.2.10", "192.0.2.53", "192.0.2.54", "192.0.2.1"
@@ -139,6 +140,8 @@ class Pac:
                                                      result_code=result)))
             if result == 1:
                 self.lcp_request()  # as pppd: the server's LCP goes out as soon as the call is up
+        elif mtype == 12 and self.mode == "close-on-clear":
+            return False  # as pptpd 1.4.0 does: the control connection closes at a Call-Clear-Request
         elif mtype == 12:
             conn.sendall(bytes(PPTPCallDisconnectNotify(call_id=SERVER_CALL_ID, result_code=4)))
         elif mtype == 3:

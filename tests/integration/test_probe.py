@@ -251,6 +251,16 @@ class TestProbePpp:
         assert s["teardown"]["details"]["call_disconnect_notify"] is True
         assert PASSWORD not in json.dumps(doc) and PASSWORD not in err
 
+    def test_server_closing_at_call_clear_is_an_orderly_teardown(self, net: Net) -> None:
+        net.start_server("close-on-clear")
+        code, doc, _ = net.probe(credentials=False)
+        assert code == 0
+        t = steps(doc)["teardown"]["details"]
+        assert t["lcp_terminate_ack"] is True and t["call_disconnect_notify"] is False
+        assert t["server_closed"] == "closed the connection (FIN) after our Call-Clear-Request"
+        assert "server_hung_up" not in t and "stop_control_reply" not in t
+        assert net.server_saw()["control"][-1] == "ccrq"
+
     def test_without_credentials_stops_after_lcp(self, net: Net) -> None:
         net.start_server()
         code, doc, _ = net.probe(credentials=False)
