@@ -8,6 +8,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from inside_support import (
     CCP,
     DATA,
@@ -234,3 +236,30 @@ class TestStateful:
         bad[12] ^= 1  # the IPv4 header checksum no longer holds
         assert not plaintext_ok(bytes(bad))
         assert not plaintext_ok(b"\x80\x21" + ping(3)[2:])  # a control protocol is no data
+
+
+class TestHostile:
+    """Whatever a decrypting tunnel carries, nothing raises: it is counted."""
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.booleans(), st.lists(st.tuples(st.integers(0, 255), st.integers(0, 4095), st.binary(max_size=64)),
+                                   max_size=20))
+    def test_receiver_never_raises(self, stateless: bool, packets: list[tuple[int, int, bytes]]) -> None:
+        from pptptop.inside.mppe import MppeReceiver
+
+        rx = MppeReceiver(bytes(range(16)), 128, stateless)
+        for head, ccount, body in packets:
+            out = rx.decrypt(head, ccount, body)
+            assert isinstance(out, (bytes, Drop))
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.binary(max_size=80), max_size=12))
+    def test_inspector_never_raises(self, payloads: list[bytes]) -> None:
+        w = rfc_session()
+        client, _ = rfc_senders(128, stateless=True)
+        w.gre("client", client.packet(ping(0)))
+        for p in payloads:
+            w.gre("client", b"\xff\x03\x00\xfd" + p)
+            w.gre("server", b"\x21" + p)
+        r = run(w.frames, secrets(("User", "clientPass")))
+        assert r.inside().decrypted >= 1
