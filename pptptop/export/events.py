@@ -140,6 +140,7 @@ class SyslogSink:
 
     def _connect(self) -> None:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.settimeout(SEND_TIMEOUT)  # a stalled syslog daemon: the message is dropped, not waited for
         try:
             s.connect(self.path)
         except OSError:
@@ -290,7 +291,9 @@ class EventLog:
     # ------------------------------------------------------------------ capture thread
     def on_event(self, ev: Event) -> None:
         if ev.kind is EventKind.TICK:
-            if ev.ts - self._last_health >= HEALTH_EVERY:
+            if not self._last_health:
+                self._last_health = ev.ts  # the first record is the first tunnel's, the health follows
+            elif ev.ts - self._last_health >= HEALTH_EVERY:
                 self._last_health = ev.ts
                 self.put(self.health("capture-health", ev.ts))
             return
