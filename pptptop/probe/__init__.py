@@ -9,10 +9,12 @@ its packets (scapy for what it sends), :mod:`.render` prints ``--report`` and
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import socket
 import sys
+import threading
 import time
 from typing import IO, TYPE_CHECKING
 
@@ -66,12 +68,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def usage_problem(args: argparse.Namespace) -> str | None:
-    if args.interfaces or args.iface_opt or args.read or args.demo:
-        return "--probe runs on its own: give it without interfaces, -r FILE or --demo"
+    if args.read or args.demo:
+        return "--probe talks to a server: give it without -r FILE or --demo"
     if args.json and args.report:
         return "--json and --report both write to standard output: choose one"
-    if args.write or getattr(args, "export_tunnel", None) is not None:
-        return "--probe does not record yet: run a capture (pptptop -i IFACE -w FILE) beside it"
+    if getattr(args, "export_tunnel", None) is not None or args.record_failed or args.decrypted:
+        return "--probe records with -w FILE only (--export-tunnel, --record-failed and --decrypted do not apply)"
+    if (args.interfaces or args.iface_opt) and not args.write:
+        return "with --probe, interfaces say where -w FILE captures the probe's packets: give -w FILE too"
     return None
 
 
@@ -110,6 +114,52 @@ def drop(args: argparse.Namespace) -> None:
     privdrop.drop_privileges(user)
 
 
+def _warm_up(creds: Credentials | None) -> None:
+    """Run the code the probe needs later once now, before the privilege drop: pycryptodome and scapy load
+    parts of themselves on first use, which the target user may not be able to read."""
+    if creds is None:
+        return
+    from pptptop.decode import mschap_crypto as m
+
+    z = bytes(16)
+    m.generate_authenticator_response(z, m.generate_nt_response(z, z, b"u", z), z, z, b"u")
+    m.chap_md5_response(0, b"", z)
+    m.nt_password_hash("")
+
+
+class ProbeCapture:
+    """``-w FILE`` with ``--probe``: a live capture (``-i IFACE``, default ``any``) through the usual pipeline and
+    recorder, so the file holds the probe's own packets as any capture would."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from pptptop.pipeline import Pipeline
+        from pptptop.record.session import RecordingSession
+        from pptptop.sources import open_live
+        from pptptop.track.tracker import Tracker
+
+        ifaces = [*args.interfaces, *args.iface_opt] or ["any"]
+        self.source = open_live(ifaces, args.filter or None)
+        self.tracker = Tracker()
+        self.session = RecordingSession(args, quiet=True)
+        self.session.open(self.source, self.tracker)  # created as root, before the drop
+        self.pipeline = Pipeline(self.source, self.tracker)
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.session.start(self.pipeline)
+        self.thread = threading.Thread(target=self.pipeline.run, name="pptptop-capture", daemon=True)
+        self.thread.start()
+
+    def stop(self) -> dict[str, object]:
+        time.sleep(0.3)  # the last FIN and ICMP into the ring
+        self.pipeline.stop()
+        if self.thread is not None:
+            self.thread.join(5)
+        self.session.close()
+        return {"file": self.session.args.write, "frames": self.pipeline.frames,
+                "kernel_drops": self.source.stats().kernel_drops, "messages": list(self.session.messages)}
+
+
 def main(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     from pptptop.probe import render  # scapy and pycryptodome: loaded only for the probe, before the drop
     from pptptop.probe.client import Probe, ProbeSockets
@@ -130,15 +180,36 @@ def main(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | No
     except OSError as e:
         print(f"pptptop: cannot resolve {args.probe!r}: {e.strerror or e}", file=err)
         return EXIT_NO_HOST
+    capture: ProbeCapture | None = None
+    if args.write:
+        from pptptop.record.writers import RecordError
+        from pptptop.sources.bpf import FilterError
+        from pptptop.sources.live import LiveCaptureError
+
+        try:
+            capture = ProbeCapture(args)
+        except (LiveCaptureError, FilterError, RecordError, OSError) as e:  # each one sentence
+            print(f"pptptop: cannot capture the probe's packets: {e}", file=err)
+            return EXIT_USAGE if isinstance(e, FilterError) else EXIT_NO_PERMISSION
+        importlib.import_module("numpy.ma")  # imported late by the recorder's data path: now, before the drop
     socks = ProbeSockets.open()
     if socks.why_not:
         print(f"pptptop: warning: {socks.why_not}: the probe stops after the call (steps tcp, control, call)",
               file=err)
+    _warm_up(creds)
     try:
-        drop(args)
+        if capture is not None:
+            if (os.geteuid() == 0 and args.drop_user is None and not args.no_drop_privileges
+                    and privdrop.unreadable_installation(privdrop.default_user())):
+                args.no_drop_privileges = True  # as the UI does: the user could not import what comes later
+            capture.session.drop_privileges(capture.source)
+        else:
+            drop(args)
     except PrivDropError as e:
         print(f"pptptop: {e}", file=err)
         return EXIT_NO_USER if "no such user" in str(e) else EXIT_NO_PERMISSION
+    if capture is not None:
+        capture.start()
     live = not args.json and not args.report
 
     def show(step: Step) -> None:
@@ -164,10 +235,14 @@ def main(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | No
         pass
     finally:
         socks.close()
+        recorded = capture.stop() if capture is not None else None
     if not results:
         return EXIT_FAILED
     if args.json:
-        out.write(json.dumps(render.document(results)) + "\n")
+        doc = render.document(results)
+        if recorded is not None:
+            doc["capture"] = recorded
+        out.write(json.dumps(doc) + "\n")
     elif args.report:
         out.write(render.report(results))
     elif len(results) > 1:

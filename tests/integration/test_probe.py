@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -250,6 +251,24 @@ class TestProbePpp:
         assert saw["control"][-2:] == ["ccrq", "stopccrq"] and saw["fin"]
         assert s["teardown"]["details"]["call_disconnect_notify"] is True
         assert PASSWORD not in json.dumps(doc) and PASSWORD not in err
+
+    def test_w_records_the_probes_packets(self, net: Net) -> None:
+        """-w FILE captures on -i IFACE through the usual recorder: the file holds the whole handshake."""
+        from scapy.layers.inet import IP, TCP
+        from scapy.utils import rdpcap
+
+        net.start_server()
+        out = net.tmp / "probe.pcapng"
+        code, doc, _ = net.probe("-i", "pc", "-w", str(out))
+        assert code == 0 and doc["capture"]["file"] == str(out)
+        pkts = rdpcap(str(out))
+        assert doc["capture"]["frames"] == len(pkts)
+        control = [bytes(p[TCP].payload) for p in pkts if TCP in p and len(p[TCP].payload) >= 12]
+        types = [struct.unpack_from("!H", c, 8)[0] for c in control]
+        assert types[:4] == [1, 2, 7, 8] and 12 in types  # SCCRQ, SCCRP, OCRQ, OCRP ... Call-Clear-Request
+        gre_from = {p[IP].src for p in pkts if IP in p and p[IP].proto == 47}
+        assert gre_from == {PROBE_IP, SERVER_IP}
+        assert any(TCP in p and p[TCP].flags.F and p[IP].src == PROBE_IP for p in pkts)
 
     def test_server_closing_at_call_clear_is_an_orderly_teardown(self, net: Net) -> None:
         net.start_server("close-on-clear")

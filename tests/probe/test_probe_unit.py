@@ -176,7 +176,10 @@ class TestCredentials:
     def test_usage(self) -> None:
         err = io.StringIO()
         assert main(self.args("-r", "x.pcap"), io.StringIO(), err) == 64  # type: ignore[arg-type]
-        assert "--probe runs on its own" in err.getvalue()
+        assert "--probe talks to a server" in err.getvalue()
+        err = io.StringIO()
+        assert main(self.args("-i", "eth0"), io.StringIO(), err) == 64  # type: ignore[arg-type]
+        assert "give -w FILE too" in err.getvalue()
 
 
 class TestRender:
