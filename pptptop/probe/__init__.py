@@ -132,6 +132,8 @@ class ProbeCapture:
     recorder, so the file holds the probe's own packets as any capture would."""
 
     def __init__(self, args: argparse.Namespace) -> None:
+        from pptptop.diagnose import Diagnoser
+        from pptptop.diagnose import options as diagopts
         from pptptop.pipeline import Pipeline
         from pptptop.record.session import RecordingSession
         from pptptop.sources import open_live
@@ -140,6 +142,7 @@ class ProbeCapture:
         ifaces = [*args.interfaces, *args.iface_opt] or ["any"]
         self.source = open_live(ifaces, args.filter or None)
         self.tracker = Tracker()
+        Diagnoser(diagopts.config(args)).attach(self.tracker)  # what passive capture makes of the probe
         self.session = RecordingSession(args, quiet=True)
         self.session.open(self.source, self.tracker)  # created as root, before the drop
         self.pipeline = Pipeline(self.source, self.tracker)
@@ -156,8 +159,13 @@ class ProbeCapture:
         if self.thread is not None:
             self.thread.join(5)
         self.session.close()
+        from pptptop.diagnose import FINDINGS
+
+        findings = [f.code for t in self.tracker.tunnels.values() for f in t.notes.get(FINDINGS, [])
+                    if f.severity.value == "error"]
         return {"file": self.session.args.write, "frames": self.pipeline.frames,
-                "kernel_drops": self.source.stats().kernel_drops, "messages": list(self.session.messages)}
+                "kernel_drops": self.source.stats().kernel_drops, "tunnels": len(self.tracker.tunnels),
+                "findings": findings, "messages": list(self.session.messages)}
 
 
 def main(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | None = None) -> int:

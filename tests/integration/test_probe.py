@@ -204,9 +204,10 @@ class TestProbeGre:
     def test_gre_dropped_both_ways(self, net: Net) -> None:
         net.start_server()
         net.nft(chain("input", "ip protocol gre drop") + chain("output", "ip protocol gre drop"))
-        _, doc, _ = net.probe()
+        _, doc, _ = net.probe("-i", "pc", "-w", str(net.tmp / "probe.pcap"))
         assert failed_at(doc) == ("gre", "gre-blocked")
         assert steps(doc)["gre"]["details"]["received"] == 0
+        assert doc["capture"]["findings"] == ["gre-blocked"]  # the passive engine names it the same
 
     def test_gre_dropped_towards_the_server(self, net: Net) -> None:
         net.start_server()
@@ -305,6 +306,13 @@ class TestProbePpp:
         _code, doc, _ = net.probe("--password", f"{USER}:wrong", credentials=False)
         assert failed_at(doc) == ("auth", "auth-failed")
         assert net.server_saw()["response_valid"] is False
+
+    def test_the_passive_engine_agrees_on_the_recorded_probe(self, net: Net) -> None:
+        """With -w, the capture beside the probe is diagnosed as any capture: the same code for the failure."""
+        net.start_server("auth-691")
+        _, doc, _ = net.probe("-i", "pc", "-w", str(net.tmp / "probe.pcap"))
+        assert failed_at(doc) == ("auth", "auth-failed")
+        assert doc["capture"]["tunnels"] == 1 and doc["capture"]["findings"] == ["auth-failed"]
 
     def test_wrong_server_authenticator(self, net: Net) -> None:
         net.start_server("bad-authenticator")
