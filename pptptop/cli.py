@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     fleet.install_signals()  # --headless: SIGHUP reopens, SIGTERM ends
     worker = threading.Thread(target=pipeline.run, name="pptptop-capture", daemon=True)
     worker.start()
-    while not pipeline.done.wait(0.2):
+    while not pipeline.done.wait(0.2) and not fleet.given_up():
         pass
     fleet.linger()
     fleet.close()

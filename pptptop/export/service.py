@@ -12,6 +12,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: the metrics port cannot be listened on
 EXIT_CANT_CREATE = 73  # EX_CANTCREAT: the events file or socket cannot be opened
+#: seconds after SIGTERM for the capture thread to stop by itself before the run ends without it
+STOP_GRACE = 2.0
 
 
 class ServiceError(Exception):
@@ -78,6 +81,7 @@ class Service:
         self.metrics: metricsmod.MetricsServer | None = None
         self.events: eventsmod.EventLog | None = None
         self.stopping = threading.Event()
+        self._stop_at: float | None = None
 
     def install_signals(self) -> None:
         """``--headless``: SIGHUP reopens the outputs; SIGTERM and SIGINT end the capture and any lingering."""
@@ -85,6 +89,8 @@ class Service:
             return
 
         def stop(signum: int, frame: FrameType | None) -> None:
+            if self._stop_at is None:
+                self._stop_at = time.monotonic()
             self.stopping.set()
             self.pipeline.stop()
 
@@ -96,6 +102,17 @@ class Service:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload)
+
+    def given_up(self) -> bool:
+        """Whether to stop waiting for the capture thread: SIGTERM came :data:`STOP_GRACE` seconds ago and
+        it is still blocked in a read that closing the source does not interrupt (``-r -`` from a pipe
+        whose writer stays). Then the input ends here, under the pipeline's lock, as it would at its end."""
+        if self._stop_at is None or time.monotonic() - self._stop_at < STOP_GRACE:
+            return False
+        with self.pipeline.lock:
+            if not self.pipeline.done.is_set():
+                self.pipeline.tracker.finish()
+        return True
 
     def linger(self) -> None:
         """``--headless -r FILE --metrics``: the file is read; keep the endpoint up until SIGTERM."""

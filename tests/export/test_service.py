@@ -1,0 +1,103 @@
+"""--headless as systemd runs it: the unit checked, and its ExecStart line run on a pipe until SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pptptop.sources import open_file
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+UNIT = ROOT / "contrib" / "pptptop.service"
+DATA = ROOT / "tests" / "data"
+CAPTURE = DATA / "s1-mschapv2-mppe128-both.pcapng"
+
+
+def unit_lines() -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in UNIT.read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            k, v = line.split("=", 1)
+            out.setdefault(k, []).append(v)
+    return out
+
+
+def test_unit_is_unprivileged_with_two_capabilities() -> None:
+    u = unit_lines()
+    assert u["AmbientCapabilities"] == ["CAP_NET_RAW CAP_NET_ADMIN"]
+    assert u["CapabilityBoundingSet"] == ["CAP_NET_RAW CAP_NET_ADMIN"]
+    assert u["DynamicUser"] == ["yes"] and "User" not in u
+    assert u["ProtectSystem"] == ["strict"] and u["StateDirectory"] == ["pptptop"]
+    assert u["NoNewPrivileges"] == ["yes"]
+    assert "--headless" in u["ExecStart"][0] and "%S/pptptop/" in u["ExecStart"][0]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_systemd_analyze_verify(tmp_path: Path) -> None:
+    """Verified with the command pointing at this interpreter (verify wants an executable that exists)."""
+    text = UNIT.read_text().replace("/usr/local/bin/pptptop", f"{sys.executable} -m pptptop")
+    unit = tmp_path / "pptptop.service"
+    unit.write_text(text)
+    r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "pptptop.service" not in r.stderr, r.stderr  # unknown keys and bad values are only warned about
+
+
+def frames_in(path: Path) -> int:
+    src = open_file(str(path))
+    try:
+        return sum(1 for _ in src)
+    finally:
+        src.close()
+
+
+def scrape(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        text = r.read().decode()
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
+
+
+def test_execstart_until_sigterm_leaves_every_file_complete(tmp_path: Path) -> None:
+    """The unit's command, with the interface replaced by a pipe that stays open (as a live link does) and
+    %S by a temporary directory: SIGTERM ends it, exit 0, the recording and the events complete."""
+    argv = shlex.split(unit_lines()["ExecStart"][0].replace("%S", str(tmp_path)))
+    argv[:1] = [sys.executable, "-m", "pptptop"]
+    i = argv.index("-i")
+    argv[i:i + 2] = ["-r", "-"]
+    argv[argv.index("--metrics") + 1] = "127.0.0.1:0"
+    (tmp_path / "pptptop").mkdir()
+    want = frames_in(CAPTURE)
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False)
+    assert p.stdin is not None and p.stderr is not None
+    url = p.stderr.readline().decode().split("http://", 1)[1].split()[0]
+    p.stdin.write(CAPTURE.read_bytes())
+    p.stdin.flush()  # and left open: the capture goes on
+    deadline = time.monotonic() + 30
+    while scrape(f"http://{url}").get("pptptop_capture_frames_total") != want:
+        assert time.monotonic() < deadline and p.poll() is None
+        time.sleep(0.1)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=30) == 0, p.stderr.read().decode()
+    assert p.stdout is not None and p.stdout.read() == b""  # headless: nothing on standard output
+    recorded = sorted((tmp_path / "pptptop").glob("pptp*.pcapng"))
+    assert recorded and sum(frames_in(f) for f in recorded) == want
+    events = [json.loads(x) for x in (tmp_path / "pptptop" / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["event"] == "capture-end" and events[-1]["frames"] == want
+    assert [e["event"] for e in events].count("ended") >= 1  # the tunnels ended with the input
+
+
+def test_headless_needs_no_terminal(tmp_path: Path) -> None:
+    """No --json, no --report, no terminal: --headless runs and says nothing on standard output."""
+    r = subprocess.run([sys.executable, "-m", "pptptop", "-r", str(CAPTURE), "--headless"], capture_output=True,
+                       text=True, stdin=subprocess.DEVNULL, timeout=60, start_new_session=True)
+    assert r.returncode == 0 and r.stdout == "" and "terminal" not in r.stderr
