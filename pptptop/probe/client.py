@@ -222,11 +222,13 @@ class Probe:
             d["answer"] = "RST"
             return f"{self.address}:1723 refused the connection (RST): nothing listens there", "server-refused"
         except TimeoutError:
-            s.close()
             d["answer"] = "none"
+            d["syn_retries"] = _syn_retries(s)
+            s.close()
             return (f"no answer to the SYNs to {self.address}:1723 in {self.timeout:g} s (dropped on the way, "
                     "or the host is down)"), "server-unreachable"
         except OSError as e:
+            d["syn_retries"] = _syn_retries(s)
             s.close()
             d["answer"] = "ICMP" if e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH) else "error"
             d["error"] = e.strerror or str(e)
@@ -772,6 +774,16 @@ class _Ncp:
     @property
     def opened(self) -> bool:
         return self.acked and self.peer_acked
+
+
+def _syn_retries(s: socket.socket) -> int | None:
+    """How many times the kernel resent our SYN: ``tcpi_retransmits`` of TCP_INFO (linux/tcp.h), None where
+    the platform has no TCP_INFO."""
+    try:
+        info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+    except (OSError, AttributeError):
+        return None
+    return info[2] if len(info) > 2 else None
 
 
 def _bits(opts: list[C.Option]) -> int | None:

@@ -35,7 +35,7 @@ from scapy.packet import Raw
 from pptptop.decode.mschap_crypto import generate_authenticator_response, generate_nt_response, nt_password_hash
 
 MODES = ("ok", "sccrp-refused", "ocrp-busy", "auth-eap", "auth-691", "bad-authenticator", "ccp-reject",
-         "close-on-clear")
+         "close-on-clear", "wrong-key")
 LCP, CHAP, IPCP, CCP = 0xC021, 0xC223, 0x8021, 0x80FD
 SERVER_CALL_ID = 0x0A0B
 ADDRESS, DNS1, DNS2, SERVER_IP = "192.0.2.10", "192.0.2.53", "192.0.2.54", "192.0.2.1"
@@ -87,7 +87,8 @@ class Pac:
     def send(self, frame: bytes) -> None:
         assert self.peer is not None and self.peer_call_id is not None
         self.seq += 1
-        pkt = GRE_PPTP(call_id=self.peer_call_id, seqnum_present=1, sequence_number=self.seq)
+        key = self.peer_call_id ^ 0x5555 if self.mode == "wrong-key" else self.peer_call_id  # a NAT's mistake
+        pkt = GRE_PPTP(call_id=key, seqnum_present=1, sequence_number=self.seq)
         self.gre.sendto(bytes(pkt / Raw(load=b"\xff\x03" + frame)), (self.peer, 0))
 
     def lcp_request(self) -> None:

@@ -76,11 +76,12 @@ class Net:
             time.sleep(0.05)
         return json.loads(self.report.read_text())
 
-    def probe(self, *extra: str, credentials: bool = True) -> tuple[int, dict[str, Any], str]:
+    def probe(self, *extra: str, credentials: bool = True,
+              wrap: tuple[str, ...] = ()) -> tuple[int, dict[str, Any], str]:
         cmd = [sys.executable, "-m", "pptptop", "--probe", self.server_ip, "--json", "--probe-timeout", TIMEOUT, *extra]
         if credentials:
             cmd += ["--password", f"{USER}:{PASSWORD}"]
-        r = subprocess.run(["ip", "netns", "exec", self.probe_ns, *cmd], capture_output=True, text=True,
+        r = subprocess.run(["ip", "netns", "exec", self.probe_ns, *wrap, *cmd], capture_output=True, text=True,
                            timeout=120, cwd=ROOT, check=False)
         assert r.stdout, r.stderr
         return r.returncode, json.loads(r.stdout), r.stderr
@@ -181,6 +182,7 @@ class TestProbeControl:
         _code, doc, _ = net.probe()
         assert failed_at(doc) == ("tcp", "server-unreachable")
         assert 1.4 < time.monotonic() - t0 < 20
+        assert steps(doc)["tcp"]["details"]["syn_retries"] >= 1  # the kernel resends a SYN after 1 s
 
     def test_sccrp_refused(self, net: Net) -> None:
         net.start_server("sccrp-refused")
@@ -221,6 +223,23 @@ class TestProbeGre:
         net.nft(chain("output", "ip protocol gre drop"))
         _, doc, _ = net.probe()
         assert failed_at(doc) == ("gre", "gre-blocked")
+
+    def test_gre_back_to_another_call_id(self, net: Net) -> None:
+        net.start_server("wrong-key")
+        _, doc, _ = net.probe()
+        assert failed_at(doc) == ("gre", "gre-wrong-call-id")
+        our = steps(doc)["call"]["details"]["call_id"]
+        assert steps(doc)["gre"]["details"]["wrong_call_ids"] == [our ^ 0x5555]
+
+    def test_without_cap_net_raw_the_probe_stops_after_the_call(self, net: Net) -> None:
+        """Root without CAP_NET_RAW (setpriv empties the bounding set of it): no raw socket, steps 1-3 only."""
+        net.start_server()
+        code, doc, err = net.probe(wrap=("setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw"))
+        assert code == 0, err
+        assert "CAP_NET_RAW" in err
+        s = steps(doc)
+        assert [n for n in s if s[n]["status"] == "ok"] == ["tcp", "control", "call", "teardown"]
+        assert s["gre"]["status"] == "skipped"
 
     def test_icmp_protocol_unreachable(self, net: Net) -> None:
         net.start_server()
