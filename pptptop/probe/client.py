@@ -317,7 +317,7 @@ class Probe:
         if ok:
             asked = ", ".join(self.auth_asked) or "none"
             return f"LCP open: the server asks for {asked}", None
-        if self.auth_naked and self.terminated is not None:
+        if self.auth_naked and (self.terminated is not None or not self.lcp_peer_acked):
             return (f"no authentication method in common: the server asked for {', '.join(self.auth_asked)}"
                     + self._why_term()), "auth-method-mismatch"
         return "LCP did not open" + (self._why_term() or f" in {self.timeout:g} s"), "lcp-failed"

@@ -14,6 +14,7 @@ from the server's side.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import select
 import socket
@@ -35,8 +36,8 @@ from scapy.packet import Raw
 from pptptop.decode.mschap_crypto import generate_authenticator_response, generate_nt_response, nt_password_hash
 
 MODES = ("ok", "sccrp-refused", "ocrp-busy", "auth-eap", "auth-691", "bad-authenticator", "ccp-reject",
-         "close-on-clear", "wrong-key")
-LCP, CHAP, IPCP, CCP = 0xC021, 0xC223, 0x8021, 0x80FD
+         "close-on-clear", "wrong-key", "auth-649", "chap-md5", "pap")
+LCP, PAP, CHAP, IPCP, CCP = 0xC021, 0xC023, 0xC223, 0x8021, 0x80FD
 SERVER_CALL_ID = 0x0A0B
 ADDRESS, DNS1, DNS2, SERVER_IP = "192.0.2.10", "192.0.2.53", "192.0.2.54", "192.0.2.1"
 MPPE_128_STATELESS = 0x01000040
@@ -92,7 +93,8 @@ class Pac:
         self.gre.sendto(bytes(pkt / Raw(load=b"\xff\x03" + frame)), (self.peer, 0))
 
     def lcp_request(self) -> None:
-        auth = struct.pack("!H", 0xC227) if self.mode == "auth-eap" else struct.pack("!HB", CHAP, 0x81)
+        auth = {"auth-eap": struct.pack("!H", 0xC227), "pap": struct.pack("!H", PAP),
+                "chap-md5": struct.pack("!HB", CHAP, 5)}.get(self.mode, struct.pack("!HB", CHAP, 0x81))
         self.send(ppp(LCP, 1, 1, opts((1, struct.pack("!H", 1400)), (2, bytes(4)), (3, auth),
                                       (5, b"\x5e\x4a\x00\x01"), (7, b""), (8, b""))))
         self.lcp_sent_at = time.monotonic()
@@ -165,8 +167,23 @@ class Pac:
         data = frame[6:2 + length]
         if proto == LCP:
             self.on_lcp(code, ident, data)
+        elif proto == CHAP and code == 2 and self.mode == "chap-md5":
+            value = data[1:1 + data[0]]
+            good = value == hashlib.md5(bytes((ident,)) + self.password.encode() + self.challenge).digest()
+            self.got["response_valid"] = good
+            self.send(ppp(CHAP, 3 if good else 4, ident, b"Welcome" if good else b"Access denied"))
+            if good:
+                self.ncps_up()
         elif proto == CHAP and code == 2:
             self.on_response(ident, data)
+        elif proto == PAP and code == 1:
+            user = data[1:1 + data[0]]
+            rest = data[1 + data[0]:]
+            good = user == self.user and rest[1:1 + rest[0]] == self.password.encode()
+            self.got["response_valid"] = good
+            self.send(ppp(PAP, 2 if good else 3, ident, b"\x02OK" if good else b"\x06Denied"))
+            if good:
+                self.ncps_up()
         elif proto in (IPCP, CCP):
             self.on_ncp(proto, code, ident, data)
         self.save()
@@ -187,7 +204,8 @@ class Pac:
         if self.lcp_acked and self.lcp_peer_acked and not self.got.get("challenged") \
                 and not self.got.get("terminated"):
             self.got["challenged"] = True
-            self.send(ppp(CHAP, 1, 7, bytes((16,)) + self.challenge + b"pptptop-pac"))
+            if self.mode != "pap":
+                self.send(ppp(CHAP, 1, 7, bytes((16,)) + self.challenge + b"pptptop-pac"))
 
     def on_response(self, ident: int, data: bytes) -> None:
         value = data[1:1 + data[0]]
@@ -196,6 +214,11 @@ class Pac:
         h = nt_password_hash(self.password)
         good = name == self.user and nt == generate_nt_response(self.challenge, peer, name, h)
         self.got["response_valid"] = good
+        if self.mode == "auth-649":
+            self.send(ppp(CHAP, 4, ident, b"E=649 R=0 C=" + self.challenge.hex().upper().encode()
+                          + b" V=3 M=No dial-in permission"))
+            self.send(ppp(LCP, 5, 3, b"Authentication failed"))
+            return
         if not good or self.mode == "auth-691":
             self.send(ppp(CHAP, 4, ident, b"E=691 R=0 C=" + self.challenge.hex().upper().encode()
                           + b" V=3 M=Authentication failed"))
@@ -205,6 +228,9 @@ class Pac:
         if self.mode == "bad-authenticator":
             s = "0" * 40
         self.send(ppp(CHAP, 3, ident, f"S={s} M=Access granted".encode()))
+        self.ncps_up()
+
+    def ncps_up(self) -> None:
         self.send(ppp(CCP, 1, 1, opts((18, struct.pack("!I", MPPE_128_STATELESS)))))
         self.send(ppp(IPCP, 1, 1, opts((3, socket.inet_aton(SERVER_IP)))))
 

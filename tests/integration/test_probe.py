@@ -320,6 +320,37 @@ class TestProbePpp:
         assert failed_at(doc) == ("auth", "auth-failed")
         assert steps(doc)["auth"]["details"]["error"] == 691
 
+    def test_mschapv2_failure_649_is_the_account(self, net: Net) -> None:
+        net.start_server("auth-649")
+        _, doc, _ = net.probe()
+        assert failed_at(doc) == ("auth", "auth-account")
+        assert steps(doc)["auth"]["details"]["error"] == 649
+
+    @pytest.mark.parametrize(("mode", "method"), [("chap-md5", "CHAP-MD5"), ("pap", "PAP")])
+    def test_other_methods(self, net: Net, mode: str, method: str) -> None:
+        net.start_server(mode)
+        code, doc, err = net.probe()
+        assert code == 0, doc
+        s = steps(doc)
+        assert s["lcp"]["details"]["auth_asked"] == [method] and s["auth"]["details"]["method"] == method
+        assert s["ipcp"]["details"]["address"] == "192.0.2.10"
+        assert net.server_saw()["response_valid"] is True
+        assert PASSWORD not in json.dumps(doc) and PASSWORD not in err
+
+    @pytest.mark.parametrize("mode", ["chap-md5", "pap"])
+    def test_other_methods_refused(self, net: Net, mode: str) -> None:
+        net.start_server(mode)
+        _, doc, _ = net.probe("--password", f"{USER}:wrong", credentials=False)
+        assert failed_at(doc) == ("auth", "auth-failed")
+
+    def test_nt_hash_cannot_answer_pap(self, net: Net) -> None:
+        """An NT hash answers MS-CHAP only: the probe Naks PAP with MS-CHAPv2, which this server refuses."""
+        net.start_server("pap")
+        nt = "0" * 32
+        _, doc, _ = net.probe("--nt-hash", f"{USER}:{nt}", credentials=False)
+        assert steps(doc)["lcp"]["details"]["auth_asked"] == ["PAP"]
+        assert failed_at(doc) == ("lcp", "auth-method-mismatch")  # it kept asking for PAP until the timeout
+
     def test_wrong_password(self, net: Net) -> None:
         net.start_server()
         _code, doc, _ = net.probe("--password", f"{USER}:wrong", credentials=False)
@@ -367,3 +398,13 @@ class TestProbeThroughNat:
         _, doc, _ = nat_net.probe()
         assert failed_at(doc) == ("gre", "gre-blocked")
         assert steps(doc)["control"]["status"] == "ok" and steps(doc)["call"]["status"] == "ok"
+
+    def test_gateway_rejects_gre_with_icmp(self, nat_net: Net) -> None:
+        """A gateway that refuses to forward GRE with ICMP protocol-unreachable (a firewall's reject)."""
+        reject = ("table ip probe_fw {\n  chain forward { type filter hook forward priority filter; policy accept;\n"
+                  "    ip protocol gre reject with icmp type prot-unreachable; }\n}\n")
+        nat_net.nft(NAT_HELPER + reject, ns=nat_net.gw_ns)
+        nat_net.start_server()
+        _, doc, _ = nat_net.probe()
+        assert failed_at(doc) == ("gre", "gre-icmp-unreachable")
+        assert steps(doc)["gre"]["details"]["icmp"][0] == {"type": 3, "code": 2}
