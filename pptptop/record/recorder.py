@@ -273,17 +273,26 @@ class Recorder:
     def batch(self, number: int, batch: Batch) -> None:
         """The batch hook: queue every frame of ``batch`` at once (the capture keeps its vectorised path).
 
-        A batch over a buffer its source reuses (a file reader's) is copied
-        first, in one piece: the bytes its frames span.
+        The flusher reads the batch later, after its source may have reused
+        what it lies on: a file reader refills its buffer, and the read-ahead
+        reader's child refills the shared slot that holds the bytes *and* the
+        offset, length, time and interface columns. So everything kept is
+        copied here: the bytes the frames span (in one piece, unless they are
+        already private ``bytes``) and every column (a few percent of the bytes).
         """
         n = len(batch)
         if not n:
             return
-        lo = int(batch.offsets.min())
-        hi = int((batch.offsets + batch.lengths).max())
-        if not isinstance(batch.buf, bytes):
-            batch = Batch(bytes(batch.buf[lo:hi]), batch.offsets - lo, batch.lengths, batch.ts, batch.ifaces,
-                          batch.ifidx)
+        offsets = batch.offsets
+        lengths = batch.lengths.copy()
+        lo = int(offsets.min())
+        hi = int((offsets + lengths).max())
+        ifidx = None if batch.ifidx is None else batch.ifidx.copy()
+        if isinstance(batch.buf, bytes):
+            batch = Batch(batch.buf, offsets.copy(), lengths, batch.ts.copy(), list(batch.ifaces), ifidx)
+        else:
+            batch = Batch(bytes(batch.buf[lo:hi]), offsets - lo, lengths, batch.ts.copy(), list(batch.ifaces),
+                          ifidx)
         self._queue(batch, n, hi - lo + FRAME_OVERHEAD * n)
 
     def _queue(self, item: Frame | Batch, frames: int, size: int) -> None:
