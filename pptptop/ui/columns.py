@@ -9,7 +9,7 @@ string goes through :func:`~pptptop.ui.format.wire`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -89,6 +89,7 @@ class Column:
     cell: Callable[[TunnelRow, float, StyleOf], Text]
     right: bool = False
     help: str = ""
+    grow: int = 0  # up to this many more cells when the terminal has room (the Verdict)
 
 
 def _plain(
@@ -148,11 +149,30 @@ def _user(r: TunnelRow, now: float, st: StyleOf) -> Text:
 
 def _rate_cell(which: str) -> Callable[[TunnelRow, float, StyleOf], Text]:
     def cell(r: TunnelRow, now: float, st: StyleOf) -> Text:
-        t = r.down if which == "down" else r.up
-        rate = t.rate(now)
+        rate = r.rate(r.down if which == "down" else r.up, now)
         return Text(bits_rate(rate), style="" if rate else st("dim"))
 
     return cell
+
+
+def verdict_text(r: TunnelRow) -> str:
+    """What is wrong, in the fewest words: the first error's code and its Windows error (``auth-failed 691``)."""
+    f = r.verdict
+    if f is None:
+        return ""
+    return f"{f.code} {f.windows_error}" if f.windows_error else f.code
+
+
+def _verdict(r: TunnelRow, now: float, st: StyleOf) -> Text:
+    f = r.verdict
+    if f is None:
+        return Text("-", style=st("dim"))
+    return Text(wire(verdict_text(r), 64), style=st(f"sev-{f.severity}"))
+
+
+def _verdict_key(r: TunnelRow, now: float) -> tuple[int, str]:
+    f = r.verdict
+    return (0, "") if f is None else (SEVERITY_RANK.get(f.severity, 0), f.code)
 
 
 # fmt: off
@@ -170,12 +190,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("phase", "Phase", PHASE_WIDTH, 0,
            lambda r, n: (PHASE_ORDER[r.phase], PHASE_ORDER.get(r.failed_in or r.phase)), _phase,
            help="where the tunnel is: TCP CTRL CALL LCP AUTH NCP DATA, or CLOSED / FAIL <phase>"),
+    Column("verdict", "Verdict", 15, 0, _verdict_key, _verdict, grow=13,
+           help="what is wrong: the first error's (else warning's) code and Windows error, e.g. auth-failed 691"),
     Column("age", "Age", 6, 1, lambda r, n: -r.first_seen, _age, right=True,
            help="time since the tunnel's first packet (its whole duration, dimmed, once it ended)"),
-    Column("down", "Down", 6, 2, lambda r, n: r.down.rate(n), _rate_cell("down"), right=True,
-           help="bits/s server → client over the last 5 s"),
-    Column("up", "Up", 6, 2, lambda r, n: r.up.rate(n), _rate_cell("up"), right=True,
-           help="bits/s client → server over the last 5 s"),
+    Column("down", "Down", 6, 2, lambda r, n: r.rate(r.down, n), _rate_cell("down"), right=True,
+           help="bits/s server → client over the last 5 s of capture time (0 once ended)"),
+    Column("up", "Up", 6, 2, lambda r, n: r.rate(r.up, n), _rate_cell("up"), right=True,
+           help="bits/s client → server over the last 5 s of capture time (0 once ended)"),
     Column("spark", "Last 60 s", 10, 5, lambda r, n: r.down.rate(n, 60) + r.up.rate(n, 60), _spark,
            help="traffic per second, both ways, last minute"),
     Column("loss", "Loss", 5, 4, lambda r, n: r.loss_ratio, _loss, right=True,
@@ -192,7 +214,10 @@ SEPARATOR = 1
 
 
 def fit_columns(width: int, columns: tuple[Column, ...] = COLUMNS) -> list[Column]:
-    """The columns that fit in ``width`` cells, most important first, kept in table order."""
+    """The columns that fit in ``width`` cells, most important first, kept in table order.
+
+    A column that can ``grow`` takes what room is left, up to that many more cells.
+    """
     chosen: set[str] = set()
     used = 0
     for c in sorted(columns, key=lambda c: c.priority):
@@ -200,7 +225,16 @@ def fit_columns(width: int, columns: tuple[Column, ...] = COLUMNS) -> list[Colum
         if c.priority == 0 or used + need <= width:
             chosen.add(c.key)
             used += need
-    return [c for c in columns if c.key in chosen]
+    out = []
+    for c in columns:
+        if c.key not in chosen:
+            continue
+        if c.grow and used < width:
+            more = min(c.grow, width - used)
+            c = replace(c, width=c.width + more)
+            used += more
+        out.append(c)
+    return out
 
 
 def render_row(r: TunnelRow, now: float, cols: list[Column], st: StyleOf, base: Style | None = None) -> Text:

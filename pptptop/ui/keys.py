@@ -20,6 +20,9 @@ class Key:
     show: bool = True  # in the footer
     palette: bool = True  # offered in the command palette
     label: str = ""  # how the help screen writes the key, when not the key names
+    #: checked when the key arrives, before the keys typed after it are handed on: "/" must move the focus
+    #: to the filter box before the filter's first characters reach the table
+    priority: bool = False
 
 
 KEYS: tuple[Key, ...] = (
@@ -31,7 +34,7 @@ KEYS: tuple[Key, ...] = (
     Key("e", "app.events", "Events", "global"),
     Key("n", "app.nat", "NAT", "global"),
     Key("space", "app.pause", "Pause", "global", show=False, label="Space"),
-    Key("slash", "screen.filter", "Filter", "main", label="/"),
+    Key("slash", "screen.filter", "Filter", "main", label="/", priority=True),
     Key("s", "screen.sort(1)", "Sort", "main"),
     Key("S", "screen.sort(-1)", "Sort back", "main", show=False),
     Key("r", "screen.reverse", "Reverse", "main", show=False),
@@ -79,7 +82,7 @@ def bindings(scope: str) -> list[Binding]:
         if k.scope != scope:
             continue
         action = k.action.split(".", 1)[1] if k.action.startswith("screen.") else k.action
-        out.append(Binding(k.keys, action, k.description, show=k.show, priority=k.keys == "ctrl+c"))
+        out.append(Binding(k.keys, action, k.description, show=k.show, priority=k.priority or k.keys == "ctrl+c"))
     return out
 
 

@@ -14,7 +14,9 @@ No Textual here: these are plain data, tested without a terminal.
 from __future__ import annotations
 
 import copy
-import time
+import dataclasses
+import operator
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -46,6 +48,8 @@ MAX_REBUILD = 500
 #: seconds the UI waits for the capture thread's lock before skipping one snapshot
 LOCK_WAIT = 0.02
 SEVERITY_RANK = {"error": 3, "warning": 2, "info": 1}
+#: seconds of capture time the header's packet rate is averaged over
+RATE_WINDOW = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,39 @@ class FindingView:
     evidence: tuple[int, ...]
     windows_error: str
     hint: str
+    leg: str = ""  # found on the session's other NAT leg: that leg's interface (or "other leg")
+
+
+def merge_findings(own: tuple[FindingView, ...], other: tuple[FindingView, ...],
+                   other_leg: str) -> tuple[FindingView, ...]:
+    """A session's findings: this leg's, then those only the other NAT leg has, errors first.
+
+    A cause seen on both legs is listed once, with the evidence frames of both. The 806 that only the
+    WAN side shows (an ICMP error from beyond the NAT) is then on the session's row and Summary too.
+    """
+    if not other:
+        return own
+    mine = {f.code: i for i, f in enumerate(own)}
+    out = list(own)
+    for f in other:
+        i = mine.get(f.code)
+        if i is None:
+            out.append(dataclasses.replace(f, leg=other_leg or "other leg"))
+        elif f.evidence:
+            out[i] = dataclasses.replace(out[i], evidence=tuple(sorted({*out[i].evidence, *f.evidence})))
+    out.sort(key=lambda f: -SEVERITY_RANK.get(f.severity, 0))  # stable: this leg's first within a severity
+    return tuple(out)
+
+
+def verdict_finding(findings: Iterable[FindingView]) -> FindingView | None:
+    """The finding that says what is wrong: the first error, else the first warning (info says nothing)."""
+    first_warning = None
+    for f in findings:
+        if f.severity == "error":
+            return f
+        if f.severity == "warning" and first_warning is None:
+            first_warning = f
+    return first_warning
 
 
 def copy_findings(raw: object) -> tuple[FindingView, ...]:
@@ -199,6 +236,14 @@ class TunnelRow:
     def failed(self) -> bool:
         return self.phase is Phase.FAILED
 
+    def rate(self, traffic: Traffic, now: float) -> float:
+        """Bytes per second of ``traffic`` (``up`` or ``down``) now: 0 once the tunnel has ended."""
+        return 0.0 if self.ended else traffic.rate(now)
+
+    @property
+    def verdict(self) -> FindingView | None:
+        return verdict_finding(self.findings)
+
     @property
     def ended(self) -> bool:
         return self.phase in (Phase.CLOSED, Phase.FAILED)
@@ -293,19 +338,65 @@ class CaptureView:
     error: str | None = None
     speed: float | None = None
     packets_per_s: float = 0.0
-    tunnels: int = 0
+    tunnels: int = 0  # sessions: the two NAT legs of one session count once
     active: int = 0
     failed: int = 0
     malformed: int = 0
+    clock: float = 0.0  # capture time now: the wall clock live, the replay's position when paced
+
+
+def session_rows(rows: dict[int, TunnelRow],
+                 cache: dict[int, tuple[TunnelRow, TunnelRow, TunnelRow]] | None = None) -> dict[int, TunnelRow]:
+    """One row per session: a NAT's outside leg folds into its inside leg, which shows both legs' findings.
+
+    ``cache`` keeps the merged row of each session while neither leg's row changes.
+    """
+    out: dict[int, TunnelRow] = {}
+    for tid, r in rows.items():
+        nat = r.nat
+        if nat is None or nat.peer is None:
+            out[tid] = r
+            continue
+        peer = rows.get(nat.peer)
+        if peer is None:
+            out[tid] = r
+        elif nat.role != "outside":
+            hit = cache.get(tid) if cache is not None else None
+            if hit is not None and hit[0] is r and hit[1] is peer:
+                out[tid] = hit[2]
+                continue
+            session = r
+            if peer.findings and not {f.code for f in peer.findings} <= {f.code for f in r.findings}:
+                # what only the other leg found; the tunnel screen also joins the evidence of both
+                session = _with_findings(r, merge_findings(r.findings, peer.findings, peer.iface))
+            if cache is not None:
+                cache[tid] = (r, peer, session)
+            out[tid] = session
+    return out
+
+
+_ROW_FIELDS = tuple(f.name for f in dataclasses.fields(TunnelRow))
+_ROW_VALUES = operator.attrgetter(*_ROW_FIELDS)
+_FINDINGS_AT = _ROW_FIELDS.index("findings")
+
+
+def _with_findings(r: TunnelRow, findings: tuple[FindingView, ...]) -> TunnelRow:
+    """``dataclasses.replace(r, findings=...)`` at half the cost (a table of thousands of NAT sessions)."""
+    values = list(_ROW_VALUES(r))
+    values[_FINDINGS_AT] = findings
+    return TunnelRow(*values)
 
 
 class TunnelStore:
     """The UI's copy of the tunnels, kept current by :meth:`refresh` (sngrep's changed-flag redraw)."""
 
     def __init__(self, max_rebuild: int = MAX_REBUILD) -> None:
-        self.rows: dict[int, TunnelRow] = {}
+        self.rows: dict[int, TunnelRow] = {}  # one per tunnel (NAT leg): the NAT screen, the tunnel screen
+        self.sessions: dict[int, TunnelRow] = {}  # one per session: the tunnels table and the header's counts
+        self._merged: dict[int, tuple[TunnelRow, TunnelRow, TunnelRow]] = {}
         self.versions: dict[int, int] = {}
         self.capture = CaptureView()
+        self._rate_samples: deque[tuple[float, int]] = deque()
         self.max_rebuild = max_rebuild
         self._last_frames = 0
         self._last_wall = 0.0
@@ -314,11 +405,8 @@ class TunnelStore:
         self.generation = 0  # bumped whenever anything the table shows changed
 
     def now(self) -> float:
-        """The time rates are computed at: wall clock for live capture, capture time for files."""
-        c = self.capture
-        if c.live:
-            return max(c.capture_now, time.time())
-        return c.capture_now
+        """The time rates are computed at: capture time (the wall clock live, the replay's position)."""
+        return self.capture.clock or self.capture.capture_now
 
     def refresh(self, pipeline: Pipeline) -> bool:
         """Copy what changed since the last call; True if the table has anything new to show."""
@@ -330,8 +418,9 @@ class TunnelStore:
             return False
         try:
             now = tracker.now
-            if pipeline.source.live:
-                now = max(now, time.time())
+            clock = None if pipeline.done.is_set() else pipeline.capture_clock()
+            if clock is not None:
+                now = max(now, clock)
             tunnels = tracker.tunnels
             rows = self.rows
             gone = [i for i in rows if i not in tunnels] if rows.keys() != tunnels.keys() else []
@@ -358,6 +447,7 @@ class TunnelStore:
             cap.live = pipeline.source.live
             cap.interfaces = tuple(pipeline.source.interfaces)
             cap.capture_now = tracker.now
+            cap.clock = now
             cap.first_ts = st.first_ts
             cap.malformed = st.malformed
             cap.done = pipeline.done.is_set()
@@ -373,22 +463,36 @@ class TunnelStore:
         for i in gone:
             del self.rows[i]
             self.versions.pop(i, None)
+            self._merged.pop(i, None)
             changed = True
-        wall = time.monotonic()
-        if self._last_wall and wall > self._last_wall:
-            cap.packets_per_s = (frames - self._last_frames) / (wall - self._last_wall)
-        if cap.done:
-            cap.packets_per_s = 0.0
-        self._last_wall, self._last_frames = wall, frames
+        cap.packets_per_s = 0.0 if cap.done else self._packet_rate(now, frames)
         if frames != cap.frames:
             changed = True
         cap.frames = frames
-        cap.tunnels = len(self.rows)
         if changed:
-            cap.active = sum(1 for r in self.rows.values() if not r.ended)
-            cap.failed = sum(1 for r in self.rows.values() if r.failed)
+            self.sessions = session_rows(self.rows, self._merged)
+            cap.tunnels = len(self.sessions)
+            cap.active = sum(1 for r in self.sessions.values() if not r.ended)
+            cap.failed = sum(1 for r in self.sessions.values() if r.failed)
             self.generation += 1
         return changed
+
+    def _packet_rate(self, clock: float, frames: int) -> float:
+        """Frames per second of capture time over the last :data:`RATE_WINDOW` seconds of it.
+
+        Capture time, not the wall clock: a replay at 1x shows the capture's own rate however often the
+        screen is refreshed, and a file read at full speed the rate its traffic had.
+        """
+        samples = self._rate_samples
+        if clock <= 0:
+            return 0.0  # no frame yet: no capture time to count in
+        if samples and (clock < samples[-1][0] or frames < samples[-1][1]):
+            samples.clear()  # another capture (a test's pipeline) or a clock that went back
+        samples.append((clock, frames))
+        while len(samples) > 2 and samples[1][0] <= clock - RATE_WINDOW:
+            samples.popleft()
+        t0, f0 = samples[0]
+        return (frames - f0) / (clock - t0) if clock > t0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,8 +565,13 @@ def detail_of(pipeline: Pipeline, tunnel_id: int) -> TunnelDetail | None:
         if t is None:
             return None
         now = pipeline.tracker.now
-        if pipeline.source.live:
-            now = max(now, time.time())
+        clock = None if pipeline.done.is_set() else pipeline.capture_clock()
+        if clock is not None:
+            now = max(now, clock)
         nat = copy_nat(t.notes.get("nat"))
         peer = pipeline.tracker.tunnels.get(nat.peer) if nat is not None and nat.peer is not None else None
-        return make_detail(t, now, peer)
+        d = make_detail(t, now, peer)
+    if d.peer_row is not None and d.peer_row.findings:  # the session's findings, as on its row
+        merged = merge_findings(d.row.findings, d.peer_row.findings, d.peer_row.iface)
+        d = dataclasses.replace(d, row=dataclasses.replace(d.row, findings=merged))
+    return d

@@ -84,7 +84,8 @@ def findings(d: TunnelDetail, st: StyleOf) -> Text:
     for f in d.row.findings:
         mark = {"error": "✗", "warning": "!", "info": "i"}.get(f.severity, "?")
         out.append(f"  {mark} {wire(f.title, 200)}", style=st(f"tunnel-text--finding-{f.severity}"))
-        out.append(f"  [{wire(f.code, 64)}]\n", style=st("tunnel-text--dim"))
+        leg = f", seen on the other NAT leg ({wire(f.leg, 32)})" if f.leg else ""
+        out.append(f"  [{wire(f.code, 64)}{leg}]\n", style=st("tunnel-text--dim"))
         if f.detail:
             out.append(f"    {wire(f.detail, 400)}\n")
         if f.windows_error:
@@ -338,14 +339,19 @@ def bar_chart(values: list[int], width: int, height: int) -> list[str]:
     return rows
 
 
-def throughput(t: Traffic, now: float, seconds: int, width: int, height: int, title: str, st: StyleOf) -> Text:
-    """A titled bar chart of one direction's bits per second over the last ``seconds`` seconds."""
+def throughput(t: Traffic, now: float, seconds: int, width: int, height: int, title: str, st: StyleOf,
+               ended: bool = False) -> Text:
+    """A titled bar chart of one direction's bits per second over the last ``seconds`` seconds.
+
+    ``now`` is capture time; the rate now of a tunnel that has ended is 0 (its chart is history).
+    """
     series = t.series(now, seconds)
     peak = max(series) if series else 0
     avg = sum(series) / len(series) if series else 0
+    current = 0.0 if ended else t.rate(now)
     out = Text()
     out.append(
-        f"{title}  now {bits_rate(t.rate(now))}/s  peak {bits_rate(peak)}/s  avg {bits_rate(avg)}/s"
+        f"{title}  now {bits_rate(current)}/s  peak {bits_rate(peak)}/s  avg {bits_rate(avg)}/s"
         f"  (last {seconds} s)\n",
         style="bold",
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from textual.widgets import DataTable
 from ui_helpers import SIZE, screen_text
 
 from pptptop.ui.app import PptpTopApp
@@ -13,6 +12,7 @@ from pptptop.ui.screens.events import EventsScreen
 from pptptop.ui.screens.nat import NatScreen
 from pptptop.ui.screens.tunnel import TunnelScreen
 from pptptop.ui.widgets.event_log import EventLog
+from pptptop.ui.widgets.nat_table import NatTable, nat_cells
 
 S5 = "s5-two-clients-same-nat-both.pcapng"
 S3 = "s3-gre-blocked-both.pcapng"
@@ -27,8 +27,7 @@ class TestNat:
                 await pilot.press("n")
                 await pilot.pause()
                 assert isinstance(app.screen, NatScreen)
-                dt = app.screen.query_one(DataTable)
-                rows = [[str(c) for c in dt.get_row_at(i)] for i in range(dt.row_count)]
+                rows = [nat_cells(r) for r in app.screen.query_one(NatTable).rows]
                 inside = {(r[2], r[4]) for r in rows if r[1] == "lan0"}
                 # the lab README: inside PNS call IDs are random per run; outside they are the NATed ports
                 assert {ip for ip, _ in inside} == {"10.0.0.2", "10.0.0.3"}
@@ -50,16 +49,17 @@ class TestNat:
             inside.changed = True
 
         async def run() -> None:
-            async with app.run_test(size=SIZE) as pilot:
+            async with app.run_test(size=(160, 36)) as pilot:  # the column comes after the Verdict's and rates
                 await pilot.pause()
                 assert "NAT public" in screen_text(app)  # the column appears once a NAT is known
                 await pilot.press("n")
                 await pilot.pause()
-                dt = app.screen.query_one(DataTable)
-                row = [str(c) for c in dt.get_row(str(inside.id))]
+                nat = app.screen.query_one(NatTable)
+                index = next(i for i, r in enumerate(nat.rows) if r.id == inside.id)
+                row = nat_cells(nat.rows[index])
                 assert row[2:8] == [inside.client.ip, str(inside.client.port), str(inside.client.call_id),
                                     "198.51.100.1", str(outside.client.port), str(outside.client.call_id)]
-                dt.move_cursor(row=dt.get_row_index(str(inside.id)))
+                nat.move_cursor(index)
                 await pilot.press("enter")
                 await pilot.pause()
                 assert isinstance(app.screen, TunnelScreen)

@@ -24,6 +24,24 @@ def replayed_app(path: Path | str, save_dir: Path | None = None, theme: str = "d
     return app
 
 
+def wired_app(path: Path | str, save_dir: Path | None = None, speed: float | None = None,
+              run: bool = True) -> PptpTopApp:
+    """An app over a capture as the ``pptptop`` command wires it: NAT correlation (so the two legs of a
+    session fold into one row) and the diagnosis (findings) before the tracker's other subscribers."""
+    from pptptop import diagnose
+    from pptptop.track import nat
+    from pptptop.ui.themes import load_theme
+
+    tracker = Tracker()
+    nat.attach(tracker)
+    diagnose.Diagnoser().attach(tracker)
+    pipe = Pipeline(sources.open_file(str(path)), tracker, speed=speed)
+    app = PptpTopApp(pipe, load_theme("dark"), save_dir=save_dir, start_capture=not run)
+    if run:
+        pipe.run()
+    return app
+
+
 def screen_text(app: Any) -> str:
     """What the terminal shows, as plain text (one line per row), from the compositor."""
     strips = app.screen._compositor.render_strips()

@@ -1,15 +1,21 @@
-"""The help screen (?): every key, from the one key table, and what the columns mean."""
+"""The help screen (?): every key, from the one key table, and what the columns mean.
+
+A Rich table in a scrolling view: the "what" column wraps to the window's
+width, so every line is there whole at 80 columns as at 200.
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from rich import box
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from pptptop.ui.columns import COLUMNS
 from pptptop.ui.keys import KEYS, MOVEMENT, SCOPE_TITLES, key_label
@@ -30,8 +36,19 @@ def help_rows() -> list[tuple[str, str, str]]:
     return rows
 
 
+def help_table() -> Table:
+    """Every row of :func:`help_rows`; the last column wraps."""
+    table = Table(box=box.SIMPLE_HEAD, expand=True, pad_edge=False, show_edge=False)
+    table.add_column("where", no_wrap=True)
+    table.add_column("key", no_wrap=True, style="bold")
+    table.add_column("what", ratio=1, overflow="fold")
+    for where, key, what in help_rows():
+        table.add_row(where, key, what)
+    return table
+
+
 class HelpScreen(ModalScreen[None]):
-    """A table of keys; Esc, q or ? closes it."""
+    """The keys and columns; Esc, q or ? closes it; the list moves as every list does."""
 
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
@@ -39,24 +56,29 @@ class HelpScreen(ModalScreen[None]):
         width: 90%; max-width: 110; height: 90%; border: round $primary; background: $surface;
     }
     HelpScreen #help-title { height: 1; padding: 0 1; }
-    HelpScreen DataTable { height: 1fr; }
+    HelpScreen VerticalScroll { height: 1fr; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "dismiss_help", "Close", priority=True),
+        Binding("j", "scroll('down')", "Down", show=False),
+        Binding("k", "scroll('up')", "Up", show=False),
+        Binding("g", "scroll('home')", "First", show=False),
+        Binding("G", "scroll('end')", "Last", show=False),
     ]
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Text("pptptop keys — Esc closes", style="bold"), id="help-title")
-            table: DataTable[Text] = DataTable(id="keys", cursor_type="row", zebra_stripes=True)
-            yield table
+            with VerticalScroll(id="help-scroll"):
+                yield Static(help_table(), id="help-keys")
 
     def on_mount(self) -> None:
-        table: DataTable[Text] = self.query_one(DataTable)
-        table.add_columns("where", "key", "what")
-        for where, key, what in help_rows():
-            table.add_row(Text(where), Text(key, style="bold"), Text(what))
-        table.focus()
+        self.query_one(VerticalScroll).focus()
+
+    def action_scroll(self, where: str) -> None:
+        view = self.query_one(VerticalScroll)
+        {"down": view.scroll_down, "up": view.scroll_up, "home": view.scroll_home, "end": view.scroll_end}[where](
+            animate=False)
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

@@ -19,7 +19,7 @@ from pptptop.ui.keys import bindings
 from pptptop.ui.ladder_model import Lane, all_frames, ladder_entries
 from pptptop.ui.screens.base import PptpScreen
 from pptptop.ui.snapshot import TunnelDetail, detail_of
-from pptptop.ui.tunnel_text import summary, throughput, transcript
+from pptptop.ui.tunnel_text import StyleOf, summary, throughput, transcript
 from pptptop.ui.widgets.capture_header import CaptureHeader
 from pptptop.ui.widgets.ladder import LadderView
 from pptptop.ui.widgets.line_list import LineList
@@ -39,8 +39,28 @@ def title_line(d: TunnelDetail) -> Text:
         out.append(f"  user {wire(r.user, 48)}")
     if r.encryption:
         out.append(f"  {r.encryption}")
-    if r.findings:
-        out.append(f"  ⚑ {len(r.findings)} finding{'s' if len(r.findings) > 1 else ''}", style="bold")
+    return out
+
+
+def verdict_line(d: TunnelDetail, st: StyleOf) -> Text:
+    """Above the tabs: what is wrong with the session, in a sentence (the first error, else warning)."""
+    r = d.row
+    f = r.verdict
+    out = Text(no_wrap=True, overflow="ellipsis", end="")
+    if f is None:
+        out.append(" no problem found" + (" so far" if not r.ended else ""), style=st("tunnel-text--dim"))
+        return out
+    mark = {"error": "✗", "warning": "!"}.get(f.severity, "i")
+    out.append(f" {mark} {wire(f.title, 120)}", style=st(f"tunnel-text--finding-{f.severity}"))
+    if f.windows_error:
+        out.append(f"  Windows error {wire(f.windows_error, 16)}")
+    out.append(f"  [{wire(f.code, 40)}", style=st("tunnel-text--dim"))
+    if f.leg:
+        out.append(f", seen on {wire(f.leg, 16)}", style=st("tunnel-text--dim"))
+    out.append("]", style=st("tunnel-text--dim"))
+    more = sum(1 for g in r.findings if g is not f and g.severity in ("error", "warning"))
+    if more:
+        out.append(f"  +{more} more on 2 Summary", style=st("tunnel-text--dim"))
     return out
 
 
@@ -50,6 +70,7 @@ class TunnelScreen(PptpScreen):
     KEY_SCOPE = "tunnel"
     DEFAULT_CSS = """
     TunnelScreen #title { height: 1; }
+    TunnelScreen #verdict { height: 1; }
     TunnelScreen TabbedContent { height: 1fr; }
     TunnelScreen TabPane { padding: 0; }
     TunnelScreen LadderView, TunnelScreen PacketList { height: 1fr; }
@@ -71,6 +92,7 @@ class TunnelScreen(PptpScreen):
     def compose(self) -> ComposeResult:
         yield CaptureHeader(id="header")
         yield Static(id="title")
+        yield Static(id="verdict")
         with TabbedContent(initial="flow"):
             with TabPane("1 Flow", id="flow"):
                 yield LadderView(id="ladder")
@@ -109,6 +131,7 @@ class TunnelScreen(PptpScreen):
         self.query_one("#title", Static).update(title_line(d))
         entries, with_nat = ladder_entries(d)
         r = d.row
+        self.query_one("#verdict", Static).update(verdict_line(d, self.query_one(LadderView).style_of))
         titles = {Lane.CLIENT: f"client {r.client_ip}", Lane.SERVER: f"server {r.server_ip}"}
         if with_nat and r.nat is not None:
             titles[Lane.NAT] = f"NAT {r.nat.outside.ip or '?'}"
@@ -137,9 +160,10 @@ class TunnelScreen(PptpScreen):
         seconds = max(CHART_MIN_SECONDS, min(CHART_SECONDS, int(now - d.row.first_seen) + 2))
         out = Text()
         down, up = d.traffic[Direction.TO_CLIENT], d.traffic[Direction.TO_SERVER]
-        out.append_text(throughput(down, now, seconds, width, 6, "down (server → client)", st))
+        ended = d.row.ended
+        out.append_text(throughput(down, now, seconds, width, 6, "down (server → client)", st, ended))
         out.append("\n")
-        out.append_text(throughput(up, now, seconds, width, 6, "up (client → server)", st))
+        out.append_text(throughput(up, now, seconds, width, 6, "up (client → server)", st, ended))
         self.query_one("#traffic-text", Static).update(out)
 
     def on_resize(self) -> None:

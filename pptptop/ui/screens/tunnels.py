@@ -37,8 +37,8 @@ def status_line(r: TunnelRow | None, shown: int, total: int, filter_text: str) -
         f"  {r.client_ip}:{r.client_port or '-'} call {r.client_call if r.client_call is not None else '-'}"
         f" → {r.server_ip} call {r.server_call if r.server_call is not None else '-'}"
     )
-    if r.findings:
-        f = max(r.findings, key=lambda f: {"error": 3, "warning": 2}.get(f.severity, 1))
+    f = r.verdict
+    if f is not None:
         out.append(f"  ⚑ {wire(f.title, 120)}", style="bold")
     return out
 
@@ -50,7 +50,7 @@ class TunnelsScreen(PptpScreen):
     DEFAULT_CSS = """
     TunnelsScreen TunnelTable { height: 1fr; }
     TunnelsScreen #status { height: 1; }
-    TunnelsScreen #filter { dock: bottom; display: none; height: 1; border: none; padding: 0 1; }
+    TunnelsScreen #filter { display: none; height: 1; border: none; padding: 0 1; }
     TunnelsScreen #filter.visible { display: block; }
     """
 
@@ -61,7 +61,7 @@ class TunnelsScreen(PptpScreen):
         yield TunnelTable(id="tunnels")
         yield Static(id="status")
         yield Input(
-            placeholder="filter: text, user=, ip=, phase=, failed, active, diag (Enter applies, Esc cancels)",
+            placeholder="type a filter (Enter applies, Esc cancels)",
             id="filter",
         )
         yield Footer()
@@ -76,7 +76,7 @@ class TunnelsScreen(PptpScreen):
     def on_snapshot(self, changed: bool) -> None:
         store = self.pptp.store
         if changed or self.table.now != store.now():
-            self.table.set_rows(store.rows, store.now())
+            self.table.set_rows(store.sessions, store.now())
         self._status()
 
     filter_error: str | None = None
@@ -84,6 +84,11 @@ class TunnelsScreen(PptpScreen):
     def _status(self) -> None:
         if self.filter_error:
             self.query_one("#status", Static).update(Text(f" {self.filter_error}", style="bold red", no_wrap=True))
+            return
+        if self.query_one("#filter", Input).has_class("visible"):
+            self.query_one("#status", Static).update(Text(
+                " filter: Enter applies, Esc cancels; text, user=, ip=, phase=, iface=, id=, failed, active, "
+                "diag, !term", no_wrap=True, overflow="ellipsis", end=""))
             return
         t = self.table
         self.query_one("#status", Static).update(
@@ -115,11 +120,18 @@ class TunnelsScreen(PptpScreen):
     def action_reverse(self) -> None:
         self.table.sort_by(self.table.sort_key, reverse=not self.table.reverse)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # "/" typed in the box (ip=10.0.0.0/24) is a character, not the key that opens it
+        return not (action == "filter" and self.focused is self.query_one("#filter", Input))
+
     def action_filter(self) -> None:
+        """Open the filter box above the footer and give it the keys typed after "/" (a priority binding:
+        the focus moves before the next key is handed on, so a fast typist loses nothing)."""
         box = self.query_one("#filter", Input)
         box.value = self.table.row_filter.text
         box.add_class("visible")
-        box.focus()
+        self.set_focus(box)
+        self._status()
 
     def action_clear_filter(self) -> None:
         self.table.set_filter(NO_FILTER)

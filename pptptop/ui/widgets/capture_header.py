@@ -1,11 +1,14 @@
-"""The header line: what is captured, its state, the capture clock, rates, drops and recording.
+"""The header line: what is captured, its state, the counts, rates, drops, recording and the capture clock.
 
-htop's top lines in one row: the most important parts come first, so a narrow
-terminal cuts the least useful ones.
+htop's top lines in one row. Each part has a priority: a narrow terminal
+leaves out the least useful parts whole (the clock first) rather than cutting
+the line short, so the state, the source, the tunnel counts and the frames
+are there at 80 columns.
 """
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar
 
 from rich.text import Text
@@ -30,29 +33,65 @@ def capture_state(c: CaptureView) -> tuple[str, str]:
     return "REPLAY max", "good"
 
 
-def header_parts(c: CaptureView, recording: str | None) -> list[tuple[str, str]]:
-    """The header as (text, style name) parts, most important first."""
+def source_label(c: CaptureView) -> str:
+    """The interfaces live; the file's base name (the directory it is in says nothing at 80 columns)."""
+    if c.live:
+        return ",".join(c.interfaces) if c.interfaces else c.name
+    names = [n if n == "-" else os.path.basename(n) or n for n in c.name.split(", ")]
+    return ", ".join("stdin" if n == "-" else n for n in names)
+
+
+def header_parts(c: CaptureView, recording: str | None) -> list[tuple[str, str, int]]:
+    """The header as (text, style name, priority) parts in order; priority 0 is always shown."""
     state, state_style = capture_state(c)
-    source = ",".join(c.interfaces) if c.live and c.interfaces else c.name
-    parts: list[tuple[str, str]] = [
-        (f" {state} ", f"state-{state_style}"),
-        (f" {wire(source, 48)}", "source"),
-        (f"  {clock(c.capture_now, with_date=not c.live)}" if c.capture_now else "  --:--:--", "clock"),
-        (f"  tunnels {c.tunnels} ({c.active} up, {c.failed} failed)", ""),
+    parts: list[tuple[str, str, int]] = [
+        (f" {state} ", f"state-{state_style}", 0),
+        (f" {wire(source_label(c), 40)}", "source", 0),
+        (f"  tunnels {c.tunnels}: {c.active} up, {c.failed} failed", "bad" if c.failed else "", 0),
     ]
     if c.live or not c.done:
-        parts.append((f"  {c.packets_per_s:,.0f} pkt/s", ""))
-    parts.append((f"  frames {c.frames:,}", "dim"))
+        parts.append((f"  {c.packets_per_s:,.0f} pkt/s", "", 2))
+    parts.append((f"  frames {c.frames:,}", "dim", 1))
     if c.live or c.kernel_drops:
-        parts.append((f"  drops {c.kernel_drops:,}", "bad" if c.kernel_drops else "dim"))
+        parts.append((f"  drops {c.kernel_drops:,}", "bad" if c.kernel_drops else "dim", 1))
     if c.malformed:
-        parts.append((f"  malformed {c.malformed:,}", "warn"))
-    parts.append(
-        (f"  ● REC {wire(recording, 60)}" if recording else "  rec off", "bad" if recording else "dim")
-    )
+        parts.append((f"  malformed {c.malformed:,}", "warn", 2))
+    if recording:
+        parts.append((f"  ● REC {wire(recording, 60)}", "bad", 1))
+    else:
+        parts.append(("  rec off", "dim", 3))
+    parts.append((f"  {clock(c.capture_now, with_date=not c.live)}" if c.capture_now else "  --:--:--", "clock", 4))
     if c.error:
-        parts.append((f"  {wire(c.error, 200)}", "bad"))
+        parts.append((f"  {wire(c.error, 200)}", "bad", 0))
     return parts
+
+
+#: the source's name gives up cells, down to this many, before a count or the recording state is left out
+SOURCE_MIN = 20
+
+
+def fit_parts(parts: list[tuple[str, str, int]], width: int) -> list[tuple[str, str, int]]:
+    """The parts that fit in ``width`` cells, most important first, in their order (priority 0 always).
+
+    A long source name is cut (with an ellipsis) to make room for the priority 1 parts.
+    """
+    def cells(ps: list[tuple[str, str, int]]) -> int:
+        return sum(Text(t).cell_len for t, _, _ in ps)
+
+    essential = cells([p for p in parts if p[2] <= 1])
+    if essential > width:
+        for i, (text, style, prio) in enumerate(parts):
+            if style == "source" and len(text) > SOURCE_MIN:
+                cut = max(SOURCE_MIN, len(text) - (essential - width))
+                parts = [*parts[:i], (text[: cut - 1] + "…", style, prio), *parts[i + 1:]]
+    used = cells([p for p in parts if p[2] == 0])
+    keep = {i for i, (_, _, p) in enumerate(parts) if p == 0}
+    for i in sorted(range(len(parts)), key=lambda i: parts[i][2]):
+        text, _, p = parts[i]
+        if p and used + Text(text).cell_len <= width:
+            keep.add(i)
+            used += Text(text).cell_len
+    return [part for i, part in enumerate(parts) if i in keep]
 
 
 def recording_label(status: object) -> str | None:
@@ -100,7 +139,7 @@ class CaptureHeader(Widget):
 
     def render(self) -> Text:
         out = Text(no_wrap=True, overflow="ellipsis", end="")
-        for text, style in header_parts(self.view, self.recording):
+        for text, style, _ in fit_parts(header_parts(self.view, self.recording), self.size.width or 80):
             st = self.get_component_rich_style(f"capture-header--{style}", partial=True) if style else ""
             out.append(text, style=st)
         return out

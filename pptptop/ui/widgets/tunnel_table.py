@@ -35,7 +35,7 @@ PHASE_CLASSES = {
 
 
 class TunnelTable(LineList):
-    """Tunnels, one per line, under a sticky header of column titles (click one to sort)."""
+    """Sessions, one per line, under a sticky header of column titles (click one to sort)."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         *PHASE_CLASSES,
@@ -115,11 +115,8 @@ class TunnelTable(LineList):
 
     def _rebuild(self) -> None:
         f = self.row_filter
-        every = self.all_rows
-        # one row per session: a NAT's outside leg is shown with its inside leg (NAT column, tunnel screen)
-        shown = [r for r in every.values()
-                 if r.nat is None or r.nat.role != "outside" or r.nat.peer not in every]
-        rows = shown if f.empty else [r for r in shown if f(r)]
+        # the rows are sessions already (TunnelStore.sessions): a NAT's outside leg is in its inside leg's row
+        rows = list(self.all_rows.values()) if f.empty else [r for r in self.all_rows.values() if f(r)]
         col = COLUMN_BY_KEY[self.sort_key]
         now = self.now
         rows.sort(key=lambda r: r.id)
@@ -139,8 +136,11 @@ class TunnelTable(LineList):
 
     def _fit(self) -> None:
         width = self.scrollable_content_region.width or self.size.width or 80
-        has_nat = any(r.nat_public for r in self.all_rows.values())
-        cols = COLUMNS if has_nat else tuple(c for c in COLUMNS if c.key != "public")
+        rows = self.all_rows.values()
+        # the NAT public address and the Verdict take room only when some tunnel has one
+        absent = {key for key, present in (("public", any(r.nat_public for r in rows)),
+                                           ("verdict", any(r.verdict for r in rows))) if not present}
+        cols = tuple(c for c in COLUMNS if c.key not in absent) if absent else COLUMNS
         self._cols = fit_columns(width, cols)
         self._cols_key = tuple(c.key for c in self._cols)
 
