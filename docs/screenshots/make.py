@@ -69,6 +69,7 @@ def shoot(name: str, capture: str, keys: list[str]) -> None:
         return 0
 
     setattr(ui, "run_ui", headless)  # noqa: B010 - the CLI imports run_ui when it needs it
+    setattr(cli, "_take_terminal", lambda args: None)  # noqa: B010 - the headless driver reads no keys
     os.chdir(DATA)  # the header shows the file by the name it was given
     cli.main(["-r", capture])
 
