@@ -1,16 +1,22 @@
 """``-w FILE``: record every captured packet, with tcpdump-style rotation.
 
 The recorder is a pipeline batch hook (a frame hook on the per-frame path).
-The capture thread only appends the batch to a pending list (one lock, one
-append); a flusher thread encodes and writes it at least every second
-(:data:`FLUSH_INTERVAL`), as soon as :data:`FLUSH_BYTES` are pending, and as
-soon as a tunnel closes. A whole batch is encoded at once when nothing in it
-needs a decision per packet (:meth:`Encoder.encode_batch`). When the queue
-is full, reading a file or pipe waits for the disk; live capture waits only
-while the flusher makes progress (:data:`STALLED_AFTER`: the drain thread
-holds the packets meanwhile), so a stuck or full disk never stalls the
-capture: what cannot be written is counted in
-:attr:`RecordingState.unrecorded`, shown, logged, and the capture goes on.
+The capture thread only appends a private copy of the batch to a pending
+list (one lock, one append); a flusher thread encodes and writes it every
+half :data:`FLUSH_INTERVAL`, as soon as :data:`FLUSH_BYTES` are pending, and
+as soon as a tunnel closes. A whole batch is encoded at once when nothing in
+it needs a decision per packet (:meth:`Encoder.encode_batch`).
+
+The file trails the capture by about :data:`FLUSH_INTERVAL` at most: the
+capture thread waits before it queues more while a frame it queued that long ago is
+not written yet, as it waits when the queue is full (a flusher thread that
+shares the interpreter with a busy tracker falls behind by seconds
+otherwise, and a ``kill -9`` loses them). Reading a file or pipe waits for
+the disk as long as it takes; live capture waits only while the flusher
+makes progress (:data:`STALLED_AFTER`: the drain thread holds the packets
+meanwhile), so a stuck or full disk never stalls the capture: what cannot
+be written is counted in :attr:`RecordingState.unrecorded`, shown, logged,
+and the capture goes on.
 
 Crash-safety. Every file begins with its header, written at once, and
 records are written by ``write(2)`` straight to the descriptor (nothing
@@ -70,7 +76,7 @@ from pptptop.track.tracker import Tracker
 
 log = logging.getLogger("pptptop.record")
 
-FLUSH_INTERVAL: Final = 1.0  # seconds: the longest a captured packet waits before write(2)
+FLUSH_INTERVAL: Final = 1.0  # seconds: the longest a captured packet waits before write(2) (see _behind)
 FLUSH_BYTES: Final = 1 << 20  # pending bytes that wake the flusher early
 MAX_PENDING_BYTES: Final = 64 << 20  # beyond this (a stuck disk) packets are counted as unrecorded
 #: live, a full queue waits for the flusher while it took the queue or finished a write this recently; after
@@ -192,12 +198,14 @@ class Recorder:
         self._progress_at = 0.0  # when the flusher last took the queue or finished a write
         self.on_error = on_error
         self._lock = threading.Lock()  # pending list and its counters
-        self._drained = threading.Condition(self._lock)  # notified when the flusher takes the pending list
+        self._drained = threading.Condition(self._lock)  # notified when the flusher takes the list and wrote it
         self._io = threading.RLock()  # the file; re-entrant so a signal handler may close
         self._pending: list[Frame | Batch] = []
         self._pending_frames = 0
         self._pending_bytes = 0
         self._dropped_pending = 0  # frames refused because the pending list was full
+        self._pending_since = 0.0  # when the oldest frame of the pending list was queued (0: none is)
+        self._writing_since = 0.0  # the same for the list being written now
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flush_soon = False
@@ -296,12 +304,14 @@ class Recorder:
         self._queue(batch, n, hi - lo + FRAME_OVERHEAD * n)
 
     def _queue(self, item: Frame | Batch, frames: int, size: int) -> None:
+        now = time.monotonic()
         with self._lock:
-            while (self._pending and self._pending_bytes + size > self.max_pending_bytes and not self.closed
-                   and self._thread is not None and self._thread.is_alive()
-                   and (self.wait_when_full or time.monotonic() - self._progress_at < STALLED_AFTER)):
+            while (((self._pending and self._pending_bytes + size > self.max_pending_bytes) or self._behind(now))
+                   and not self.closed and self._thread is not None and self._thread.is_alive()
+                   and (self.wait_when_full or now - self._progress_at < STALLED_AFTER)):
                 self._wake.set()
                 self._drained.wait(0.25)
+                now = time.monotonic()
             full = self._pending_bytes + size > self.max_pending_bytes
             if self.closed or (full and not (self.wait_when_full and not self._pending)):
                 self._dropped_pending += frames
@@ -309,10 +319,17 @@ class Recorder:
             self._pending.append(item)
             self._pending_frames += frames
             self._pending_bytes += size
+            if not self._pending_since:
+                self._pending_since = now
             wake = self._pending_bytes >= FLUSH_BYTES or self._flush_soon
             self._flush_soon = False
         if wake:
             self._wake.set()
+
+    def _behind(self, now: float) -> bool:
+        """Whether a frame queued :attr:`flush_interval` ago or earlier is not written yet (lock held)."""
+        since = self._writing_since or self._pending_since
+        return bool(since) and now - since >= self.flush_interval
 
     def _on_event(self, ev: Event) -> None:
         if ev.kind is EventKind.ENDED:
@@ -323,7 +340,7 @@ class Recorder:
     # ------------------------------------------------------------------ flusher
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.flush_interval)
+            self._wake.wait(self.flush_interval / 2)  # a frame waits half of flush_interval, the rest is writing
             self._wake.clear()
             try:
                 self.flush()
@@ -338,10 +355,16 @@ class Recorder:
                 items, self._pending = self._pending, []
                 self._pending_bytes = 0
                 self._pending_frames = 0
+                self._writing_since, self._pending_since = self._pending_since, 0.0
                 self._progress_at = time.monotonic()
                 self._drained.notify_all()
-            if items:
-                self._write_items_of(items)
+            try:
+                if items:
+                    self._write_items_of(items)
+            finally:
+                with self._lock:
+                    self._writing_since = 0.0
+                    self._drained.notify_all()
 
     def _write_items_of(self, items: list[Frame | Batch]) -> None:
         write = self._write_one

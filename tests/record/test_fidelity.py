@@ -18,14 +18,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rechelp import HAVE_TSHARK, NO_TSHARK, env, wait_until
+from rechelp import DATA, HAVE_TSHARK, NO_TSHARK, env, wait_until
 
 from pptptop import bench, sources
+from pptptop.record import recorder as recorder_mod
+from pptptop.record.recorder import Recorder
 from pptptop.record.writers import PcapNgWriter
 from pptptop.sources.base import CaptureFileError
+from pptptop.sources.batch import Batch
 
 needs_tshark = pytest.mark.skipif(not HAVE_TSHARK, reason=NO_TSHARK)
 
@@ -160,3 +164,75 @@ def test_kill_9_two_seconds_in_leaves_the_frames_read_so_far(tmp_path: Path) -> 
                        text=True)
     assert len(r.stdout.splitlines()) == len(got)
     assert r.returncode == 0 or "cut short" in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------------- the recording keeps up
+S1_BOTH = DATA / "s1-mschapv2-mppe128-both.pcapng"
+INTERVAL = 0.25  # flush_interval of these tests
+READ_EVERY = 0.05  # the simulated reader's pace: a batch every 50 ms
+
+
+def _one_batch(path: Path) -> Batch:
+    (b,) = list(sources.open_file(path).batches())
+    return Batch(bytes(b.buf), b.offsets.copy(), b.lengths.copy(), b.ts.copy(), b.ifaces, b.ifidx)
+
+
+@pytest.fixture
+def slow_disk(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each write(2) takes 30 ms and writes at most 8 KiB: the flusher makes progress, slower than the reader."""
+    real_write = os.write
+
+    def slow(fd: int, data: bytes) -> int:
+        time.sleep(0.03)
+        return real_write(fd, data)
+
+    monkeypatch.setattr(recorder_mod, "WRITE_BYTES", 8192)
+    monkeypatch.setattr("pptptop.record.recorder.os.write", slow)
+    yield
+
+
+@pytest.mark.parametrize("wait_when_full", [True, False], ids=["file", "live"])
+def test_reading_never_runs_a_flush_interval_ahead_of_the_file(tmp_path: Path, slow_disk: None,
+                                                                wait_when_full: bool) -> None:
+    """Whenever the reader hands over a batch, every frame it handed over ``flush_interval`` before is in the
+    file (a kill -9 loses at most the last second): the reader waits for a disk that is slower than it but
+    keeps writing, as it waits for a full queue (it used to run ahead until 64 MiB were queued)."""
+    batch = _one_batch(S1_BOTH)
+    rec = Recorder(tmp_path / "o.pcapng", flush_interval=INTERVAL, wait_when_full=wait_when_full)
+    rec.open()
+    rec.start()
+    queued: list[tuple[float, int]] = []  # (when the hook returned, frames handed over by then)
+    lagging: list[tuple[float, int, int]] = []
+    try:
+        total = 0
+        for _ in range(16):
+            time.sleep(READ_EVERY)
+            rec.batch(total + 1, batch)
+            now = time.monotonic()
+            written = rec.state().packets
+            total += len(batch)
+            queued.append((now, total))
+            due = max((n for t, n in queued if t <= now - INTERVAL - 0.05), default=0)
+            if written < due:
+                lagging.append((round(now - queued[0][0], 2), written, due))
+    finally:
+        rec.close()
+    assert not lagging, f"(seconds, frames written, frames handed over {INTERVAL} s before): {lagging}"
+    st = rec.state()
+    assert st.packets == 16 * len(batch) and st.unrecorded == 0
+    assert frames(tmp_path / "o.pcapng") == frames(S1_BOTH) * 16
+
+
+def test_a_quiet_capture_is_written_within_the_flush_interval(tmp_path: Path) -> None:
+    """One batch and then nothing: the flusher's timer writes it within ``flush_interval``."""
+    batch = _one_batch(S1_BOTH)
+    rec = Recorder(tmp_path / "o.pcapng", flush_interval=INTERVAL)
+    rec.open()
+    rec.start()
+    try:
+        rec.batch(1, batch)
+        t0 = time.monotonic()
+        assert wait_until(lambda: rec.state().packets == len(batch), timeout=5, step=0.01)
+        assert time.monotonic() - t0 <= INTERVAL + 0.2
+    finally:
+        rec.close()
