@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     tune_gc()
     session.start(pipeline)
     try:  # --metrics, --events (docs/fleet.md)
-        fleet = service.start(args, pipeline, diagnoser, session.summary, extensions)
+        fleet = service.start(args, pipeline, diagnoser, session.summary, extensions, inspector=inspector)
     except service.ServiceError as e:
         session.close()
         print(f"pptptop: {e}", file=sys.stderr)

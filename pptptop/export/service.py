@@ -20,8 +20,11 @@ from typing import TYPE_CHECKING, Any
 from pptptop.export import events as eventsmod
 from pptptop.export import metrics as metricsmod
 from pptptop.export.jsonout import Extension
+from pptptop.inside import options as insideopts
+from pptptop.inside.secrets import SecretError
 
 if TYPE_CHECKING:
+    from pptptop.inside.inspector import Inspector
     from pptptop.pipeline import Pipeline
 
 EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: the metrics port cannot be listened on
@@ -43,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--headless",
         action="store_true",
         help="run as a service, without a terminal: messages on standard error, SIGHUP reopens the --events "
-        "file, SIGTERM ends with every file complete; after -r FILE, --metrics is served until SIGTERM",
+        "file and re-reads --secrets, SIGTERM ends with every file complete; after -r FILE, --metrics is "
+        "served until SIGTERM",
     )
     metricsmod.add_arguments(p)
     eventsmod.add_arguments(p)
@@ -74,9 +78,10 @@ class Service:
     """The outputs of a service run; every method is safe to call when no output was asked for."""
 
     def __init__(self, args: argparse.Namespace, pipeline: Pipeline,
-                 say: Callable[[str], None] | None = None) -> None:
+                 say: Callable[[str], None] | None = None, inspector: Inspector | None = None) -> None:
         self.args = args
         self.pipeline = pipeline
+        self.inspector = inspector
         self.say = say or _stderr
         self.metrics: metricsmod.MetricsServer | None = None
         self.events: eventsmod.EventLog | None = None
@@ -95,13 +100,28 @@ class Service:
             self.pipeline.stop()
 
         def reload(signum: int, frame: FrameType | None) -> None:
-            if self.events is not None:
-                self.events.reopen()
-            self.say("SIGHUP: reopening the --events output")
+            self.reload()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload)
+
+    def reload(self) -> None:
+        """SIGHUP: reopen the ``--events`` output; read the ``--secrets`` files again (new logins use them)."""
+        if self.events is not None:
+            self.events.reopen()
+            self.say("SIGHUP: reopening the --events output")
+        if self.inspector is not None and self.args.secrets:
+            try:
+                store, warnings = insideopts.load(self.args)
+            except SecretError as e:
+                self.say(f"SIGHUP: keeping the secrets read before: {e}")
+                return
+            for w in warnings:
+                self.say(f"warning: {w}")
+            with self.pipeline.lock:
+                self.inspector.secrets = store
+            self.say(f"SIGHUP: read {len(store)} secrets again")
 
     def given_up(self) -> bool:
         """Whether to stop waiting for the capture thread: SIGTERM came :data:`STOP_GRACE` seconds ago and
@@ -138,9 +158,9 @@ class Service:
 def start(args: argparse.Namespace, pipeline: Pipeline, diagnoser: Any,
           recording: Callable[[], dict[str, Any]] | None = None,
           extensions: dict[str, Extension] | None = None,
-          say: Callable[[str], None] | None = None) -> Service:
+          say: Callable[[str], None] | None = None, inspector: Inspector | None = None) -> Service:
     """Open ``--events`` and serve ``--metrics`` for ``pipeline``. Raises :class:`ServiceError`."""
-    svc = Service(args, pipeline, say)
+    svc = Service(args, pipeline, say, inspector)
     tracker = pipeline.tracker
     if args.events is not None:
         try:

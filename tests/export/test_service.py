@@ -101,3 +101,32 @@ def test_headless_needs_no_terminal(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "pptptop", "-r", str(CAPTURE), "--headless"], capture_output=True,
                        text=True, stdin=subprocess.DEVNULL, timeout=60, start_new_session=True)
     assert r.returncode == 0 and r.stdout == "" and "terminal" not in r.stderr
+
+
+def test_sighup_reads_the_secrets_again(tmp_path: Path) -> None:
+    """A new user added to --secrets is known after SIGHUP; a file gone keeps what was read, with a sentence."""
+    from pptptop.cli import build_parser
+    from pptptop.export import service
+    from pptptop.inside import options as insideopts
+    from pptptop.pipeline import Pipeline
+    from pptptop.track.tracker import Tracker
+
+    secrets = tmp_path / "chap-secrets"
+    secrets.write_text('alice pptpsrv "wonderland-42" *\n')
+    secrets.chmod(0o600)
+    args = build_parser().parse_args(["-r", str(CAPTURE), "--headless", "--secrets", str(secrets)])
+    store, _ = insideopts.load(args)
+    tracker = Tracker()
+    inspector = insideopts.inspector(store, tracker)
+    assert inspector is not None
+    said: list[str] = []
+    svc = service.Service(args, Pipeline(open_file(str(CAPTURE)), tracker), said.append, inspector)
+    assert inspector.secrets.lookup("carol", "pptpsrv") is None
+    secrets.write_text('alice pptpsrv "wonderland-42" *\ncarol pptpsrv "new-one" *\n')
+    svc.reload()
+    assert inspector.secrets.lookup("carol", "pptpsrv") is not None
+    assert said[-1] == "SIGHUP: read 2 secrets again"
+    secrets.unlink()
+    svc.reload()
+    assert inspector.secrets.lookup("carol", "pptpsrv") is not None
+    assert said[-1].startswith("SIGHUP: keeping the secrets read before: ")
