@@ -266,7 +266,7 @@ def ignored_options(args: argparse.Namespace, headless: bool) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.probe is not None:  # the active probe builds no capture pipeline (docs/probe.md)
+    if args.probe is not None:  # the active probe, before any capture is set up (docs/probe.md)
         return probe.main(args)
     problem = usage_problem(args) or service.usage_error(args)
     if problem:
