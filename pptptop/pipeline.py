@@ -102,12 +102,16 @@ class Pipeline:
         except Exception as e:
             self.crash = e
         finally:
-            with self.lock:
-                st = self.tracker.stats
-                if st.last_ts is None and self.tracker.now:
-                    st.last_ts = self.tracker.now
-                self.tracker.finish()
-            self.done.set()
+            try:
+                with self.lock:
+                    st = self.tracker.stats
+                    if st.last_ts is None and self.tracker.now:
+                        st.last_ts = self.tracker.now
+                    self.tracker.finish()
+            except Exception as e:  # a bug in the final timeouts: reported, and the run still ends
+                self.crash = self.crash or e
+            finally:
+                self.done.set()
 
     def capture_clock(self) -> float | None:
         """Capture time now: the wall clock live, the replay's position when paced, else None."""

@@ -94,3 +94,15 @@ def test_count_stops_at_the_nth_frame_on_the_batch_path(data_dir: Path, count: i
         assert pipe.frames == tracker.stats.frames == min(count, total)
         results.append([tunnel_dict(t, tracker.now) for t in sorted(tracker.tunnels.values(), key=lambda t: t.id)])
     assert results[0] == results[1]
+
+
+def test_a_bug_at_the_end_of_the_input_still_ends_the_run(data_dir: Path) -> None:
+    """A bug in the final timeouts (Tracker.finish) is reported as a crash; the run ends all the same (the
+    CLI and the UI wait for ``done``)."""
+    class Buggy(Tracker):
+        def finish(self) -> None:
+            raise RuntimeError("a bug in the final tick")
+
+    pipe = Pipeline(sources.open_file(str(data_dir / "s1-mschapv2-mppe128-inside.pcap")), Buggy())
+    pipe.run()
+    assert pipe.done.is_set() and isinstance(pipe.crash, RuntimeError) and pipe.frames == 111
