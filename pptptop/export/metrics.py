@@ -34,6 +34,7 @@ from pptptop.decode.lcp import ControlCode, ControlPacket
 from pptptop.decode.ppp import PppFrame, PppProtocol
 from pptptop.diagnose.engine import FINDINGS, FindingChange
 from pptptop.diagnose.finding import Finding, Severity
+from pptptop.diagnose.text import printable
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import PHASE_ORDER, Direction, DirectionStats, Phase, Tunnel
 
@@ -270,7 +271,7 @@ class Metrics:
                                     "Packets the kernel dropped because the capture ring was full",
                                     labels=["interface"])
             for name, s in sorted(self.source.stats().interfaces.items()):
-                c.add_metric([name], s.kernel_drops)
+                c.add_metric([printable(name, 64)], s.kernel_drops)  # a capture file names its interfaces
             yield c
         yield from self._recording()
         if self.events is not None:
@@ -332,8 +333,9 @@ def _counter(name: str, help_: str, value: float) -> CounterMetricFamily:
 
 
 def _user(user: str | None) -> str:
-    """A user name as a label value: the exposition escapes it; cut short so one name cannot be huge."""
-    return "" if user is None else user[:USER_LABEL_MAX]
+    """A user name (off the wire) as a label value: cut short, every control character escaped (the text format
+    escapes only backslash, quote and newline, and ``curl …/metrics`` prints to a terminal)."""
+    return "" if user is None else printable(user, USER_LABEL_MAX)
 
 
 class MetricsServer:

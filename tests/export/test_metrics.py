@@ -220,3 +220,18 @@ def test_a_taken_port_is_one_sentence(tmp_path: Path) -> None:
         r = subprocess.run([sys.executable, "-m", "pptptop", "-r", str(DATA / CAPTURES[1]), "--headless",
                             "--metrics", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 69 and "cannot listen" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_wire_strings_reach_the_exposition_escaped(tmp_path: Path) -> None:
+    """A user name carrying ESC[2J, an OSC 52 clipboard write and CR/LF: ``curl …/metrics`` must not put them on
+    a terminal, so the label holds their escapes."""
+    from hostile_capture import RAW_CONTROLS, write_hostile
+
+    s = Served(write_hostile(tmp_path / "hostile.pcap"), "--metrics-per-tunnel")
+    try:
+        text = s.scrape()
+    finally:
+        s.stop()
+    users = [lab["user"] for lab, _ in samples(text)["pptptop_tunnel_info"]]
+    assert any("\\x1b]52;c;cHduZWQ=\\x07" in u for u in users)
+    assert not any(c in text for c in RAW_CONTROLS)
