@@ -387,20 +387,21 @@ class Tunnel:
 
     @property
     def auth_seen(self) -> bool:
-        """Whether the capture shows how the tunnel authenticated (or that it did not)."""
-        return self.link_seen or self.auth.method != "none" or self.auth.attempts > 0
+        """Whether the capture shows how the tunnel authenticated (or that it did not). A tunnel seen from its
+        start shows everything: what does not appear did not happen."""
+        return not self.joined or self.link_seen or self.auth.method != "none" or self.auth.attempts > 0
 
     @property
     def ccp_seen(self) -> bool:
         """Whether the capture shows the compression/encryption negotiation, or the link come up without one."""
         c = self.ccp
-        return self.link_seen or bool(c.offered) or c.rejected_by is not None
+        return not self.joined or self.link_seen or bool(c.offered) or c.rejected_by is not None
 
     @property
     def ncp_seen(self) -> bool:
         """Whether the capture shows IPCP/IPV6CP (addresses), or the link come up before them."""
         n = self.ncp
-        return (self.link_seen or any(n.ipcp_opened.values()) or any(n.ipv6cp_opened.values())
+        return (not self.joined or self.link_seen or any(n.ipcp_opened.values()) or any(n.ipv6cp_opened.values())
                 or n.client_ip is not None)
 
     def all_packets(self) -> list[Packet]:

@@ -177,7 +177,8 @@ TERMINATE_HEX = 16
 
 def terminate_reason(data: bytes) -> str | None:
     """What a Terminate-Request's data says (RFC 1661 §5.5: uninterpreted, usually a reason text such as
-    pppd's "User request"): the text, without C-string NUL padding, when it is printable UTF-8 text;
+    pppd's "User request"): the text, without C-string NUL padding, when it is UTF-8 text (three quarters
+    printable at least, beginning with a printable character);
     otherwise the octets as :class:`HexData`; None when there is no data."""
     body = data.rstrip(b"\x00")
     if not body:
@@ -186,7 +187,10 @@ def terminate_reason(data: bytes) -> str | None:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         return HexData(_hex(data))
-    if text.strip() and all(ch.isprintable() or ch in "\t\r\n" for ch in text):
+    shown = sum(1 for ch in text if ch.isprintable() or ch in "\t\r\n")
+    if text.strip() and text[0].isprintable() and shown * 4 >= len(text) * 3:
+        # text, if with a few control characters in it (the displays escape them): a hostile peer's escape
+        # sequences stay readable as what they are
         return text
     return HexData(_hex(data))
 

@@ -654,7 +654,18 @@ class Tracker:
                 self.tick(now)
 
     def finish(self) -> None:
-        """End of input: run the timeouts once more at the last capture time (nothing is force-closed)."""
+        """End of input: run the timeouts once more at the last capture time.
+
+        Nothing is force-closed but a connection attempt that only ever sent SYNs and retransmitted at least
+        once: what the input shows is all there will be, so its verdict is given now (no answer), as the SYN
+        timeout would have given it.
+        """
+        for t in list(self.tunnels.values()):
+            tcp = t.tcp
+            if not t.ended and t.phase is Phase.TCP and not tcp.established and tcp.syn is not None \
+                    and tcp.syn_count >= 2:
+                self._close_step(t, "client", "no-answer", f"{tcp.syn_count} SYN unanswered", self.now, None)
+                self._end(t, self.now, None)
         self._emit(Event(self.now, EventKind.TICK, None, detail={"final": True}))
 
     # ------------------------------------------------------------------ storage and bounds

@@ -217,7 +217,9 @@ def test_syns_unanswered_at_the_end_of_a_file(data_dir: Path) -> None:
                         f"{span:.1f} s, no answer.")
     assert f.detail.endswith("4 SYNs to 198.51.100.2:1723 over 7.2 s, no answer.")
     assert not f.provisional and f.evidence == [int(r[0]) for r in syns]
-    assert t.phase is Phase.TCP  # the connection never got past its handshake
+    # the input is over: the attempt failed in its TCP handshake, with no answer as how it ended
+    assert t.phase is Phase.FAILED and t.failed_in is Phase.TCP
+    assert (t.close.how, t.close.reason) == ("no-answer", "4 SYN unanswered")
 
 
 def _syns(*at: float) -> Wire:
@@ -388,3 +390,14 @@ def test_late_gre_the_gateway_drops_after_the_disconnect_is_no_gateway_loss(data
                                                                        "wan0": ["peer-terminated"]}
     assert all(correlator.peer(t) is not None for t in tracker.tunnels.values())
     assert correlator.problems == []
+
+
+def test_terminate_text_with_an_escape_sequence_is_text_and_binary_data_is_hex() -> None:
+    """A peer's text with a few control characters stays text (every display escapes it); bytes that are
+    not text (a magic number, random octets) are hex."""
+    from pptptop.track.negotiation import HexData, terminate_reason
+
+    assert terminate_reason(b"bye \x1b[2J now") == "bye \x1b[2J now"
+    assert terminate_reason(b"User request\x00\x00") == "User request"
+    for raw in (b"\x00\x01\x02\x03", b"\xde\xad\xbe\xef", b"\x1b[2J", b"\x07\x08ab"):
+        assert isinstance(terminate_reason(raw), HexData), raw

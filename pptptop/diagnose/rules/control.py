@@ -55,7 +55,7 @@ def server_unreachable(c: Case) -> Hit | None:
     elif waited >= c.cfg.syn_timeout:
         detail = (f"Control connection never established: {n} SYN{plural} to {_server(c)} "
                   f"over {seconds(first, c.now)} got no answer.")
-    elif c.final and (n >= 2 or waited >= SYN_RTO):
+    elif (c.final or c.tunnel.ended) and (n >= 2 or waited >= SYN_RTO):  # the input (or the attempt) is over
         gap = f" for {seconds(first, c.now)}" if n == 1 else f" over {seconds(first, last)}"
         tail = f"; the capture ends {seconds(last, c.now)} after the last" if c.now - last >= 0.05 else ""
         detail = f"Control connection never established: {n} SYN{plural} to {_server(c)}{gap}, no answer{tail}."
