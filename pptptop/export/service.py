@@ -69,6 +69,8 @@ def usage_error(args: argparse.Namespace) -> str | None:
             return f"--events: {e}"
         if args.events in ("-", "stdout") and (args.json or args.report):
             return "--events - and --json/--report both write to standard output: send the events elsewhere"
+        if args.events in ("-", "stdout") and not (args.headless or args.export_tunnel or args.export_hashes):
+            return "--events - would write over the UI: add --headless, or send the events to a file or socket"
     if args.events_rotate < 0:
         return "--events-rotate takes a number of MiB, 0 for never"
     return None

@@ -245,6 +245,11 @@ def test_stdout_and_json_do_not_share(tmp_path: Path) -> None:
     assert r.returncode == 64 and "standard output" in r.stderr
 
 
+def test_stdout_is_refused_under_the_ui() -> None:
+    r = run("-r", str(CAPTURE), "--events", "-")
+    assert r.returncode == 64 and "--headless" in r.stderr
+
+
 def test_stdout_destination(tmp_path: Path) -> None:
     r = run("-r", str(CAPTURE), "--headless", "--events", "-")
     assert r.returncode == 0
