@@ -38,11 +38,17 @@ SEVERITY_MARK = {"error": "✗", "warning": "!", "info": "i"}
 PHASE_WIDTH = 10
 
 
+#: marks a tunnel the capture joined mid-session (its first phases were not seen)
+JOINED_MARK = "↪"
+
+
 def phase_chip(r: TunnelRow) -> str:
-    """``DATA``, ``CLOSED``, or ``FAIL AUTH`` for a tunnel that failed in AUTH."""
+    """``DATA``, ``CLOSED``, or ``FAIL AUTH`` for a tunnel that failed in AUTH; ``↪DATA`` when joined."""
     if r.phase is Phase.FAILED and r.failed_in is not None:
-        return f"FAIL {PHASE_CHIP[r.failed_in]}"
-    return PHASE_CHIP[r.phase]
+        chip = f"FAIL {PHASE_CHIP[r.failed_in]}"
+    else:
+        chip = PHASE_CHIP[r.phase]
+    return JOINED_MARK + chip if r.joined else chip
 
 
 def phase_style_name(r: TunnelRow) -> str:
@@ -189,7 +195,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("user", "User", 8, 1, lambda r, n: (r.user or "\uffff").lower(), _user, help="the authenticated user"),
     Column("phase", "Phase", PHASE_WIDTH, 0,
            lambda r, n: (PHASE_ORDER[r.phase], PHASE_ORDER.get(r.failed_in or r.phase)), _phase,
-           help="where the tunnel is: TCP CTRL CALL LCP AUTH NCP DATA, or CLOSED / FAIL <phase>"),
+           help="where the tunnel is: TCP CTRL CALL LCP AUTH NCP DATA, or CLOSED / FAIL <phase>; ↪ marks a "
+                "tunnel met mid-session (its first phases not seen)"),
     Column("verdict", "Verdict", 15, 0, _verdict_key, _verdict, grow=13,
            help="what is wrong: the first error's (else warning's) code and Windows error, e.g. auth-failed 691"),
     Column("age", "Age", 6, 1, lambda r, n: -r.first_seen, _age, right=True,

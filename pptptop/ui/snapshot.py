@@ -225,10 +225,11 @@ class TunnelRow:
     echo_misses: int
     echo_requests: int
     echo_consecutive_misses: int
-    encryption: str  # "MPPE-128", "MPPE-40", "none", "" (not negotiated yet)
+    encryption: str  # "MPPE-128", "MPPE-40", "MPPE" (strength unknown), "none", "" (not yet), "?" (not seen)
     findings: tuple[FindingView, ...]
     nat: NatView | None
     control_seen: bool
+    joined: bool  # met mid-session: the phases before were not seen
     client_host: str | None
     server_host: str | None
 
@@ -277,6 +278,8 @@ def _encryption(t: Tunnel) -> str:
     c = t.ccp
     if c.mppe:
         return f"MPPE-{c.bits}" if c.bits else "MPPE"
+    if not t.ccp_seen:
+        return "?"  # negotiated before the capture joined the tunnel, and no data says what
     if c.rejected_by or t.phase in (Phase.DATA, Phase.CLOSED):
         return "none"
     return ""
@@ -301,7 +304,7 @@ def make_row(t: Tunnel, now: float) -> TunnelRow:
         server_port=t.server.port,
         server_call=t.server.call_id,
         user=t.auth.user,
-        auth_method=t.auth.method,
+        auth_method=t.auth.method if t.auth_seen else "?",
         auth_result=t.auth.result,
         phase=t.phase,
         failed_in=t.failed_in,
@@ -317,6 +320,7 @@ def make_row(t: Tunnel, now: float) -> TunnelRow:
         findings=copy_findings(t.notes.get("findings")),
         nat=copy_nat(t.notes.get("nat")),
         control_seen=t.control_seen,
+        joined=t.joined,
         client_host=t.control.client_host,
         server_host=t.control.server_host,
     )
