@@ -348,10 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         session.open(src, tracker)  # output files are created as root, before the privilege drop
         _preload(args, headless, src.live)  # the target user may not be able to read the Python installation
+        fleet = service.prepare(args)  # --events, --metrics (docs/fleet.md): opened as root too
         session.drop_privileges(src, ui=not headless)
     except RecordError as e:
         print(f"pptptop: {e}", file=sys.stderr)
         return EXIT_CANT_CREATE
+    except service.ServiceError as e:
+        print(f"pptptop: {e}", file=sys.stderr)
+        return e.code
     except PrivDropError as e:
         print(f"pptptop: {e}", file=sys.stderr)
         return EXIT_NO_USER if "no such user" in str(e) else EXIT_NO_PERMISSION
@@ -366,12 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = Pipeline(src, tracker, count=args.count, speed=(speed or None) if not headless else None)
     tune_gc()
     session.start(pipeline)
-    try:  # --metrics, --events (docs/fleet.md)
-        fleet = service.start(args, pipeline, diagnoser, session.summary, extensions, inspector=inspector)
-    except service.ServiceError as e:
-        session.close()
-        print(f"pptptop: {e}", file=sys.stderr)
-        return e.code
+    fleet.start(pipeline, diagnoser, session.summary, extensions, inspector=inspector)
     if inspector is not None and session.decrypted is not None:  # --decrypted
         inspector.sinks.append(session.decrypted.write)
     if not headless:

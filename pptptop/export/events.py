@@ -85,22 +85,30 @@ class FileSink:
         self.keep = keep
         self.fd = -1
         self.size = 0
+        self.problem = ""  # a rotation that failed: said once by the writer, the lines go on in the old file
         self._open()
 
     def _open(self) -> None:
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
-        self.size = os.fstat(self.fd).st_size
+        """Open the name; the file open before stays in use when that fails (a privilege drop since)."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd = fd
+        self.size = os.fstat(fd).st_size
 
     def write(self, line: bytes, severity: str) -> None:
         if self.rotate_bytes and self.size and self.size + len(line) > self.rotate_bytes:
-            self._rotate()
+            try:
+                self._rotate()
+            except OSError as e:
+                self.size = 0  # the next attempt after another rotate_bytes, not at every line
+                self.problem = f"cannot rotate: {e.strerror or e}"
         n = os.write(self.fd, line)
         self.size += n
         if n < len(line):  # a full disk: the rest in a second write rather than lost silently
             self.size += os.write(self.fd, line[n:])
 
     def _rotate(self) -> None:
-        os.close(self.fd)
         for i in range(self.keep - 1, 0, -1):
             with contextlib.suppress(FileNotFoundError):
                 os.rename(f"{self.path}.{i}", f"{self.path}.{i + 1}")
@@ -109,7 +117,6 @@ class FileSink:
 
     def reopen(self) -> None:
         """SIGHUP: logrotate moved the file; start a new one at the name."""
-        os.close(self.fd)
         self._open()
 
     def close(self) -> None:
@@ -261,7 +268,9 @@ class EventLog:
 
     def __init__(self, sink: Sink, *, source: Source | None = None,
                  extensions: dict[str, Extension] | None = None, maxlen: int = QUEUE_LINES,
-                 on_error: Callable[[str], None] | None = None) -> None:
+                 on_error: Callable[[str], None] | None = None, start: bool = True) -> None:
+        """``start=False``: the writer thread waits for :meth:`start` (after a privilege drop, which must
+        happen while the process has one thread); records queue meanwhile."""
         self.sink = sink
         self.source = source
         self.host = socket.gethostname()
@@ -275,9 +284,14 @@ class EventLog:
         self._last_health = 0.0
         self._tracker: Tracker | None = None
         self._thread = threading.Thread(target=self._run, name="pptptop-events", daemon=True)
-        self._thread.start()
+        if start:
+            self._thread.start()
 
     # ------------------------------------------------------------------ wiring
+    def start(self) -> None:
+        if not self._thread.is_alive() and self._thread.ident is None:
+            self._thread.start()
+
     def attach(self, tracker: Tracker, diagnoser: Any = None) -> EventLog:
         self._tracker = tracker
         tracker.subscribe(self.on_event)
@@ -331,21 +345,21 @@ class EventLog:
             if line == _STOP:
                 return
             if line == _REOPEN:
-                self._guard(self.sink.reopen)
+                try:
+                    self.sink.reopen()
+                except OSError as e:
+                    self._say(f"cannot reopen it, the lines go on where they went: {e.strerror or e}")
                 continue
             try:
                 self.sink.write(line, severity)
                 self.written += 1
+                if isinstance(self.sink, FileSink) and self.sink.problem:
+                    self._say(self.sink.problem)
+                    self.sink.problem = ""
             except OSError as e:
                 self.dropped += 1
                 self.failed += 1
                 self._say(str(e))
-
-    def _guard(self, fn: Callable[[], None]) -> None:
-        try:
-            fn()
-        except OSError as e:
-            self._say(str(e))
 
     def _say(self, problem: str) -> None:
         if problem != self._last_error and self.on_error is not None:
@@ -360,6 +374,7 @@ class EventLog:
 
     def close(self, timeout: float = 2 * SEND_TIMEOUT, final: dict[str, Any] | None = None) -> None:
         """Deliver what waits (at most ``timeout`` seconds: a stuck consumer does not hold the exit), close."""
+        self.start()
         if final is not None:
             self.put(final)
         deadline = time.monotonic() + timeout

@@ -20,10 +20,13 @@ series, so a flood of bogus call IDs cannot grow the exposition.
 from __future__ import annotations
 
 import argparse
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -39,8 +42,6 @@ from pptptop.track.events import Event, EventKind
 from pptptop.track.model import PHASE_ORDER, Direction, DirectionStats, Phase, Tunnel
 
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
-
     from pptptop.sources.base import Source
     from pptptop.track.tracker import Tracker
 
@@ -103,7 +104,8 @@ class Metrics:
     def __init__(self, tracker: Tracker, *, lock: Any = None, source: Source | None = None,
                  recording: Callable[[], dict[str, Any]] | None = None,
                  events: Callable[[], dict[str, int]] | None = None,
-                 per_tunnel: bool = False, tunnel_cap: int = TUNNEL_CAP) -> None:
+                 per_tunnel: bool = False, tunnel_cap: int = TUNNEL_CAP,
+                 registry: CollectorRegistry | None = None) -> None:
         """``recording()`` gives the ``--json`` ``recording``/``record_failed`` sections; ``events()`` the
         structured event sink's counters (``written``, ``dropped``)."""
         self.tracker = tracker
@@ -113,7 +115,7 @@ class Metrics:
         self.events = events
         self.per_tunnel = per_tunnel
         self.tunnel_cap = tunnel_cap
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         r = self.registry
         self.failures = Counter("pptptop_tunnel_failures", "Error findings raised (a tunnel failure, by its cause)",
                                 ["code"], registry=r)
@@ -339,17 +341,41 @@ def _user(user: str | None) -> str:
 
 
 class MetricsServer:
-    """The HTTP endpoint (``prometheus_client.start_http_server``) serving one :class:`Metrics`."""
+    """The HTTP endpoint: ``prometheus_client.make_wsgi_app`` in a threading WSGI server.
 
-    def __init__(self, metrics: Metrics, addr: str, port: int) -> None:
-        from prometheus_client import start_http_server
+    It listens from construction, before any privilege drop (a port below
+    1024); its threads start with :meth:`start`, after the drop, which must
+    happen while the process has one thread. A scrape before then waits in
+    the listen queue.
+    """
 
-        self.metrics = metrics
-        self._server: WSGIServer
-        self._server, self._thread = start_http_server(port, addr, registry=metrics.registry)
+    def __init__(self, registry: CollectorRegistry, addr: str, port: int) -> None:
+        from wsgiref.simple_server import make_server
+
+        from prometheus_client import make_wsgi_app
+
+        self.registry = registry
+        family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0][0]
+        server_class = type("_Server", (_ThreadingWSGIServer,), {"address_family": family})
+        self._server: WSGIServer = make_server(addr, port, make_wsgi_app(registry), server_class, _QuietHandler)
         self.address: tuple[str, int] = self._server.server_address[:2]  # type: ignore[assignment]
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._server.serve_forever, name="pptptop-metrics", daemon=True)
+            self._thread.start()
 
     def close(self) -> None:
-        self._server.shutdown()
+        if self._thread is not None:
+            self._server.shutdown()
         self._server.server_close()
 
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a scrape in progress does not hold the exit
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No line on stderr per scrape."""

@@ -1,9 +1,9 @@
 """A gateway's service mode: ``--headless``, ``--metrics`` and ``--events`` around one pipeline (docs/fleet.md).
 
-The CLI calls :func:`start` once the pipeline exists, :meth:`Service.install_signals`
-for a headless run, :meth:`Service.linger` when the input has ended and
-:meth:`Service.close` last. Messages for the operator go to standard error,
-one line each (journald keeps them).
+The CLI calls :func:`prepare` before the privilege drop, :meth:`Service.start`
+once the pipeline exists, :meth:`Service.install_signals` for a headless run,
+:meth:`Service.linger` when the input has ended and :meth:`Service.close` last.
+Messages for the operator go to standard error, one line each (journald keeps them).
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import CollectorRegistry
+
 from pptptop.export import events as eventsmod
 from pptptop.export import metrics as metricsmod
-from pptptop.export.jsonout import Extension
+from pptptop.export.jsonout import EventStream, Extension
 from pptptop.inside import options as insideopts
 from pptptop.inside.secrets import SecretError
 
@@ -77,18 +79,38 @@ def usage_error(args: argparse.Namespace) -> str | None:
 
 
 class Service:
-    """The outputs of a service run; every method is safe to call when no output was asked for."""
+    """The outputs of a service run; every method is safe to call when no output was asked for.
 
-    def __init__(self, args: argparse.Namespace, pipeline: Pipeline,
-                 say: Callable[[str], None] | None = None, inspector: Inspector | None = None) -> None:
+    :func:`prepare` opens them (as root, before the privilege drop, as the
+    recordings are); :meth:`start` subscribes them to the pipeline.
+    """
+
+    def __init__(self, args: argparse.Namespace, say: Callable[[str], None] | None = None) -> None:
         self.args = args
-        self.pipeline = pipeline
-        self.inspector = inspector
         self.say = say or _stderr
+        self.pipeline: Pipeline | None = None
+        self.inspector: Inspector | None = None
         self.metrics: metricsmod.MetricsServer | None = None
         self.events: eventsmod.EventLog | None = None
         self.stopping = threading.Event()
         self._stop_at: float | None = None
+
+    def start(self, pipeline: Pipeline, diagnoser: Any, recording: Callable[[], dict[str, Any]] | None = None,
+              extensions: dict[str, Extension] | None = None, inspector: Inspector | None = None) -> None:
+        """Feed the opened outputs from ``pipeline``'s tracker and ``diagnoser``."""
+        self.pipeline, self.inspector = pipeline, inspector
+        tracker = pipeline.tracker
+        if self.events is not None:
+            self.events.source = pipeline.source
+            self.events.stream = EventStream(sys.stdout, extensions)
+            self.events.attach(tracker, diagnoser)
+            self.events.start()
+        if self.metrics is not None:
+            ev = self.events.counters if self.events is not None else None
+            metricsmod.Metrics(tracker, lock=pipeline.lock, source=pipeline.source, recording=recording, events=ev,
+                               per_tunnel=self.args.metrics_per_tunnel, registry=self.metrics.registry
+                               ).attach(tracker, diagnoser)
+            self.metrics.start()
 
     def install_signals(self) -> None:
         """``--headless``: SIGHUP reopens the outputs; SIGTERM and SIGINT end the capture and any lingering."""
@@ -99,7 +121,8 @@ class Service:
             if self._stop_at is None:
                 self._stop_at = time.monotonic()
             self.stopping.set()
-            self.pipeline.stop()
+            if self.pipeline is not None:
+                self.pipeline.stop()
 
         def reload(signum: int, frame: FrameType | None) -> None:
             self.reload()
@@ -113,7 +136,7 @@ class Service:
         if self.events is not None:
             self.events.reopen()
             self.say("SIGHUP: reopening the --events output")
-        if self.inspector is not None and self.args.secrets:
+        if self.inspector is not None and self.pipeline is not None and self.args.secrets:
             try:
                 store, warnings = insideopts.load(self.args)
             except SecretError as e:
@@ -129,7 +152,7 @@ class Service:
         """Whether to stop waiting for the capture thread: SIGTERM came :data:`STOP_GRACE` seconds ago and
         it is still blocked in a read that closing the source does not interrupt (``-r -`` from a pipe
         whose writer stays). Then the input ends here, under the pipeline's lock, as it would at its end."""
-        if self._stop_at is None or time.monotonic() - self._stop_at < STOP_GRACE:
+        if self._stop_at is None or self.pipeline is None or time.monotonic() - self._stop_at < STOP_GRACE:
             return False
         with self.pipeline.lock:
             if not self.pipeline.done.is_set():
@@ -138,7 +161,7 @@ class Service:
 
     def linger(self) -> None:
         """``--headless -r FILE --metrics``: the file is read; keep the endpoint up until SIGTERM."""
-        if not self.args.headless or self.metrics is None or self.pipeline.source.live:
+        if not self.args.headless or self.metrics is None or self.pipeline is None or self.pipeline.source.live:
             return
         if not self.stopping.is_set():
             host, port = self.metrics.address
@@ -150,36 +173,35 @@ class Service:
     def close(self) -> None:
         """Deliver the last events (a ``capture-end`` record) and stop serving."""
         if self.events is not None:
-            self.events.close(final=self.events.health("capture-end", self.pipeline.tracker.now))
+            now = self.pipeline.tracker.now if self.pipeline is not None else time.time()
+            self.events.close(final=self.events.health("capture-end", now))
             if self.events.dropped:
                 self.say(f"--events: {self.events.dropped} events were dropped (the consumer was slow or gone)")
         if self.metrics is not None:
             self.metrics.close()
 
 
-def start(args: argparse.Namespace, pipeline: Pipeline, diagnoser: Any,
-          recording: Callable[[], dict[str, Any]] | None = None,
-          extensions: dict[str, Extension] | None = None,
-          say: Callable[[str], None] | None = None, inspector: Inspector | None = None) -> Service:
-    """Open ``--events`` and serve ``--metrics`` for ``pipeline``. Raises :class:`ServiceError`."""
-    svc = Service(args, pipeline, say, inspector)
-    tracker = pipeline.tracker
+def prepare(args: argparse.Namespace, say: Callable[[str], None] | None = None) -> Service:
+    """Open ``--events`` and listen on ``--metrics``, before any privilege drop (a log file root may write, a
+    port below 1024), importing now what they would import later; no thread starts before :meth:`Service.start`
+    (the drop must happen while the process has one). Raises :class:`ServiceError`."""
+    import encodings.idna  # noqa: F401  host names: the lookup loads this codec, unreadable to `nobody` later
+
+    svc = Service(args, say)
     if args.events is not None:
         try:
             sink = eventsmod.open_sink(args.events, args.events_rotate << 20)
         except (OSError, eventsmod.EventsError) as e:
             raise ServiceError(f"--events: cannot open {args.events}: {getattr(e, 'strerror', None) or e}",
                                EXIT_CANT_CREATE) from None
-        svc.events = eventsmod.EventLog(sink, source=pipeline.source, extensions=extensions,
-                                        on_error=lambda p: svc.say(f"--events {args.events}: {p}")
-                                        ).attach(tracker, diagnoser)
+        svc.events = eventsmod.EventLog(sink, on_error=lambda p: svc.say(f"--events {args.events}: {p}"),
+                                        start=False)
     if args.metrics is not None:
+        import prometheus_client.openmetrics.exposition  # noqa: F401  what Prometheus asks for, loaded late
+
         addr, port = metricsmod.parse_address(args.metrics)
-        ev = svc.events.counters if svc.events is not None else None
-        m = metricsmod.Metrics(tracker, lock=pipeline.lock, source=pipeline.source, recording=recording, events=ev,
-                               per_tunnel=args.metrics_per_tunnel).attach(tracker, diagnoser)
         try:
-            svc.metrics = metricsmod.MetricsServer(m, addr, port)
+            svc.metrics = metricsmod.MetricsServer(CollectorRegistry(auto_describe=True), addr, port)
         except OSError as e:
             if svc.events is not None:
                 svc.events.close(timeout=0.5)

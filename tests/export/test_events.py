@@ -254,3 +254,20 @@ def test_stdout_destination(tmp_path: Path) -> None:
     r = run("-r", str(CAPTURE), "--headless", "--events", "-")
     assert r.returncode == 0
     assert [e["event"] for e in records(r.stdout.splitlines())][-1] == "capture-end"
+
+
+def test_a_failed_reopen_or_rotation_keeps_writing_to_the_old_file(tmp_path: Path) -> None:
+    """After a privilege drop the name may not be creatable any more: the lines go on in the file open."""
+    d = tmp_path / "d"
+    d.mkdir()
+    sink = FileSink(str(d / "e.jsonl"), rotate_bytes=100)
+    sink.write(b'{"n": 0}\n', "info")
+    (d / "e.jsonl").rename(tmp_path / "moved.jsonl")
+    d.rmdir()  # nowhere to create the name again
+    with pytest.raises(OSError):
+        sink.reopen()
+    for i in range(1, 30):
+        sink.write(f'{{"n": {i}}}\n'.encode(), "info")
+    assert sink.problem.startswith("cannot rotate")
+    sink.close()
+    assert [json.loads(x)["n"] for x in (tmp_path / "moved.jsonl").read_text().splitlines()] == list(range(30))

@@ -120,7 +120,8 @@ def test_sighup_reads_the_secrets_again(tmp_path: Path) -> None:
     inspector = insideopts.inspector(store, tracker)
     assert inspector is not None
     said: list[str] = []
-    svc = service.Service(args, Pipeline(open_file(str(CAPTURE)), tracker), said.append, inspector)
+    svc = service.prepare(args, said.append)
+    svc.start(Pipeline(open_file(str(CAPTURE)), tracker), None, inspector=inspector)
     assert inspector.secrets.lookup("carol", "pptpsrv") is None
     secrets.write_text('alice pptpsrv "wonderland-42" *\ncarol pptpsrv "new-one" *\n')
     svc.reload()
@@ -130,3 +131,34 @@ def test_sighup_reads_the_secrets_again(tmp_path: Path) -> None:
     svc.reload()
     assert inspector.secrets.lookup("carol", "pptpsrv") is not None
     assert said[-1].startswith("SIGHUP: keeping the secrets read before: ")
+
+
+@pytest.mark.root
+def test_live_as_root_drops_privileges_with_the_outputs_open(tmp_path: Path) -> None:
+    """Live capture as root drops privileges, which must happen while the process has one thread: the events
+    file and the metrics port are opened before, their threads started after; the endpoint answers (its codecs
+    were loaded as root), SIGHUP keeps the run going, SIGTERM ends it cleanly. Nothing is sent: ``lo`` is only
+    listened on."""
+    events = tmp_path / "e.jsonl"
+    p = subprocess.Popen([sys.executable, "-m", "pptptop", "--headless", "-i", "lo", "--metrics", "127.0.0.1:0",
+                          "--events", str(events)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stderr is not None
+    line = p.stderr.readline()
+    assert "serving metrics" in line, line + p.stderr.read()
+    url = line.split("http://", 1)[1].split()[0]
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            got = scrape(f"http://{url}")
+            break
+        except OSError:
+            assert time.monotonic() < deadline and p.poll() is None
+            time.sleep(0.2)
+    assert got["pptptop_capture_frames_total"] == 0
+    p.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert p.poll() is None
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=30) == 0, p.stderr.read()
+    last = json.loads(events.read_text().splitlines()[-1])
+    assert last["event"] == "capture-end" and last["schema"] == 1
