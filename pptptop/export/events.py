@@ -277,8 +277,9 @@ class EventLog:
         self.stream = EventStream(sys.stdout, extensions)  # only its record(): the live --json objects
         self.queue: queue.Queue[tuple[bytes, str]] = queue.Queue(maxlen)
         self.written = 0
-        self.dropped = 0
-        self.failed = 0  # of the dropped: lost by the destination (gone, refused, too long), not the queue
+        self.overflowed = 0  # the queue was full (counted by the capture thread only)
+        self.failed = 0  # the destination lost them: gone, refused, too long (counted by the writer only)
+        self.abandoned = 0  # still queued when the exit could wait no longer
         self.on_error = on_error
         self._last_error = ""
         self._last_health = 0.0
@@ -298,6 +299,11 @@ class EventLog:
         if diagnoser is not None:
             diagnoser.subscribe(self.on_finding)
         return self
+
+    @property
+    def dropped(self) -> int:
+        """Records that never reached the destination; each part has one writer thread, so no lock."""
+        return self.overflowed + self.failed + self.abandoned
 
     def counters(self) -> dict[str, int]:
         return {"written": self.written, "dropped": self.dropped}
@@ -336,7 +342,7 @@ class EventLog:
         try:
             self.queue.put_nowait((line.encode(), severity))
         except queue.Full:
-            self.dropped += 1
+            self.overflowed += 1
 
     # ------------------------------------------------------------------ writer thread
     def _run(self) -> None:
@@ -357,7 +363,6 @@ class EventLog:
                     self._say(self.sink.problem)
                     self.sink.problem = ""
             except OSError as e:
-                self.dropped += 1
                 self.failed += 1
                 self._say(str(e))
 
@@ -387,6 +392,6 @@ class EventLog:
                     break
         self._thread.join(max(0.0, deadline - time.monotonic()))
         if self._thread.is_alive():
-            self.dropped += self.queue.qsize()  # left for a consumer that never took them
+            self.abandoned = self.queue.qsize()  # left for a consumer that never took them
         else:
             self.sink.close()
