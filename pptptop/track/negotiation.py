@@ -157,9 +157,8 @@ def _lcp(tracker: Tracker, t: Tunnel, d: Direction, side: str, m: ControlPacket,
             lcp.auth_refused_by = side
     elif code == ControlCode.TERMINATE_REQUEST:
         tracker._close_step(t, side, "lcp-terminate", terminate_reason(m.data), ts, number)
-        if not t.control_seen:
-            # GRE only: no control connection will say the call is over; the link going down ends it
-            tracker._end(t, ts, number)
+        # GRE only: no control connection may ever say the call is over; the link going down ends the tunnel
+        # at the next tick after Tracker's GRE_ONLY_LINGER, unless its control connection binds it first
     elif code == ControlCode.PROTOCOL_REJECT:
         if m.rejected_protocol is not None and len(lcp.protocol_rejects) < MAX_PROTOCOL_REJECTS:
             lcp.protocol_rejects.append(m.rejected_protocol)

@@ -74,6 +74,8 @@ MASK32 = 0xFFFFFFFF
 #: IP protocol numbers of an IP header inside IP, and the ethertype of what they carry
 INNER_IP = {4: 0x0800, 41: 0x86DD}
 MAX_IP_NESTING = 4
+#: seconds a GRE-only tunnel's LCP Terminate waits for its control connection before it ends the tunnel
+GRE_ONLY_LINGER = 2.0
 MASK64 = (1 << 64) - 1
 
 
@@ -641,6 +643,8 @@ class Tracker:
             ):
                 self._close_step(t, "client", "no-answer", f"{t.tcp.syn_count} SYN unanswered", now, None)
                 self._end(t, now, None)
+            elif self._gre_only_down(t, now - GRE_ONLY_LINGER):
+                self._end(t, t.close.ts or now, t.close.frame)
             elif now - t.last_seen > lim.idle_timeout:
                 self._close_step(t, "unknown", "idle", f"no packet for {int(now - t.last_seen)} s", now, None)
                 self._end(t, now, None)
@@ -652,6 +656,14 @@ class Tracker:
             self.now = now
             if now - self._last_tick >= 1.0:
                 self.tick(now)
+
+    @staticmethod
+    def _gre_only_down(t: Tunnel, before: float) -> bool:
+        """A GRE-only tunnel whose link went down (LCP Terminate-Request) before ``before``: no control
+        connection will end it; one that shows up within :data:`GRE_ONLY_LINGER` binds to it first."""
+        c = t.close
+        return not t.ended and not t.control_seen and c.how == "lcp-terminate" and c.ts is not None \
+            and c.ts <= before
 
     def finish(self) -> None:
         """End of input: run the timeouts once more at the last capture time.
@@ -666,6 +678,8 @@ class Tracker:
                     and tcp.syn_count >= 2:
                 self._close_step(t, "client", "no-answer", f"{tcp.syn_count} SYN unanswered", self.now, None)
                 self._end(t, self.now, None)
+            elif self._gre_only_down(t, self.now):
+                self._end(t, t.close.ts or self.now, t.close.frame)
         self._emit(Event(self.now, EventKind.TICK, None, detail={"final": True}))
 
     # ------------------------------------------------------------------ storage and bounds
