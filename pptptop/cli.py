@@ -39,7 +39,7 @@ from pptptop.track.model import Tunnel
 from pptptop.track.tracker import Limits, Tracker
 
 if TYPE_CHECKING:
-    from pptptop.ui.filtering import RowFilter
+    from pptptop.view.filtering import RowFilter
 
 EXIT_OK = 0
 EXIT_USAGE = 64  # sysexits EX_USAGE
@@ -466,7 +466,7 @@ def _preload(args: argparse.Namespace, headless: bool, live: bool) -> None:
     if live or args.drop_user is not None:
         names.append("numpy.ma")  # numpy's set routines (np.unique: the data path, the recorder) import it late
     if args.export_tunnel is not None:
-        names += ["pptptop.ui.filtering", "pptptop.ui.snapshot"]
+        names += ["pptptop.view.filtering", "pptptop.view.snapshot"]
     for name in names:
         importlib.import_module(name)
 
@@ -541,8 +541,8 @@ def _export_filter(args: argparse.Namespace) -> tuple[RowFilter | None, str | No
     """
     if args.export_tunnel is None or args.export_tunnel.strip().isdigit():
         return None, None
-    from pptptop.ui.filtering import FilterError as RowFilterError
-    from pptptop.ui.filtering import parse_filter
+    from pptptop.view.filtering import FilterError as RowFilterError
+    from pptptop.view.filtering import parse_filter
 
     try:
         return parse_filter(args.export_tunnel), None
@@ -557,7 +557,7 @@ def _export(session: recording.RecordingSession, args: argparse.Namespace, flt: 
     """
     match = None
     if flt is not None:
-        from pptptop.ui.snapshot import make_row
+        from pptptop.view.snapshot import make_row
 
         tracker = session.tracker
         assert tracker is not None

@@ -1,9 +1,11 @@
 """Per-tunnel export: every packet kept for a tunnel, both NAT legs, in capture order.
 
-Used by the UI's save key (:func:`export_tunnel`), by headless
+One exporter for the UI's save key (:func:`gather` under the pipeline lock,
+then :func:`write_export` into :func:`save_path`) and headless
 ``--export-tunnel ID|FILTER -w FILE`` (:func:`select_tunnels`,
-:func:`export_tunnels`) and by ``--record-failed`` (:func:`write_packets`
-with comments).
+:func:`export_tunnels`): both write the same file, every NAT leg with its
+section comment. ``--record-failed`` uses :func:`write_packets` with
+comments.
 
 What a tunnel keeps (``pptptop.track.model.Tunnel``): its first negotiation
 and control packets (``packets``), the later ones in a ring
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pptptop.diagnose.text import printable, quoted
@@ -218,23 +222,53 @@ def section_comment(tunnels: Iterable[Tunnel], tracker: Tracker | None = None, *
     return "\n".join(lines)
 
 
+@dataclass(frozen=True, slots=True)
+class TunnelExport:
+    """What an export writes, copied from the tracker: its packets and the pcapng section comment."""
+
+    packets: list[ExportPacket]
+    comment: str
+
+
+def gather(tunnels: Iterable[Tunnel], tracker: Tracker | None = None) -> TunnelExport:
+    """Copy what the export of ``tunnels`` (with their NAT legs) writes; call with the pipeline lock held."""
+    ts = list(tunnels)
+    return TunnelExport(collect_packets(ts, tracker), section_comment(ts, tracker, title="pptptop tunnel export"))
+
+
+def write_export(export: TunnelExport, dest: str | os.PathLike[str] | int, *, pcapng: bool = True,
+                 replace: bool = True) -> int:
+    """Write a gathered export (no lock needed); returns the packets written. Raises :class:`RecordError`."""
+    return write_packets(export.packets, dest, pcapng=pcapng, comment=export.comment if pcapng else None,
+                         replace=replace)
+
+
 def export_tunnels(tunnels: Iterable[Tunnel], dest: str | os.PathLike[str] | int, *, pcapng: bool = True,
                    tracker: Tracker | None = None) -> int:
     """Write every packet kept for ``tunnels`` (with their NAT legs) to one file; returns the count."""
-    ts = list(tunnels)
-    packets = collect_packets(ts, tracker)
-    comment = section_comment(ts, tracker, title="pptptop tunnel export") if pcapng else None
-    return write_packets(packets, dest, pcapng=pcapng, comment=comment)
+    return write_export(gather(tunnels, tracker), dest, pcapng=pcapng)
 
 
 def export_tunnel(tunnel: Tunnel, path: str | os.PathLike[str] | int, *, pcapng: bool = True,
                   tracker: Tracker | None = None) -> int:
-    """The UI's save key: one tunnel (both legs when NAT correlation knows the other), in capture order.
+    """One tunnel (both legs when NAT correlation knows the other), in capture order.
 
     Call with the pipeline lock held, or after the capture ended; returns
     the number of packets written. Raises :class:`RecordError`.
     """
     return export_tunnels([tunnel], path, pcapng=pcapng, tracker=tracker)
+
+
+def save_path(tunnel_id: int, directory: Path | None = None, when: float | None = None) -> Path:
+    """The save key's file: ``pptptop-ID-YYYYmmdd-HHMMSS.pcapng`` in ``directory``.
+
+    Without a directory: the current one when it is writable, else the home directory.
+    """
+    if directory is None:
+        here = Path.cwd()
+        directory = here if os.access(here, os.W_OK) else Path.home()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if when is None else when))
+    return directory / f"pptptop-{tunnel_id}-{stamp}.pcapng"
 
 
 def select_tunnels(tracker: Tracker, selector: str,

@@ -31,16 +31,17 @@ from textual.css.tokenizer import TokenError
 from textual.screen import Screen
 
 from pptptop.pipeline import Pipeline, tune_gc
+from pptptop.record.export import gather, save_path, write_export
+from pptptop.record.writers import RecordError
 from pptptop.track.model import Packet
-from pptptop.ui.eventfeed import EventFeed
 from pptptop.ui.format import wire
 from pptptop.ui.keys import KEYS
-from pptptop.ui.save import save_tunnel
 from pptptop.ui.screens.base import PptpScreen
 from pptptop.ui.screens.tunnels import TunnelsScreen
-from pptptop.ui.snapshot import TunnelStore, detail_of
 from pptptop.ui.themes import CONTRAST_THEME, ThemeError, ThemeSpec, load_theme, next_theme
 from pptptop.ui.widgets.capture_header import recording_label
+from pptptop.view.eventfeed import EventFeed
+from pptptop.view.snapshot import TunnelStore, detail_of
 
 EXIT_OK = 0
 EXIT_USAGE = 64
@@ -205,17 +206,18 @@ class PptpTopApp(App[int]):
         self.push_screen(PacketScreen(packets, index, evidence))
 
     def save_tunnel(self, tunnel_id: int) -> Path | None:
-        """Write the tunnel's kept packets to pcapng and say where."""
-        d = detail_of(self.pipeline, tunnel_id)
-        if d is None:
+        """Write the tunnel's kept packets, both NAT legs, to pcapng (as ``--export-tunnel``) and say where."""
+        with self.pipeline.lock:  # copied under the lock, written without it
+            t = self.pipeline.tracker.tunnels.get(tunnel_id)
+            export = None if t is None else gather([t], self.pipeline.tracker)
+        if export is None:
             self.notify(f"tunnel {tunnel_id} is no longer in memory", severity="warning")
             return None
-        try:
-            path, count = save_tunnel(d, self.save_dir)
-        except OSError as e:
-            self.notify(
-                f"could not save tunnel {tunnel_id}: {e.strerror or e}", severity="error", markup=False
-            )
+        path = save_path(tunnel_id, self.save_dir)
+        try:  # 0600, never through a planted symlink: the file holds user names and MS-CHAP exchanges
+            count = write_export(export, path, replace=False)
+        except RecordError as e:
+            self.notify(f"could not save tunnel {tunnel_id}: {e}", severity="error", markup=False)
             return None
         self.saved.append(path)
         self.notify(

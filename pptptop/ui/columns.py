@@ -2,7 +2,7 @@
 
 A data table (like sngrep's column list): the widget draws whichever columns
 fit, most important first (lowest ``priority``), in this order. Cells are Rich
-``Text`` built from :class:`~pptptop.ui.snapshot.TunnelRow` values; every wire
+``Text`` built from :class:`~pptptop.view.snapshot.TunnelRow` values; every wire
 string goes through :func:`~pptptop.ui.format.wire`.
 """
 
@@ -18,7 +18,7 @@ from rich.text import Text
 
 from pptptop.track.model import PHASE_ORDER, Phase
 from pptptop.ui.format import age, bits_rate, sparkline, wire
-from pptptop.ui.snapshot import SEVERITY_RANK, TunnelRow
+from pptptop.view.snapshot import SEVERITY_RANK, TunnelRow
 
 StyleOf = Callable[[str], Style]
 

@@ -1,6 +1,6 @@
 """The tunnel screen's text: phase timeline, findings, negotiated parameters, echo, ending, transcript.
 
-Pure Rich ``Text`` builders over a :class:`~pptptop.ui.snapshot.TunnelDetail`
+Pure Rich ``Text`` builders over a :class:`~pptptop.view.snapshot.TunnelDetail`
 (no Textual), so they are unit-tested directly. Styles are names of the
 theme's classes, resolved by the caller through ``st(name)``.
 """
@@ -17,7 +17,7 @@ from pptptop.decode import pptp as P
 from pptptop.track.model import Direction, EchoStats, HexData, Outcome, PacketKind, Phase
 from pptptop.ui.columns import PHASE_CHIP
 from pptptop.ui.format import bits_rate, clock, duration, size, wire
-from pptptop.ui.snapshot import Traffic, TunnelDetail
+from pptptop.view.snapshot import Traffic, TunnelDetail
 
 StyleOf = Callable[[str], Style]
 MARK = {Outcome.OK: "✓", Outcome.FAILED: "✗", Outcome.OPEN: "…", Outcome.NOT_SEEN: "?"}

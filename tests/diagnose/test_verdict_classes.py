@@ -41,8 +41,8 @@ from pptptop.track import nat
 from pptptop.track.model import HexData, Phase, Tunnel
 from pptptop.track.negotiation import terminate_reason
 from pptptop.track.tracker import Tracker
-from pptptop.ui.snapshot import make_detail
 from pptptop.ui.tunnel_text import ending
+from pptptop.view.snapshot import make_detail
 
 CRAFTED = sorted([*verdict_captures.FILES, *verdict_captures.NG_FILES])
 

@@ -31,9 +31,9 @@ from pptptop.pipeline import Pipeline, tune_gc
 from pptptop.track.tracker import Limits, Tracker
 from pptptop.ui.app import PptpTopApp
 from pptptop.ui.columns import COLUMNS
-from pptptop.ui.filtering import parse_filter
-from pptptop.ui.snapshot import TunnelStore
 from pptptop.ui.widgets.tunnel_table import TunnelTable
+from pptptop.view.filtering import parse_filter
+from pptptop.view.snapshot import TunnelStore
 
 CAPTURE_STEP = 0.0001  # pptptop.bench writes one packet every 100 µs of capture time
 

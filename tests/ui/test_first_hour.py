@@ -25,9 +25,9 @@ from pptptop.ui.keys import MOVEMENT
 from pptptop.ui.screens.help import HelpScreen, help_rows
 from pptptop.ui.screens.nat import NatScreen
 from pptptop.ui.screens.tunnel import TunnelScreen
-from pptptop.ui.snapshot import TunnelStore
 from pptptop.ui.widgets.nat_table import NatTable
 from pptptop.ui.widgets.tunnel_table import TunnelTable
+from pptptop.view.snapshot import TunnelStore
 
 S1 = "s1-mschapv2-mppe128-both.pcapng"
 S2 = "s2-mschapv2-wrong-password-both.pcapng"

@@ -10,7 +10,7 @@ from pptptop.sources import open_file
 from pptptop.sources.pcapfile import PcapFileSource
 from pptptop.track.tracker import Tracker
 from pptptop.ui.columns import JOINED_MARK, phase_chip
-from pptptop.ui.snapshot import make_row
+from pptptop.view.snapshot import make_row
 
 
 def tail_of(path: Path, first: int) -> bytes:

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from ui_helpers import SIZE, screen_text
+from ui_helpers import DATA, SIZE, screen_text, wired_app
 
+from pptptop.cli import main
 from pptptop.ui.app import PptpTopApp
 from pptptop.ui.screens.help import HelpScreen
 from pptptop.ui.screens.tunnel import TunnelScreen
@@ -210,9 +211,12 @@ def table_first(app: PptpTopApp) -> int:
 
 
 class TestSave:
-    def test_save_writes_a_pcapng_that_tshark_reads(self, make_app: Callable[..., PptpTopApp],
-                                                    tmp_path: Path) -> None:
-        app = make_app(S1)
+    def test_save_writes_both_legs_as_export_tunnel_does(self, tmp_path: Path) -> None:
+        """The save key and ``--export-tunnel ID`` are one exporter: both NAT legs, the same packets."""
+        app = wired_app(DATA / S1, save_dir=tmp_path)
+        tracker = app.pipeline.tracker
+        legs = sorted(tracker.tunnels)
+        assert len(legs) == 2  # the session's two NAT legs (wan0 and lan0)
 
         async def run() -> None:
             async with app.run_test(size=SIZE, notifications=True) as pilot:
@@ -222,16 +226,19 @@ class TestSave:
                 assert "saved" in screen_text(app)
         asyncio.run(run())
         [path] = app.saved
-        assert path.parent == tmp_path and path.name.startswith("pptptop-1-") and path.suffix == ".pcapng"
+        saved = int(path.name.split("-")[1])  # the leg the folded row shows
+        assert path.parent == tmp_path and saved in legs and path.suffix == ".pcapng"
         assert path.stat().st_mode & 0o777 == 0o600  # user names and MS-CHAP exchanges: owner only
-        t = app.pipeline.tracker.tunnels[1]
-        expected = {p.number for p in t.all_packets()} | {e[0] for e in t.data_ring}
+        expected = sorted({p.number for t in tracker.tunnels.values() for p in t.all_packets()}
+                          | {e[0] for t in tracker.tunnels.values() for e in t.data_ring})
+        cli = tmp_path / "cli.pcapng"
+        assert main(["-r", str(DATA / S1), "--export-tunnel", str(saved), "-w", str(cli)]) == 0
+        assert path.read_bytes() == cli.read_bytes()  # byte for byte the file --export-tunnel writes
         if shutil.which("tshark") is None:
             pytest.skip("tshark is not installed (apt-get install tshark)")
-        out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.comment"],
-                             capture_output=True, text=True, check=True).stdout.split("\n")
-        numbers = [int(x.split()[2].rstrip(":")) for x in out if x.startswith("pptptop frame")]
-        assert numbers == sorted(expected)
+        out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.interface_name"],
+                             capture_output=True, text=True, check=True).stdout.split()
+        assert len(out) == len(expected) and set(out) == {"wan0", "lan0"}
 
 
 class TestThemes:

@@ -10,15 +10,15 @@ from ui_helpers import DATA
 
 from pptptop import sources
 from pptptop.pipeline import Pipeline
+from pptptop.record.export import gather
 from pptptop.track.model import Phase
 from pptptop.track.tracker import Tracker
 from pptptop.ui.columns import COLUMNS, fit_columns, render_row
-from pptptop.ui.filtering import FilterError, parse_filter
 from pptptop.ui.format import age, bits_rate, sparkline
-from pptptop.ui.save import frames_of
-from pptptop.ui.snapshot import TunnelStore, detail_of
 from pptptop.ui.themes import BUILTIN, ThemeError, load_theme, next_theme, themes_dir
 from pptptop.ui.tunnel_text import bar_chart
+from pptptop.view.filtering import FilterError, parse_filter
+from pptptop.view.snapshot import TunnelStore
 
 
 def run(name: str) -> Pipeline:
@@ -145,13 +145,13 @@ class TestFormat:
 class TestSave:
     def test_frames_once_each_in_order(self) -> None:
         p = run("s1-mschapv2-mppe128-inside.pcap")
-        d = detail_of(p, 1)
-        assert d is not None
-        frames = frames_of(d)
-        numbers = [f[0] for f in frames]
+        t = p.tracker.tunnels[1]
+        export = gather([t], p.tracker)
+        numbers = [x.number for x in export.packets]
         assert numbers == sorted(set(numbers))
-        assert set(numbers) == {x.number for x in d.packets} | {e[0] for e in d.data_ring}
-        assert all(f[3] == 1 for f in frames)
+        assert set(numbers) == {x.number for x in t.all_packets()} | {e[0] for e in t.data_ring}
+        assert all(x.linktype == 1 for x in export.packets)
+        assert export.comment.startswith("pptptop tunnel export\ntunnel 1 ")
 
 
 class TestThemes:
@@ -188,3 +188,15 @@ class TestThemes:
         mine.write_text("Screen { }")
         spec = load_theme(str(mine))
         assert next_theme("contrast", spec) == str(mine) and next_theme(str(mine), spec) == "dark"
+
+
+def test_the_view_models_never_import_textual() -> None:
+    """``pptptop.view`` is what the CLI and the tests use headless: Textual stays in ``pptptop.ui``."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pptptop.view.snapshot, pptptop.view.filtering, pptptop.view.ladder_model, "
+            "pptptop.view.eventfeed, pptptop.view.tshark, pptptop.record.export; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'textual' or m.startswith('pptptop.ui')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -90,7 +90,7 @@ class TestEvents:
 
     def test_the_log_is_capped(self) -> None:
         from pptptop.track.events import Event, EventKind
-        from pptptop.ui.eventfeed import EventFeed
+        from pptptop.view.eventfeed import EventFeed
 
         feed = EventFeed(cap=10)
         for i in range(25):

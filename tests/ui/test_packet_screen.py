@@ -116,7 +116,7 @@ class TestTsharkView:
 
 
 def test_missing_tshark_gives_a_sentence(monkeypatch: pytest.MonkeyPatch, make_app: Callable[..., PptpTopApp]) -> None:
-    from pptptop.ui import tshark
+    from pptptop.view import tshark
 
     monkeypatch.setattr(tshark.shutil, "which", lambda name: None)
     app = make_app(S2)

@@ -11,11 +11,11 @@ from ui_helpers import SIZE, screen_text
 
 from pptptop.track.model import PacketKind
 from pptptop.ui.app import PptpTopApp
-from pptptop.ui.ladder_model import Lane
 from pptptop.ui.screens.packet import PacketScreen
 from pptptop.ui.screens.tunnel import TunnelScreen
 from pptptop.ui.widgets.ladder import LadderView
 from pptptop.ui.widgets.packet_list import PacketList
+from pptptop.view.ladder_model import Lane
 
 S1 = "s1-mschapv2-mppe128-inside.pcap"
 S2 = "s2-mschapv2-wrong-password-inside.pcap"

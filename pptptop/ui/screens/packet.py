@@ -22,9 +22,9 @@ from pptptop.track.model import Direction, Packet
 from pptptop.ui.format import clock, wire
 from pptptop.ui.keys import bindings
 from pptptop.ui.screens.base import PptpScreen
-from pptptop.ui.tshark import tshark_dissect, without_frame_block
 from pptptop.ui.widgets.capture_header import CaptureHeader
 from pptptop.ui.widgets.hex_view import HexView
+from pptptop.view.tshark import tshark_dissect, without_frame_block
 
 
 def node_label(n: Node) -> Text:

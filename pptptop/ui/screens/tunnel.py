@@ -16,14 +16,14 @@ from pptptop.track.model import Direction, Packet
 from pptptop.ui.columns import phase_chip
 from pptptop.ui.format import clock, wire
 from pptptop.ui.keys import bindings
-from pptptop.ui.ladder_model import Lane, all_frames, ladder_entries
 from pptptop.ui.screens.base import PptpScreen
-from pptptop.ui.snapshot import TunnelDetail, detail_of
 from pptptop.ui.tunnel_text import StyleOf, summary, throughput, transcript
 from pptptop.ui.widgets.capture_header import CaptureHeader
 from pptptop.ui.widgets.ladder import LadderView
 from pptptop.ui.widgets.line_list import LineList
 from pptptop.ui.widgets.packet_list import PacketList
+from pptptop.view.ladder_model import Lane, all_frames, ladder_entries
+from pptptop.view.snapshot import TunnelDetail, detail_of
 
 RELOAD_EVERY = 0.5  # seconds: a live tunnel's screen is re-copied at most twice a second
 CHART_SECONDS = 300  # the history a tunnel keeps (DirectionStats.history)

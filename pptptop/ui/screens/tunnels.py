@@ -11,13 +11,13 @@ from textual.binding import BindingType
 from textual.widgets import Footer, Input, Static
 
 from pptptop.ui.columns import COLUMN_BY_KEY, phase_chip
-from pptptop.ui.filtering import NO_FILTER, FilterError, parse_filter
 from pptptop.ui.format import wire
 from pptptop.ui.keys import bindings
 from pptptop.ui.screens.base import PptpScreen
-from pptptop.ui.snapshot import TunnelRow
 from pptptop.ui.widgets.capture_header import CaptureHeader
 from pptptop.ui.widgets.tunnel_table import TunnelTable
+from pptptop.view.filtering import NO_FILTER, FilterError, parse_filter
+from pptptop.view.snapshot import TunnelRow
 
 
 def status_line(r: TunnelRow | None, shown: int, total: int, filter_text: str) -> Text:

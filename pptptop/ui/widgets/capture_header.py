@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from pptptop.ui.format import clock, wire
-from pptptop.ui.snapshot import CaptureView
+from pptptop.view.snapshot import CaptureView
 
 
 def capture_state(c: CaptureView) -> tuple[str, str]:

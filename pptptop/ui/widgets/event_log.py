@@ -7,9 +7,9 @@ from typing import ClassVar
 
 from rich.text import Text
 
-from pptptop.ui.eventfeed import EventLine
 from pptptop.ui.format import clock, wire
 from pptptop.ui.widgets.line_list import LineList
+from pptptop.view.eventfeed import EventLine
 
 
 class EventLog(LineList):

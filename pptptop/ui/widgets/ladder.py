@@ -13,9 +13,9 @@ from rich.text import Text
 from textual.message import Message
 
 from pptptop.ui.format import wire
-from pptptop.ui.ladder_model import LadderEntry, Lane
 from pptptop.ui.tunnel_text import TEXT_CLASSES
 from pptptop.ui.widgets.line_list import LineList
+from pptptop.view.ladder_model import LadderEntry, Lane
 
 GUTTER = 18  # mark(1) + frame number(6) + space + seconds(9) + space
 KIND_STYLE = {

@@ -15,8 +15,8 @@ from textual import events
 
 from pptptop.ui.columns import phase_chip
 from pptptop.ui.format import wire
-from pptptop.ui.snapshot import TunnelRow
 from pptptop.ui.widgets.line_list import LineList
+from pptptop.view.snapshot import TunnelRow
 
 SEPARATOR = 1
 

@@ -1,6 +1,6 @@
 """The tunnels table: one row per tunnel, sorted and filtered, drawn on the line API.
 
-Rows are :class:`~pptptop.ui.snapshot.TunnelRow` copies; the table keeps the
+Rows are :class:`~pptptop.view.snapshot.TunnelRow` copies; the table keeps the
 selected tunnel under the cursor (by id) while rows move, appear and vanish,
 and only redraws the lines on screen, so 5,000 tunnels update in place at
 10 Hz without flicker.
@@ -24,9 +24,9 @@ from pptptop.ui.columns import (
     render_header,
     render_row,
 )
-from pptptop.ui.filtering import NO_FILTER, RowFilter
-from pptptop.ui.snapshot import TunnelRow
 from pptptop.ui.widgets.line_list import LineList
+from pptptop.view.filtering import NO_FILTER, RowFilter
+from pptptop.view.snapshot import TunnelRow
 
 PHASE_CLASSES = {
     f"tunnel-table--phase-{p}"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from pptptop.track.model import Phase
-from pptptop.ui.snapshot import TunnelRow
+from pptptop.view.snapshot import TunnelRow
 
 #: names people type for phases, beyond the enum values
 PHASE_ALIASES: dict[str, Phase] = {

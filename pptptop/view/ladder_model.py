@@ -15,7 +15,7 @@ from pptptop.decode.auth import ChapPacket, EapPacket, PapPacket
 from pptptop.decode.lcp import ControlPacket
 from pptptop.decode.ppp import PppFrame
 from pptptop.track.model import Direction, Packet, PacketKind
-from pptptop.ui.snapshot import TunnelDetail
+from pptptop.view.snapshot import TunnelDetail
 
 #: PPTP control message types that are bad news whatever they carry (RFC 2637 §2.2, §2.13-2.14)
 BAD_CONTROL = frozenset(
