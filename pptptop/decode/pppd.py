@@ -18,6 +18,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pptptop.decode.ccp import MppeBits
+from pptptop.decode.lcp import (
+    AuthProtocol,
+    Callback,
+    ControlCode,
+    EndpointDiscriminator,
+    LcpOption,
+    QualityProtocol,
+    decode_lcp_option_value,
+)
 from pptptop.decode.ppp import PppFrame, PppProtocol
 
 __all__ = ["format_pppd", "format_pppd_packet"]
@@ -132,59 +141,80 @@ def _epdisc(klass: int, value: bytes) -> str:
     return text
 
 
+#: What pppd prints for a decoded LCP option value, and how many data octets that covers.
+_Shown = tuple[str, int] | None
+
+
+def _auth(v: object, data: bytes) -> _Shown:
+    if not isinstance(v, AuthProtocol):
+        return None
+    # a CHAP Algorithm pppd does not name is left to the trailing hex octets
+    named = v.algorithm is not None and v.pppd != "chap"
+    return f"auth {v.pppd}", 3 if named else 2
+
+
+def _quality(v: object, data: bytes) -> _Shown:
+    if not isinstance(v, QualityProtocol):
+        return None
+    return ("quality lqr" if v.protocol == PppProtocol.LQR else f"quality 0x{v.protocol:x}"), 2
+
+
+def _callback(v: object, data: bytes) -> _Shown:
+    if not isinstance(v, Callback):
+        return None
+    return ("callback CBCP" if v.operation == _CALLBACK_CBCP else f"callback 0x{v.operation:x}"), 1
+
+
+def _endpoint(v: object, data: bytes) -> _Shown:
+    if not isinstance(v, EndpointDiscriminator):
+        return None
+    address = v.address[:_MAX_ENDP_LEN]
+    return f"endpoint [{_epdisc(v.klass, address)}]", 1 + len(address)
+
+
+def _number(fmt: str, size: int) -> Callable[[object, bytes], _Shown]:
+    def show(v: object, data: bytes) -> _Shown:
+        return (fmt.format(v), size) if isinstance(v, int) and len(data) == size else None
+    return show
+
+
+def _flag(name: str) -> Callable[[object, bytes], _Shown]:
+    def show(v: object, data: bytes) -> _Shown:
+        return (name, 0) if not data else None
+    return show
+
+
+_CALLBACK_CBCP = 6  # RFC 1570 §2.3 operation 6: Microsoft's Callback Control Protocol
+
+#: lcp.c lcp_printpkt, option by option, from the values :func:`decode_lcp_option_value` gives; an
+#: option missing here, or whose value pppd would not accept, is printed as hex octets.
+_LCP_OPTIONS: dict[int, Callable[[object, bytes], _Shown]] = {
+    LcpOption.MRU: _number("mru {}", 2),
+    LcpOption.ACCM: _number("asyncmap 0x{:x}", 4),
+    LcpOption.AUTH_PROTOCOL: _auth,
+    LcpOption.QUALITY_PROTOCOL: _quality,
+    LcpOption.CALLBACK: _callback,
+    LcpOption.MAGIC_NUMBER: _number("magic 0x{:x}", 4),
+    LcpOption.PFC: _flag("pcomp"),
+    LcpOption.ACFC: _flag("accomp"),
+    LcpOption.MRRU: _number("mrru {}", 2),
+    LcpOption.SHORT_SEQUENCE: _flag("ssnhf"),
+    LcpOption.ENDPOINT_DISCRIMINATOR: _endpoint,
+}
+
+
 def _lcp_option(b: _Buf, p: int, otype: int, olen: int, optend: int, out: _Out) -> int:
     """One option of lcp.c lcp_printpkt; returns the position after what it printed."""
-    if otype == 1 and olen == 4:
-        out.append(f"mru {b.short(p + 2)}")
-        p += 4
-    elif otype == 2 and olen == 6:
-        out.append(f"asyncmap 0x{b.long(p + 2):x}")
-        p += 6
-    elif otype == 3 and olen >= 4:
-        proto = b.short(p + 2)
-        p += 4
-        if proto == PppProtocol.PAP:
-            out.append("auth pap")
-        elif proto == PppProtocol.CHAP:
-            out.append("auth chap")
-            if p < optend:
-                alg = {5: " MD5", 0x80: " MS", 0x81: " MS-v2"}.get(b[p])
-                if alg is not None:
-                    out.append(alg)
-                    p += 1
-        elif proto == PppProtocol.EAP:
-            out.append("auth eap")
-        else:
-            out.append(f"auth 0x{proto:x}")
-    elif otype == 4 and olen >= 4:
-        proto = b.short(p + 2)
-        p += 4
-        out.append("quality lqr" if proto == PppProtocol.LQR else f"quality 0x{proto:x}")
-    elif otype == 13 and olen >= 3:
-        op = b[p + 2]
-        p += 3
-        out.append("callback CBCP" if op == 6 else f"callback 0x{op:x}")
-    elif otype == 5 and olen == 6:
-        out.append(f"magic 0x{b.long(p + 2):x}")
-        p += 6
-    elif otype == 7 and olen == 2:
-        out.append("pcomp")
-        p += 2
-    elif otype == 8 and olen == 2:
-        out.append("accomp")
-        p += 2
-    elif otype == 17 and olen == 4:
-        out.append(f"mrru {b.short(p + 2)}")
-        p += 4
-    elif otype == 18 and olen == 2:
-        out.append("ssnhf")
-        p += 2
-    elif otype == 19 and olen >= 3:
-        klass = b[p + 2]
-        n = min(olen - 3, _MAX_ENDP_LEN)
-        out.append(f"endpoint [{_epdisc(klass, b.span(p + 3, n))}]")
-        p += 3 + max(n, 0)
-    return p
+    show = _LCP_OPTIONS.get(otype)
+    if show is None:
+        return p
+    data = b.span(p + 2, olen - 2)
+    shown = show(decode_lcp_option_value(otype, data), data)
+    if shown is None:
+        return p
+    text, used = shown
+    out.append(text)
+    return p + 2 + used
 
 
 def _options(b: _Buf, p: int, ln: int, out: _Out,
@@ -220,22 +250,22 @@ def _lcp(raw: bytes, out: _Out, secrets: bool) -> int:
         return 0
     code, length = head
     p, ln = 4, length - 4
-    if 1 <= code <= 4:
+    if ControlCode.CONFIGURE_REQUEST <= code <= ControlCode.CONFIGURE_REJECT:
         p, ln = _options(b, p, ln, out, _lcp_option)
-    elif code in (5, 6):
+    elif code in (ControlCode.TERMINATE_REQUEST, ControlCode.TERMINATE_ACK):
         p, ln = _term(b, p, ln, out)
-    elif code in (9, 10, 11):
+    elif code in (ControlCode.ECHO_REQUEST, ControlCode.ECHO_REPLY, ControlCode.DISCARD_REQUEST):
         if ln >= 4:
             out.append(f" magic=0x{b.long(p):x}")
             p += 4
             ln -= 4
-    elif code in (12, 13):
+    elif code in (ControlCode.IDENTIFICATION, ControlCode.TIME_REMAINING):
         if ln >= 4:
             out.append(f" magic=0x{b.long(p):x}")
             p += 4
             ln -= 4
         stop = False
-        if code == 13:
+        if code == ControlCode.TIME_REMAINING:
             if ln < 4:
                 stop = True
             else:
