@@ -257,6 +257,11 @@ def _tcp(data: bytes, ip: IPPacket) -> list[Node]:
     return out
 
 
+def _named(text: str, v: int) -> str:
+    """tshark's "Name (3)"; a value missing from the table is already "Unknown (0)"."""
+    return text if text == f"Unknown ({v})" else f"{text} ({v})"
+
+
 def _pptp_value(mt: int, name: str, v: object) -> str:
     if isinstance(v, str):
         return v
@@ -274,10 +279,12 @@ def _pptp_value(mt: int, name: str, v: object) -> str:
     if name == "reason":
         return f"{P.reason_name(v)} ({v})"
     if name in ("framing_capabilities", "framing_type"):
-        return f"{P.framing_name(v)} ({v})"
+        return _named(P.framing_name(v), v)
+    if name in ("bearer_capabilities", "bearer_type"):
+        return _named(P.bearer_name(v), v)
     if name == "protocol_version":
         return f"{v >> 8}.{v & 0xFF} (0x{v:04x})"
-    if name in ("send_accm", "receive_accm", "physical_channel_id", "bearer_capabilities", "bearer_type"):
+    if name in ("send_accm", "receive_accm", "physical_channel_id"):
         return f"0x{v:08x}"
     return str(v)
 

@@ -111,6 +111,22 @@ def test_every_layer_of_a_pptp_control_message() -> None:
     assert all(pptp.start <= c.start and c.end <= pptp.end for c in pptp.children)
 
 
+def test_bearer_values_are_named_as_tshark_names_them() -> None:
+    """tshark: "Bearer Capabilities: Either access supported (3)" (SCCRQ), "Unknown (0)" (SCCRP), "Bearer Type"."""
+    frames = list(sources.open_file(str(DATA / "s1-mschapv2-mppe128-inside.pcap")))
+    values = []
+    for fr in frames:
+        for n in dissect(fr.linktype, fr.data).walk():
+            if n.label in ("Bearer capabilities", "Bearer type"):
+                values.append((n.label, n.value))
+    assert values[:3] == [("Bearer capabilities", "Either access supported (3)"),
+                          ("Bearer capabilities", "Unknown (0)"),
+                          ("Bearer type", "Either access supported (3)")]
+    framing = [n.value for fr in frames for n in dissect(fr.linktype, fr.data).walk()
+               if n.label == "Framing capabilities"]
+    assert framing[:2] == ["Either Framing supported (3)", "Unknown (0)"]
+
+
 def test_children_stay_inside_their_parent_on_real_frames() -> None:
     for name in ("s1-mschapv2-mppe128-both.pcapng", "s6-pap-no-encryption-inside.pcap",
                  "s3b-gre-forward-drop-outside.pcap", "s8-server-killed-inside.pcap"):
