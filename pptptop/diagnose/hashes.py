@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from pptptop.decode.auth import ChapCode, ChapPacket
 from pptptop.decode.ppp import PppFrame
 from pptptop.track.events import Event, EventKind
-from pptptop.track.model import Tunnel
 from pptptop.track.tracker import Tracker
 
 MSCHAPV2_CHALLENGE_SIZE = 16
@@ -108,15 +107,6 @@ class ExchangeBuilder:
                 self.exchanges[-1] = replace(self.exchanges[-1], result=result)
             if m.failure is not None and m.failure.challenge:
                 self._challenge = (m.failure.challenge, number)
-
-
-def exchanges_of(tunnel: Tunnel) -> list[ChapExchange]:
-    """The MS-CHAP exchanges among a tunnel's stored packets."""
-    b = ExchangeBuilder(tunnel.id)
-    for p in tunnel.all_packets():
-        if isinstance(p.message, PppFrame):
-            b.feed(p.number, p.message)
-    return b.exchanges
 
 
 class HashCollector:

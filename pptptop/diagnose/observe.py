@@ -289,12 +289,6 @@ class Observations:
     def first_term(self) -> Term | None:
         return self.terms[0] if self.terms else None
 
-    def term_by(self, side: str) -> Term | None:
-        for t in self.terms:
-            if t.side == side:
-                return t
-        return None
-
     @property
     def lcp_open(self) -> bool:
         """Both sides' LCP Configure-Requests were acknowledged (RFC 1661 §4.2 Opened)."""
