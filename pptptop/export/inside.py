@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pptptop.export.text import printable, quoted
+from pptptop.export.text import printable, quoted, size
 from pptptop.inside.inner import PROTO_NAMES
 from pptptop.inside.state import inside_of
 from pptptop.track.model import Tunnel
@@ -22,14 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["json_extensions", "report_extensions"]
 
 MAX_LINES = 6
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 def json_extensions(inspector: Inspector | None) -> dict[str, Callable[[Tunnel], Any]]:
@@ -71,7 +63,7 @@ def report_lines(t: Tunnel, now: float) -> list[str]:
         mode = f" MPPE-{inside.bits} {'stateless' if inside.stateless else 'stateful'}:"
     dropped = ", ".join(f"{n} {why}" for why, n in sorted(inside.dropped.items())) or "none"
     out.append(f"    decryption {inside.state.value}{mode} {inside.decrypted} inner packets "
-               f"({_size(inside.decrypted_bytes)}); not decrypted: {dropped}"
+               f"({size(inside.decrypted_bytes)}); not decrypted: {dropped}"
                + (f"; CCP Reset-Request {inside.reset_requests}" if inside.reset_requests else ""))
     if inside.why:
         out.append(f"    ({printable(inside.why, 300)})")
@@ -80,7 +72,7 @@ def report_lines(t: Tunnel, now: float) -> list[str]:
     for (src, dst, proto, sp, dp), f in flows[:MAX_LINES]:
         name = PROTO_NAMES.get(proto, str(proto))
         ports = f" {sp} → {dp}" if sp is not None else ""
-        out.append(f"    flow {src} → {dst} {name}{ports}: {f.packets} packets {_size(f.bytes)}")
+        out.append(f"    flow {src} → {dst} {name}{ports}: {f.packets} packets {size(f.bytes)}")
     if len(flows) > MAX_LINES:
         out.append(f"    … {len(flows) - MAX_LINES} more flows")
     for e in list(inner.names.values())[:MAX_LINES]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pptptop.export.text import printable, quoted
+from pptptop.export.text import printable, quoted, size
 from pptptop.track.model import Direction, EchoStats, HexData, Outcome, Phase, Tunnel
 from pptptop.track.tracker import Tracker
 
@@ -13,14 +13,6 @@ from pptptop.track.tracker import Tracker
 ReportExtension = Callable[[Tunnel], list[str]]
 
 _MARK = {Outcome.OK: "✓", Outcome.FAILED: "✗", Outcome.OPEN: "…", Outcome.NOT_SEEN: "?"}
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 def _echo(e: EchoStats) -> str:
@@ -90,7 +82,7 @@ def tunnel_lines(t: Tunnel, extensions: list[ReportExtension] | None = None) -> 
     up, down = t.traffic[Direction.TO_SERVER], t.traffic[Direction.TO_CLIENT]
     if up.packets or down.packets:
         lines.append(
-            f"  traffic  → {up.packets} pkts {_size(up.bytes)}   ← {down.packets} pkts {_size(down.bytes)}"
+            f"  traffic  → {up.packets} pkts {size(up.bytes)}   ← {down.packets} pkts {size(down.bytes)}"
             f"   GRE lost {up.lost}/{down.lost} reordered {up.reordered}/{down.reordered}"
         )
     lines.append(f"  echo     PPTP {_echo(t.pptp_echo)}; LCP {_echo(t.lcp_echo)}")

@@ -41,15 +41,6 @@ def bits_rate(bytes_per_s: float) -> str:
     return f"{bits:.0f}b"
 
 
-def size(n: float) -> str:
-    """Bytes with a decimal unit: ``512 B``, ``1.5 kB``, ``3.2 MB``."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 def age(seconds: float) -> str:
     """A duration in at most two units: ``12s``, ``5m03s``, ``2h14m``, ``3d04h``."""
     s = max(0, int(seconds))

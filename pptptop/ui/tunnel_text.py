@@ -14,9 +14,10 @@ from rich.style import Style
 from rich.text import Text
 
 from pptptop.decode import pptp as P
+from pptptop.export.text import size
 from pptptop.track.model import Direction, EchoStats, HexData, Outcome, PacketKind, Phase
 from pptptop.ui.columns import PHASE_CHIP
-from pptptop.ui.format import bits_rate, clock, duration, size, wire
+from pptptop.ui.format import bits_rate, clock, duration, wire
 from pptptop.view.snapshot import Traffic, TunnelDetail
 
 StyleOf = Callable[[str], Style]
