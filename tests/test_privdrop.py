@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pwd
@@ -271,21 +270,22 @@ class TestInstallationCheck:
 
     def test_the_cli_keeps_root_only_for_a_live_ui_with_the_default_user(
             self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from pptptop import cli
+        from pptptop.cli import config
 
-        monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+        monkeypatch.setattr(config.os, "geteuid", lambda: 0)
         monkeypatch.setattr(privdrop, "unreadable_installation", lambda user: ["/root/.pyenv/lib/python3.11"])
         monkeypatch.delenv("SUDO_USER", raising=False)
 
-        def args(*argv: str) -> argparse.Namespace:
-            return cli.build_parser().parse_args(list(argv))
+        def args(*argv: str) -> config.RunConfig:
+            from pptptop.cli import build_parser
+
+            return config.configure(build_parser().parse_args(list(argv)))
 
         a = args("lo")
-        said = cli._keep_root_for_the_ui(a, live=True, headless=False)
-        assert said is not None and a.no_drop_privileges
+        said = config.keep_root_for_the_ui(a, live=True)
+        assert said is not None  # the CLI then runs with cfg.keeping_root(), as --no-drop-privileges
         assert said.startswith("staying root with only CAP_NET_RAW and CAP_NET_ADMIN")
         assert "nobody cannot read /root/.pyenv/lib/python3.11" in said
-        for a, live, headless in [(args("lo", "-Z", "nobody"), True, False), (args("lo"), True, True),
-                                  (args("-r", "x"), False, False)]:
-            assert cli._keep_root_for_the_ui(a, live=live, headless=headless) is None
-            assert not a.no_drop_privileges
+        for a, live in [(args("lo", "-Z", "nobody"), True), (args("lo", "--json"), True), (args("-r", "x"), False)]:
+            assert config.keep_root_for_the_ui(a, live=live) is None
+            assert not a.recording.no_drop_privileges

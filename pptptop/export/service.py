@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
+from pptptop.exitcodes import EXIT_CANT_CREATE, EXIT_UNAVAILABLE
 from pptptop.export import events as eventsmod
 from pptptop.export import metrics as metricsmod
 from pptptop.export.jsonout import EventStream, Extension
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from pptptop.inside.inspector import Inspector
     from pptptop.pipeline import Pipeline
 
-EXIT_UNAVAILABLE = 69  # sysexits EX_UNAVAILABLE: the metrics port cannot be listened on
-EXIT_CANT_CREATE = 73  # EX_CANTCREAT: the events file or socket cannot be opened
 #: seconds after SIGTERM for the capture thread to stop by itself before the run ends without it
 STOP_GRACE = 2.0
 

@@ -19,19 +19,22 @@ import time
 from typing import IO, TYPE_CHECKING
 
 from pptptop import privdrop
+from pptptop.exitcodes import (
+    EXIT_NO_HOST,
+    EXIT_NO_INPUT,
+    EXIT_NO_PERMISSION,
+    EXIT_NO_USER,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+)
 from pptptop.inside.secrets import SecretError, read_secrets_file
 from pptptop.privdrop import PrivDropError
 
 if TYPE_CHECKING:
     from pptptop.probe.client import Credentials, ProbeResult, Step
 
-EXIT_OK = 0
-EXIT_USAGE = 64
-EXIT_NO_INPUT = 66
-EXIT_NO_USER = 67
-EXIT_NO_HOST = 68  # EX_NOHOST
-EXIT_FAILED = 69  # EX_UNAVAILABLE: a step failed
-EXIT_NO_PERMISSION = 77
+EXIT_FAILED = EXIT_UNAVAILABLE  # a step failed
 
 
 def _positive(text: str) -> float:
@@ -135,7 +138,7 @@ class ProbeCapture:
         from pptptop.diagnose import Diagnoser
         from pptptop.diagnose import options as diagopts
         from pptptop.pipeline import Pipeline
-        from pptptop.record.session import RecordingSession
+        from pptptop.record.session import RecordingOptions, RecordingSession
         from pptptop.sources import open_live
         from pptptop.track.tracker import Tracker
 
@@ -143,7 +146,7 @@ class ProbeCapture:
         self.source = open_live(ifaces, args.filter or None)
         self.tracker = Tracker()
         Diagnoser(diagopts.config(args)).attach(self.tracker)  # what passive capture makes of the probe
-        self.session = RecordingSession(args, quiet=True)
+        self.session = RecordingSession(RecordingOptions.from_args(args), quiet=True)
         self.session.open(self.source, self.tracker)  # created as root, before the drop
         self.pipeline = Pipeline(self.source, self.tracker)
         self.thread: threading.Thread | None = None

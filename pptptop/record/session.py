@@ -2,7 +2,7 @@
 
 The CLI calls, in this order (see ``docs/recording.md``)::
 
-    session = RecordingSession(args)          # after parsing; usage_error() first
+    session = RecordingSession(options)       # RecordingOptions, checked by the CLI
     session.open(source, tracker)             # as root: output files, the failed-tunnel directory
     session.drop_privileges(source)           # -Z / --no-drop-privileges, before the first packet
     session.start(pipeline)                   # the -w hook, tunnel-close flushes, the flusher thread
@@ -48,67 +48,28 @@ from pptptop.track.tracker import Tracker
 log = logging.getLogger("pptptop.record")
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
-    return v
+@dataclass(frozen=True, slots=True)
+class RecordingOptions:
+    """What the recording side of a run was asked for (the CLI's ``-w``, rotation, exports, ``-Z``)."""
 
+    write: str | None = None
+    pcap: bool = False
+    file_size: float | None = None  # -C MB
+    rotate_seconds: float | None = None  # -G
+    file_count: int | None = None  # -W
+    export_tunnel: str | None = None
+    record_failed: str | None = None
+    decrypted: bool = False
+    drop_user: str | None = None  # -Z USER
+    no_drop_privileges: bool = False
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
-    return v
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The recording and privilege options (tcpdump's letters where tcpdump has one)."""
-    g = p.add_argument_group("recording")
-    g.add_argument("-w", "--write", metavar="FILE",
-                   help="record every captured packet to FILE (pcapng, one interface block per interface; "
-                        "classic pcap if FILE ends in .pcap); with --export-tunnel, the export's file")
-    g.add_argument("--pcap", action="store_true", help="write classic pcap instead of pcapng")
-    g.add_argument("-C", "--file-size", type=_positive_float, metavar="MB",
-                   help="start a new -w file before this many million bytes")
-    g.add_argument("-G", "--rotate-seconds", type=_positive_float, metavar="SECONDS",
-                   help="start a new -w file every SECONDS of capture time")
-    g.add_argument("-W", "--file-count", type=_positive_int, metavar="N",
-                   help="with -C or -G: keep only the last N files")
-    g.add_argument("--export-tunnel", metavar="ID|FILTER",
-                   help="headless: write the packets kept for tunnel ID (or every tunnel the UI filter "
-                        "FILTER matches, e.g. 'failed user=bob'), both NAT legs, to -w FILE")
-    g.add_argument("--record-failed", metavar="DIR",
-                   help="write one pcapng per tunnel that ends failed into DIR, with its diagnosis "
-                        "as a comment")
-    z = p.add_argument_group("privileges")
-    z.add_argument("-Z", "--relinquish-privileges", dest="drop_user", metavar="USER",
-                   help="after opening the capture and output files as root, run as USER "
-                        "(default for live capture: $SUDO_USER, else nobody)")
-    z.add_argument("--no-drop-privileges", action="store_true",
-                   help="stay root, but keep only CAP_NET_ADMIN and CAP_NET_RAW (e.g. for conntrack reads)")
-
-
-def usage_error(args: argparse.Namespace) -> str | None:
-    """A one-sentence complaint about contradictory recording options, or None."""
-    rotating = args.file_size is not None or args.rotate_seconds is not None
-    if not args.write and (rotating or args.file_count is not None or args.pcap):
-        return "-C, -G, -W and --pcap need -w FILE"
-    if args.file_count is not None and not rotating:
-        return "-W N keeps the last N rotated files: give -C MB or -G SECONDS too"
-    if args.export_tunnel is not None and not args.write:
-        return "--export-tunnel needs -w FILE for the export"
-    if args.export_tunnel is not None and rotating:
-        return "--export-tunnel writes one file: -C, -G and -W do not apply"
-    if args.drop_user is not None and args.no_drop_privileges:
-        return "-Z USER and --no-drop-privileges contradict each other"
-    return None
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> RecordingOptions:
+        """From the CLI's parsed options (the names the parser gives them)."""
+        return cls(write=args.write, pcap=args.pcap, file_size=args.file_size, rotate_seconds=args.rotate_seconds,
+                   file_count=args.file_count, export_tunnel=args.export_tunnel, record_failed=args.record_failed,
+                   decrypted=bool(args.decrypted), drop_user=args.drop_user,
+                   no_drop_privileges=bool(args.no_drop_privileges))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +89,7 @@ class RecordingStatus:
 class RecordingSession:
     """The recording side of one pptptop run; see the module docstring for the order of calls."""
 
-    def __init__(self, args: argparse.Namespace, *, err: IO[str] | None = None, quiet: bool = False) -> None:
+    def __init__(self, args: RecordingOptions, *, err: IO[str] | None = None, quiet: bool = False) -> None:
         self.args = args
         self.err = err if err is not None else sys.stderr
         self.quiet = quiet  # the UI owns the terminal: only log, the header shows the state
@@ -153,6 +114,8 @@ class RecordingSession:
         a = self.args
         self.source, self.tracker = src, tracker
         if a.export_tunnel is not None:
+            if a.write is None:
+                raise RecordError("", "--export-tunnel needs -w FILE for the export")
             self.export_fd = open_output(a.write)
             if a.decrypted:
                 self.decrypted = DecryptedSpool()
@@ -260,16 +223,18 @@ class RecordingSession:
 
         Raises ``ValueError`` (nothing selected) or :class:`RecordError`.
         """
+        a = self.args
         assert self.tracker is not None and self.export_fd is not None
+        assert a.export_tunnel is not None and a.write is not None  # as open() made export_fd
         fd, self.export_fd = self.export_fd, None
         try:
-            tunnels = select_tunnels(self.tracker, self.args.export_tunnel, match)
+            tunnels = select_tunnels(self.tracker, a.export_tunnel, match)
         except ValueError:
             export_tunnels([], fd, tracker=self.tracker)  # leave a valid, empty capture behind
             raise
         if isinstance(self.decrypted, DecryptedSpool):  # --decrypted: their inner packets, not the captured ones
-            return self.decrypted.export(tunnels, fd, self.args.write, self._report)
-        return export_tunnels(tunnels, fd, pcapng=wants_pcapng(self.args.write, self.args.pcap),
+            return self.decrypted.export(tunnels, fd, a.write, self._report)
+        return export_tunnels(tunnels, fd, pcapng=wants_pcapng(a.write, a.pcap),
                               tracker=self.tracker)
 
     # ------------------------------------------------------------------ state

@@ -8,7 +8,6 @@ is set) and hands it to the screen on top.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -18,9 +17,10 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -30,6 +30,7 @@ from textual.css.stylesheet import Stylesheet
 from textual.css.tokenizer import TokenError
 from textual.screen import Screen
 
+from pptptop.exitcodes import EXIT_BAD_INPUT, EXIT_OK, EXIT_SOFTWARE, EXIT_USAGE
 from pptptop.pipeline import Pipeline, tune_gc
 from pptptop.record.export import gather, save_path, write_export
 from pptptop.record.writers import RecordError
@@ -43,10 +44,9 @@ from pptptop.ui.widgets.capture_header import recording_label
 from pptptop.view.eventfeed import EventFeed
 from pptptop.view.snapshot import TunnelStore, detail_of
 
-EXIT_OK = 0
-EXIT_USAGE = 64
-EXIT_BAD_INPUT = 65
-EXIT_SOFTWARE = 70  # sysexits EX_SOFTWARE
+if TYPE_CHECKING:
+    from pptptop.record.session import RecordingStatus
+
 REFRESH_INTERVAL = 0.1  # seconds: at most ten snapshots a second
 #: seconds the UI has to leave after SIGTERM or SIGHUP before the signal's default action ends the process
 SIGNAL_GRACE = 2.0
@@ -344,24 +344,32 @@ def check_theme(spec: ThemeSpec) -> None:
         raise ThemeError(f"theme file {spec.path} is not valid Textual CSS: line {line}: {reason}") from None
 
 
-def run_ui(pipeline: Pipeline, args: argparse.Namespace) -> int:
+@dataclass(frozen=True, slots=True)
+class UiOptions:
+    """What the CLI hands the UI besides the pipeline."""
+
+    theme: str = "dark"  # a built-in name or a .tcss file
+    recording: Callable[[], RecordingStatus] | None = None  # the header's recording and capture health
+    notes: tuple[str, ...] = ()  # sentences said on stderr at start, shown in the UI too
+
+
+def run_ui(pipeline: Pipeline, options: UiOptions) -> int:
     """Run the UI over ``pipeline`` until the user quits; the exit status for the CLI."""
     try:
-        spec = load_theme(getattr(args, "theme", None) or "dark")
+        spec = load_theme(options.theme or "dark")
         check_theme(spec)
     except ThemeError as e:
         print(f"pptptop: {e}", file=sys.stderr)
         return EXIT_USAGE
     tune_gc()
-    session = getattr(args, "recording_session", None)
-    app = PptpTopApp(pipeline, spec, recording=getattr(session, "status", None))
-    app.notes = list(getattr(args, "notes", ()))
+    app = PptpTopApp(pipeline, spec, recording=options.recording)
+    app.notes = list(options.notes)
     try:
         code = app.run()
     finally:
         app.left.set()
     app.stop_capture()
-    crash = getattr(pipeline, "crash", None)
+    crash = pipeline.crash
     if crash is not None:
         traceback.print_exception(crash)
         print("pptptop: internal error (a bug): please report it with the traceback above", file=sys.stderr)
