@@ -19,8 +19,7 @@ import numpy as np
 
 from pptptop.decode.gre import GRE_PPTP_MASK, GRE_PPTP_VALUE
 from pptptop.decode.ppp import COUNTED_PROTOCOLS
-from pptptop.sources.batch import Batch
-from pptptop.sources.linktypes import LINKTYPE_ETHERNET
+from pptptop.wire import LINKTYPE_ETHERNET, Batch
 
 #: by octet: the one-octet (PFC) PPP protocol numbers of data that is only counted, which are also the low
 #: octets of the two-octet ones (0x00XX)

@@ -13,7 +13,7 @@ import struct
 from enum import IntEnum
 from typing import Final, NamedTuple
 
-from pptptop.sources.linktypes import (
+from pptptop.wire import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,

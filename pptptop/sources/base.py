@@ -1,6 +1,6 @@
 """The one small interface every capture source implements.
 
-A source is an iterator of :class:`Frame` — ``(timestamp, interface,
+A source is an iterator of :class:`~pptptop.wire.Frame` — ``(timestamp, interface,
 linktype, bytes)`` — plus the names of its interfaces and its counters.
 Files, pipes and live AF_PACKET rings all look the same to the pipeline,
 which is what lets ``-r``, ``--demo`` and live capture share one path.
@@ -11,16 +11,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
+from pptptop.wire import Frame
 
-class Frame(NamedTuple):
-    """One captured link-layer frame."""
-
-    ts: float  # seconds since the epoch, capture time
-    iface: str  # interface name ("eth0", "lan0"); "" when the file names none
-    linktype: int  # a LINKTYPE_* value from pptptop.sources.linktypes
-    data: bytes  # the captured bytes (may be shorter than on the wire)
+#: Frame lives on the ground floor (pptptop.wire); named here for the modules that import it from sources
+__all__ = ["CaptureFileError", "Frame", "InterfaceStats", "Source", "SourceStats"]
 
 
 @dataclass(slots=True)

@@ -1,6 +1,6 @@
 """Many frames at once, without an object per frame: the fast path's input.
 
-A :class:`Batch` is a buffer (a file chunk, or a TPACKET_V3 ring block) and
+A :class:`~pptptop.wire.Batch` is a buffer (a file chunk, or a TPACKET_V3 ring block) and
 arrays of where each frame's bytes start, how long they are and when they
 were captured. The tracker's vectorised data path classifies and counts GRE
 data packets in it with numpy and turns only the rest into :class:`Frame`
@@ -11,48 +11,14 @@ objects. Sources that can cut their input into batches cheaply implement
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
-from pptptop.sources.base import Frame, Source
+from pptptop.sources.base import Source
+from pptptop.wire import Batch, Frame
 
-I64 = npt.NDArray[np.int64]
-F64 = npt.NDArray[np.float64]
-U8 = npt.NDArray[np.uint8]
-
-
-@dataclass(slots=True)
-class Batch:
-    """Frames ``i`` are ``buf[offsets[i]:offsets[i] + lengths[i]]``, captured at ``ts[i]``.
-
-    ``ifaces`` names the interfaces as ``(name, linktype)``; ``ifidx[i]``
-    indexes it, or ``ifidx`` is None when every frame is on ``ifaces[0]``.
-    """
-
-    buf: bytes | memoryview
-    offsets: I64
-    lengths: I64
-    ts: F64
-    ifaces: list[tuple[str, int]]
-    ifidx: I64 | None = None
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-    def frame(self, i: int) -> Frame:
-        off = int(self.offsets[i])
-        name, linktype = self.ifaces[0 if self.ifidx is None else int(self.ifidx[i])]
-        return Frame(float(self.ts[i]), name, linktype, bytes(self.buf[off : off + int(self.lengths[i])]))
-
-    def view(self) -> U8:
-        return np.frombuffer(self.buf, dtype=np.uint8)
-
-    def part(self, lo: int, hi: int) -> Batch:
-        """Frames ``lo`` to ``hi`` (the same buffer, no copy)."""
-        return Batch(self.buf, self.offsets[lo:hi], self.lengths[lo:hi], self.ts[lo:hi], self.ifaces,
-                     None if self.ifidx is None else self.ifidx[lo:hi])
+#: Batch lives on the ground floor (pptptop.wire); named here for the modules that import it from sources
+__all__ = ["Batch", "batch_from_frames", "batches_of"]
 
 
 def batch_from_frames(frames: list[Frame]) -> Batch:

@@ -27,14 +27,8 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from pptptop.sources.linktypes import (
-    LINKTYPE_ETHERNET,
-    LINKTYPE_IPV4,
-    LINKTYPE_IPV6,
-    LINKTYPE_RAW,
-    linktype_name,
-    to_dlt,
-)
+from pptptop.sources.linktypes import to_dlt
+from pptptop.wire import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_RAW, linktype_name
 
 #: A classic BPF instruction: (code, jt, jf, k), as in ``struct sock_filter``.
 Insn = tuple[int, int, int, int]

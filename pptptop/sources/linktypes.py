@@ -1,6 +1,6 @@
-"""Link-layer header types, as written in pcap and pcapng files.
+"""Link-layer header types, as libpcap's filter compiler wants them.
 
-The numbers are the registry at https://www.tcpdump.org/linktypes.html
+The link types themselves (:mod:`pptptop.wire`) are the registry at https://www.tcpdump.org/linktypes.html
 (``LINKTYPE_*``), which pcap file headers and pcapng Interface Description
 Blocks use. They are not always the in-kernel ``DLT_*`` values: ``LINKTYPE_RAW``
 is 101 in files but ``DLT_RAW`` is 12 on Linux, so :func:`to_dlt` maps the
@@ -11,34 +11,38 @@ from __future__ import annotations
 
 from typing import Final
 
-LINKTYPE_NULL: Final = 0  # BSD loopback: 4-byte address family in host byte order
-LINKTYPE_ETHERNET: Final = 1
-LINKTYPE_RAW: Final = 101  # raw IPv4 or IPv6, told apart by the version nibble
-LINKTYPE_LOOP: Final = 108  # OpenBSD loopback: address family in network byte order
-LINKTYPE_LINUX_SLL: Final = 113  # Linux "cooked" capture, 16-byte header
-LINKTYPE_IPV4: Final = 228
-LINKTYPE_IPV6: Final = 229
-LINKTYPE_LINUX_SLL2: Final = 276  # Linux "cooked" capture v2, 20-byte header
+from pptptop.wire import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NAMES,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+    linktype_name,
+)
 
-#: Short names, as tshark's ``frame.encap_type``-style labels and capinfos show them.
-LINKTYPE_NAMES: Final[dict[int, str]] = {
-    LINKTYPE_NULL: "NULL (BSD loopback)",
-    LINKTYPE_ETHERNET: "Ethernet",
-    LINKTYPE_RAW: "Raw IP",
-    LINKTYPE_LOOP: "OpenBSD loopback",
-    LINKTYPE_LINUX_SLL: "Linux cooked (SLL)",
-    LINKTYPE_IPV4: "Raw IPv4",
-    LINKTYPE_IPV6: "Raw IPv6",
-    LINKTYPE_LINUX_SLL2: "Linux cooked v2 (SLL2)",
-}
+#: the link types live on the ground floor (pptptop.wire); named here for the modules that import them
+#: from sources
+__all__ = [
+    "DLT_RAW_LINUX",
+    "LINKTYPE_ETHERNET",
+    "LINKTYPE_IPV4",
+    "LINKTYPE_IPV6",
+    "LINKTYPE_LINUX_SLL",
+    "LINKTYPE_LINUX_SLL2",
+    "LINKTYPE_LOOP",
+    "LINKTYPE_NAMES",
+    "LINKTYPE_NULL",
+    "LINKTYPE_RAW",
+    "linktype_name",
+    "to_dlt",
+]
 
 #: ``DLT_RAW`` on Linux, which libpcap's filter compiler expects for raw IP.
 DLT_RAW_LINUX: Final = 12
-
-
-def linktype_name(linktype: int) -> str:
-    """A human name for a link type, or ``"linktype N"`` for one we do not decode."""
-    return LINKTYPE_NAMES.get(linktype, f"linktype {linktype}")
 
 
 def to_dlt(linktype: int) -> int:

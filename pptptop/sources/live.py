@@ -31,8 +31,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from pptptop.sources.base import Frame, InterfaceStats, Source, SourceStats
-from pptptop.sources.batch import Batch, batch_from_frames
+from pptptop.sources.base import InterfaceStats, Source, SourceStats
+from pptptop.sources.batch import batch_from_frames
 from pptptop.sources.bpf import (
     DEFAULT_FILTER,
     FilterError,
@@ -42,8 +42,8 @@ from pptptop.sources.bpf import (
     default_program,
     lock_filter,
 )
-from pptptop.sources.linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from pptptop.sources.spill import SPILL_LIMIT, Spill
+from pptptop.wire import LINKTYPE_ETHERNET, LINKTYPE_RAW, Batch, Frame
 
 ETH_P_ALL: Final = 0x0003
 SOL_PACKET: Final = 263

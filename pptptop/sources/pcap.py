@@ -16,9 +16,9 @@ from typing import Final
 
 import numpy as np
 
-from pptptop.sources.base import Frame, InterfaceStats
-from pptptop.sources.batch import Batch
+from pptptop.sources.base import InterfaceStats
 from pptptop.sources.window import MAX_BLOCK, MAX_PACKET, U32, Input, ReadState, words
+from pptptop.wire import Batch, Frame
 
 MAGIC_US: Final = 0xA1B2C3D4
 MAGIC_NS: Final = 0xA1B23C4D

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from pptptop.sources import pcap, pcapng, readahead
-from pptptop.sources.base import CaptureFileError, Frame, InterfaceStats, Source, SourceStats
-from pptptop.sources.batch import Batch
+from pptptop.sources.base import CaptureFileError, InterfaceStats, Source, SourceStats
 from pptptop.sources.window import MAX_BLOCK, U32, Input, ReadState, file_size
+from pptptop.wire import Batch, Frame
 
 #: Bytes asked for per read; big enough that the per-read overhead vanishes.
 CHUNK_SIZE: Final = 2 << 20

@@ -23,9 +23,10 @@ from typing import Final
 
 import numpy as np
 
-from pptptop.sources.base import Frame, InterfaceStats
-from pptptop.sources.batch import Batch, batch_from_frames
+from pptptop.sources.base import InterfaceStats
+from pptptop.sources.batch import batch_from_frames
 from pptptop.sources.window import MAX_BLOCK, MAX_PACKET, U32, Input, ReadState, words
+from pptptop.wire import Batch, Frame
 
 SHB: Final = 0x0A0D0D0A
 BOM: Final = 0x1A2B3C4D

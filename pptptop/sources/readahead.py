@@ -36,7 +36,7 @@ from typing import Any, Final
 import numpy as np
 
 from pptptop.sources.base import CaptureFileError
-from pptptop.sources.batch import Batch
+from pptptop.wire import Batch
 
 #: Slots of shared memory: one the parent works on, the rest filled ahead by the child.
 SLOTS: Final = 2
