@@ -226,10 +226,10 @@ class TestComments:
         comment = capinfos(path)["Capture comment"]
         assert comment.startswith(f'pptptop: session 10.0.0.2 → 198.51.100.2 (user "{escaped}\\x1b[2Jbob\\x0d'
                                   '\\x0ainjected") failed in auth')
-        # the Terminate's text holds controls: the tracker keeps it as hex (track.model.HexData), said as such
-        assert ("The server ended it with an LCP Terminate-Request carrying data 62 79 65 1b 5d 35 32 3b 63 3b 63 48 "
-                "64 75 5a 57 … (36 octets, not text).") in comment
-        assert "pptptop: here the server closes tunnel 1 with an LCP Terminate-Request carrying data 62 79" in text
+        # the Terminate's data is text with a few controls in it: kept as text, every control escaped once
+        assert ('The server ended it with an LCP Terminate-Request "bye\\x1b]52;c;cHduZWQ=\\x07\\x0d\\x0aforged '
+                'line\\x1b[2J".') in comment
+        assert 'pptptop: here the server closes tunnel 1 with an LCP Terminate-Request "bye\\x1b]52' in text
 
     def test_interface_names_are_escaped(self) -> None:
         """Interface names come from the capture file (pcapng if_name): escaped in comments, made safe in names."""
