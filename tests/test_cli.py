@@ -289,3 +289,27 @@ class TestTheTerminal:
             assert term.wait(15) in (0, -signal.SIGTERM, -signal.SIGHUP)
         finally:
             term.close()
+
+
+# ---------------------------------------------------------------- the end of a run (issue 18, item 7b)
+
+EXIT_THROUGH_THE_INTERPRETER = """
+import atexit, sys, threading
+import pptptop.cli as cli
+
+atexit.register(lambda: print("atexit ran; threads left:", threading.active_count(), file=sys.stderr))
+sys.argv = ["pptptop", "-r", sys.argv[1], "--json"]
+cli.run()
+"""
+
+
+def test_run_ends_through_the_interpreter_with_nothing_left_running(data_dir: Path) -> None:
+    """run() leaves by the interpreter's own exit, not os._exit: atexit handlers run, buffered output is
+    written, and by then the capture thread has ended (the read-ahead child is waited for in the source)."""
+    path = str(data_dir / "s1-mschapv2-mppe128-inside.pcap")
+    r = subprocess.run([sys.executable, "-c", EXIT_THROUGH_THE_INTERPRETER, path], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["source"]["frames"] == 111
+    assert "atexit ran; threads left: 1" in r.stderr
+

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 
@@ -58,14 +57,22 @@ def run() -> None:
     """The ``pptptop`` command (the console script and ``python -m pptptop``): :func:`main`, then exit.
 
     Before it, the interpreter gets Python 3.12's enum member lookup
-    (:func:`pptptop.runtime.enum_lookup_as_in_3_12`).
+    (:func:`pptptop.runtime.enum_lookup_as_in_3_12`). By the time :func:`main`
+    returns, everything the run started has ended: the read-ahead child is
+    waited for, the capture thread has finished, the files are closed and the
+    UI has given the terminal back. The exit is the interpreter's own.
     """
     enum_lookup_as_in_3_12()
     code = main()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a reader that went away (pptptop ... | head)
-            stream.flush()
-    os._exit(code)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (pptptop ... | head): what the signal module's documentation advises, so that
+        # the interpreter's own flush at exit does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
