@@ -48,6 +48,7 @@ KEYS: tuple[Key, ...] = (
     Key("3", "screen.tab('traffic')", "Traffic", "tunnel", show=False),
     Key("4", "screen.tab('transcript')", "Transcript", "tunnel", show=False),
     Key("5", "screen.tab('packets')", "Packets", "tunnel", show=False),
+    Key("6", "screen.tab('inside')", "Inside", "tunnel", show=False),
     Key("v", "screen.pov", "Point of view", "tunnel", show=False),
     Key("d", "screen.tshark", "tshark view", "packet"),
     Key("left_square_bracket", "screen.step(-1)", "Prev packet", "packet", label="["),

@@ -1,4 +1,4 @@
-"""The tunnel screen (Enter on a row): ladder, summary, throughput, pppd transcript, packet list."""
+"""The tunnel screen (Enter on a row): ladder, summary, throughput, pppd transcript, packet list, inside."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from textual.widgets import Footer, Static, TabbedContent, TabPane
 from pptptop.track.model import Direction, Packet
 from pptptop.ui.columns import phase_chip
 from pptptop.ui.format import clock, wire
+from pptptop.ui.inside_text import inside
 from pptptop.ui.keys import bindings
 from pptptop.ui.screens.base import PptpScreen
 from pptptop.ui.tunnel_text import StyleOf, summary, throughput, transcript
@@ -22,6 +23,7 @@ from pptptop.ui.widgets.capture_header import CaptureHeader
 from pptptop.ui.widgets.ladder import LadderView
 from pptptop.ui.widgets.line_list import LineList
 from pptptop.ui.widgets.packet_list import PacketList
+from pptptop.view.inside import inside_view
 from pptptop.view.ladder_model import Lane, all_frames, ladder_entries
 from pptptop.view.snapshot import TunnelDetail, detail_of
 
@@ -65,7 +67,7 @@ def verdict_line(d: TunnelDetail, st: StyleOf) -> Text:
 
 
 class TunnelScreen(PptpScreen):
-    """Everything about one tunnel, in tabs (1-5)."""
+    """Everything about one tunnel, in tabs (1-6)."""
 
     KEY_SCOPE = "tunnel"
     DEFAULT_CSS = """
@@ -105,6 +107,8 @@ class TunnelScreen(PptpScreen):
                 yield Static(id="transcript-text", classes="text")
             with TabPane("5 Packets", id="packets"):
                 yield PacketList(id="packet-list")
+            with TabPane("6 Inside", id="inside"), VerticalScroll():
+                yield Static(id="inside-text", classes="text")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -147,6 +151,13 @@ class TunnelScreen(PptpScreen):
         evidence = frozenset(n for f in r.findings for n in f.evidence)
         self.query_one(PacketList).set_packets(self.frames, evidence)
         self._traffic()
+        self._inside()
+
+    def _inside(self) -> None:
+        """The Inside tab, copied under the pipeline lock like the detail."""
+        v = inside_view(self.pptp.pipeline, self.tunnel_id)
+        if v is not None:
+            self.query_one("#inside-text", Static).update(inside(v, self.query_one(LadderView).style_of))
 
     def _traffic(self) -> None:
         d = self.detail
