@@ -327,6 +327,7 @@ class Inspector:
         inside.decrypted += 1
         inside.decrypted_bytes += len(plain)
         inside.inner.packet(number, ts, d, plain, overhead)
+        inside.recent.append((number, bytes(plain)))
         for sink in self.sinks:
             sink(t, number, ts, plain)
 

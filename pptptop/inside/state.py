@@ -10,7 +10,7 @@ here.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -21,6 +21,8 @@ __all__ = ["INSIDE", "CredentialCheck", "DecryptState", "InsideTunnel", "Match",
 
 INSIDE = "inside"
 MAX_CHECKS = 16
+#: inner datagrams kept for the packet view: as many as the tunnel's data ring keeps frames (Tunnel.data_ring)
+RECENT = 64
 
 
 class Match(StrEnum):
@@ -87,6 +89,8 @@ class InsideTunnel:
     dropped: Counter[str] = field(default_factory=Counter)  # MPPE packets not decrypted, by reason (mppe.Drop)
     reset_requests: int = 0  # CCP Reset-Request (RFC 1962 §2.2): a receiver lost stateful sync
     reset_acks: int = 0
+    #: (frame number, inner datagram) of the latest frames read inside, for the UI's packet view
+    recent: deque[tuple[int, bytes]] = field(default_factory=lambda: deque(maxlen=RECENT))
 
     @property
     def last_check(self) -> CredentialCheck | None:

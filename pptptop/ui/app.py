@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -200,10 +200,12 @@ class PptpTopApp(App[int]):
             return
         self.push_screen(TunnelScreen(tunnel_id))
 
-    def open_packet(self, packets: list[Packet], index: int, evidence: frozenset[int] = frozenset()) -> None:
+    def open_packet(self, packets: list[Packet], index: int, evidence: frozenset[int] = frozenset(),
+                    inner: Mapping[int, bytes] | None = None) -> None:
+        """``inner``: frame number → the inner datagram decrypted from it, shown beside the frame."""
         from pptptop.ui.screens.packet import PacketScreen
 
-        self.push_screen(PacketScreen(packets, index, evidence))
+        self.push_screen(PacketScreen(packets, index, evidence, inner))
 
     def save_tunnel(self, tunnel_id: int) -> Path | None:
         """Write the tunnel's kept packets, both NAT legs, to pcapng (as ``--export-tunnel``) and say where."""

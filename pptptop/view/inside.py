@@ -77,7 +77,7 @@ class InsideView:
     decrypted_bytes: int = 0
     dropped: tuple[tuple[str, int], ...] = ()
     packets: int = 0
-    bytes: int = 0
+    inner_bytes: int = 0
     malformed: int = 0
     flows: tuple[FlowLine, ...] = ()
     flows_total: int = 0
@@ -85,6 +85,8 @@ class InsideView:
     talkers: tuple[tuple[str, int], ...] = ()
     dns: tuple[DnsLine, ...] = ()
     problems: tuple[ProblemLine, ...] = ()
+    #: (frame number, inner datagram) of the latest frames read inside, for the packet view
+    inner_frames: tuple[tuple[int, bytes], ...] = ()
 
     @property
     def reading(self) -> bool:
@@ -111,7 +113,7 @@ def copy_inside(t: Tunnel, now: float) -> InsideView:
         decrypted_bytes=inside.decrypted_bytes,
         dropped=tuple(sorted(inside.dropped.items())),
         packets=inner.packets,
-        bytes=inner.bytes,
+        inner_bytes=inner.bytes,
         malformed=inner.malformed,
         flows=tuple(FlowLine(k[0], k[1], PROTO_NAMES.get(k[2], str(k[2])), k[3], k[4], f.packets, f.bytes,
                              8 * f.bytes / (f.last - f.first) if f.last > f.first else None)
@@ -123,6 +125,7 @@ def copy_inside(t: Tunnel, now: float) -> InsideView:
                           rcode_name(e.rcode) if e.rcode is not None else None, tuple(e.answers))
                   for e in list(inner.names.values())[:MAX_NAMES]),
         problems=tuple(ProblemLine(p.kind, p.detail, p.count, tuple(p.frames)) for p in inner.problems(now)),
+        inner_frames=tuple(inside.recent),
     )
 
 

@@ -111,3 +111,50 @@ class TestWireStrings:
         assert "evil\\x1b[2J[red]x\\x07" in text.plain  # visible, and text, never markup
         assert text.plain.count("[red]") == 4  # user, name, answer, detail
         assert all("red" not in str(s.style) for s in text.spans)
+
+
+class TestDecryptedPacket:
+    def test_packet_view_shows_the_inner_packet_beside_the_outer_one(self) -> None:
+        from textual.widgets import Tree
+
+        from pptptop.decode.dissect import Node
+        from pptptop.ui.screens.packet import PacketScreen
+        from pptptop.ui.widgets.hex_view import HexView
+        from pptptop.ui.widgets.packet_list import PacketList
+
+        app = app_with(S1, (("alice", ALICE),))
+
+        async def run() -> None:
+            async with app.run_test(size=SIZE) as pilot:
+                app.open_tunnel(1)
+                await pilot.pause()
+                scr = app.screen
+                assert isinstance(scr, TunnelScreen) and scr.inner
+                await pilot.press("5")
+                i = next(i for i, p in enumerate(scr.frames) if p.number in scr.inner)
+                number = scr.frames[i].number
+                scr.query_one(PacketList).cursor = i
+                await pilot.press("enter")
+                await pilot.pause()
+                pk = app.screen
+                assert isinstance(pk, PacketScreen) and pk.packet.number == number
+                outer: Tree[Node] = pk.query_one("#tree", Tree)
+                inner: Tree[Node] = pk.query_one("#inner-tree", Tree)
+                assert inner.display and pk.query_one("#inner-hex", HexView).display
+                assert any(str(n.label).startswith("Point-to-Point Protocol") for n in outer.root.children)
+                assert str(inner.root.label).startswith("Decrypted inner packet: ")
+                layers = [str(n.label) for n in inner.root.children]
+                assert layers[0].startswith("Internet Protocol Version")
+                assert pk.query_one("#inner-hex", HexView).data == scr.inner[number]
+                assert pk.query_one("#hex", HexView).data == pk.packet.data
+                text = screen_text(app)
+                assert "Decrypted inner packet" in text and ALICE not in text
+                # a frame with nothing decrypted (the control connection) has no inner pane
+                await pilot.press("escape")
+                await pilot.pause()
+                j = next(i for i, p in enumerate(scr.frames) if p.number not in scr.inner)
+                scr.query_one(PacketList).cursor = j
+                await pilot.press("enter")
+                await pilot.pause()
+                assert not app.screen.query_one("#inner-tree", Tree).display
+        asyncio.run(run())

@@ -2,11 +2,14 @@
 
 Selecting a field in the tree lights up its bytes. ``d`` shows tshark's own
 dissection of the packet beside ours (worker thread; a sentence when tshark is
-missing). ``[`` and ``]`` step through the tunnel's packets.
+missing). ``[`` and ``]`` step through the tunnel's packets. For a data frame
+pptptop decrypted (docs/decryption.md), the inner IP datagram's tree and bytes
+stand beside the outer ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from rich.text import Text
@@ -25,6 +28,7 @@ from pptptop.ui.screens.base import PptpScreen
 from pptptop.ui.widgets.capture_header import CaptureHeader
 from pptptop.ui.widgets.hex_view import HexView
 from pptptop.view.tshark import tshark_dissect, without_frame_block
+from pptptop.wire import LINKTYPE_RAW
 
 
 def node_label(n: Node) -> Text:
@@ -55,15 +59,21 @@ class PacketScreen(PptpScreen):
     DEFAULT_CSS = """
     PacketScreen #title { height: 1; }
     PacketScreen #panes { height: 3fr; }
-    PacketScreen #tree { width: 1fr; }
+    PacketScreen #tree, PacketScreen #inner-tree { width: 1fr; }
+    PacketScreen #inner-tree, PacketScreen #inner-hex { display: none; border-left: solid $primary; }
+    PacketScreen.decrypted #inner-tree, PacketScreen.decrypted #inner-hex { display: block; }
+    PacketScreen #bytes { height: 2fr; }
     PacketScreen #tshark-pane { width: 1fr; display: none; border-left: solid $primary; }
     PacketScreen #tshark-pane.visible { display: block; }
-    PacketScreen HexView { height: 2fr; border-top: solid $primary; }
+    PacketScreen HexView { height: 1fr; width: 1fr; border-top: solid $primary; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [*bindings("packet")]
 
-    def __init__(self, packets: list[Packet], index: int, evidence: frozenset[int] = frozenset()) -> None:
+    def __init__(self, packets: list[Packet], index: int, evidence: frozenset[int] = frozenset(),
+                 inner: Mapping[int, bytes] | None = None) -> None:
         super().__init__()
+        self.inner = inner or {}
+        self.inner_root: Node | None = None
         self.packets = packets
         self.index = max(0, min(index, len(packets) - 1))
         self.evidence = evidence
@@ -79,9 +89,12 @@ class PacketScreen(PptpScreen):
         yield Static(id="title")
         with Horizontal(id="panes"):
             yield Tree[Node]("Frame", id="tree")
+            yield Tree[Node]("Decrypted", id="inner-tree")
             with VerticalScroll(id="tshark-pane"):
                 yield Static(id="tshark")
-        yield HexView(id="hex")
+        with Horizontal(id="bytes"):
+            yield HexView(id="hex")
+            yield HexView(id="inner-hex")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -93,22 +106,34 @@ class PacketScreen(PptpScreen):
         self.query_one("#title", Static).update(
             packet_title(p, self.index, len(self.packets), p.number in self.evidence)
         )
-        self.root = dissect(p.linktype, p.data)
-        tree: Tree[Node] = self.query_one("#tree", Tree)
-        tree.clear()
-        tree.root.set_label(node_label(self.root))
-        tree.root.data = self.root
-        last = len(self.root.children) - 1
-        focus: TreeNode[Node] | None = None
-        for i, child in enumerate(self.root.children):
-            focus = self._add(tree.root, child, expand=i == last)
-        tree.root.expand()
-        if focus is not None:
-            # like Wireshark, open on the innermost protocol: its layer selected, the outer ones folded
-            tree.call_after_refresh(tree.move_cursor, focus)
-        self.query_one(HexView).set_data(p.data)
+        self.root = self._fill(self.query_one("#tree", Tree), dissect(p.linktype, p.data))
+        self.query_one("#hex", HexView).set_data(p.data)
+        inner = self.inner.get(p.number)
+        self.set_class(inner is not None, "decrypted")
+        if inner is not None:
+            root = dissect(LINKTYPE_RAW, inner)
+            root = Node("Decrypted inner packet", f"{len(inner)} bytes, from frame {p.number}", root.start,
+                        root.end, root.children)
+            self.inner_root = self._fill(self.query_one("#inner-tree", Tree), root, move=False)
+            self.query_one("#inner-hex", HexView).set_data(inner)
+        else:
+            self.inner_root = None
         if self.query_one("#tshark-pane").has_class("visible"):
             self.load_tshark()
+
+    def _fill(self, tree: Tree[Node], root: Node, move: bool = True) -> Node:
+        tree.clear()
+        tree.root.set_label(node_label(root))
+        tree.root.data = root
+        last = len(root.children) - 1
+        focus: TreeNode[Node] | None = None
+        for i, child in enumerate(root.children):
+            focus = self._add(tree.root, child, expand=i == last)
+        tree.root.expand()
+        if focus is not None and move:
+            # like Wireshark, open on the innermost protocol: its layer selected, the outer ones folded
+            tree.call_after_refresh(tree.move_cursor, focus)
+        return root
 
     def _add(self, parent: TreeNode[Node], n: Node, expand: bool) -> TreeNode[Node]:
         """Add ``n`` under ``parent``; an expanded layer also opens its sub-messages (PPP → LCP)."""
@@ -119,24 +144,30 @@ class PacketScreen(PptpScreen):
             self._add(node, c, expand=expand and parent.is_root and len(c.children) > 2)
         return node
 
-    def _layer_of(self, target: Node) -> tuple[int, int]:
-        if self.root is None:
+    @staticmethod
+    def _layer_of(root: Node | None, target: Node) -> tuple[int, int]:
+        if root is None:
             return (0, 0)
-        for top in self.root.children:
+        for top in root.children:
             if any(x is target for x in top.walk()):
                 return (top.start, top.end)
         return (0, 0)
 
     @on(Tree.NodeHighlighted, "#tree")
     def _highlight(self, event: Tree.NodeHighlighted[Node]) -> None:
-        n = event.node.data
+        self._light(event.node.data, self.root, self.query_one("#hex", HexView))
+
+    @on(Tree.NodeHighlighted, "#inner-tree")
+    def _highlight_inner(self, event: Tree.NodeHighlighted[Node]) -> None:
+        self._light(event.node.data, self.inner_root, self.query_one("#inner-hex", HexView))
+
+    def _light(self, n: Node | None, root: Node | None, hexv: HexView) -> None:
         if n is None:
             return
-        hexv = self.query_one(HexView)
-        if n is self.root:
+        if n is root:
             hexv.highlight(0, 0)
             return
-        hexv.highlight(n.start, n.end, self._layer_of(n))
+        hexv.highlight(n.start, n.end, self._layer_of(root, n))
 
     # ---------------------------------------------------------------- actions
     def action_step(self, delta: int) -> None:

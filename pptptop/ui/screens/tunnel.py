@@ -90,6 +90,7 @@ class TunnelScreen(PptpScreen):
         self.loaded_at = 0.0
         self.pov = "server"
         self.frames: list[Packet] = []
+        self.inner: dict[int, bytes] = {}  # frame number → its decrypted inner datagram (Inside tab's copy)
 
     def compose(self) -> ComposeResult:
         yield CaptureHeader(id="header")
@@ -157,6 +158,7 @@ class TunnelScreen(PptpScreen):
         """The Inside tab, copied under the pipeline lock like the detail."""
         v = inside_view(self.pptp.pipeline, self.tunnel_id)
         if v is not None:
+            self.inner = dict(v.inner_frames)
             self.query_one("#inside-text", Static).update(inside(v, self.query_one(LadderView).style_of))
 
     def _traffic(self) -> None:
@@ -209,23 +211,23 @@ class TunnelScreen(PptpScreen):
         ladder = self.query_one(LadderView)
         packets = [e.packet for e in ladder.entries]
         if packets:
-            self.pptp.open_packet(packets, event.index, self._evidence())
+            self.pptp.open_packet(packets, event.index, self._evidence(), self.inner)
 
     @on(LineList.Activated, "#packet-list")
     def _list_open(self, event: LineList.Activated) -> None:
         if self.frames:
-            self.pptp.open_packet(self.frames, event.index, self._evidence())
+            self.pptp.open_packet(self.frames, event.index, self._evidence(), self.inner)
 
     def action_open_packet(self) -> None:
         active = self.query_one(TabbedContent).active
         if active == "packets":
             pl = self.query_one(PacketList)
             if self.frames:
-                self.pptp.open_packet(self.frames, pl.cursor, self._evidence())
+                self.pptp.open_packet(self.frames, pl.cursor, self._evidence(), self.inner)
             return
         ladder = self.query_one(LadderView)
         if ladder.entries:
-            self.pptp.open_packet([e.packet for e in ladder.entries], ladder.cursor, self._evidence())
+            self.pptp.open_packet([e.packet for e in ladder.entries], ladder.cursor, self._evidence(), self.inner)
 
     def action_save(self) -> None:
         self.pptp.save_tunnel(self.tunnel_id)
