@@ -158,7 +158,7 @@ def take_terminal(cfg: RunConfig) -> str | None:
             return "the UI reads its keys from a terminal, and there is none here: use --json or --report"
         if "-" in cfg.files:
             capture = os.dup(0)
-            sys.stdin = os.fdopen(capture, "r", closefd=True)  # open_file("-") reads sys.stdin.buffer
+            sys.stdin = os.fdopen(capture, "r", closefd=True)  # open_file("-") reads sys.stdin's descriptor
         os.dup2(tty, 0)
         os.close(tty)
     try:

@@ -192,7 +192,11 @@ def open_file(path: str | os.PathLike[str], *, label: str = "") -> PcapFileSourc
     """
     p = os.fspath(path)
     if p == "-":
-        return PcapFileSource("-", sys.stdin.buffer, label=label, close_stream=False)
+        # a raw reader of its own on standard input's descriptor, not sys.stdin.buffer: the capture thread
+        # may be blocked reading a pipe whose writer stays open when the process exits (SIGTERM), and the
+        # interpreter's shutdown must not wait for the lock of the buffer that thread holds
+        raw = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115 - fd 0 stays open
+        return PcapFileSource("-", raw, label=label, close_stream=False)
     stream = open(p, "rb", buffering=0)  # noqa: SIM115 - closed by the source
     return PcapFileSource(p, stream, label=label)
 

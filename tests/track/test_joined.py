@@ -135,14 +135,13 @@ def test_nothing_unseen_is_claimed(data_dir: Path, name: str) -> None:
 
 @requires_tshark
 @pytest.mark.parametrize("name", ["s1-mschapv2-mppe128-both.pcapng", "s5-two-clients-same-nat-outside.pcap"])
-def test_gre_counts_after_a_cut_equal_tsharks(data_dir: Path, tmp_path: Path, name: str) -> None:
-    from conftest import tshark_fields
-
+def test_gre_counts_after_a_cut_equal_tsharks(data_dir: Path, tmp_path: Path, name: str,
+                                              tshark: Any) -> None:
     for first, raw in cuts_in_data(data_dir / name):
         cut = tmp_path / f"cut-{first}{Path(name).suffix}"
         cut.write_bytes(raw)
         tracker, _ = run(raw)
-        rows = tshark_fields(cut, "gre", ["ip.src", "ip.dst", "gre.key.call_id"])
+        rows = tshark(cut, "gre", ["ip.src", "ip.dst", "gre.key.call_id"])
         assert tracker.stats.gre == len(rows), first
         for t in tracker.tunnels.values():
             to_server = sum(1 for s, d, c in rows if (s, d, int(c)) == (t.client.ip, t.server.ip, t.server.call_id))

@@ -72,11 +72,10 @@ def test_pptp_inside_another_tunnel_is_the_same_session(engine: Any, data_dir: P
 
 
 @requires_tshark
-def test_gre_count_of_a_nested_capture_equals_tsharks(engine: Any, data_dir: Path, tmp_path: Path) -> None:
-    from conftest import tshark_fields
-
+def test_gre_count_of_a_nested_capture_equals_tsharks(engine: Any, data_dir: Path, tmp_path: Path,
+                                                      tshark: Any) -> None:
     _, nested = wrapped(data_dir, tmp_path, in_ipv6_behind_vlan)
-    rows = tshark_fields(nested, "gre", ["gre.key.call_id"])
+    rows = tshark(nested, "gre", ["gre.key.call_id"])
     assert engine(nested).stats.gre == len(rows) > 0
 
 
