@@ -177,6 +177,9 @@ def source_dict(tracker: Tracker, source: dict[str, Any]) -> dict[str, Any]:
         "gre": s.gre,
         "gre_data": s.gre_data,
         "gre_unknown_call": s.gre_unknown,
+        "gre_unknown_dropped": s.gre_unknown_dropped,
+        "gre_unknown_sources": dict(s.gre_unknown_sources.most_common(16)),
+        "tcp_unopened": s.tcp_unopened,
         "icmp": s.icmp,
         "other": s.other,
         "malformed": s.malformed,
@@ -251,6 +254,8 @@ class EventStream:
 
     def record(self, ev: Event) -> dict[str, Any] | None:
         """The line's object for ``ev``, or None for an event the stream leaves out (``--events`` too)."""
+        if ev.kind is EventKind.UNKNOWN_GRE:  # no tunnel: a summary by source, once an interval (track/unknown.py)
+            return {"time": ev.ts, "event": ev.kind.value, **ev.detail}
         if ev.kind not in self.KINDS or ev.tunnel is None:
             return None
         rec: dict[str, Any] = {"time": ev.ts, "event": ev.kind.value, "frame": ev.frame, **ev.detail}

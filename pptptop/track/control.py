@@ -5,6 +5,14 @@ interface; its byte streams are reassembled into control messages (§2), which
 move every live call of the connection (Start/Stop-Control-Connection, Echo)
 or one call, found by its call IDs (Outgoing/Incoming-Call, Call-Clear,
 Call-Disconnect, WAN-Error, Set-Link-Info).
+
+A connection first seen as nothing but a handshake (SYN, SYN-ACK, ACK) or a
+few bytes that do not start a PPTP message is held in a bounded table, the
+oldest dropped first, and becomes a connection (and a tunnel) when it shows
+more: a PPTP message, a FIN or RST, a retransmitted SYN (a client waiting for
+an answer), or more segments than are held. Its held segments are then
+replayed, so nothing of it is lost; a SYN flood or a storm of half-open
+connections costs a dict operation a segment and creates no tunnel.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ if TYPE_CHECKING:
     from pptptop.track.tracker import Connection, Tracker
 
 PPTP_PORT = 1723
+#: segments of a connection held before it is opened anyway
+HELD_SEGMENTS = 8
+MAGIC = P.MAGIC_COOKIE.to_bytes(4, "big")
 MAX_NAME = 64
 MAX_CALL_STATISTICS = 128
 
@@ -56,12 +67,88 @@ def tcp_packet(tracker: Tracker, number: int, ts: float, iface: str, linktype: i
     payload = data[seg.payload_offset : seg.payload_end]
     conn = tracker._conns.get(ckey)
     if conn is None:
-        if flags & TH_RST and not payload:
-            return  # a reset for a connection we never saw
-        conn = tracker._new_connection(ts, ckey)
-        if not flags & TH_SYN:
-            conn.tcp.established = True  # joined mid-stream: what came before is not seen, never failed
-            tracker._join(conn.tunnels[0], Phase.TCP, ts)
+        conn = _unknown_connection(tracker, ckey, (number, ts, linktype, data, d, seg.seq, seg.ack, flags,
+                                                   seg.payload_offset, seg.payload_end), payload)
+        if conn is None:
+            return
+    _segment(tracker, conn, number, ts, iface, linktype, data, d, seg.seq, seg.ack, flags, payload)
+
+
+#: a held segment: frame number, time, link type, frame, direction, TCP sequence and ack numbers, flags,
+#: where its payload starts and ends
+HeldSegment = tuple[int, float, int, bytes, Direction, int, int, int, int, int]
+
+
+def _unknown_connection(tracker: Tracker, ckey: tuple[str, str, int, str, int], seg: HeldSegment,
+                        payload: bytes) -> Connection | None:
+    """A segment of a connection not tracked yet: held (None) while the connection shows nothing but a
+    handshake, else the connection, opened with the segments held before replayed."""
+    pending = tracker._tcp_pending
+    held = pending.get(ckey)
+    if held is None:
+        if seg[7] & TH_RST and not payload:
+            return None  # a reset for a connection we never saw
+        if len(payload) >= 8 and payload[4:8] == MAGIC:
+            return _open(tracker, ckey, seg)
+        pending[ckey] = [seg]
+        if len(pending) > tracker.limits.max_pending_tcp:
+            pending.popitem(last=False)
+            tracker.stats.tcp_unopened += 1
+        return None
+    verdict = _shows(held, seg, payload)
+    if verdict is None:
+        held.append(seg)
+        return None
+    if verdict:
+        held.append(seg)  # replayed with the others
+        open_pending(tracker, ckey)
+        return None
+    del pending[ckey]  # a client's reset of a handshake it never went on with: a SYN flood's backscatter
+    tracker.stats.tcp_unopened += 1
+    return None
+
+
+def _shows(held: list[HeldSegment], seg: HeldSegment, payload: bytes) -> bool | None:
+    """Whether segment ``seg`` of a held connection shows a real one (True), ends it unopened (False) or
+    tells nothing yet (None)."""
+    flags, d = seg[7], seg[4]
+    if len(payload) >= 8 and payload[4:8] == MAGIC:  # a PPTP message (RFC 2637 §2)
+        return True
+    if flags & TH_RST:
+        return d is Direction.TO_CLIENT  # the server refused or reset it; the client's own reset ends it
+    if flags & TH_FIN or len(held) >= HELD_SEGMENTS:
+        return True
+    if d is not Direction.TO_SERVER:
+        return None
+    if flags & (TH_SYN | TH_ACK) == TH_SYN:  # the client sent its SYN again: it waits for an answer
+        return any(h[7] & (TH_SYN | TH_ACK) == TH_SYN for h in held) or None
+    # the client acknowledges the server's SYN-ACK: the three-way handshake is complete (RFC 9293 §3.5)
+    return any(h[7] & (TH_SYN | TH_ACK) == TH_SYN | TH_ACK and (h[5] + 1) & 0xFFFFFFFF == seg[6] for h in held) \
+        or None
+
+
+def open_pending(tracker: Tracker, ckey: tuple[str, str, int, str, int]) -> Connection:
+    """Open the held connection ``ckey``, replaying its segments in order."""
+    held = tracker._tcp_pending.pop(ckey)
+    conn = _open(tracker, ckey, held[0])
+    iface = ckey[0]
+    for number, ts, linktype, data, d, seq, ack, flags, start, end in held:
+        _segment(tracker, conn, number, ts, iface, linktype, data, d, seq, ack, flags, data[start:end])
+    return conn
+
+
+def _open(tracker: Tracker, ckey: tuple[str, str, int, str, int], first: HeldSegment) -> Connection:
+    """A control connection whose first segment seen is ``first``."""
+    conn = tracker._new_connection(first[1], ckey)
+    if not first[7] & TH_SYN:
+        conn.tcp.established = True  # joined mid-stream: what came before is not seen, never failed
+        tracker._join(conn.tunnels[0], Phase.TCP, first[1])
+    return conn
+
+
+def _segment(tracker: Tracker, conn: Connection, number: int, ts: float, iface: str, linktype: int, data: bytes,
+             d: Direction, seq: int, ack: int, flags: int, payload: bytes) -> None:
+    """One segment of control connection ``conn``: its TCP state, and the PPTP messages it completes."""
     conn.last_seen = ts
     side = d.sender
     tunnels = [t for t in conn.tunnels if not t.ended] or conn.tunnels[-1:]
@@ -84,13 +171,13 @@ def tcp_packet(tracker: Tracker, number: int, ts: float, iface: str, linktype: i
         )
     stream = conn.streams[d]
     before = (stream.retransmissions, stream.out_of_order, stream.resyncs)
-    items = stream.feed(seg.seq, int(flags), payload)
+    items = stream.feed(seq, flags, payload)
     conn.tcp.retransmissions += stream.retransmissions - before[0]
     conn.tcp.out_of_order += stream.out_of_order - before[1]
     conn.tcp.resyncs += stream.resyncs - before[2]
     if flags & TH_ACK:
         # the peer's ACK proves what the other direction sent: a hole there was lost by the capture
-        for item in conn.streams[d.other].acknowledged(seg.ack):
+        for item in conn.streams[d.other].acknowledged(ack):
             if isinstance(item, DecodeError):
                 tracker._malformed(item, number, ts, tunnels[0] if tunnels else None)
             else:

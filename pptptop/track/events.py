@@ -28,6 +28,8 @@ class EventKind(StrEnum):
     EVICTED = "evicted"  # dropped from memory by the state bounds
     MERGED = "merged"  # the same session as another tunnel, which takes it over (detail: "into")
     TICK = "tick"  # time passed (capture time), for rules with timeouts
+    #: GRE of no tunnel (a flood, stray call IDs), one event per source and interval, no tunnel (track/unknown.py)
+    UNKNOWN_GRE = "unknown-gre"
 
 
 @dataclass(slots=True)

@@ -13,20 +13,24 @@ packets, which gets the newest of each batch (a sample); only the cost differs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pptptop.decode.lanes import gre_lanes
+from pptptop.decode.ppp import DATA_PROTOCOLS
 from pptptop.sources.batch import Batch
-from pptptop.sources.linktypes import LINKTYPE_ETHERNET
 from pptptop.track.model import Direction, Phase, Tunnel
+from pptptop.track.unknown import Fresh
 
 if TYPE_CHECKING:
     from pptptop.track.tracker import Tracker
 
 MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
+DATA_CODES = np.array(sorted(DATA_PROTOCOLS), dtype=np.int64)
 SPLIT_MIN = 4096  # a batch this big whose frames mostly need the per-frame path is fed in halves
 
 
@@ -36,44 +40,52 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
     if n == 0:
         return
     ifaces = batch.ifaces
-    if not tracker._gre:
-        if n >= SPLIT_MIN and any(lt == LINKTYPE_ETHERNET for _, lt in ifaces):
-            half = n // 2  # no tunnel yet: the first half may create them
-            feed_batch(tracker, batch.part(0, half), first_number)
-            feed_batch(tracker, batch.part(half, n), first_number + half)
-            return
-        _slow(tracker, batch, np.arange(n), first_number)
-        return
     lanes = gre_lanes(batch)
     if lanes is None:
         _slow(tracker, batch, np.arange(n), first_number)
         return
     ci, inv, by_key, keys_addr, keys_call, has_seq, has_ack, plen, is_data, length_ok, has_ppp, s42 = lanes
-    if ci is None:
-        ci = np.arange(n)
     # GRE key (src, dst, call ID) and interface → tunnel, once per distinct key
     ents: list[tuple[Tunnel, Direction] | None] = []
     ok_group = np.zeros(len(keys_addr), dtype=bool)
+    known_group = np.zeros(len(keys_addr), dtype=bool)
     tapped = np.zeros(len(keys_addr), dtype=bool)  # a tunnel someone looks inside: every packet, one by one
-    for g, (a, b) in enumerate(zip(keys_addr.tolist(), keys_call.tolist(), strict=True)):
-        index = tracker._gre.get(ifaces[b >> 16][0])
-        ent = index.get(((a >> 32) << 48) | ((a & MASK32) << 16) | (b & 0xFFFF)) if index else None
-        ents.append(ent)
-        if ent is not None:
-            t = ent[0]
-            tapped[g] = t.tap is not None
-            ok_group[g] = t.phase is Phase.DATA and not t.ended and not tapped[g]
+    if not tracker._gre:
+        if n >= SPLIT_MIN and (ci is not None or len(keys_addr) < n):
+            half = n // 2  # no tunnel yet: the first half may create them (frames other than GRE, or a key
+            # seen twice), so that the second half can take the fast path
+            feed_batch(tracker, batch.part(0, half), first_number)
+            feed_batch(tracker, batch.part(half, n), first_number + half)
+            return
+        ents = [None] * len(keys_addr)
+    else:
+        ents = [None] * len(keys_addr)
+        for g in _maybe_known(tracker, batch, keys_addr, keys_call):
+            b = int(keys_call[g])
+            index = tracker._gre.get(ifaces[b >> 16][0])
+            ent = index.get((int(keys_addr[g]) << 16) | (b & 0xFFFF)) if index else None
+            ents[g] = ent
+            if ent is not None:
+                t = ent[0]
+                tapped[g] = t.tap is not None
+                ok_group[g] = t.phase is Phase.DATA and not t.ended and not tapped[g]
+                known_group[g] = True
+    unknown = _unknown(tracker, batch, lanes, known_group, first_number)
+    if ci is None:
+        ci = np.arange(n)
     dataish = (plen == 0) | is_data
     ok = ok_group[inv] & length_ok & dataish
-    if n >= SPLIT_MIN and dataish[~ok & ~tapped[inv]].sum() > n // 4:
+    known = known_group[inv]
+    if n >= SPLIT_MIN and (dataish & known & ~ok & ~tapped[inv]).sum() > n // 4:
         # many data frames of tunnels not yet in the data phase: the first half's negotiation will
-        # get them there, so the second half can take the fast path
+        # get them there, so the second half can take the fast path (frames of keys no tunnel owns cannot
+        # get there in bulk: splitting for them would only decode the batch again and again)
         half = n // 2
         feed_batch(tracker, batch.part(0, half), first_number)
         feed_batch(tracker, batch.part(half, n), first_number + half)
         return
     # sequence numbers of every frame of a known tunnel that holds them, data phase or not
-    known = np.array([e is not None for e in ents], dtype=bool)[inv] & has_ppp
+    known &= has_ppp
     if known.any():
         group, order, (seqack, s_flag, a_flag) = _restrict(known, inv, by_key, s42, has_seq, has_ack)
         _sequences(tracker, group, order, ents, seqack, s_flag, a_flag)
@@ -84,7 +96,7 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         _count(tracker, batch, fast, group, order, ents, payload, data, first_number)
     slow_mask = np.ones(n, dtype=bool)
     slow_mask[fast] = False
-    _slow(tracker, batch, np.nonzero(slow_mask)[0], first_number)
+    _slow(tracker, batch, np.nonzero(slow_mask)[0], first_number, unknown)
     ts = batch.ts
     tmax = float(ts.max())
     if tmax > tracker.now:
@@ -95,6 +107,21 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
             tracker.tick(tmax)
 
 
+def _maybe_known(tracker: Tracker, batch: Batch, keys_addr: Any, keys_call: Any) -> list[int]:
+    """The groups whose key a tunnel may own: all of them, but when a batch has many more distinct keys than
+    the tunnels own (a flood of call IDs), those that pass a hash of the owned ones (no false negatives)."""
+    ng = len(keys_addr)
+    ifidx = batch.ifidx
+    index = tracker._gre.get(batch.ifaces[0 if ifidx is None else int(ifidx[0])][0]) or {}
+    if ng <= 64 + 4 * len(index) or (ifidx is not None and bool((ifidx != ifidx[0]).any())):
+        return list(range(ng))
+    owned = [k for k in index if type(k) is int]
+    if not owned:
+        return []
+    h = np.array([(k >> 16) * 65537 + (k & 0xFFFF) & MASK64 for k in owned], dtype=np.uint64)
+    return np.flatnonzero(np.isin(keys_addr * np.uint64(65537) + (keys_call & 0xFFFF).astype(np.uint64), h)).tolist()
+
+
 def _restrict(mask: Any, group: Any, order: Any, *cols: Any) -> tuple[Any, Any, list[Any]]:
     """The frames in ``mask``: their ``group``, ``order`` (a stable sort of all frames by group) restricted
     to them as indices among them, and each of ``cols``; no copies when the mask holds every frame."""
@@ -103,16 +130,199 @@ def _restrict(mask: Any, group: Any, order: Any, *cols: Any) -> tuple[Any, Any, 
     return group[mask], (np.cumsum(mask) - 1)[order[mask[order]]], [c[mask] for c in cols]
 
 
-def _slow(tracker: Tracker, batch: Batch, idx: Any, first_number: int) -> None:
+def _slow(tracker: Tracker, batch: Batch, idx: Any, first_number: int, unknown: Unknown | None = None) -> None:
+    """Frames ``idx`` of the batch, in order, one at a time; but GRE of keys no tunnel owns (``unknown``)
+    goes to the tracker with its headers decoded, and first sightings of fresh keys are held in bulk
+    (track/unknown.py)."""
     feed = tracker.feed
     buf = batch.buf
     ifaces = batch.ifaces
     starts = batch.offsets[idx]
     ends = (starts + batch.lengths[idx]).tolist()
     which = [0] * len(idx) if batch.ifidx is None else batch.ifidx[idx].tolist()
-    for i, ts, off, end, k in zip(idx.tolist(), batch.ts[idx].tolist(), starts.tolist(), ends, which, strict=True):
-        name, lt = ifaces[k]
-        feed(first_number + i, ts, name, lt, bytes(buf[off:end]))
+    starts_l = starts.tolist()
+    ids = idx.tolist()
+    ts_all = batch.ts[idx]
+    tss = ts_all.tolist()
+    if unknown is None:
+        for i, ts, off, end, k in zip(ids, tss, starts_l, ends, which, strict=True):
+            name, lt = ifaces[k]
+            feed(first_number + i, ts, name, lt, bytes(buf[off:end]))
+        return
+    decoded = unknown.decoded
+    gre = tracker.feed_gre
+    cols = unknown.fresh
+    strays = tracker._strays
+    runs: Iterator[tuple[int, int]] = iter(())
+    if cols is not None:
+        strays.begin(cols, unknown.looked, unknown.carried)
+        held = unknown.held[idx]
+        # runs of first sightings in a row are held together; the clock moves as Tracker.feed moves it
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], held.view(np.int8), [0])))).tolist()
+        runs = iter(zip(edges[::2], edges[1::2], strict=True))
+    run = next(runs, None)
+    j = 0
+    pos = 0
+    n = len(ids)
+    while pos < n:
+        if run is not None and pos == run[0]:
+            lo, hi = run
+            # the frame whose time ticks the clock, if one does, ends the run
+            top = max(tss[lo:hi])
+            if top > tracker.now and top - tracker._last_tick >= 1.0:
+                ticks = np.flatnonzero((ts_all[lo:hi] > tracker.now) & (ts_all[lo:hi] - tracker._last_tick >= 1.0))
+                hi = lo + max(1, int(ticks[0]))  # the frames before it, or it alone
+                run = (hi, run[1]) if hi < run[1] else next(runs, None)
+                top = max(tss[lo:hi])
+            else:
+                run = next(runs, None)
+            tracker.clock(top)
+            strays.hold(tracker, j, j + hi - lo)
+            j += hi - lo
+            pos = hi
+            continue
+        stop = run[0] if run is not None else n
+        for p in range(pos, stop):
+            i = ids[p]
+            off = starts_l[p]
+            name, lt = ifaces[which[p]]
+            d = decoded.get(i)
+            if d is None:
+                feed(first_number + i, tss[p], name, lt, bytes(buf[off:ends[p]]))
+            else:
+                gre(first_number + i, tss[p], name, lt, bytes(buf[off:ends[p]]), *d)
+        pos = stop
+    if cols is not None:
+        strays.end(tracker)
+        # what Tracker.feed and Strays.unknown count of each
+        st = tracker.stats
+        st.frames += j
+        st.bytes += int(cols.data[3].sum())
+        st.ip += j
+        st.gre += j
+        st.gre_unknown += j
+        st.gre_data += int(cols.is_data.sum())
+
+
+@dataclass(slots=True)
+class Unknown:
+    """The frames of a batch whose GRE key no tunnel owned when it began."""
+
+    #: batch frame -> (index key, sequence, ack, start and end of the PPP payload, GRE payload length), as
+    #: Tracker.feed would decode them
+    decoded: dict[int, tuple[Any, ...]]
+    held: Any = None  # over the batch's frames: first sightings of fresh keys, held in bulk
+    fresh: Fresh | None = None  # their columns
+    looked: dict[Any, int] = field(default_factory=dict)  # of them, those seen again in the batch: key -> index
+    carried: list[tuple[Any, int]] = field(default_factory=list)  # keys carried over seen again: (key, row)
+
+
+def _unknown(tracker: Tracker, batch: Batch, lanes: Any, known: Any, first_number: int) -> Unknown | None:
+    """The batch's frames of keys no tunnel owns, their headers decoded; and of them those that are the
+    first sighting of a fresh key nothing else in the batch can touch: :meth:`Strays.unknown` would only
+    hold each under its key (track/unknown.py), so they are held in bulk.
+
+    That is a frame of a key no tunnel owns and no other frame of the batch carries, not pending, whose
+    address pair no tunnel waits for, with no key pending or coming the other way between its addresses;
+    and every frame of the batch is Ethernet/IPv4/enhanced GRE on one interface (anything else, a control
+    message or an ICMP error, could name any key).
+    """
+    ci, inv, _, keys_addr, keys_call, has_seq, has_ack, plen, _, _, _, s42 = lanes
+    unknown = ~known[inv]
+    if not unknown.any():
+        return None
+    frames = np.arange(len(batch)) if ci is None else ci
+    offs, lens = batch.offsets[frames], batch.lengths[frames]
+    octets = np.frombuffer(batch.buf, dtype=np.uint8)
+    top = len(octets) - 1
+    total = (octets[np.minimum(offs + 16, top)].astype(np.int64) << 8) | octets[np.minimum(offs + 17, top)]
+    p = 42 + 4 * (has_seq + has_ack)
+    # what Tracker.feed takes from the headers itself: a whole GRE header within the frame and the IP datagram
+    unknown &= (lens >= p) & ((total == 0) | (total + 14 >= p))
+    if not unknown.any():
+        return None
+    addr = keys_addr[inv]
+    call = keys_call[inv] & 0xFFFF
+    end = np.minimum(p + plen, np.where(total == 0, lens, np.minimum(total + 14, lens)))
+    seq = np.where(has_seq == 1, (s42 >> 32) & MASK32, -1)
+    ack = np.where(has_ack == 0, -1, np.where(has_seq == 1, s42 & MASK32, (s42 >> 32) & MASK32))
+    out = Unknown({})
+    ifidx = batch.ifidx
+    cand = None
+    strays = tracker._strays
+    carry = strays.carried()
+    if ci is None and (ifidx is None or not bool((ifidx != ifidx[0]).any())):
+        back = (addr << np.uint64(32)) | (addr >> np.uint64(32))
+        name, linktype = batch.ifaces[0 if ifidx is None else int(ifidx[0])]
+        if carry is not None and ((carry.iface, carry.linktype) != (name, linktype)
+                                  or np.isin(back[unknown], carry.addr).any()):
+            strays.settle(tracker)  # a frame of this batch answers one of them, or another interface
+            carry = None
+        # the first frame of each key; the later ones look it up, one at a time
+        first = np.zeros(len(inv), dtype=bool)
+        first[np.unique(inv, return_index=True)[1]] = True
+        cand = unknown & first & ~np.isin(back, addr[unknown])
+        carried: list[tuple[Any, int]] = []
+        if carry is not None:
+            hashes = _hash(addr, call)
+            again = unknown & np.isin(hashes, _hash(carry.addr, carry.call))
+            if again.any():  # keys carried over from the batch before, seen again
+                rows = {h: r for r, h in enumerate(_hash(carry.addr, carry.call).tolist())}
+                carried = [((int(a) << 16) | int(c), rows[h]) for a, c, h in
+                           zip(addr[again].tolist(), call[again].tolist(), hashes[again].tolist(), strict=True)]
+                cand &= ~again
+        pending = [k for i, k in strays.pending if i == name and type(k) is int]
+        if pending:
+            pa = np.array([k >> 16 for k in pending], dtype=np.uint64)
+            pc = np.array([k & 0xFFFF for k in pending], dtype=np.uint64)
+            cand &= ~np.isin(_hash(addr, call), _hash(pa, pc))
+            cand &= ~np.isin(back, pa)
+        waiting = [pr for i, pr in tracker._waiting.by if i == name and type(pr) is int]
+        if waiting:
+            cand &= ~np.isin(addr, np.array(waiting, dtype=np.uint64))
+        if cand.any():
+            f = np.flatnonzero(cand)
+            out.held = cand
+            out.fresh = Fresh(f + first_number, batch.ts[f], ([batch.buf], np.zeros(len(f), dtype=np.int64),
+                                                              offs[f], lens[f]), linktype, name,
+                              addr[f], call[f], seq[f], ack[f], p[f], end[f], plen[f],
+                              _carries_data(octets, offs[f] + p[f], end[f] - p[f], plen[f]))
+            # keys seen again later in the batch: their first sighting is looked up then
+            twice = np.bincount(inv)[inv[f]] > 1
+            out.looked = {(int(a) << 16) | int(c): i for a, c, i in zip(
+                addr[f][twice].tolist(), call[f][twice].tolist(), np.flatnonzero(twice).tolist(), strict=True)}
+            out.carried = carried
+            unknown &= ~cand
+        elif carried:
+            strays.settle(tracker)  # nothing held in bulk: looked up one at a time
+    rest = np.flatnonzero(unknown)
+    if len(rest):
+        keys = ((addr[rest].astype(object) << 16) | call[rest]).tolist()
+        out.decoded = {
+            i: (k, None if q < 0 else q, None if a < 0 else a, s, e, n)
+            for i, k, q, a, s, e, n in zip(frames[rest].tolist(), keys, seq[rest].tolist(), ack[rest].tolist(),
+                                           p[rest].tolist(), end[rest].tolist(), plen[rest].tolist(), strict=True)
+        }
+    return out
+
+
+def _hash(addr: Any, call: Any) -> Any:
+    """One number for an IPv4 GRE key (address pair, call ID): equal keys, equal numbers."""
+    return addr * np.uint64(65537) + call.astype(np.uint64)
+
+
+def _carries_data(octets: Any, at: Any, avail: Any, plen: Any) -> Any:
+    """Whether the PPP frame of ``avail`` octets at ``at`` is data, as :func:`pptptop.decode.ppp.ppp_header`
+    reads it (Address/Control and Protocol, both compressible, RFC 1661 §6.5-6.6)."""
+    top = len(octets) - 1
+    b0, b1, b2, b3 = (octets[np.minimum(at + k, top)].astype(np.int64) for k in range(4))
+    acf = (b0 == 0xFF) & (b1 == 0x03) & (avail >= 2)
+    pb = np.where(acf, b2, b0)
+    left = np.where(acf, avail - 2, avail)
+    odd = (pb & 1) == 1
+    proto = np.where(odd, pb, (pb << 8) | np.where(acf, b3, b1))
+    valid = np.where(odd, left >= 1, left >= 2) & ~((b0 == 0xFF) & (avail < 2))
+    return (plen > 0) & (avail > 0) & valid & np.isin(proto, DATA_CODES)
 
 
 def _count(

@@ -54,7 +54,7 @@ def icmp_packet(
     elif inner.protocol == IPProtocol.TCP and inner.payload_offset + 4 <= iend:
         sport = int.from_bytes(data[inner.payload_offset : inner.payload_offset + 2], "big")
         dport = int.from_bytes(data[inner.payload_offset + 2 : inner.payload_offset + 4], "big")
-        conn = tracker._conns.get((iface, inner.src, sport, inner.dst, dport)) or tracker._conns.get(
+        conn = tracker._connection((iface, inner.src, sport, inner.dst, dport)) or tracker._connection(
             (iface, inner.dst, dport, inner.src, sport)
         )
         if conn is not None and conn.tunnels:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +41,7 @@ from pptptop.decode.ip import decode_ip
 from pptptop.decode.link import network_offset
 from pptptop.decode.ppp import DATA_PROTOCOLS, PppProtocol, ppp_header
 from pptptop.decode.tcpstream import StreamReassembler
-from pptptop.track.control import new_call, tcp_packet
+from pptptop.track.control import HeldSegment, new_call, open_pending, tcp_packet
 from pptptop.track.events import Event, EventKind
 from pptptop.track.icmp import icmp_packet
 from pptptop.track.keepalive import echo_miss
@@ -60,6 +60,7 @@ from pptptop.track.model import (
     Tunnel,
 )
 from pptptop.track.negotiation import data_seen, gre_ppp, inner_ip, mppe_seen
+from pptptop.track.unknown import Strays, Waiting, pair_of
 
 ETH_IPV4 = struct.Struct("!12xHBxH2xHxBxxII")  # ethertype, vhl, total length, frag, proto, src, dst
 GRE_HEAD = GRE_FIXED  # flags+version, protocol, payload length, call id
@@ -85,6 +86,10 @@ class Limits:
 
     max_tunnels: int = 20_000
     max_orphans: int = 2_000  # GRE-only tunnels (control connection not seen)
+    max_orphans_per_pair: int = 256  # of them between one pair of addresses: a flood of repeating keys
+    max_pending_gre: int = 4_096  # GRE keys seen once or twice, not yet a tunnel (track/unknown.py)
+    max_pending_tcp: int = 4_096  # TCP 1723 connections seen only as SYN, SYN-ACK, ACK (track/control.py)
+    summary_every: float = 10.0  # seconds of capture between two summaries of stray GRE, by source
     stored_packets: int = 512  # negotiation packets kept from the start of a tunnel
     idle_timeout: float = 300.0  # no packet at all for this long: the tunnel is gone
     syn_timeout: float = 30.0  # SYNs with no answer for this long: give up
@@ -103,6 +108,9 @@ class CaptureStats:
     gre: int = 0
     gre_data: int = 0
     gre_unknown: int = 0
+    gre_unknown_dropped: int = 0  # of those, packets that never became a tunnel's (floods, strays)
+    gre_unknown_sources: Counter[str] = field(default_factory=Counter)  # the dropped ones by source, bounded
+    tcp_unopened: int = 0  # TCP 1723 connections never seen past SYN, SYN-ACK and ACK (SYN floods, scans)
     icmp: int = 0
     other: int = 0
     malformed: int = 0
@@ -194,12 +202,19 @@ class Tracker:
         self._next_id = 1
         self._conns: dict[tuple[str, str, int, str, int], Connection] = {}
         self._conn_of: dict[int, Connection] = {}  # tunnel id -> its control connection
+        #: connections seen only as a handshake so far, oldest first, with their segments (track/control.py)
+        self._tcp_pending: OrderedDict[tuple[str, str, int, str, int], list[HeldSegment]] = OrderedDict()
         self._gre: dict[str, dict[Any, tuple[Tunnel, Direction]]] = {}  # iface -> key -> (tunnel, dir)
         self._keys_of: dict[int, list[tuple[str, Any]]] = {}  # tunnel id -> its GRE keys
         self._orphans: dict[int, Tunnel] = {}  # GRE-only tunnels, insertion ordered
+        self._orphan_pairs: dict[tuple[str, Any], int] = {}  # GRE-only tunnels by (iface, unordered address pair)
+        self._orphan_pair_of: dict[int, tuple[str, Any]] = {}
+        self._waiting = Waiting()  # tunnels owning one GRE direction, by the address pair of the other
+        self._strays = Strays(self.limits.max_pending_gre)  # GRE keys not (yet) a tunnel's
         self._subscribers: list[Subscriber] = []
         self.now = 0.0
         self._last_tick = 0.0
+        self._summary_at: float | None = None  # the last summary of stray GRE (track/unknown.py)
         #: frame numbers whose GRE sequence/ack numbers the batch path already analysed
         self._seq_done: set[int] = set()
 
@@ -218,7 +233,7 @@ class Tracker:
         st.frames += 1
         n = len(data)
         st.bytes += n
-        if ts > self.now:
+        if ts > self.now:  # the clock, as in clock(), inline: this runs once a frame
             if st.first_ts is None:
                 st.first_ts = ts
             self.now = st.last_ts = ts
@@ -240,7 +255,40 @@ class Tracker:
                                         U32.unpack_from(data, p - 4)[0] if fv & GRE_A else None,
                                         p, min(p + plen, n, 14 + total), plen)
                         return
+                    if ent is None and n >= p and (not total or 14 + total >= p):
+                        # no tunnel owns the key: what the slow path would decode, without building the IP
+                        # and GRE headers (a flood of bogus call IDs comes this way)
+                        st.ip += 1
+                        end = min(p + plen, n if not total else min(14 + total, n))
+                        seq = U32.unpack_from(data, 42)[0] if fv & GRE_S else None
+                        ack = U32.unpack_from(data, p - 4)[0] if fv & GRE_A else None
+                        ent = self._strays.unknown(self, number, ts, iface, linktype, data,
+                                                   (src << 48) | (dst << 16) | cid, seq, ack, p, end, plen)
+                        if ent is not None:
+                            self._gre_frame(number, ts, iface, linktype, data, ent[0], ent[1], seq, ack, p, end, plen)
+                        return
         self._slow(number, ts, iface, linktype, data)
+
+    def clock(self, ts: float) -> None:
+        """Capture time reached ``ts`` (a frame's time): move the clock and run the timeouts once a second."""
+        if ts > self.now:
+            st = self.stats
+            if st.first_ts is None:
+                st.first_ts = ts
+            self.now = st.last_ts = ts
+            if ts - self._last_tick >= 1.0:
+                self.tick(ts)
+
+    def feed_gre(self, number: int, ts: float, iface: str, linktype: int, data: bytes, key: Any,
+                 seq: int | None, ack: int | None, start: int, end: int, plen: int) -> None:
+        """What :meth:`feed` does with an enhanced GRE frame whose headers the caller decoded (the batch
+        path): its index ``key``, sequence and ack numbers, PPP payload ``data[start:end]``."""
+        st = self.stats
+        st.frames += 1
+        st.bytes += len(data)
+        self.clock(ts)
+        st.ip += 1
+        self._gre_packet_of(number, ts, iface, linktype, data, key, seq, ack, start, end, plen)
 
     @staticmethod
     def sequence(ds: DirectionStats, seq: int) -> None:
@@ -339,15 +387,20 @@ class Tracker:
                 return
             self._malformed(e, number, ts, None)
             return
-        key = _raw_gre_key(ip.src_raw, ip.dst_raw, g.call_id)
+        start = ip.payload_offset + g.header_length
+        self._gre_packet_of(number, ts, iface, linktype, data, _raw_gre_key(ip.src_raw, ip.dst_raw, g.call_id),
+                            g.seq, g.ack, start, min(start + g.payload_length, ip.payload_end), g.payload_length)
+
+    def _gre_packet_of(self, number: int, ts: float, iface: str, linktype: int, data: bytes, key: Any,
+                       seq: int | None, ack: int | None, start: int, end: int, plen: int) -> None:
+        """One enhanced GRE packet with index key ``key``; its PPP payload is ``data[start:end]``."""
         index = self._gre.get(iface)
         ent = index.get(key) if index is not None else None
         if ent is None:
-            ent = self._unknown_gre(ts, iface, ip, g.call_id, key)
-        start = ip.payload_offset + g.header_length
-        end = min(start + g.payload_length, ip.payload_end)
-        self._gre_frame(number, ts, iface, linktype, data, ent[0], ent[1], g.seq, g.ack, start, end,
-                        g.payload_length)
+            ent = self._strays.unknown(self, number, ts, iface, linktype, data, key, seq, ack, start, end, plen)
+            if ent is None:
+                return
+        self._gre_frame(number, ts, iface, linktype, data, ent[0], ent[1], seq, ack, start, end, plen)
 
     def _gre_frame(self, number: int, ts: float, iface: str, linktype: int, data: bytes, tunnel: Tunnel,
                    d: Direction, seq: int | None, ack: int | None, start: int, end: int, plen: int) -> None:
@@ -362,7 +415,8 @@ class Tracker:
             ds.roll(sec)
         ds.cur_bytes += n
         ds.cur_packets += 1
-        tunnel.last_seen = ts
+        if ts > tunnel.last_seen:  # the latest: the batch path counts a batch's data before its other frames
+            tunnel.last_seen = ts
         tunnel.changed = True
         if self._seq_done and number in self._seq_done:
             self._seq_done.discard(number)  # the batch path analysed its sequence numbers already
@@ -391,63 +445,62 @@ class Tracker:
             return
         gre_ppp(self, tunnel, d, data[start:end], number, ts, iface, linktype, data)
 
-    def _unknown_gre(
-        self, ts: float, iface: str, ip: Any, call_id: int, key: Any
-    ) -> tuple[Tunnel, Direction]:
-        """GRE whose key no known call owns: the capture started mid-session, or a stray/bogus ID."""
-        self.stats.gre_unknown += 1
-        # a call whose control connection we saw but one call ID is still unknown
-        for t in self._half_known(iface, ip.src, ip.dst):
-            if t.client.ip == ip.src and t.server.call_id is None:
-                t.server.call_id = call_id
-                self._register(t)
-                return (t, Direction.TO_SERVER)
-            if t.server.ip == ip.src and t.client.call_id is None:
-                t.client.call_id = call_id
-                self._register(t)
-                return (t, Direction.TO_CLIENT)
-        # the other direction of a GRE-only tunnel seen so far one way
-        for t in reversed(list(self._orphans.values())):
-            if t.iface != iface:
-                continue
-            if t.client.ip == ip.dst and t.server.ip == ip.src and t.client.call_id is None:
-                t.client.call_id = call_id
-                self._register(t)
-                return (t, Direction.TO_CLIENT)
-            if t.server.ip == ip.dst and t.client.ip == ip.src and t.server.call_id is None:
-                t.server.call_id = call_id
-                self._register(t)
-                return (t, Direction.TO_SERVER)
-        # a new GRE-only tunnel: the destination is taken for the server until evidence says otherwise
-        t = self._new_tunnel(ts, iface, Endpoint(ip.src), Endpoint(ip.dst, call_id=call_id), Phase.CALL)
+    def _gre_only(self, ts: float, iface: str, src: str, dst: str, call_id: int, tid: int) -> Tunnel:
+        """A new GRE-only tunnel numbered ``tid``: the destination is taken for the server until evidence
+        says otherwise."""
+        if len(self._orphans) >= self.limits.max_orphans:
+            self._evict_orphans()
+        t = self._new_tunnel(ts, iface, Endpoint(src), Endpoint(dst, call_id=call_id), Phase.CALL, tid)
         self._join(t, Phase.CALL, ts)  # GRE flows: the call was set up before the capture saw it
         t.control_seen = False
         t.roles_guessed = True
         self._orphans[t.id] = t
-        if len(self._orphans) > self.limits.max_orphans:
-            self._evict_orphans()
         self._register(t)
-        return (t, Direction.TO_SERVER)
+        return t
+
+    def _orphans_between(self, iface: str, pair: Any) -> int:
+        """GRE-only tunnels on ``iface`` between the two addresses of unordered ``pair``."""
+        return self._orphan_pairs.get((iface, pair), 0)
+
+    def _sync(self, t: Tunnel) -> None:
+        """Keep the GRE-only tunnels by address pair and the tunnels waiting for a call ID up to date."""
+        pair = pair_of(gre_key(t.client.ip, t.server.ip, 0))
+        orphan = t.id in self._orphans
+        counted = self._orphan_pair_of.get(t.id)
+        if orphan and counted is None:
+            k = (t.iface, min(pair, pair_of(gre_key(t.server.ip, t.client.ip, 0))))
+            self._orphan_pair_of[t.id] = k
+            self._orphan_pairs[k] = self._orphan_pairs.get(k, 0) + 1
+        elif not orphan and counted is not None:
+            del self._orphan_pair_of[t.id]
+            left = self._orphan_pairs[counted] - 1
+            if left:
+                self._orphan_pairs[counted] = left
+            else:
+                del self._orphan_pairs[counted]
+        self._waiting.update(t, orphan, t.id in self._conn_of, pair)
+
+    def _gre_entry_of(self, iface: str, key: Any) -> tuple[Tunnel, Direction] | None:
+        index = self._gre.get(iface)
+        return index.get(key) if index is not None else None
 
     def _gre_entry(self, iface: str, src_raw: bytes, dst_raw: bytes, call_id: int) -> tuple[Tunnel, Direction] | None:
-        """The known tunnel (and direction) of GRE from ``src_raw`` to ``dst_raw`` carrying ``call_id``."""
-        return self._gre.get(iface, {}).get(_raw_gre_key(src_raw, dst_raw, call_id))
+        """The tunnel (and direction) of GRE from ``src_raw`` to ``dst_raw`` carrying ``call_id``; a key held
+        pending becomes a GRE-only tunnel now (an ICMP error quoting it shows it was real)."""
+        key = _raw_gre_key(src_raw, dst_raw, call_id)
+        ent = self._gre_entry_of(iface, key)
+        if ent is None and self._strays.take(self, iface, key) is not None:
+            ent = self._gre_entry_of(iface, key)
+        return ent
 
     def gre_owner(self, iface: str, src: str, dst: str, call_id: int) -> tuple[Tunnel, Direction] | None:
-        """The tunnel (and direction) that GRE from ``src`` to ``dst`` carrying ``call_id`` belongs to."""
-        index = self._gre.get(iface)
-        return index.get(gre_key(src, dst, call_id)) if index else None
-
-    def _half_known(self, iface: str, a: str, b: str) -> list[Tunnel]:
-        out: list[Tunnel] = []
-        for conn in self._conns.values():
-            if conn.iface == iface and {conn.client_ip, conn.server_ip} == {a, b}:
-                out.extend(
-                    t
-                    for t in conn.tunnels
-                    if not t.ended and (t.client.call_id is None) != (t.server.call_id is None)
-                )
-        return out
+        """The tunnel (and direction) that GRE from ``src`` to ``dst`` carrying ``call_id`` belongs to; a key
+        held pending becomes a GRE-only tunnel now (a control message names it)."""
+        key = gre_key(src, dst, call_id)
+        ent = self._gre_entry_of(iface, key)
+        if ent is None and self._strays.take(self, iface, key) is not None:
+            ent = self._gre_entry_of(iface, key)
+        return ent
 
     def _register(self, t: Tunnel) -> None:
         """Index a tunnel's GRE keys: client→server carries the server's call ID and vice versa."""
@@ -464,12 +517,16 @@ class Tracker:
             if index.get(k, (None,))[0] is not t:
                 index[k] = (t, d)
                 keys.append((t.iface, k))
+        self._sync(t)
 
     def _unregister(self, t: Tunnel) -> None:
         for iface, k in self._keys_of.pop(t.id, []):
             index = self._gre.get(iface)
             if index is not None and index.get(k, (None,))[0] is t:
                 del index[k]
+        self._waiting.drop(t)
+        if t.id not in self._orphans and t.id in self._orphan_pair_of:
+            self._sync(t)
 
     def _swap_roles(self, t: Tunnel, ts: float, number: int, why: str) -> None:
         """A GRE-only tunnel turned out the other way round: swap client and server."""
@@ -601,6 +658,7 @@ class Tracker:
         t.phases.append(PhaseSpan(final, ts, ts, Outcome.OK if final is Phase.CLOSED else Outcome.FAILED))
         t.changed = True
         self._orphans.pop(t.id, None)
+        self._sync(t)
         self._emit(Event(ts, EventKind.PHASE, t, number, detail={"phase": final.value}))
         self._emit(
             Event(
@@ -622,6 +680,7 @@ class Tracker:
         """Run timeouts at capture time ``now``: echo misses, unanswered SYNs, idle tunnels."""
         self._last_tick = now
         lim = self.limits
+        self._strays.expire(self, now - lim.idle_timeout)
         for t in list(self.tunnels.values()):
             if t.ended:
                 continue
@@ -648,6 +707,10 @@ class Tracker:
             elif now - t.last_seen > lim.idle_timeout:
                 self._close_step(t, "unknown", "idle", f"no packet for {int(now - t.last_seen)} s", now, None)
                 self._end(t, now, None)
+        since = self._summary_at if self._summary_at is not None else self.stats.first_ts
+        if since is not None and now - since >= lim.summary_every and self._strays.to_report():
+            self._strays.flush(self, now, since)  # once an interval at most
+            self._summary_at = now
         self._emit(Event(now, EventKind.TICK, None))
 
     def idle(self, now: float) -> None:
@@ -670,8 +733,13 @@ class Tracker:
 
         Nothing is force-closed but a connection attempt that only ever sent SYNs and retransmitted at least
         once: what the input shows is all there will be, so its verdict is given now (no answer), as the SYN
-        timeout would have given it.
+        timeout would have given it. GRE keys still pending and connections still held as a bare handshake
+        never became tunnels.
         """
+        since = self._summary_at if self._summary_at is not None else self.stats.first_ts
+        self._strays.flush(self, self.now, self.now if since is None else since, final=True)
+        self.stats.tcp_unopened += len(self._tcp_pending)
+        self._tcp_pending.clear()
         for t in list(self.tunnels.values()):
             tcp = t.tcp
             if not t.ended and t.phase is Phase.TCP and not tcp.established and tcp.syn is not None \
@@ -718,12 +786,16 @@ class Tracker:
         for t in sorted(self._orphans.values(), key=lambda t: t.last_seen)[:n]:
             self._drop(t, self.now)
 
-    def _new_tunnel(self, ts: float, iface: str, client: Endpoint, server: Endpoint, phase: Phase) -> Tunnel:
-        """A new tunnel in ``phase``, making room first when the bound is reached."""
+    def _new_tunnel(self, ts: float, iface: str, client: Endpoint, server: Endpoint, phase: Phase,
+                    tid: int | None = None) -> Tunnel:
+        """A new tunnel in ``phase`` (numbered ``tid`` when one was reserved), making room first when the
+        bound is reached."""
         if len(self.tunnels) >= self.limits.max_tunnels:
             self._evict(max(1, self.limits.max_tunnels // 10))
-        t = Tunnel(self._next_id, iface, client, server, ts, ts, phase=phase, phases=[PhaseSpan(phase, ts)])
-        self._next_id += 1
+        if tid is None:
+            tid = self._next_id
+            self._next_id += 1
+        t = Tunnel(tid, iface, client, server, ts, ts, phase=phase, phases=[PhaseSpan(phase, ts)])
         self.tunnels[t.id] = t
         self.stats.tunnels_created += 1
         self._emit(Event(ts, EventKind.TUNNEL_NEW, t))
@@ -750,3 +822,11 @@ class Tracker:
 
     def connection_of(self, t: Tunnel) -> Connection | None:
         return self._conn_of.get(t.id)
+
+    def _connection(self, ckey: tuple[str, str, int, str, int]) -> Connection | None:
+        """The control connection ``ckey``; one held as a bare handshake is opened now (an ICMP error quoting
+        it shows it was real)."""
+        conn = self._conns.get(ckey)
+        if conn is None and ckey in self._tcp_pending:
+            conn = open_pending(self, ckey)
+        return conn

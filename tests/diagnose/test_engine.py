@@ -97,7 +97,8 @@ def test_evicted_tunnels_are_forgotten() -> None:
     d = Diagnoser().attach(tracker)
     for i in range(500):
         syn = struct.pack("!HHIIBBHHH", 10_000 + i, 1723, 1, 0, 0x50, 0x02, 65535, 0, 0)
-        tracker.feed(i + 1, T0 + i * 0.01, "eth0", 1, ipv4("10.0.0.2", "198.51.100.2", 6, syn))
+        for k in (1, 2):  # sent again: a client waiting for an answer (a lone SYN is held, not yet a tunnel)
+            tracker.feed(2 * i + k, T0 + i * 0.01 + k * 1e-3, "eth0", 1, ipv4("10.0.0.2", "198.51.100.2", 6, syn))
     assert d.tracked <= 50 < tracker.stats.tunnels_created
 
 

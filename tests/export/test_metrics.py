@@ -151,10 +151,12 @@ def test_promtool_accepts_the_exposition(served: Served) -> None:
 
 
 def bogus_call_ids(path: Path, n: int) -> Path:
-    """GRE frames with ``n`` call IDs no control connection announced: each is a GRE-only tunnel."""
-    frames = [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="192.0.2.1", dst="192.0.2.2", proto=47)
-              / GRE_PPTP(call_id=i, seqnum_present=1, sequence_number=1) / PPP(proto=0xC021)
-              / PPP_LCP_Configure(code=1, id=1) for i in range(n)]
+    """GRE frames with ``n`` call IDs no control connection announced, each from its own address and sent twice
+    (sequence numbers 1 and 2: a session, not a stray packet): each is a GRE-only tunnel."""
+    frames = [Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+              / IP(src=f"10.{i >> 8 & 0xFF}.{i & 0xFF}.1", dst="192.0.2.2", proto=47)
+              / GRE_PPTP(call_id=i, seqnum_present=1, sequence_number=seq) / PPP(proto=0xC021)
+              / PPP_LCP_Configure(code=1, id=1) for i in range(n) for seq in (1, 2)]
     wrpcap(str(path), frames)
     return path
 
@@ -181,7 +183,7 @@ def test_a_flood_of_call_ids_stays_under_the_cap(tmp_path: Path) -> None:
     assert [v for lab, v in info if lab["tunnel"] == "other"] == [200]
     packets = m["pptptop_tunnel_gre_packets_total"]
     assert len(packets) == 2 * 501
-    assert sum(v for _, v in packets) == 700  # nothing lost by the folding
+    assert sum(v for _, v in packets) == 2 * 700  # nothing lost by the folding
     aggregate = sum(len(v) for k, v in m.items() if not k.startswith("pptptop_tunnel_"))
     _, small = collect(bogus_call_ids(tmp_path / "few.pcap", 3), 500)
     assert aggregate == sum(len(v) for k, v in small.items() if not k.startswith("pptptop_tunnel_"))
