@@ -17,6 +17,9 @@ LCP/PPTP echoes, then the real teardown), and reports in one run:
 * ``--decrypt N`` instead: decrypted packets per CPU second, ``pptptop -r FILE
   --json`` with and without the user's password over the template session
   followed by N MPPE-128 packets its password decrypts (docs/decryption.md).
+* ``--floods`` instead: GRE with random call IDs from a few sources and from
+  spoofed ones, SYNs to TCP 1723, half-open control connections; time and
+  peak memory against tshark on the same file.
 
 Nothing here is a pass/fail test: it prints figures to compare.
 """
@@ -270,6 +273,79 @@ def generate(path: Path, packets: int = 1_000_000, tunnels: int = 200, seed: int
             gens = alive
         written = w.records
     return written
+
+
+FLOOD_SOURCES = [0xCB007101, 0xCB007102, 0xCB007103, 0xCB007104]  # 203.0.113.1-4 (RFC 5737)
+FLOOD_SERVER = 0xC6336402  # 198.51.100.2
+FLOODS = ("gre-few-sources", "gre-spoofed", "syn", "half-open")
+
+
+def _ip_frame(src: int, dst: int, proto: int, payload: bytes) -> bytes:
+    ip = struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(payload), 0, 0x4000, 64, proto, 0, src, dst)
+    return b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00" + ip + payload
+
+
+def _tcp(sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes = b"") -> bytes:
+    return struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 0x50, flags, 65535, 0, 0) + payload
+
+
+def generate_flood(path: Path, kind: str, packets: int, seed: int = 1) -> int:
+    """Write a flood of ``kind`` (one of :data:`FLOODS`), about ``packets`` packets at 100,000 a second.
+
+    * ``gre-few-sources``: enhanced GRE data with random call IDs and sequence numbers from four sources
+      to one server (RFC 2637 §4.1);
+    * ``gre-spoofed``: the same from a random source each;
+    * ``syn``: SYNs to TCP 1723 from random sources and ports;
+    * ``half-open``: each a SYN, the server's SYN-ACK, and for a third the client's RST (a spoofed
+      address that exists), for a third three bytes from a blind sender.
+    """
+    rng = random.Random(seed)
+    bodies = [rng.randbytes(size) for size in (40, 100, 400)]
+    with open(path, "wb") as f:
+        w = PcapWriter(f, linktype=1)
+        i = 0
+        while i < packets:
+            t = 1_700_000_000.0 + i * 1e-5
+            if kind.startswith("gre"):
+                src = rng.choice(FLOOD_SOURCES) if kind == "gre-few-sources" else rng.getrandbits(32)
+                ppp = b"\xfd" + bodies[i % 3]
+                gre = struct.pack("!HHHHI", 0x3001, 0x880B, len(ppp), rng.getrandbits(16), rng.getrandbits(32))
+                w.write(t, "", 1, _ip_frame(src, FLOOD_SERVER, 47, gre + ppp))
+                i += 1
+                continue
+            src, port, isn = rng.getrandbits(32), rng.randrange(1024, 65536), rng.getrandbits(32)
+            w.write(t, "", 1, _ip_frame(src, FLOOD_SERVER, 6, _tcp(port, 1723, isn, 0, 0x02)))
+            i += 1
+            if kind == "half-open":
+                sisn = rng.getrandbits(32)
+                w.write(t, "", 1, _ip_frame(FLOOD_SERVER, src, 6, _tcp(1723, port, sisn, isn + 1, 0x12)))
+                i += 1
+                if i % 3 == 1:
+                    w.write(t, "", 1, _ip_frame(src, FLOOD_SERVER, 6, _tcp(port, 1723, isn + 1, 0, 0x04)))
+                    i += 1
+                elif i % 3 == 2:
+                    blind = _tcp(port, 1723, isn + 1, rng.getrandbits(32), 0x18, b"\x00\x9c\x00")
+                    w.write(t, "", 1, _ip_frame(src, FLOOD_SERVER, 6, blind))
+                    i += 1
+        return w.records
+
+
+def floods(work: Path, packets: int, repeat: int) -> None:
+    """Each flood against tshark: time, CPU and peak memory on the same file."""
+    print(f"{'flood':16} {'side':6} {'packets/s':>11} {'wall s':>7} {'pkts/CPU-s':>11} {'CPU s':>7} {'peak RSS':>9}")
+    for kind in FLOODS:
+        path = work / f"flood-{kind}-{packets}.pcap"
+        n = generate_flood(path, kind, packets)
+        ours, theirs = offline(path, n, repeat)
+        for side, r in (("pptptop", ours), ("tshark", theirs)):
+            if r is not None:
+                print(f"{kind:16} {side:6} {r.pps:11,.0f} {r.seconds:7.2f} {r.cpu_pps:11,.0f} {r.cpu:7.2f} "
+                      f"{r.max_rss_kb / 1024:6.0f} MB")
+        if theirs is not None:
+            print(f"{kind:16} ratio  {ours.pps / theirs.pps:.2f}x packets/s (wall), "
+                  f"{ours.cpu_pps / theirs.cpu_pps:.2f}x per CPU second, {ours.max_rss_kb / theirs.max_rss_kb:.2f}x "
+                  "peak memory")
+        path.unlink(missing_ok=True)
 
 
 #: the template session's user and lab-only password (tests/data/SOURCES.md): its MPPE keys follow from them
@@ -544,12 +620,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", default=None, help="where to write the generated captures (default: a temp dir)")
     ap.add_argument("--decrypt", type=int, default=0, metavar="N",
                     help="only measure MPPE decryption: N packets of a tunnel whose password is given")
+    ap.add_argument("--floods", action="store_true",
+                    help="only measure floods: GRE with random call IDs, SYNs, half-open connections")
+    ap.add_argument("--flood-packets", type=int, default=1_000_000, help="packets in each flood (default 1M)")
     args = ap.parse_args(argv)
     work = Path(args.dir or tempfile.mkdtemp(prefix="pptptop-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     if args.decrypt:
         _compile_bytecode()
         print(decryption(work, args.decrypt))
+        return 0
+    if args.floods:
+        floods(work, args.flood_packets, args.repeat)
         return 0
     path = work / f"bench-{args.packets}.pcap"
     t = time.perf_counter()
