@@ -18,6 +18,7 @@ from pptptop.inside.inner import PROTO_NAMES
 from pptptop.inside.mppe import Drop
 from pptptop.inside.state import DecryptState, InsideTunnel, inside_of
 from pptptop.track.model import Tunnel
+from pptptop.view.snapshot import capture_now
 
 if TYPE_CHECKING:
     from pptptop.pipeline import Pipeline
@@ -135,11 +136,7 @@ def inside_view(pipeline: Pipeline, tunnel_id: int) -> InsideView | None:
         t = pipeline.tracker.tunnels.get(tunnel_id)
         if t is None:
             return None
-        now = pipeline.tracker.now
-        clock = None if pipeline.done.is_set() else pipeline.capture_clock()
-        if clock is not None:
-            now = max(now, clock)
-        return copy_inside(t, now)
+        return copy_inside(t, capture_now(pipeline))
 
 
 def why_empty(v: InsideView) -> str:

@@ -562,16 +562,21 @@ def make_detail(t: Tunnel, now: float, peer: Tunnel | None = None) -> TunnelDeta
     )
 
 
+def capture_now(pipeline: Pipeline) -> float:
+    """The capture time to show against (call with the lock held): the tracker's, or the capture clock while
+    a live or paced capture runs ahead of the last packet."""
+    now = pipeline.tracker.now
+    clock = None if pipeline.done.is_set() else pipeline.capture_clock()
+    return now if clock is None else max(now, clock)
+
+
 def detail_of(pipeline: Pipeline, tunnel_id: int) -> TunnelDetail | None:
     """Take the lock and copy one tunnel (None once it has been evicted)."""
     with pipeline.lock:
         t = pipeline.tracker.tunnels.get(tunnel_id)
         if t is None:
             return None
-        now = pipeline.tracker.now
-        clock = None if pipeline.done.is_set() else pipeline.capture_clock()
-        if clock is not None:
-            now = max(now, clock)
+        now = capture_now(pipeline)
         nat = copy_nat(t.notes.get("nat"))
         peer = pipeline.tracker.tunnels.get(nat.peer) if nat is not None and nat.peer is not None else None
         d = make_detail(t, now, peer)
