@@ -130,7 +130,7 @@ class StdoutSink:
         os.write(sys.stdout.fileno(), line)
 
     def reopen(self) -> None:
-        pass
+        pass  # standard output is the process's own: nothing to reopen on SIGHUP
 
     def close(self) -> None:
         pass

@@ -166,7 +166,7 @@ class Service:
             host, port = self.metrics.address
             self.say(f"the input is read; serving its metrics on http://{_url_host(host)}:{port}/metrics "
                      "until SIGTERM")
-        while not self.stopping.wait(0.5):
+        while not self.stopping.wait(0.5):  # short waits: the main thread stays free for SIGTERM's handler
             pass
 
     def close(self) -> None:

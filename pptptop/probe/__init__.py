@@ -243,7 +243,7 @@ def main(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | No
             if i + 1 < args.probe_repeat:
                 time.sleep(max(0.0, args.interval - (time.monotonic() - start)))
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C ends a repeated probe early: the results so far are still rendered below
     finally:
         socks.close()
         recorded = capture.stop() if capture is not None else None

@@ -192,7 +192,7 @@ class Probe:
                     self._step("ccp", self._ccp)
                     self._step("ipcp", self._ipcp)
         except _Stop:
-            pass
+            pass  # a step failed and said so in its result: the walk ends there, the teardown still runs
         self._teardown()
         return self.result
 
