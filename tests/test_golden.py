@@ -21,20 +21,15 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(__file__).parent / "data"
+sys.path.insert(0, str(Path(__file__).parent / "sources"))
+from capfiles import DATA, data_captures
+
 GOLDEN = Path(__file__).parent / "golden"
-MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a")
 UPDATE = os.environ.get("PPTPTOP_UPDATE_GOLDEN") == "1"
 
 
 def captures() -> list[str]:
-    out = []
-    for p in sorted(DATA.rglob("*")):
-        if p.is_file():
-            with p.open("rb") as f:
-                if f.read(4) in MAGICS:
-                    out.append(str(p.relative_to(DATA)))
-    return out
+    return [str(p.relative_to(DATA)) for p in data_captures()]
 
 
 def pptptop(name: str, mode: str) -> str:

@@ -170,6 +170,17 @@ def pcapng_blocks(raw: bytes) -> list[tuple[int, int, int]]:
     return out
 
 
+def head_and_frames(raw: bytes) -> tuple[bytes, list[bytes]]:
+    """A capture file's head (pcap: its file header; pcapng: its section and interface blocks) and its frame
+    records: ``head + b"".join(frames[n:])`` is the capture as seen from frame n + 1 on (``editcap -r F O N-``)."""
+    if raw[:4] == b"\x0a\x0d\x0d\x0a":
+        blocks = pcapng_blocks(raw)
+        head = b"".join(raw[o:o + n] for o, t, n in blocks if t in (0x0A0D0D0A, 1))
+        return head, [raw[o:o + n] for o, t, n in blocks if t in (2, 3, 6)]
+    offs = pcap_offsets(raw)
+    return raw[:24], [raw[a:b] for a, b in zip(offs, [*offs[1:], len(raw)], strict=True)]
+
+
 # -- crafted frames for the PPTP filter ----------------------------------------------------------
 
 def _eth(payload: Packet, *tags: Packet) -> bytes:

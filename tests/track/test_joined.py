@@ -26,22 +26,12 @@ from pptptop.track.model import Outcome, Phase
 from pptptop.track.tracker import Tracker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sources"))
-from capfiles import pcap_offsets, pcapng_blocks, requires_tshark
+from capfiles import head_and_frames, requires_tshark
 
 HEALTHY = ["s1-mschapv2-mppe128-inside.pcap", "s1-mschapv2-mppe128-outside.pcap", "s1-mschapv2-mppe128-both.pcapng",
            "s5-two-clients-same-nat-inside.pcap", "s5-two-clients-same-nat-outside.pcap",
            "s5-two-clients-same-nat-both.pcapng"]
 CUTS = 4
-
-
-def split(raw: bytes) -> tuple[bytes, list[bytes]]:
-    """The file's header (pcapng: its section and interface blocks) and its frame records."""
-    if raw[:4] == b"\x0a\x0d\x0d\x0a":
-        blocks = pcapng_blocks(raw)
-        head = b"".join(raw[o:o + n] for o, t, n in blocks if t in (0x0A0D0D0A, 1))
-        return head, [raw[o:o + n] for o, t, n in blocks if t in (2, 3, 6)]
-    offs = pcap_offsets(raw)
-    return raw[:24], [raw[a:b] for a, b in zip(offs, [*offs[1:], len(raw)], strict=True)]
 
 
 NAT: dict[int, Any] = {}  # id(tracker) -> its NAT correlator
@@ -84,7 +74,7 @@ def cuts_in_data(path: Path) -> list[tuple[int, bytes]]:
     raw = path.read_bytes()
     whole, _ = run(raw)
     start, end = data_window(whole)
-    head, recs = split(raw)
+    head, recs = head_and_frames(raw)
     times = [f.ts for f in PcapFileSource("x", io.BytesIO(raw))]
     inside = [i for i, ts in enumerate(times) if start < ts < end]
     inside = inside[len(inside) // 8: len(inside) - len(inside) // 8]  # well inside: every session has frames after
@@ -152,7 +142,7 @@ def test_gre_counts_after_a_cut_equal_tsharks(data_dir: Path, tmp_path: Path, na
 def test_a_control_connection_joined_without_calls_is_not_failed(data_dir: Path) -> None:
     """Only the end of a control connection (its FIN) is captured: closed, never 'FAILED in tcp'."""
     raw = (data_dir / "s1-mschapv2-mppe128-inside.pcap").read_bytes()
-    head, recs = split(raw)
+    head, recs = head_and_frames(raw)
     tracker, diag = run(head + b"".join(recs[-3:]))
     assert tracker.tunnels
     for t in tracker.tunnels.values():
@@ -178,7 +168,7 @@ def test_a_gre_only_session_ends_at_its_lcp_terminate(data_dir: Path) -> None:
     """Captured as GRE only (``proto 47``) from its data phase: no control connection will say the call is
     over, so the link going down (LCP Terminate-Request) closes it, by the side that sent it."""
     raw = (data_dir / "s1-mschapv2-mppe128-inside.pcap").read_bytes()
-    head, recs = split(raw)
+    head, recs = head_and_frames(raw)
     frames = list(PcapFileSource("x", io.BytesIO(raw)))
     gre = [r for r, f in zip(recs, frames, strict=True) if len(f.data) > 23 and f.data[23] == 47]
     tracker, diag = run(head + b"".join(gre[len(gre) // 2:]))
@@ -198,7 +188,7 @@ def test_no_cut_of_a_healthy_session_invents_a_failure(data_dir: Path, name: str
     whole, _ = run(raw)
     calls = {(t.iface, t.client.call_id, t.server.call_id) for t in whole.tunnels.values()}
     calls |= {(i, s, c) for i, c, s in calls}  # GRE only, roles are a guess (roles_guessed): either way round
-    head, recs = split(raw)
+    head, recs = head_and_frames(raw)
     for k in range(1, 10):
         first = len(recs) * k // 10
         tracker, diag = run(head + b"".join(recs[first:]))

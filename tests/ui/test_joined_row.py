@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 from pptptop.pipeline import Pipeline
@@ -12,15 +13,14 @@ from pptptop.track.tracker import Tracker
 from pptptop.ui.columns import JOINED_MARK, phase_chip
 from pptptop.view.snapshot import make_row
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sources"))
+from capfiles import head_and_frames
+
 
 def tail_of(path: Path, first: int) -> bytes:
-    """The capture from frame ``first`` on (classic pcap): what pptptop sees when started then."""
-    raw = path.read_bytes()
-    pos, n = 24, 1
-    while n < first:
-        pos += 16 + int.from_bytes(raw[pos + 8:pos + 12], "little")
-        n += 1
-    return raw[:24] + raw[pos:]
+    """The capture from frame ``first`` on: what pptptop sees when started then."""
+    head, frames = head_and_frames(path.read_bytes())
+    return head + b"".join(frames[first - 1:])
 
 
 def test_a_joined_tunnel_row(data_dir: Path) -> None:
