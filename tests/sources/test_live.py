@@ -260,6 +260,11 @@ def test_interface_set_down_and_up_again(net: Lab) -> None:
     assert [f.data for f in cap.frames] == frames
 
 
+def _is_up(live: LiveSource, name: str) -> bool:
+    st = live.stats().interfaces.get(name)
+    return st is not None and st.up
+
+
 def test_any_follows_interfaces_as_they_come(net: Lab) -> None:
     frames = pptp_frames(DATA / "s4-mppe-refused-by-client-inside.pcap")
     with Capture(net.rx, lambda: LiveSource(["any"], rescan_interval=0.2)) as cap:
@@ -267,7 +272,9 @@ def test_any_follows_interfaces_as_they_come(net: Lab) -> None:
         assert "vr0" in cap.live.interfaces
         net.link("vt1", "vr1")
         deadline = time.monotonic() + 5
-        while not cap.live.stats().interfaces.get("vr1") and time.monotonic() < deadline:
+        # vr1 is listed as soon as the rescan sees it, maybe while it is still
+        # down (the veth pair is made, then set up): wait for it to be up.
+        while not _is_up(cap.live, "vr1") and time.monotonic() < deadline:
             time.sleep(0.05)
         assert cap.live.stats().interfaces["vr1"].up
         net.send_frames("vt0", frames)
