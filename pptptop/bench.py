@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -38,7 +39,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -212,67 +213,111 @@ def _gre_packet(to_server: bool, n: int, client_call: int, server_call: int, seq
     return b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00" + ip + gre + ppp
 
 
+@dataclass(slots=True)
+class _Template:
+    """The template session cut for the generators: handshake, teardown and the IDs to replace."""
+
+    head: list[tuple[float, bytes]]  # SYN to the last NCP frame, its data left out
+    tail: list[tuple[float, bytes]]  # echoes and teardown after the data
+    call: int  # the template client's call ID, read from its OCRQ
+    port: int  # the template client's TCP port
+
+    @classmethod
+    def load(cls) -> _Template:
+        tmpl = _template()
+        # the template's own IDs, read from its OCRQ/OCRP
+        call, port = 0, 0
+        for _, fr in tmpl:
+            if (
+                len(fr) > _pptp_off(fr) + 14
+                and fr[_pptp_off(fr) + 4 : _pptp_off(fr) + 8] == b"\x1a\x2b\x3c\x4d"
+                and struct.unpack_from("!H", fr, _pptp_off(fr) + 8)[0] == 7
+            ):
+                call = struct.unpack_from("!H", fr, _pptp_off(fr) + 12)[0]
+                port = struct.unpack_from("!H", fr, 34)[0]
+        # the handshake runs to the last NCP frame (IPCP/CCP/IPV6CP); data may start before it ends
+        last_ncp = max(i for i, (_, fr) in enumerate(tmpl) if _ppp_protocol(fr) in (0x8021, 0x80FD, 0x8057))
+        head = [p for p in tmpl[:last_ncp + 1] if not _is_data(p[1])]
+        tail = [p for p in tmpl[last_ncp + 1:] if not _is_data(p[1])][-12:]
+        return cls(head, tail, call, port)
+
+
+def _session_packets(
+    tmpl: _Template, rng: random.Random, n: int, server_call: int, port: int, data: int
+) -> Iterator[bytes]:
+    """One whole session of client ``n``: the template's handshake, ``data`` MPPE frames with an LCP echo
+    every 400, then the template's teardown, with its own IDs, ISNs, magic numbers and challenges."""
+    ccall = rng.randrange(1, 65535)
+    sess = Session.random(rng)
+    seqs = [0, 0]  # the last GRE sequence number sent each way (0: to the server)
+    for _, fr in tmpl.head:
+        # the template's data packets are left out: number its GRE packets again so the
+        # sequence stays continuous (no loss the real session did not have)
+        yield _renumber(_rewrite(fr, n, ccall, server_call, port, tmpl.call, tmpl.port, sess), seqs)
+    echo_every = 400  # with the handshakes, ~1 % of the traffic is negotiation and keepalives
+    for i in range(data):
+        d = i & 1
+        seqs[d] += 1
+        if i % echo_every >= echo_every - 2:  # an LCP Echo-Request, then its Echo-Reply
+            lcp = struct.pack("!HBBHI", 0xC021, 9 + d, (i // echo_every) & 0xFF, 8, sess.magic[d == 0])
+            yield _gre_packet(d == 0, n, ccall, server_call, seqs[d], seqs[1 - d], lcp)
+            continue
+        size = rng.choice((60, 120, 400, 1100, 1300))
+        ppp = b"\xfd" + struct.pack("!H", 0x9000 | (seqs[d] & 0xFFF)) + rng.randbytes(size)
+        yield _gre_packet(d == 0, n, ccall, server_call, seqs[d], seqs[1 - d], ppp)
+    for _, fr in tmpl.tail:
+        yield _renumber(_rewrite(fr, n, ccall, server_call, port, tmpl.call, tmpl.port, sess), seqs)
+
+
 def generate(path: Path, packets: int = 1_000_000, tunnels: int = 200, seed: int = 1) -> int:
     """Write a realistic capture of ``tunnels`` sessions and about ``packets`` packets; returns the count."""
     rng = random.Random(seed)
-    tmpl = _template()
-    # the template's own IDs, read from its OCRQ/OCRP
-    tmpl_call, tmpl_port = 0, 0
-    for _, fr in tmpl:
-        if (
-            len(fr) > _pptp_off(fr) + 14
-            and fr[_pptp_off(fr) + 4 : _pptp_off(fr) + 8] == b"\x1a\x2b\x3c\x4d"
-            and struct.unpack_from("!H", fr, _pptp_off(fr) + 8)[0] == 7
-        ):
-            tmpl_call = struct.unpack_from("!H", fr, _pptp_off(fr) + 12)[0]
-            tmpl_port = struct.unpack_from("!H", fr, 34)[0]
-    # the handshake runs to the last NCP frame (IPCP/CCP/IPV6CP); data may start before it ends
-    last_ncp = max(i for i, (_, fr) in enumerate(tmpl) if _ppp_protocol(fr) in (0x8021, 0x80FD, 0x8057))
-    head = [p for p in tmpl[:last_ncp + 1] if not _is_data(p[1])]
-    tail = [p for p in tmpl[last_ncp + 1:] if not _is_data(p[1])][-12:]
-    fixed = len(head) + len(tail)
+    tmpl = _Template.load()
+    fixed = len(tmpl.head) + len(tmpl.tail)
     per_tunnel_data = max(10, (packets - fixed * tunnels) // tunnels)
+    gens = [_session_packets(tmpl, rng, n, (n * 128) & 0xFFFF, 20000 + n, per_tunnel_data) for n in range(tunnels)]
+    return _interleave(path, gens, len(gens))
+
+
+def generate_storm(path: Path, sessions: int, concurrent: int = 500, data: int = 20, seed: int = 1) -> int:
+    """Write a reconnect storm: ``sessions`` complete short sessions (handshake, ``data`` MPPE frames,
+    teardown), at most ``concurrent`` under way at once, each next one starting as one ends, their
+    frames interleaved. Returns the number of packets written.
+
+    Every session has its own client address (10.64.0.0/10 holds 4M), so a call ID or port used
+    again later belongs to another client, as on a server after a link flap.
+    """
+    rng = random.Random(seed)
+    tmpl = _Template.load()
+
+    def session(n: int) -> Iterator[bytes]:
+        # client ports from 1724 up: a client port of 1723 would make both ends look like servers
+        return _session_packets(tmpl, rng, n, 1 + n % 65535, 1724 + n % 63000, data)
+
+    gens = (session(n) for n in range(sessions))
+    return _interleave(path, gens, concurrent)
+
+
+def _interleave(path: Path, sessions: Iterable[Iterator[bytes]], concurrent: int) -> int:
+    """Write the sessions' packets in turns, at most ``concurrent`` at once, 100 µs apart."""
     t0 = 1_700_000_000.0
-    written = 0
-
-    def tunnel_packets(n: int) -> Iterator[bytes]:
-        ccall, scall, port = rng.randrange(1, 65535), (n * 128) & 0xFFFF, 20000 + n
-        sess = Session.random(rng)
-        seqs = [0, 0]  # the last GRE sequence number sent each way (0: to the server)
-        for _, fr in head:
-            # the template's data packets are left out: number its GRE packets again so the
-            # sequence stays continuous (no loss the real session did not have)
-            yield _renumber(_rewrite(fr, n, ccall, scall, port, tmpl_call, tmpl_port, sess), seqs)
-        echo_every = 400  # with the handshakes, ~1 % of the traffic is negotiation and keepalives
-        for i in range(per_tunnel_data):
-            d = i & 1
-            seqs[d] += 1
-            if i % echo_every >= echo_every - 2:  # an LCP Echo-Request, then its Echo-Reply
-                lcp = struct.pack("!HBBHI", 0xC021, 9 + d, (i // echo_every) & 0xFF, 8, sess.magic[d == 0])
-                yield _gre_packet(d == 0, n, ccall, scall, seqs[d], seqs[1 - d], lcp)
-                continue
-            size = rng.choice((60, 120, 400, 1100, 1300))
-            ppp = b"\xfd" + struct.pack("!H", 0x9000 | (seqs[d] & 0xFFF)) + rng.randbytes(size)
-            yield _gre_packet(d == 0, n, ccall, scall, seqs[d], seqs[1 - d], ppp)
-        for _, fr in tail:
-            yield _renumber(_rewrite(fr, n, ccall, scall, port, tmpl_call, tmpl_port, sess), seqs)
-
+    pending = iter(sessions)
     with open(path, "wb") as f:
         w = PcapWriter(f, linktype=1)
-        gens = [tunnel_packets(n) for n in range(tunnels)]
+        gens = list(itertools.islice(pending, concurrent))
         step = 0
         while gens:
             alive = []
             for g in gens:
                 pkt: bytes | None = next(g, None)
                 if pkt is None:
+                    alive.extend(itertools.islice(pending, 1))
                     continue
                 alive.append(g)
                 w.write(t0 + step * 0.0001, "", 1, pkt)
                 step += 1
             gens = alive
-        written = w.records
-    return written
+        return w.records
 
 
 FLOOD_SOURCES = [0xCB007101, 0xCB007102, 0xCB007103, 0xCB007104]  # 203.0.113.1-4 (RFC 5737)
