@@ -307,7 +307,7 @@ def _interleave(path: Path, sessions: Iterable[Iterator[bytes]], concurrent: int
         gens = list(itertools.islice(pending, concurrent))
         step = 0
         while gens:
-            alive = []
+            alive: list[Iterator[bytes]] = []
             for g in gens:
                 pkt: bytes | None = next(g, None)
                 if pkt is None:
