@@ -3,7 +3,7 @@
 Steps (docs/probe.md): ``tcp`` (connect to 1723), ``control`` (Start-Control-
 Connection, RFC 2637 §2.1-2.2), ``call`` (Outgoing-Call, §2.7-2.8), ``gre``
 (LCP over enhanced GRE both ways, §4), ``lcp`` (RFC 1661), ``auth`` (MS-CHAPv2
-RFC 2759, CHAP-MD5 RFC 1994, PAP RFC 1334; with credentials only), ``ccp``
+RFC 2759, MS-CHAPv1 RFC 2433, CHAP-MD5 RFC 1994, PAP RFC 1334; with credentials only), ``ccp``
 (MPPE, RFC 3078) and ``ipcp`` (RFC 1332, RFC 1877), then ``teardown``. A
 failed step carries the diagnosis code the passive engine gives the same
 failure (docs/diagnosis.md), seen from the client's side.
@@ -27,7 +27,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pptptop.decode import pptp as P
-from pptptop.decode.mschap_crypto import chap_md5_response, generate_authenticator_response, generate_nt_response
+from pptptop.decode.mschap_crypto import (
+    challenge_response,
+    chap_md5_response,
+    generate_authenticator_response,
+    generate_nt_response,
+)
 from pptptop.diagnose.text import printable
 from pptptop.probe import craft as C
 
@@ -85,10 +90,21 @@ class Credentials:
     nt_hash: bytes | None = field(repr=False, default=None)
 
     def can(self, name: str) -> bool:
-        """Whether these credentials can answer the method ``name`` (PAP and CHAP-MD5 need the password)."""
-        if name == "MS-CHAPv2":
+        """Whether these credentials can answer the method ``name`` (PAP and CHAP-MD5 need the password;
+        both MS-CHAPs need only the NT hash, which a password gives too)."""
+        if name in ("MS-CHAPv2", "MS-CHAPv1"):
             return self.nt_hash is not None
         return name in ("CHAP-MD5", "PAP") and self.password is not None
+
+    def why_not(self, name: str) -> str:
+        """Why the probe Naks the method ``name``, in a few words."""
+        if name == "EAP":
+            return "the probe does not speak EAP"
+        if name in ("CHAP-MD5", "PAP"):
+            return f"{name} needs the password, not an NT hash"
+        if name.startswith("MS-CHAP"):
+            return f"{name} needs the password or the NT hash"
+        return "the probe does not speak it"
 
 
 @dataclass(slots=True)
@@ -164,6 +180,7 @@ class Probe:
         self.refused_peer = False  # we Nak'd or Rejected the server's Configure-Request
         self.auth_asked: list[str] = []
         self.auth_naked = 0
+        self.auth_refused: dict[str, str] = {}  # method the probe Nak'd -> why
         self.auth_agreed: str | None = None
         self.terminated: str | None = None
         self.proto_rejected: list[int] = []
@@ -314,12 +331,13 @@ class Probe:
         ok = self._pump(lambda: self.lcp_acked and self.lcp_peer_acked, self._send_lcp_request,
                         resend_now=not self.lcp_acked)
         d.update(self._lcp_details())
+        if self.auth_refused:
+            d["auth_refused"] = dict(self.auth_refused)
         if ok:
             asked = ", ".join(self.auth_asked) or "none"
             return f"LCP open: the server asks for {asked}", None
         if self.auth_naked and (self.terminated is not None or not self.lcp_peer_acked):
-            return (f"no authentication method in common: the server asked for {', '.join(self.auth_asked)}"
-                    + self._why_term()), "auth-method-mismatch"
+            return self._mismatch(), "auth-method-mismatch"
         return "LCP did not open" + (self._why_term() or f" in {self.timeout:g} s"), "lcp-failed"
 
     def _auth(self, d: dict[str, object]) -> tuple[str, str | None]:
@@ -330,9 +348,10 @@ class Probe:
         d["user"] = printable(creds.user, 64)
         if method is None:
             got = self._pump(lambda: bool(self.auth_inbox) or self.ncp[C.IPCP].peer_req, None)
+            if self.terminated is not None and self.auth_naked:
+                return self._mismatch(), "auth-method-mismatch"
             if self.terminated is not None:
-                code = "auth-method-mismatch" if self.auth_naked else "lcp-failed"
-                return "the server ended the link before authentication" + self._why_term(), code
+                return "the server ended the link before authentication" + self._why_term(), "lcp-failed"
             return ("the server asks for no authentication" if got else "nothing after LCP opened"), None
         if method == "PAP":
             return self._pap(d, creds)
@@ -371,6 +390,13 @@ class Probe:
             peer = os.urandom(16)
             nt = generate_nt_response(challenge, peer, user, creds.nt_hash)
             value = peer + bytes(8) + nt + b"\x00"
+        elif method == "MS-CHAPv1":
+            assert creds.nt_hash is not None
+            if len(challenge) != 8:
+                return f"MS-CHAPv1 Challenge of {len(challenge)} octets, not 8", "auth-failed"
+            # RFC 2433 §3: no LAN Manager response (24 zeros), the NT response, UseNT = 1
+            value = bytes(24) + challenge_response(challenge, creds.nt_hash) + b"\x01"
+            d["response"] = "NT response only (UseNT=1, no LAN Manager response)"
         else:
             assert creds.password is not None
             value = chap_md5_response(ch.ident, creds.password.encode(), challenge)
@@ -473,6 +499,17 @@ class Probe:
         if self.terminated is None:
             return ""
         return f"; the server sent LCP Terminate-Request {printable(self.terminated, 128)!r}"
+
+    def _mismatch(self) -> str:
+        """``auth-method-mismatch`` in words: what the server asked for and why the probe refused it."""
+        refused = [f"{n}, {why}" for n, why in self.auth_refused.items()]
+        if list(self.auth_refused) == ["EAP"]:
+            head = "no authentication method in common: the server asks for EAP, which the probe does not speak"
+        else:
+            head = f"no authentication method in common: the server asked for {', '.join(self.auth_asked)}"
+            if refused:
+                head += f" ({'; '.join(refused)})"
+        return head + self._why_term()
 
     def _auth_silence(self, what: str = "no answer") -> str:
         return what + (self._why_term() or f" in {self.timeout:g} s")
@@ -655,7 +692,10 @@ class Probe:
             self.auth_asked.append(name)
         if self.creds is None:
             return name  # no credentials: we never authenticate, so any method is agreed to see the rest
-        return name if self.creds.can(name) else None
+        if self.creds.can(name):
+            return name
+        self.auth_refused[name] = self.creds.why_not(name)
+        return None
 
     def _on_lcp(self, cp: C.Control, raw: bytes) -> None:
         if cp.code == C.CONF_REQ:

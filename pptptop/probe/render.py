@@ -21,6 +21,8 @@ def _duration(seconds: float | None) -> str:
 
 
 def _value(v: object) -> str:
+    if isinstance(v, dict):
+        return "; ".join(f"{k} ({w})" for k, w in v.items()) if v else "none"
     if isinstance(v, list):
         return ", ".join(str(x) for x in v) if v else "none"
     if isinstance(v, bool):

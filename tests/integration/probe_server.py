@@ -3,7 +3,8 @@
 Real TCP on 1723 for the control messages (built with scapy's PPTP layers, as
 pptp_peers.py does), enhanced GRE over a raw socket for PPP: LCP asking for
 MS-CHAPv2, MS-CHAPv2 checked against the NT hash of ``--password``
-(pptptop.decode.mschap_crypto, RFC 2759), CCP offering stateless MPPE-128 and
+(pptptop.decode.mschap_crypto, RFC 2759), MS-CHAPv1 checked with code of its
+own (pycryptodome's MD4 and DES, RFC 2433: not the probe's functions), CCP offering stateless MPPE-128 and
 IPCP assigning an address and two DNS servers by Nak (RFC 1332, RFC 1877).
 It writes down what it received so the tests can check the probe's teardown
 from the server's side.
@@ -23,6 +24,8 @@ import sys
 import time
 from typing import Any
 
+from Crypto.Cipher import DES
+from Crypto.Hash import MD4
 from pptp_peers import LIMIT, PPTP_PORT, read_message, write_json
 from scapy.layers.l2 import GRE_PPTP
 from scapy.layers.pptp import (
@@ -36,7 +39,14 @@ from scapy.packet import Raw
 from pptptop.decode.mschap_crypto import generate_authenticator_response, generate_nt_response, nt_password_hash
 
 MODES = ("ok", "sccrp-refused", "ocrp-busy", "auth-eap", "auth-691", "bad-authenticator", "ccp-reject",
-         "close-on-clear", "wrong-key", "auth-649", "chap-md5", "pap")
+         "close-on-clear", "wrong-key", "auth-649", "chap-md5", "pap", "mschapv1", "eap-then-v1",
+         "eap-then-both")
+#: what the server's LCP Configure-Request asks for first, per mode (MS-CHAPv2 otherwise)
+FIRST_ASK = {"auth-eap": "eap", "eap-then-v1": "eap", "eap-then-both": "eap", "pap": "pap", "chap-md5": "md5",
+             "mschapv1": "v1"}
+AUTH_OPTION = {"eap": struct.pack("!H", 0xC227), "pap": struct.pack("!H", 0xC023),
+               "md5": struct.pack("!HB", 0xC223, 5), "v1": struct.pack("!HB", 0xC223, 0x80),
+               "v2": struct.pack("!HB", 0xC223, 0x81)}
 LCP, PAP, CHAP, IPCP, CCP = 0xC021, 0xC023, 0xC223, 0x8021, 0x80FD
 SERVER_CALL_ID = 0x0A0B
 ADDRESS, DNS1, DNS2, SERVER_IP = "192.0.2.10", "192.0.2.53", "192.0.2.54", "192.0.2.1"
@@ -77,8 +87,10 @@ class Pac:
         self.peer_call_id: int | None = None
         self.lcp_sent_at = 0.0
         self.lcp_acked = self.lcp_peer_acked = False
-        self.challenge = os.urandom(16)
-        self.got.update({"control": [], "lcp": [], "fin": False})
+        self.asks = FIRST_ASK.get(self.mode, "v2")
+        self.lcp_ident = 1
+        self.challenge = os.urandom(8 if self.asks == "v1" else 16)
+        self.got.update({"control": [], "lcp": [], "fin": False, "asked": [self.asks]})
         for k in ("challenged", "terminated", "response_valid", "ipcp_acked"):
             self.got.pop(k, None)
 
@@ -93,9 +105,8 @@ class Pac:
         self.gre.sendto(bytes(pkt / Raw(load=b"\xff\x03" + frame)), (self.peer, 0))
 
     def lcp_request(self) -> None:
-        auth = {"auth-eap": struct.pack("!H", 0xC227), "pap": struct.pack("!H", PAP),
-                "chap-md5": struct.pack("!HB", CHAP, 5)}.get(self.mode, struct.pack("!HB", CHAP, 0x81))
-        self.send(ppp(LCP, 1, 1, opts((1, struct.pack("!H", 1400)), (2, bytes(4)), (3, auth),
+        auth = AUTH_OPTION[self.asks]
+        self.send(ppp(LCP, 1, self.lcp_ident, opts((1, struct.pack("!H", 1400)), (2, bytes(4)), (3, auth),
                                       (5, b"\x5e\x4a\x00\x01"), (7, b""), (8, b""))))
         self.lcp_sent_at = time.monotonic()
 
@@ -174,6 +185,8 @@ class Pac:
             self.send(ppp(CHAP, 3 if good else 4, ident, b"Welcome" if good else b"Access denied"))
             if good:
                 self.ncps_up()
+        elif proto == CHAP and code == 2 and self.asks == "v1":
+            self.on_v1_response(ident, data)
         elif proto == CHAP and code == 2:
             self.on_response(ident, data)
         elif proto == PAP and code == 1:
@@ -195,6 +208,15 @@ class Pac:
             self.lcp_peer_acked = True
         elif code == 2:
             self.lcp_acked = True
+        elif code == 3 and self.mode in ("eap-then-v1", "eap-then-both") and self.asks == "eap":
+            # the client Nak'd EAP: as pppd, take its suggestion if allowed, else the next method allowed
+            suggested = parse_opts(data).get(3, b"")
+            self.asks = "v2" if self.mode == "eap-then-both" and suggested == AUTH_OPTION["v2"] else "v1"
+            if self.asks == "v1":
+                self.challenge = os.urandom(8)
+            self.got["asked"].append(self.asks)
+            self.lcp_ident += 1
+            self.lcp_request()
         elif code == 3 and self.mode == "auth-eap":
             self.send(ppp(LCP, 5, 2, b"No authentication protocol in common"))
             self.got["terminated"] = True
@@ -205,7 +227,7 @@ class Pac:
                 and not self.got.get("terminated"):
             self.got["challenged"] = True
             if self.mode != "pap":
-                self.send(ppp(CHAP, 1, 7, bytes((16,)) + self.challenge + b"pptptop-pac"))
+                self.send(ppp(CHAP, 1, 7, bytes((len(self.challenge),)) + self.challenge + b"pptptop-pac"))
 
     def on_response(self, ident: int, data: bytes) -> None:
         value = data[1:1 + data[0]]
@@ -230,6 +252,23 @@ class Pac:
         self.send(ppp(CHAP, 3, ident, f"S={s} M=Access granted".encode()))
         self.ncps_up()
 
+    def on_v1_response(self, ident: int, data: bytes) -> None:
+        """RFC 2433 §3: 24 octets of LAN Manager response, 24 of NT response, the UseNT flag."""
+        value = data[1:1 + data[0]]
+        name = data[1 + data[0]:]
+        self.got["v1_value_length"] = len(value)
+        self.got["v1_use_nt"] = value[48] if len(value) == 49 else None
+        self.got["v1_lm_zero"] = value[:24] == bytes(24)
+        good = name == self.user and len(value) == 49 and value[48] == 1 \
+            and value[24:48] == v1_nt_response(self.challenge, self.password)
+        self.got["response_valid"] = good
+        if not good:
+            self.send(ppp(CHAP, 4, ident, b"E=691 R=1"))
+            self.send(ppp(LCP, 5, 3, b"Authentication failed"))
+            return
+        self.send(ppp(CHAP, 3, ident, b"Access granted"))
+        self.ncps_up()
+
     def ncps_up(self) -> None:
         self.send(ppp(CCP, 1, 1, opts((18, struct.pack("!I", MPPE_128_STATELESS)))))
         self.send(ppp(IPCP, 1, 1, opts((3, socket.inet_aton(SERVER_IP)))))
@@ -252,6 +291,19 @@ class Pac:
             self.got["ipcp_acked"] = socket.inet_ntoa(got[3])
         else:
             self.send(ppp(IPCP, 3, ident, opts(*((k, v) for k, v in want.items() if k in got))))
+
+
+def v1_nt_response(challenge: bytes, password: str) -> bytes:
+    """RFC 2433 §A.5 NtChallengeResponse, written here apart from pptptop's: the MD4 of the password in
+    UTF-16LE padded to 21 octets, three 7-octet DES keys (a parity bit added after every 7 bits)."""
+    h = MD4.new(password.encode("utf-16-le")).digest() + bytes(5)
+    out = b""
+    for i in range(3):
+        k7 = h[7 * i:7 * i + 7]
+        bits = "".join(f"{b:08b}" for b in k7)
+        key = bytes(int(bits[j:j + 7] + "0", 2) for j in range(0, 56, 7))
+        out += DES.new(key, DES.MODE_ECB).encrypt(challenge)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -312,7 +312,66 @@ class TestProbePpp:
         net.start_server("auth-eap")
         _, doc, _ = net.probe()
         assert failed_at(doc) == ("lcp", "auth-method-mismatch")
-        assert steps(doc)["lcp"]["details"]["auth_asked"] == ["EAP"]
+        lcp = steps(doc)["lcp"]
+        assert lcp["details"]["auth_asked"] == ["EAP"]
+        assert lcp["details"]["auth_refused"] == {"EAP": "the probe does not speak EAP"}
+        assert "the server asks for EAP, which the probe does not speak" in lcp["summary"]
+        assert net.server_saw()["lcp"].count(3) >= 1  # the probe Nak'd EAP (with MS-CHAPv2)
+
+
+class TestProbeMsChapV1:
+    """RFC 2433: the server checks the NT-Response with code of its own (probe_server.v1_nt_response)."""
+
+    def test_mschapv1_success(self, net: Net) -> None:
+        net.start_server("mschapv1")
+        code, doc, err = net.probe()
+        assert code == 0, doc
+        s = steps(doc)
+        assert s["lcp"]["details"]["auth_asked"] == ["MS-CHAPv1"]
+        assert s["auth"]["details"]["method"] == "MS-CHAPv1" and s["auth"]["summary"] == "MS-CHAPv1: authenticated"
+        assert s["ipcp"]["details"]["address"] == "192.0.2.10"
+        saw = net.server_saw()
+        assert saw["response_valid"] is True and saw["v1_value_length"] == 49
+        assert saw["v1_use_nt"] == 1 and saw["v1_lm_zero"] is True  # no LAN Manager response
+        assert PASSWORD not in json.dumps(doc) and PASSWORD not in err
+
+    def test_mschapv1_with_the_nt_hash(self, net: Net) -> None:
+        from Crypto.Hash import MD4
+
+        net.start_server("mschapv1")
+        nt = MD4.new(PASSWORD.encode("utf-16-le")).hexdigest()
+        code, doc, _ = net.probe("--nt-hash", f"{USER}:{nt}", credentials=False)
+        assert code == 0 and steps(doc)["auth"]["details"]["method"] == "MS-CHAPv1"
+        assert net.server_saw()["response_valid"] is True
+
+    def test_mschapv1_failure_691(self, net: Net) -> None:
+        net.start_server("mschapv1")
+        _, doc, _ = net.probe("--password", f"{USER}:wrong", credentials=False)
+        assert failed_at(doc) == ("auth", "auth-failed")
+        auth = steps(doc)["auth"]
+        assert auth["details"]["error"] == 691 and auth["details"]["message"] == "E=691 R=1"
+        assert auth["summary"] == "MS-CHAPv1 Failure E=691"
+        assert net.server_saw()["response_valid"] is False
+
+    def test_eap_refused_then_mschapv1(self, net: Net) -> None:
+        """The server asks for EAP, the probe Naks it suggesting MS-CHAPv2, the server (no MS-CHAPv2) asks for
+        MS-CHAPv1 next: the probe answers that."""
+        net.start_server("eap-then-v1")
+        code, doc, _ = net.probe()
+        assert code == 0, doc
+        s = steps(doc)
+        assert s["lcp"]["details"]["auth_asked"] == ["EAP", "MS-CHAPv1"]
+        assert s["auth"]["details"]["method"] == "MS-CHAPv1"
+        assert net.server_saw()["asked"] == ["eap", "v1"] and net.server_saw()["response_valid"] is True
+
+    def test_mschapv2_preferred_when_the_server_allows_both(self, net: Net) -> None:
+        net.start_server("eap-then-both")
+        code, doc, _ = net.probe()
+        assert code == 0, doc
+        s = steps(doc)
+        assert s["lcp"]["details"]["auth_asked"] == ["EAP", "MS-CHAPv2"]
+        assert s["auth"]["details"]["method"] == "MS-CHAPv2" and s["auth"]["details"]["authenticator_valid"]
+        assert net.server_saw()["asked"] == ["eap", "v2"]
 
     def test_mschapv2_failure_691(self, net: Net) -> None:
         net.start_server("auth-691")
