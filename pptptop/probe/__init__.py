@@ -150,6 +150,7 @@ class ProbeCapture:
         self.session.open(self.source, self.tracker)  # created as root, before the drop
         self.pipeline = Pipeline(self.source, self.tracker)
         self.thread: threading.Thread | None = None
+        self.report_lines: list[str] = []  # after stop(): the passive report of what was captured
 
     def start(self) -> None:
         self.session.start(self.pipeline)
@@ -162,10 +163,19 @@ class ProbeCapture:
         if self.thread is not None:
             self.thread.join(5)
         self.session.close()
-        from pptptop.diagnose import FINDINGS
+        return self.summary()
 
-        findings = [f.code for t in self.tracker.tunnels.values() for f in t.notes.get(FINDINGS, [])
-                    if f.severity.value == "error"]
+    def summary(self) -> dict[str, object]:
+        """What ``--json`` says under ``capture``; :attr:`report_lines` gets the ``--report`` of each tunnel
+        (the passive engine's view of the probe, its diagnosis included), as ``-r FILE --report`` prints it."""
+        from pptptop import diagnose
+        from pptptop.diagnose import FINDINGS
+        from pptptop.export.report import tunnel_lines
+
+        with self.pipeline.lock:
+            tunnels = sorted(self.tracker.tunnels.values(), key=lambda t: t.id)
+            findings = [f.code for t in tunnels for f in t.notes.get(FINDINGS, []) if f.severity.value == "error"]
+            self.report_lines = [line for t in tunnels for line in tunnel_lines(t, [diagnose.report_lines])]
         return {"file": self.session.args.write, "frames": self.pipeline.frames,
                 "kernel_drops": self.source.stats().kernel_drops, "tunnels": len(self.tracker.tunnels),
                 "findings": findings, "messages": list(self.session.messages)}
@@ -255,7 +265,7 @@ def main(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | No
             doc["capture"] = recorded
         out.write(json.dumps(doc) + "\n")
     elif args.report:
-        out.write(render.report(results))
+        out.write(render.report(results, recorded, capture.report_lines if capture is not None else None))
     elif len(results) > 1:
         out.write("\n".join(render.timing_lines(results)) + "\n")
     out.flush()

@@ -49,8 +49,10 @@ def verdict(result: ProbeResult) -> str:
     return f"result: failed at step {bad.name} ({bad.code})"
 
 
-def report(results: list[ProbeResult]) -> str:
-    """``--report``: each run's steps, then per-step timing when the probe was repeated."""
+def report(results: list[ProbeResult], capture: dict[str, object] | None = None,
+           passive: list[str] | None = None) -> str:
+    """``--report``: each run's steps, then per-step timing when the probe was repeated; with ``-w``, the
+    capture (``capture``, as under ``--json``) and the passive engine's report of it (``passive``)."""
     lines: list[str] = []
     for i, r in enumerate(results, 1):
         lines.append(header(r) + (f", run {i} of {len(results)}" if len(results) > 1 else ""))
@@ -59,7 +61,26 @@ def report(results: list[ProbeResult]) -> str:
         lines.append(verdict(r))
     if len(results) > 1:
         lines += timing_lines(results)
+    if capture is not None:
+        lines += capture_lines(capture, passive or [])
     return "\n".join(lines) + "\n"
+
+
+def capture_lines(capture: dict[str, object], passive: list[str]) -> list[str]:
+    """The ``-w`` capture beside the probe: the file, its frames, the error codes the passive engine found
+    (``capture.findings`` of ``--json``), then its report of each tunnel with the diagnosis."""
+    findings = capture.get("findings") or []
+    assert isinstance(findings, list)
+    lines = ["", f"capture of the probe's packets: {printable(str(capture.get('file')), 200)}, "
+                 f"{capture.get('frames')} frames, {capture.get('kernel_drops')} dropped by the kernel, "
+                 f"{capture.get('tunnels')} tunnel(s)",
+             "passive findings: " + (", ".join(printable(str(f), 64) for f in findings) or "none")]
+    messages = capture.get("messages") or []
+    assert isinstance(messages, list)
+    lines += [f"  {printable(str(m), 200)}" for m in messages]
+    if passive:
+        lines += ["", *passive]
+    return lines
 
 
 def timing_lines(results: list[ProbeResult]) -> list[str]:

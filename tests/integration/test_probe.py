@@ -78,13 +78,17 @@ class Net:
 
     def probe(self, *extra: str, credentials: bool = True,
               wrap: tuple[str, ...] = ()) -> tuple[int, dict[str, Any], str]:
-        cmd = [sys.executable, "-m", "pptptop", "--probe", self.server_ip, "--json", "--probe-timeout", TIMEOUT, *extra]
+        code, out, err = self.probe_text("--json", *extra, credentials=credentials, wrap=wrap)
+        return code, json.loads(out), err
+
+    def probe_text(self, *extra: str, credentials: bool = True, wrap: tuple[str, ...] = ()) -> tuple[int, str, str]:
+        cmd = [sys.executable, "-m", "pptptop", "--probe", self.server_ip, "--probe-timeout", TIMEOUT, *extra]
         if credentials:
             cmd += ["--password", f"{USER}:{PASSWORD}"]
         r = subprocess.run(["ip", "netns", "exec", self.probe_ns, *wrap, *cmd], capture_output=True, text=True,
                            timeout=120, cwd=ROOT, check=False)
         assert r.stdout, r.stderr
-        return r.returncode, json.loads(r.stdout), r.stderr
+        return r.returncode, r.stdout, r.stderr
 
 
 def _cleanup(n: Net) -> None:
@@ -422,6 +426,21 @@ class TestProbeMsChapV1:
         _, doc, _ = net.probe("-i", "pc", "-w", str(net.tmp / "probe.pcap"))
         assert failed_at(doc) == ("auth", "auth-failed")
         assert doc["capture"]["tunnels"] == 1 and doc["capture"]["findings"] == ["auth-failed"]
+
+    def test_report_shows_the_passive_findings(self, net: Net) -> None:
+        """--report with -w: after the steps, the capture and what the passive engine made of it (its
+        diagnosis with the fix), as --json has under capture.findings."""
+        net.start_server("auth-691")
+        out = net.tmp / "probe.pcap"
+        code, text, _ = net.probe_text("--report", "-i", "pc", "-w", str(out))
+        assert code == 69
+        assert "result: failed at step auth (auth-failed)" in text
+        assert f"capture of the probe's packets: {out}," in text
+        assert "passive findings: auth-failed" in text
+        tail = text.split("passive findings:", 1)[1]
+        assert f"{PROBE_IP} → {SERVER_IP}" in tail and "  diagnosis" in tail
+        assert any(line.strip().startswith("✗ error   auth-failed") for line in tail.splitlines())
+        assert PASSWORD not in text
 
     def test_wrong_server_authenticator(self, net: Net) -> None:
         net.start_server("bad-authenticator")
