@@ -19,6 +19,7 @@ import time
 from typing import IO, TYPE_CHECKING
 
 from pptptop import privdrop
+from pptptop.diagnose.text import printable
 from pptptop.exitcodes import (
     EXIT_NO_HOST,
     EXIT_NO_INPUT,
@@ -33,6 +34,8 @@ from pptptop.privdrop import PrivDropError
 
 if TYPE_CHECKING:
     from pptptop.probe.client import Credentials, ProbeResult, Step
+    from pptptop.probe.live import Runs
+    from pptptop.ui.app import PptpTopApp
 
 EXIT_FAILED = EXIT_UNAVAILABLE  # a step failed
 
@@ -134,7 +137,8 @@ class ProbeCapture:
     """``-w FILE`` with ``--probe``: a live capture (``-i IFACE``, default ``any``) through the usual pipeline and
     recorder, so the file holds the probe's own packets as any capture would."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, server: str | None = None) -> None:
+        """``server``: under the UI, with no ``-f``, capture only what goes to and from it."""
         from pptptop.diagnose import Diagnoser
         from pptptop.diagnose import options as diagopts
         from pptptop.pipeline import Pipeline
@@ -143,7 +147,7 @@ class ProbeCapture:
         from pptptop.track.tracker import Tracker
 
         ifaces = [*args.interfaces, *args.iface_opt] or ["any"]
-        self.source = open_live(ifaces, args.filter or None)
+        self.source = open_live(ifaces, args.filter or (f"host {server}" if server else None))
         self.tracker = Tracker()
         Diagnoser(diagopts.config(args)).attach(self.tracker)  # what passive capture makes of the probe
         self.session = RecordingSession(RecordingOptions.from_args(args), quiet=True)
@@ -183,7 +187,8 @@ class ProbeCapture:
 
 def main(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
     from pptptop.probe import render  # scapy and pycryptodome: loaded only for the probe, before the drop
-    from pptptop.probe.client import Probe, ProbeSockets
+    from pptptop.probe.client import ProbeSockets
+    from pptptop.probe.live import ProbeFeed, Runs
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -201,34 +206,57 @@ def main(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | No
     except OSError as e:
         print(f"pptptop: cannot resolve {args.probe!r}: {e.strerror or e}", file=err)
         return EXIT_NO_HOST
+    ui = wants_ui(args, out)
     capture: ProbeCapture | None = None
-    if args.write:
+    if args.write or ui:
         from pptptop.record.writers import RecordError
         from pptptop.sources.bpf import FilterError
         from pptptop.sources.live import LiveCaptureError
 
         try:
-            capture = ProbeCapture(args)
+            capture = ProbeCapture(args, address if ui else None)
         except (LiveCaptureError, FilterError, RecordError, OSError) as e:  # each one sentence
-            print(f"pptptop: cannot capture the probe's packets: {e}", file=err)
-            return EXIT_USAGE if isinstance(e, FilterError) else EXIT_NO_PERMISSION
-        importlib.import_module("numpy.ma")  # imported late by the recorder's data path: now, before the drop
+            if not args.write:  # the UI only: the steps are printed instead
+                print(f"pptptop: warning: cannot capture the probe's packets for the UI ({e}): "
+                      "the steps are printed instead", file=err)
+                ui = False
+            else:
+                print(f"pptptop: cannot capture the probe's packets: {e}", file=err)
+                return EXIT_USAGE if isinstance(e, FilterError) else EXIT_NO_PERMISSION
+        if capture is not None:
+            importlib.import_module("numpy.ma")  # imported late by the recorder's data path: now, before the drop
     socks = ProbeSockets.open()
     if socks.why_not:
         print(f"pptptop: warning: {socks.why_not}: the probe stops after the call (steps tcp, control, call)",
               file=err)
     _warm_up(creds)
+    if ui:
+        preload_ui()
     try:
         if capture is not None:
             if (os.geteuid() == 0 and args.drop_user is None and not args.no_drop_privileges
                     and privdrop.unreadable_installation(privdrop.default_user())):
                 args.no_drop_privileges = True  # as the UI does: the user could not import what comes later
-            capture.session.drop_privileges(capture.source)
+            capture.session.drop_privileges(capture.source, ui=ui)
         else:
             drop(args)
     except PrivDropError as e:
         print(f"pptptop: {e}", file=err)
         return EXIT_NO_USER if "no such user" in str(e) else EXIT_NO_PERMISSION
+    runs = Runs(args.probe, address, socks, timeout=args.probe_timeout, repeat=args.probe_repeat,
+                interval=args.interval, credentials=creds,
+                feed=ProbeFeed(f"probe of {printable(args.probe, 128)} ({address})") if ui else None)
+    if ui:
+        assert capture is not None and runs.feed is not None
+        code = run_in_ui(capture, runs, err)
+        results = runs.results
+        seen = capture.summary()
+        if code != EXIT_OK:
+            return code
+        out.write(render.report(results, seen if args.write else None,
+                                capture.report_lines if args.write else None) if results else "")
+        out.flush()
+        return EXIT_OK if results and all(r.failed is None for r in results) else EXIT_FAILED
     if capture is not None:
         capture.start()
     live = not args.json and not args.report
@@ -238,25 +266,23 @@ def main(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | No
             out.write("\n".join(render.step_lines(step)) + "\n")
             out.flush()
 
-    results: list[ProbeResult] = []
+    def announce(i: int, r: ProbeResult | None) -> None:
+        if not live:
+            return
+        if r is None:
+            out.write(f"pptptop probe of {args.probe} ({address})"
+                      + (f", run {i + 1} of {args.probe_repeat}" if args.probe_repeat > 1 else "") + "\n")
+        else:
+            out.write(render.verdict(r) + "\n")
+
     try:
-        for i in range(args.probe_repeat):
-            start = time.monotonic()
-            if live:
-                out.write(f"pptptop probe of {args.probe} ({address})"
-                          + (f", run {i + 1} of {args.probe_repeat}" if args.probe_repeat > 1 else "") + "\n")
-            r = Probe(args.probe, address, socks, timeout=args.probe_timeout, credentials=creds,
-                      on_step=show).run()
-            results.append(r)
-            if live:
-                out.write(render.verdict(r) + "\n")
-            if i + 1 < args.probe_repeat:
-                time.sleep(max(0.0, args.interval - (time.monotonic() - start)))
+        runs.run(show, announce)
     except KeyboardInterrupt:
         pass  # Ctrl-C ends a repeated probe early: the results so far are still rendered below
     finally:
         socks.close()
         recorded = capture.stop() if capture is not None else None
+    results = runs.results
     if not results:
         return EXIT_FAILED
     if args.json:
@@ -270,3 +296,45 @@ def main(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | No
         out.write("\n".join(render.timing_lines(results)) + "\n")
     out.flush()
     return EXIT_OK if all(r.failed is None for r in results) else EXIT_FAILED
+
+
+def wants_ui(args: argparse.Namespace, out: IO[str]) -> bool:
+    """The UI, as for a capture: without ``--json``/``--report``, on a terminal (standard input and output)."""
+    if args.json or args.report:
+        return False
+    try:
+        return out is sys.stdout and out.isatty() and sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def preload_ui() -> None:
+    """Import the UI now, before the privilege drop (the target user may not read the installation)."""
+    importlib.import_module("pptptop.ui.app")
+    importlib.import_module("pptptop.ui.screens.tunnel")
+
+
+def ui_app(capture: ProbeCapture, runs: Runs) -> PptpTopApp:
+    """The UI over the capture beside the probe, the probe's steps under every screen (the tests build it so)."""
+    from pptptop.ui.app import PptpTopApp
+    from pptptop.ui.themes import load_theme
+
+    capture.session.start(capture.pipeline)  # the UI starts the pipeline's thread itself
+    app = PptpTopApp(capture.pipeline, load_theme("dark"), recording=capture.session.status)
+    app.probe = runs.feed
+    return app
+
+
+def run_in_ui(capture: ProbeCapture, runs: Runs, err: IO[str]) -> int:
+    """``pptptop --probe HOST`` on a terminal: the probe in a worker thread, its packets through the ordinary
+    pipeline into the tunnel screen; the UI stays open after the probe for drill-down, until the user quits."""
+    from pptptop.ui.app import UiOptions, run_ui
+
+    capture.session.start(capture.pipeline)
+    runs.start()
+    try:
+        return run_ui(capture.pipeline, UiOptions(recording=capture.session.status, probe=runs.feed))
+    finally:
+        runs.stop()  # the user quit during a run: it ends at its next wait and tears down
+        runs.sockets.close()
+        capture.session.close()

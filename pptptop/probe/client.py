@@ -21,6 +21,7 @@ import re
 import select
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,6 +138,7 @@ class _Stop(Exception):
     """The current step failed: the probe goes to the teardown."""
 
 
+POLL_MAX = 0.25  # seconds one select() waits at most, so that a stop (the UI quitting) is seen soon
 MAX_CONFIGURE = 10  # RFC 1661 §4.6 Max-Configure / Max-Failure
 AUTH_ACCOUNT = {646, 647, 648, 649, 709}
 
@@ -145,8 +147,10 @@ class Probe:
     """One run of the probe against ``address``; :meth:`run` returns every step's outcome."""
 
     def __init__(self, host: str, address: str, sockets: ProbeSockets, *, timeout: float = 10.0,
-                 credentials: Credentials | None = None, on_step: Callable[[Step], None] | None = None) -> None:
+                 credentials: Credentials | None = None, on_step: Callable[[Step], None] | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.host, self.address, self.socks = host, address, sockets
+        self.stop = stop or threading.Event()  # set: every wait ends now, and the teardown runs without waiting
         self.timeout = timeout
         self.restart = min(3.0, timeout / 3)
         self.creds = credentials
@@ -578,7 +582,7 @@ class Probe:
             for msg in self._control_messages():
                 if msg.message_type == want:
                     return msg
-            if self.hangup and not self.tcp_buf:
+            if (self.hangup and not self.tcp_buf) or self.stop.is_set():
                 return None
             left = end - time.monotonic()
             if left <= 0:
@@ -593,7 +597,7 @@ class Probe:
         if not socks:
             time.sleep(wait)
             return
-        ready, _, _ = select.select(socks, [], [], max(0.0, wait))
+        ready, _, _ = select.select(socks, [], [], min(max(0.0, wait), POLL_MAX))
         for s in ready:
             if s is self.tcp:
                 self._read_tcp()
@@ -614,7 +618,7 @@ class Probe:
         next_send = time.monotonic() + self.restart
         while not until():
             now = time.monotonic()
-            if now >= end or self.terminated is not None or self.icmp or self.hangup:
+            if now >= end or self.terminated is not None or self.icmp or self.hangup or self.stop.is_set():
                 return until()
             if resend is not None and now >= next_send:
                 resend()

@@ -46,6 +46,7 @@ from pptptop.view.snapshot import TunnelStore, detail_of
 
 if TYPE_CHECKING:
     from pptptop.record.session import RecordingStatus
+    from pptptop.ui.widgets.probe_steps import StepFeed
 
 REFRESH_INTERVAL = 0.1  # seconds: at most ten snapshots a second
 #: seconds the UI has to leave after SIGTERM or SIGHUP before the signal's default action ends the process
@@ -104,6 +105,7 @@ class PptpTopApp(App[int]):
         self.capture_thread: threading.Thread | None = None
         self.saved: list[Path] = []
         self.notes: list[str] = []  # said once the screen is up (e.g. why root was kept)
+        self.probe: StepFeed | None = None  # pptptop --probe HOST: its steps, shown under every screen
         self.left = threading.Event()  # run() has returned: a signal's deadline no longer applies
 
     # ---------------------------------------------------------------- lifecycle
@@ -353,6 +355,7 @@ class UiOptions:
     theme: str = "dark"  # a built-in name or a .tcss file
     recording: Callable[[], RecordingStatus] | None = None  # the header's recording and capture health
     notes: tuple[str, ...] = ()  # sentences said on stderr at start, shown in the UI too
+    probe: StepFeed | None = None  # pptptop --probe HOST: the steps of the probe running beside the capture
 
 
 def run_ui(pipeline: Pipeline, options: UiOptions) -> int:
@@ -366,6 +369,7 @@ def run_ui(pipeline: Pipeline, options: UiOptions) -> int:
     tune_gc()
     app = PptpTopApp(pipeline, spec, recording=options.recording)
     app.notes = list(options.notes)
+    app.probe = options.probe
     try:
         code = app.run()
     finally:

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.root
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = Path(__file__).with_name("probe_server.py")
+PILOT = Path(__file__).with_name("probe_ui_pilot.py")
 PROBE_IP, SERVER_IP = "10.91.0.1", "10.91.0.2"
 USER, PASSWORD = "alice", "correct horse"
 TIMEOUT = "1.5"
@@ -458,6 +459,56 @@ class TestProbeMsChapV1:
         assert code == 0 and len(doc["runs"]) == 2
         t = doc["timing"]["tcp"]
         assert t["runs"] == 2 and t["ok"] == 2 and 0 < t["min"] <= t["mean"] <= t["max"]
+
+
+class TestProbeInTheUi:
+    """pptptop --probe HOST on a terminal: the capture beside the probe feeds the ordinary pipeline, so the
+    tunnel screen shows the probe's packets, and the probe's steps show under every screen (Textual's pilot,
+    tests/integration/probe_ui_pilot.py, in the probe's namespace)."""
+
+    @staticmethod
+    def pilot(net: Net) -> dict[str, Any]:
+        result = net.tmp / "pilot.json"
+        r = subprocess.run(["ip", "netns", "exec", net.probe_ns, sys.executable, str(PILOT), "--out", str(result),
+                            "--", "--probe", net.server_ip, "--probe-timeout", TIMEOUT, "-i", "pc",
+                            "--password", f"{USER}:{PASSWORD}"],
+                           capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})  # this checkout's pptptop, as -m does
+        assert r.returncode == 0, r.stderr[-3000:]
+        got: dict[str, Any] = json.loads(result.read_text())
+        assert got["probe_done"]
+        return got
+
+    def test_the_tunnel_screen_shows_the_probe(self, net: Net) -> None:
+        net.start_server()
+        got = self.pilot(net)
+        assert got["results"][0]["ok"], got["results"]
+        main = got["main"]
+        assert f"probe of {SERVER_IP} ({SERVER_IP}): every step passed" in main
+        for step in ("tcp", "control", "call", "gre", "lcp", "auth", "ccp", "ipcp", "teardown"):
+            assert any(f"[ ok ] {step} " in line for line in main.splitlines()), step
+        assert "scripted \\x1b[31mPAC" in main  # the vendor from the wire, escaped, not markup or a colour
+        assert PROBE_IP in main and SERVER_IP in main  # the tunnel's row
+        assert got["screen"] == "TunnelScreen"
+        ladder = " | ".join(got["ladder"])
+        for message in ("Start-Control-Connection-Request", "Outgoing-Call-Request", "LCP ConfReq"):
+            assert message in ladder, ladder
+        assert "every step passed" in got["flow"]  # the probe's panel on the tunnel screen too
+        assert "rcvd [LCP ConfReq" in got["transcript"] and "sent [LCP ConfReq" in got["transcript"]
+        assert PASSWORD not in json.dumps(got)
+
+    def test_steps_show_as_they_happen_and_the_failure_is_diagnosed(self, net: Net) -> None:
+        """GRE dropped towards the server: the panel shows tcp, control and call while the gre step still waits;
+        at the end the panel names the failure and the tunnel screen has the passive engine's verdict."""
+        net.start_server()
+        net.nft(chain("input", "ip protocol gre drop"))
+        got = self.pilot(net)
+        during = got["during"]
+        assert f"probe of {SERVER_IP} ({SERVER_IP}): running" in during
+        assert "[ ok ] call" in during and "[FAIL]" not in during and "gre" not in during.split("[ ok ] call")[1]
+        assert "failed at step gre (gre-one-way)" in got["main"]
+        assert "[FAIL] gre" in got["main"] and "[gre-one-way]" in got["main"]  # a long step line wraps
+        assert "no problem found" not in got["flow"]  # the verdict line of the tunnel screen
 
 
 class TestProbeThroughNat:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from textual.screen import Screen
+from textual.widgets import Footer
 
 from pptptop.ui.widgets.capture_header import CaptureHeader
+from pptptop.ui.widgets.probe_steps import ProbeSteps
 
 if TYPE_CHECKING:
     from pptptop.ui.app import PptpTopApp
@@ -31,8 +33,14 @@ class PptpScreen(Screen[None]):
     def update_header(self) -> None:
         for h in self.query(CaptureHeader):
             h.show(self.pptp.store.capture, self.pptp.recording)
+        for p in self.query(ProbeSteps):
+            p.show()
 
     def on_mount(self) -> None:
+        feed = self.pptp.probe
+        if feed is not None:  # pptptop --probe HOST in the UI: its steps above the footer of every screen
+            footer = self.query(Footer)
+            self.mount(ProbeSteps(feed, id="probe-steps"), before=footer.first() if footer else None)
         self.ready = True
         self.update_header()
         self.on_snapshot(True)
