@@ -208,6 +208,9 @@ def main(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | No
         return EXIT_NO_HOST
     ui = wants_ui(args, out)
     capture: ProbeCapture | None = None
+    if (args.write or ui) and os.geteuid() == 0 and args.drop_user is None and not args.no_drop_privileges \
+            and privdrop.unreadable_installation(privdrop.default_user()):
+        args.no_drop_privileges = True  # as the UI does: the user could not import what comes later
     if args.write or ui:
         from pptptop.record.writers import RecordError
         from pptptop.sources.bpf import FilterError
@@ -234,9 +237,6 @@ def main(args: argparse.Namespace, out: IO[str] | None = None, err: IO[str] | No
         preload_ui()
     try:
         if capture is not None:
-            if (os.geteuid() == 0 and args.drop_user is None and not args.no_drop_privileges
-                    and privdrop.unreadable_installation(privdrop.default_user())):
-                args.no_drop_privileges = True  # as the UI does: the user could not import what comes later
             capture.session.drop_privileges(capture.source, ui=ui)
         else:
             drop(args)
