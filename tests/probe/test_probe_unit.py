@@ -127,6 +127,23 @@ class TestLcpChoices:
         assert p.lcp_answered  # a new request after our Nak: our GRE reached the server
         assert p._lcp_details()["mru"] == 1400 and p._lcp_details()["magic"] == "0x5e4a0001"
 
+    def test_mschapv1_is_answered_and_eap_named(self) -> None:
+        """RFC 2433: an NT hash answers MS-CHAPv1, so it is agreed to; EAP is Nak'd and said to be unspoken."""
+        p, rec = probe(Credentials("alice", None, nt_password_hash("pw")))
+        server_request(p, 1, EAP)
+        server_request(p, 2, C.u16(C.CHAP) + bytes((C.MSCHAP_V1,)))
+        assert [cp.code for _, cp in rec.frames()] == [C.CONF_NAK, C.CONF_ACK]
+        assert p.auth_agreed == "MS-CHAPv1"
+        assert p.auth_refused == {"EAP": "the probe does not speak EAP"}
+
+    def test_eap_only_is_named_in_the_mismatch(self) -> None:
+        p, _ = probe(Credentials("alice", None, nt_password_hash("pw")))
+        server_request(p, 1, EAP)
+        assert p._mismatch() == ("no authentication method in common: the server asks for EAP, which the probe "
+                                 "does not speak")
+        server_request(p, 2, C.u16(C.PAP))
+        assert "PAP, PAP needs the password, not an NT hash" in p._mismatch()
+
     def test_terminate_after_our_nak_proves_both_ways(self) -> None:
         p, _ = probe(Credentials("alice", "pw", nt_password_hash("pw")))
         server_request(p, 1, EAP)
@@ -199,6 +216,14 @@ class TestRender:
         assert "tcp       ok 2/2  min 1.0 ms  mean 2.0 ms  max 3.0 ms" in text
         assert "control   ok 0/1" in text
 
+    def test_report_with_the_capture(self) -> None:
+        capture = {"file": "p.pcap", "frames": 12, "kernel_drops": 0, "tunnels": 1,
+                   "findings": ["auth-failed"], "messages": []}
+        text = render.report([self.result("srv", False, 0.002)], capture, ["Tunnel 1  a → b", "  diagnosis"])
+        assert "capture of the probe's packets: p.pcap, 12 frames" in text
+        assert "passive findings: auth-failed\n\nTunnel 1  a → b\n  diagnosis\n" in text
+        assert "passive findings" not in render.report([self.result("srv", True, 0.002)])
+
     def test_json_document(self) -> None:
         doc = json.loads(json.dumps(render.document([self.result("srv", False, 0.002)])))
         assert doc["probe"]["ok"] is False
@@ -208,6 +233,38 @@ class TestRender:
         assert doc["timing"]["control"] == {"runs": 1, "ok": 0, "failed": 1, "min": None, "mean": None,
                                             "max": None}
         assert "auth" not in doc["timing"]
+
+
+class TestUiPanel:
+    """The probe's steps in the UI: lines from the feed, in Rich Text (markup and controls shown as text)."""
+
+    def test_steps_panel_escapes(self) -> None:
+        import asyncio
+
+        from textual.app import App, ComposeResult
+
+        from pptptop.probe.live import ProbeFeed
+        from pptptop.ui.widgets.probe_steps import ProbeSteps
+
+        feed = ProbeFeed("probe of srv")
+        feed.step(Step("tcp", Status.OK, 0.001, "connected"))
+        feed.step(Step("control", Status.FAILED, 0.5, "refused: [bold red]PAC[/] \x1b[2J", {}, "control-refused"))
+
+        class One(App[None]):
+            def compose(self) -> ComposeResult:
+                yield ProbeSteps(feed)
+
+        async def run() -> str:
+            app = One()
+            async with app.run_test(size=(120, 8)) as pilot:
+                await pilot.pause()
+                return str(app.query_one(ProbeSteps).render())
+
+        text = asyncio.run(run())
+        assert text.splitlines()[0] == "probe of srv: running, control failed"
+        assert "[ ok ] tcp" in text
+        assert "refused: [bold red]PAC[/] \\x1b[2J  [control-refused]" in text
+        assert "\x1b" not in text
 
 
 def test_sockets_close_when_none() -> None:
