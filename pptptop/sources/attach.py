@@ -40,7 +40,7 @@ class AttachSource(PcapFileSource):
 
     def __init__(self, path: str, sock: socket.socket, hello: dict[str, Any]) -> None:
         stream = cast("BinaryIO", sock.makefile("rb", buffering=0))  # a raw reader: readinto gives what is there
-        super().__init__(f"{hello.get('name') or path} (attached: {path})", stream)
+        super().__init__(str(hello.get("name") or path), stream)  # the service's source: what the header shows
         self.socket_path = path
         self._sock = sock
         self.live = bool(hello.get("live"))
