@@ -39,10 +39,10 @@ import numpy as np
 
 from pptptop.record.writers import BT_EPB, BT_IDB, DEFAULT_SNAPLEN, IF_NAME, IF_TSRESOL, PcapNgEncoder
 from pptptop.sources.attach import hello_line
+from pptptop.wire import Batch
 
 if TYPE_CHECKING:
     from pptptop.pipeline import Pipeline
-    from pptptop.wire import Batch
 
 #: default bytes of recent frames a newly attached UI starts from (``--ui-backlog``)
 BACKLOG_BYTES: Final = 32 << 20
@@ -50,6 +50,7 @@ BACKLOG_BYTES: Final = 32 << 20
 CLIENT_SLACK: Final = 8 << 20
 #: at most this many clients at once; more are refused (closed at once)
 MAX_CLIENTS: Final = 32
+EPB_FIXED: Final = 32  # an EPB's bytes besides the packet and its padding (pcapng §4.3)
 #: timestamps in units of 2^-32 s (if_tsresol with the top bit set, pcapng §4.2): a capture time (a double
 #: of about 2^31 s, whose last bit is 2^-22 s) is then a whole number of units, so the attached reader gets the
 #: very double the service's tracker saw, whatever resolution the capture had
@@ -73,6 +74,33 @@ class _Client:
         self.watched = 0  # the selector events registered for it (0: not registered)
 
 
+class _Raw:
+    """A batch kept while no client is attached: its own copy, and the IDs of its interfaces."""
+
+    __slots__ = ("batch", "index")
+
+    def __init__(self, batch: Batch, index: list[int]) -> None:
+        self.batch = batch
+        self.index = index
+
+
+class _Entry:
+    """One batch of the backlog: its EPBs, or the copy they are made from when first needed."""
+
+    __slots__ = ("data", "frames", "size")
+
+    def __init__(self, data: bytes | _Raw, frames: int, size: int) -> None:
+        self.data = data
+        self.frames = frames
+        self.size = size  # bytes of its EPBs
+
+    def encoded(self) -> bytes:
+        data = self.data
+        if isinstance(data, _Raw):
+            data = self.data = _epbs(data.batch, data.index)
+        return data
+
+
 class FrameFeed:
     """A listening Unix socket that streams the pipeline's frames to every attached UI."""
 
@@ -85,7 +113,7 @@ class FrameFeed:
         self._listener = _listen(path)
         self._ifaces: dict[tuple[str, int], int] = {}
         self._head: list[bytes] = [PcapNgEncoder("pptptop --ui-socket").begin()]  # SHB, then an IDB per interface
-        self._backlog: deque[tuple[bytes, int]] = deque()
+        self._backlog: deque[_Entry] = deque()
         self._backlog_bytes = 0
         self._clients: list[_Client] = []
         self._lock = threading.Lock()
@@ -108,20 +136,30 @@ class FrameFeed:
         self._thread.start()
 
     def batch(self, first: int, batch: Batch) -> None:
-        """The batch hook: the batch as EPBs, in the backlog and queued for each client (never blocks)."""
+        """The batch hook: the batch kept in the backlog and queued as EPBs for each client (never blocks).
+
+        While no client is attached the batch is only copied (its source reuses its buffer); it is encoded
+        if a client attaches while it is still in the backlog. So a service nobody watches pays a copy.
+        """
         n = len(batch)
         if not n:
             return
-        defs, epbs = self._encode(batch)
+        defs, index = self._register(batch)
+        size = int(EPB_FIXED * n + batch.lengths.sum() + (-batch.lengths % 4).sum())
+        # a peek without the lock: a client attaching meanwhile encodes the copy itself (_accept)
+        entry = _Entry(_epbs(batch, index) if self._clients else _Raw(_copy(batch), index), n, size)
         with self._lock:
             self._head.extend(defs)
-            self._backlog.append((epbs, n))
-            self._backlog_bytes += len(epbs)
+            self._backlog.append(entry)
+            self._backlog_bytes += size
             while self._backlog_bytes > self.backlog_limit and len(self._backlog) > 1:
-                self._backlog_bytes -= len(self._backlog.popleft()[0])
+                self._backlog_bytes -= self._backlog.popleft().size
+            if not self._clients:
+                return
+            epbs = entry.encoded()
             limit = self.backlog_limit + CLIENT_SLACK
             for c in self._clients:
-                if c.pending and c.pending + len(epbs) > limit:
+                if c.pending and c.pending + size > limit:
                     c.dropped += n
                     self.dropped += n
                     continue
@@ -129,18 +167,18 @@ class FrameFeed:
                     c.queue.append(b"".join(defs))
                     c.pending += len(c.queue[-1])
                 c.queue.append(epbs)
-                c.pending += len(epbs)
+                c.pending += size
                 c.frames += n
         self._wake()
 
-    def _encode(self, batch: Batch) -> tuple[list[bytes], bytes]:
-        """(the IDBs of the interfaces new in ``batch``, the batch's EPBs), every frame at once."""
+    def _register(self, batch: Batch) -> tuple[list[bytes], list[int]]:
+        """The IDBs of the interfaces new in ``batch``, and the IDs of its interfaces (capture thread only)."""
         defs = []
         for key in batch.ifaces:
             if key not in self._ifaces:
                 self._ifaces[key] = len(self._ifaces)
                 defs.append(_idb(*key))
-        return defs, _epbs(batch, [self._ifaces[key] for key in batch.ifaces])
+        return defs, [self._ifaces[key] for key in batch.ifaces]
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
@@ -185,17 +223,22 @@ class FrameFeed:
         live = self._pipeline is not None and self._pipeline.source.live
         name = self._pipeline.source.name if self._pipeline is not None else ""
         with self._lock:
-            if len(self._clients) >= MAX_CLIENTS:
-                sock.close()
-                self.say(f"--ui-socket: refused a client: {MAX_CLIENTS} are attached already")
-                return
+            full = len(self._clients) >= MAX_CLIENTS
+            entries = list(self._backlog)
+        if full:
+            sock.close()
+            self.say(f"--ui-socket: refused a client: {MAX_CLIENTS} are attached already")
+            return
+        for e in entries:  # the copies kept while nobody watched, encoded without holding the capture up
+            e.encoded()
+        with self._lock:
             first = hello_line(live, name) + b"".join(self._head)
             c.queue.append(first)
             c.pending = len(first)
-            for chunk, n in self._backlog:
-                c.queue.append(chunk)
-                c.pending += len(chunk)
-                c.frames += n
+            for e in self._backlog:  # the few batches kept since are encoded here
+                c.queue.append(e.encoded())
+                c.pending += e.size
+                c.frames += e.frames
             self._clients.append(c)
             self.served += 1
 
@@ -306,6 +349,17 @@ def _epbs(batch: Batch, index: list[int]) -> bytes:
         add(buf[o:o + c])
         add(zeros[:p] + t.to_bytes(4, "little"))
     return b"".join(parts)
+
+
+def _copy(batch: Batch) -> Batch:
+    """The batch on bytes and columns of its own: its source refills the buffer (and, read ahead, the
+    columns) when the next batch is read (as the recorder copies, pptptop.record.recorder)."""
+    offsets = batch.offsets
+    lengths = batch.lengths.copy()
+    lo = int(offsets.min())
+    hi = int((offsets + lengths).max())
+    ifidx = None if batch.ifidx is None else batch.ifidx.copy()
+    return Batch(bytes(batch.buf[lo:hi]), offsets - lo, lengths, batch.ts.copy(), list(batch.ifaces), ifidx)
 
 
 def private_socket_path() -> tuple[str, str]:
