@@ -19,14 +19,18 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp_jinja2
-from aiohttp import web
+from aiohttp import WSCloseCode, web
+from textual_serve.app_service import AppService
 from textual_serve.server import Server
+
+log = logging.getLogger("pptptop.serve")
 
 COOKIE: Final = "pptptop_serve"
 #: what the cookie holds is derived from the token, so the cookie is not the token itself
@@ -48,6 +52,7 @@ class _Server(Server):
         super().__init__(command, host=host, port=port, title=title)
         self.token = token
         self.cookie = cookie_value(token) if token else None
+        self.sockets: set[web.WebSocketResponse] = set()  # the sessions' websockets, closed at shutdown
 
     async def _make_app(self) -> web.Application:
         app = await super()._make_app()
@@ -77,6 +82,39 @@ class _Server(Server):
 
     async def on_startup(self, app: web.Application) -> None:
         """Nothing on standard output (textual-serve prints its logo): the CLI says where it serves."""
+
+    async def handle_websocket(self, request: web.Request) -> web.WebSocketResponse:
+        """textual-serve's session (its ``handle_websocket``), with the websocket known to :meth:`on_shutdown`."""
+        websocket = web.WebSocketResponse(heartbeat=15)
+        width = _int(request.query.get("width", "80"), 80)
+        height = _int(request.query.get("height", "24"), 24)
+        service: AppService | None = None
+        self.sockets.add(websocket)
+        try:
+            await websocket.prepare(request)
+
+            async def close() -> None:
+                await websocket.close()
+
+            service = AppService(self.command, write_bytes=websocket.send_bytes, write_str=websocket.send_str,
+                                 close=close, download_manager=self.download_manager, debug=False)
+            await service.start(width, height)
+            await self._process_messages(websocket, service)
+        except asyncio.CancelledError:
+            await websocket.close()
+        except Exception as e:  # a session's failure is that session's: logged, the server goes on
+            log.warning("a browser session failed: %s", type(e).__name__)
+        finally:
+            self.sockets.discard(websocket)
+            if service is not None:
+                await service.stop()
+        return websocket
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        """Close every session's websocket: textual-serve then asks its process to quit and waits for it."""
+        for ws in list(self.sockets):
+            with contextlib.suppress(Exception):
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"pptptop is stopping")
 
     @aiohttp_jinja2.template("app_index.html")
     async def handle_index(self, request: web.Request) -> dict[str, Any]:
@@ -119,8 +157,8 @@ class WebUi:
             fut.result(timeout=5.0)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=2.0)
-        if not self._thread.is_alive():
-            self.loop.close()
+        # the loop is left stopped, not closed: a session's process reaped after this (it has just been told
+        # to quit) is reported to the loop by asyncio's child watcher, which complains about a closed one
 
 
 def start(command: str, host: str, port: int, token: str | None, title: str = "pptptop") -> WebUi:

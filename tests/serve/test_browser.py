@@ -130,3 +130,30 @@ class TestBrowser:
         assert "needs its token" in browser.find_element("tag name", "body").text
         time.sleep(1)
         assert terminal_text(browser) == ""  # no terminal, no websocket
+
+    def test_sigterm_ends_the_sessions_processes_too(self, service: list[ServiceRun], browser: Any) -> None:
+        import psutil
+
+        port = free_port()
+        run = ServiceRun(["-r", str(S5), "--serve", f"127.0.0.1:{port}"])  # loopback: no token needed
+        service.append(run)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except OSError:
+                assert run.proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait_for(browser, "alice")
+        sessions = [p for p in psutil.Process(run.proc.pid).children(recursive=True)
+                    if "--attach" in p.cmdline()]
+        assert sessions  # the browser's session runs pptptop --attach
+        t = time.monotonic()
+        code, err = run.stop()
+        assert code == 0, err
+        assert time.monotonic() - t < 10
+        _, alive = psutil.wait_procs(sessions, timeout=10)
+        assert not alive, [p.cmdline() for p in alive]
+        assert "is closed" not in err  # asyncio's child watcher had a loop to report to
