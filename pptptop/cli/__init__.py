@@ -126,7 +126,8 @@ def _run(cfg: RunConfig, args: argparse.Namespace, src: Source, secrets: SecretS
         session.open(src, engine.tracker)  # output files are created as root, before the privilege drop
         preload(cfg, src.live)  # the target user may not be able to read the Python installation
         fleet = service.prepare(args)  # --events, --metrics (docs/fleet.md): opened as root too
-        session.drop_privileges(src, ui=not cfg.headless)
+        if cfg.attach is None or cfg.drop_user is not None:  # an attached view drops only when asked (-Z)
+            session.drop_privileges(src, ui=not cfg.headless or cfg.serves_browser)
     except RecordError as e:
         raise Refusal(str(e), EXIT_CANT_CREATE) from None
     except service.ServiceError as e:

@@ -68,6 +68,11 @@ class RunConfig:
     serving: ServeOptions | None = None  # --serve, --ui-socket: this run's frames offered to other views
 
     @property
+    def serves_browser(self) -> bool:
+        """``--serve``: headless, but textual-serve starts a UI process (``--attach``) per browser session."""
+        return self.serving is not None and self.serving.serve is not None
+
+    @property
     def paced(self) -> bool:
         """Whether ``--speed`` paces the capture: for the UI, and for the views a service offers."""
         return not self.headless or self.serving is not None
@@ -190,14 +195,17 @@ def take_terminal(cfg: RunConfig) -> str | None:
 def keep_root_for_the_ui(cfg: RunConfig, live: bool) -> str | None:
     """Before the default privilege drop of a live UI: stay root, with two capabilities, if need be.
 
-    The UI imports modules as it runs, so the user it drops to must be able to read the Python
-    installation; a pyenv or venv under /root is not readable by ``nobody``. Then the drop is not done:
+    The UI imports modules as it runs (and ``--serve`` starts a UI process per browser session, as the
+    same user), so the user it drops to must be able to read the Python installation; a pyenv or venv
+    under /root is not readable by ``nobody``. Then the drop is not done:
     uid 0 keeps only CAP_NET_RAW and CAP_NET_ADMIN, as ``--no-drop-privileges`` does (the caller makes
     that copy: :meth:`RunConfig.keeping_root`). Returns the sentence that says so, or None. ``-Z USER``,
     asked for by name, is never overridden.
     """
     rec = cfg.recording
-    if cfg.headless or not live or os.geteuid() != 0 or rec.no_drop_privileges or rec.drop_user is not None:
+    if (cfg.headless and not cfg.serves_browser) or not live or cfg.attach is not None:
+        return None  # an attached view opened no capture: it runs as whoever started it (docs/fleet.md)
+    if os.geteuid() != 0 or rec.no_drop_privileges or rec.drop_user is not None:
         return None
     user = privdrop.default_user()
     try:
