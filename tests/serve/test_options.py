@@ -68,3 +68,25 @@ def test_an_empty_token_file_is_refused(tmp_path: Path) -> None:
                           "--serve-token-file", str(empty)], capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 66
     assert res.stderr == f"pptptop: --serve-token-file: {empty} holds no token (its first line is empty)\n"
+
+
+@pytest.mark.root
+def test_a_live_serve_as_root_starts_and_serves(service: list[ServiceRun]) -> None:
+    """As root, live: the drop (or, when the target user cannot read this Python, root with two capabilities)
+    leaves textual-serve's files and the sessions' pptptop readable."""
+    port = free_port()
+    run = ServiceRun(["-i", "lo", "--serve", f"127.0.0.1:{port}"])
+    service.append(run)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+            break
+        except OSError:
+            assert run.proc.poll() is None, run.proc.communicate()[1].decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert "data-session-websocket-url" in page
+    code, err = run.stop()
+    assert code == 0, err
+    assert "Traceback" not in err
