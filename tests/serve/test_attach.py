@@ -42,6 +42,12 @@ def tunnels_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return doc["tunnels"]  # type: ignore[no-any-return]
 
 
+def screen_text(app: PptpTopApp) -> str:
+    """What the terminal shows, as plain text, from the compositor (as tests/ui does)."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(seg.text for seg in strip) for strip in strips)
+
+
 def start(service: list[ServiceRun], tmp_path: Path, *args: str) -> Path:
     sock = tmp_path / "ui.sock"
     run = ServiceRun(["--headless", "--ui-socket", str(sock), *args])
@@ -79,6 +85,10 @@ class TestAttachedUi:
                 await pilot.press("w")  # read-only: nothing is written on the service's machine
                 await pilot.pause()
                 assert not (tmp_path / "saved").exists() and not app.saved
+                await pilot.press("space")  # nor is anything paused
+                await pilot.pause()
+                assert not pipe.paused.is_set()
+                assert "Read-only" in screen_text(app)  # and each says why, in a note on the screen
                 await pilot.press("enter")
                 await pilot.pause(0.3)
                 assert isinstance(app.screen, TunnelScreen)
