@@ -69,7 +69,7 @@ class TestAttachedUi:
         app = PptpTopApp(pipe, save_dir=tmp_path / "saved", read_only="read-only")
 
         async def run() -> None:
-            async with app.run_test(size=(140, 36)) as pilot:
+            async with app.run_test(size=(140, 36), notifications=True) as pilot:
                 for _ in range(200):
                     if pipe.done.is_set():
                         break
@@ -86,9 +86,10 @@ class TestAttachedUi:
                 await pilot.pause()
                 assert not (tmp_path / "saved").exists() and not app.saved
                 await pilot.press("space")  # nor is anything paused
-                await pilot.pause()
+                await pilot.pause(0.5)
                 assert not pipe.paused.is_set()
-                assert "Read-only" in screen_text(app)  # and each says why, in a note on the screen
+                # on opening, then for w and for Space: each says why, in a note on the screen
+                assert screen_text(app).count("Read-only") == 3
                 await pilot.press("enter")
                 await pilot.pause(0.3)
                 assert isinstance(app.screen, TunnelScreen)
