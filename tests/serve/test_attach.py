@@ -198,3 +198,23 @@ class TestSocket:
             srv.close()
         assert proc.returncode == 69
         assert err == f"pptptop: cannot attach to {path}: it is not a pptptop UI socket\n"
+
+
+class TestTerminalUiOffers:
+    def test_the_terminal_ui_offers_its_capture_too(self, tmp_path: Path) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from pty_session import Terminal
+
+        sock = tmp_path / "ui.sock"
+        term = Terminal([sys.executable, "-m", "pptptop", "-r", str(S5), "--ui-socket", str(sock)], size=(120, 30))
+        try:
+            assert term.wait_for("alice")
+            doc = json.loads(pptptop("--attach", str(sock), "--json").stdout)
+            assert tunnels_of(doc) == tunnels_of(json.loads(pptptop("-r", str(S5), "--json").stdout))
+            term.send("q")
+            assert term.wait() == 0
+        finally:
+            if term.proc.poll() is None:
+                term.proc.kill()
+                term.proc.wait()
+        assert not sock.exists()
