@@ -16,7 +16,7 @@ import os
 import sys
 
 from pptptop import diagnose as diagmod
-from pptptop import probe
+from pptptop import probe, serve
 from pptptop.cli.config import Refusal, RunConfig, check, check_ui, configure, demo_path, keep_root_for_the_ui
 from pptptop.cli.headless import Run, run_headless
 from pptptop.cli.parser import build_parser
@@ -126,13 +126,15 @@ def _run(cfg: RunConfig, args: argparse.Namespace, src: Source, secrets: SecretS
         session.open(src, engine.tracker)  # output files are created as root, before the privilege drop
         preload(cfg, src.live)  # the target user may not be able to read the Python installation
         fleet = service.prepare(args)  # --events, --metrics (docs/fleet.md): opened as root too
-        session.drop_privileges(src, ui=not cfg.headless)
+        if cfg.attach is None or cfg.drop_user is not None:  # an attached view drops only when asked (-Z)
+            session.drop_privileges(src, ui=not cfg.headless or cfg.serves_browser)
     except RecordError as e:
         raise Refusal(str(e), EXIT_CANT_CREATE) from None
     except service.ServiceError as e:
         raise Refusal(str(e), e.code) from None
     except PrivDropError as e:
         raise Refusal(str(e), EXIT_NO_USER if "no such user" in str(e) else EXIT_NO_PERMISSION) from None
+    views = _offer_views(cfg, fleet)
     kernel = ConntrackMonitor(engine.tracker, engine.nat) if cfg.conntrack else None
     if kernel is not None and src.live:
         kernel.start()  # its thread starts after the privilege drop
@@ -141,19 +143,47 @@ def _run(cfg: RunConfig, args: argparse.Namespace, src: Source, secrets: SecretS
     extensions = natmod.json_extensions(engine.nat, kernel)
     extensions["diagnosis"] = diagmod.diagnosis_json
     extensions.update(insideout.json_extensions(engine.inspector))
-    pipeline = Pipeline(src, engine.tracker, count=cfg.count, speed=(cfg.speed or None) if not cfg.headless else None)
+    pipeline = Pipeline(src, engine.tracker, count=cfg.count, speed=(cfg.speed or None) if cfg.paced else None)
     tune_gc()
     session.start(pipeline)
+    if views is not None:
+        views.start(pipeline)
     fleet.start(pipeline, engine.diagnoser, session.summary, extensions, inspector=engine.inspector)
     if engine.inspector is not None and session.decrypted is not None:  # --decrypted
         engine.inspector.sinks.append(session.decrypted.write)
     if cfg.headless:
-        return run_headless(Run(cfg, src, engine, session, pipeline, fleet, kernel, extensions))
+        return run_headless(Run(cfg, src, engine, session, pipeline, fleet, kernel, extensions, views))
     from pptptop.ui.app import UiOptions, run_ui
 
     install_signals(pipeline, session, ui=True)
+    read_only = READ_ONLY if cfg.attach is not None else None
     try:
-        return run_ui(pipeline, UiOptions(theme=cfg.theme, recording=session.status, notes=tuple(notes)))
+        return run_ui(pipeline, UiOptions(theme=cfg.theme, recording=session.status, notes=tuple(notes),
+                                          read_only=read_only))
     finally:
         session.close()
         fleet.close()
+        if views is not None:
+            views.close()
+
+
+#: why an attached UI cannot pause, save or stop anything: said when it starts and when such a key is pressed
+READ_ONLY = ("attached to a running pptptop, read-only: its capture and recording are the service's; "
+             "q leaves this view only, and pausing or saving here is off")
+
+
+def _offer_views(cfg: RunConfig, fleet: service.Service) -> serve.Serving | None:
+    """``--ui-socket`` and ``--serve``, after the privilege drop (the socket is the service user's, and the
+    run still has one thread). Raises :class:`Refusal`."""
+    if cfg.serving is None:
+        return None
+    from pptptop.serve.web import ServeError
+
+    try:
+        views = serve.open_serving(cfg.serving, fleet.say)
+    except serve.FeedError as e:
+        raise Refusal(str(e), EXIT_CANT_CREATE) from None
+    except ServeError as e:
+        raise Refusal(str(e), EXIT_UNAVAILABLE) from None
+    fleet.serving = True
+    return views

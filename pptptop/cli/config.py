@@ -21,10 +21,12 @@ from pptptop import privdrop
 from pptptop.cli.validators import ignored_options, usage_problem
 from pptptop.diagnose import options as diagopts
 from pptptop.diagnose.config import DiagnosisConfig
-from pptptop.exitcodes import EXIT_USAGE
+from pptptop.exitcodes import EXIT_NO_INPUT, EXIT_USAGE
 from pptptop.export import service
 from pptptop.privdrop import PrivDropError
 from pptptop.record.session import RecordingOptions
+from pptptop.serve import ServeOptions
+from pptptop.serve import options as serveopts
 from pptptop.view.filtering import FilterError as RowFilterError
 from pptptop.view.filtering import RowFilter, parse_filter
 
@@ -62,10 +64,22 @@ class RunConfig:
     show_secrets: bool
     diagnosis: DiagnosisConfig
     recording: RecordingOptions
+    attach: str | None = None  # --attach SOCKET: the frames of a running pptptop
+    serving: ServeOptions | None = None  # --serve, --ui-socket: this run's frames offered to other views
+
+    @property
+    def serves_browser(self) -> bool:
+        """``--serve``: headless, but textual-serve starts a UI process (``--attach``) per browser session."""
+        return self.serving is not None and self.serving.serve is not None
+
+    @property
+    def paced(self) -> bool:
+        """Whether ``--speed`` paces the capture: for the UI, and for the views a service offers."""
+        return not self.headless or self.serving is not None
 
     @property
     def live(self) -> bool:
-        return not self.files
+        return not self.files and self.attach is None
 
     @property
     def write(self) -> str | None:
@@ -86,12 +100,12 @@ def demo_path() -> Path:
 
 def _headless(args: argparse.Namespace) -> bool:
     return bool(args.json or args.report or args.export_tunnel is not None or args.export_hashes is not None
-                or args.headless)
+                or args.headless or args.serve is not None)
 
 
 def check(args: argparse.Namespace) -> list[str]:
     """Options that cannot go together raise :class:`Refusal` (exit 64); the warnings to print otherwise."""
-    problem = usage_problem(args) or service.usage_error(args)
+    problem = usage_problem(args) or service.usage_error(args) or serveopts.usage_error(args)
     if problem:
         raise Refusal(problem, EXIT_USAGE)
     return ignored_options(args, _headless(args))
@@ -105,6 +119,10 @@ def configure(args: argparse.Namespace) -> RunConfig:
     except RowFilterError as e:
         raise Refusal(f"--export-tunnel: {e}", EXIT_USAGE) from None
     files = [str(demo_path())] if args.demo else list(args.read)
+    try:
+        serving = serveopts.serving(args, args.theme or "dark")
+    except serveopts.TokenError as e:
+        raise Refusal(str(e), EXIT_NO_INPUT) from None
     cfg = RunConfig(
         files=tuple(files), interfaces=(*args.interfaces, *args.iface_opt), demo=bool(args.demo),
         bpf_filter=args.filter or None, count=args.count, buffer_size=args.buffer_size, queue=args.queue,
@@ -113,7 +131,8 @@ def configure(args: argparse.Namespace) -> RunConfig:
         theme=args.theme or "dark", max_tunnels=args.max_tunnels, idle_timeout=args.idle_timeout,
         conntrack=bool(args.conntrack), export_tunnel=args.export_tunnel, export_match=match,
         export_hashes=args.export_hashes, show_secrets=bool(args.show_secrets),
-        diagnosis=diagopts.config(args), recording=RecordingOptions.from_args(args))
+        diagnosis=diagopts.config(args), recording=RecordingOptions.from_args(args), attach=args.attach,
+        serving=serving)
     return cfg
 
 
@@ -151,6 +170,8 @@ def take_terminal(cfg: RunConfig) -> str | None:
     (``-r -``) reads the original from another descriptor. A UI started in the background (``&``,
     ``timeout`` without ``--foreground``) would be stopped by the terminal at its first write: refused.
     """
+    if os.environ.get("TEXTUAL_DRIVER", "").startswith("textual.drivers.web_driver"):
+        return None  # a session of --serve: textual-serve relays the browser's keys and screen
     if not os.isatty(0):
         try:
             tty = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
@@ -174,14 +195,17 @@ def take_terminal(cfg: RunConfig) -> str | None:
 def keep_root_for_the_ui(cfg: RunConfig, live: bool) -> str | None:
     """Before the default privilege drop of a live UI: stay root, with two capabilities, if need be.
 
-    The UI imports modules as it runs, so the user it drops to must be able to read the Python
-    installation; a pyenv or venv under /root is not readable by ``nobody``. Then the drop is not done:
+    The UI imports modules as it runs (and ``--serve`` starts a UI process per browser session, as the
+    same user), so the user it drops to must be able to read the Python installation; a pyenv or venv
+    under /root is not readable by ``nobody``. Then the drop is not done:
     uid 0 keeps only CAP_NET_RAW and CAP_NET_ADMIN, as ``--no-drop-privileges`` does (the caller makes
     that copy: :meth:`RunConfig.keeping_root`). Returns the sentence that says so, or None. ``-Z USER``,
     asked for by name, is never overridden.
     """
     rec = cfg.recording
-    if cfg.headless or not live or os.geteuid() != 0 or rec.no_drop_privileges or rec.drop_user is not None:
+    if (cfg.headless and not cfg.serves_browser) or not live or cfg.attach is not None:
+        return None  # an attached view opened no capture: it runs as whoever started it (docs/fleet.md)
+    if os.geteuid() != 0 or rec.no_drop_privileges or rec.drop_user is not None:
         return None
     user = privdrop.default_user()
     try:

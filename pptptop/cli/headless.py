@@ -24,6 +24,7 @@ from pptptop.export.report import report
 from pptptop.pipeline import Pipeline
 from pptptop.record.session import RecordingSession
 from pptptop.record.writers import RecordError
+from pptptop.serve import Serving
 from pptptop.sources.base import Source
 from pptptop.sources.live import LiveSource
 from pptptop.track import nat as natmod
@@ -43,6 +44,7 @@ class Run:
     fleet: service.Service
     kernel: ConntrackMonitor | None
     extensions: dict[str, Extension]
+    views: Serving | None = None  # --ui-socket, --serve
 
 
 def run_headless(r: Run) -> int:
@@ -59,6 +61,8 @@ def run_headless(r: Run) -> int:
     while not r.pipeline.done.wait(0.2) and not r.fleet.given_up():
         pass
     r.fleet.linger()
+    if r.views is not None:
+        r.views.close()
     r.fleet.close()
     r.session.close()
     info = _info(r)

@@ -11,6 +11,7 @@ from pptptop.diagnose.config import DiagnosisConfig
 from pptptop.exitcodes import EXIT_USAGE
 from pptptop.export import service
 from pptptop.inside import options as insideopts
+from pptptop.serve import options as serveopts
 from pptptop.track.tracker import Limits
 
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     _capture_arguments(p)
     _recording_arguments(p)
     service.add_arguments(p)
+    serveopts.add_arguments(p)
     _diagnosis_arguments(p)
     insideopts.add_arguments(p)
     probe.add_arguments(p)

@@ -54,7 +54,7 @@ def parse_speed(value: str) -> float:
 def usage_problem(args: argparse.Namespace) -> str | None:
     """One sentence about options that cannot go together, or None."""
     ifaces = list(args.interfaces) + list(args.iface_opt)
-    if not ifaces and not args.read and not args.demo:
+    if not ifaces and not args.read and not args.demo and args.attach is None:
         return f"give an interface (sudo pptptop eth0), -r FILE, or --demo ({MORE})"
     if args.demo and (ifaces or args.read):
         return "--demo replays the bundled capture: give it without interfaces or -r FILE"
@@ -91,6 +91,6 @@ def ignored_options(args: argparse.Namespace, headless: bool) -> list[str]:
         out.append("-B and --queue apply to live capture only")
     if args.speed is not None and not files:
         out.append("--speed applies to replayed files only")
-    elif args.speed is not None and headless:
+    elif args.speed is not None and headless and args.serve is None and args.ui_socket is None:
         out.append("--speed paces the UI's replay: headless output reads the file as fast as it can")
     return out

@@ -28,6 +28,7 @@ from pptptop.inside import options as insideopts
 from pptptop.pipeline import Pipeline
 from pptptop.record import session as recording
 from pptptop.record.writers import RecordError, open_output
+from pptptop.sources.attach import AttachError, open_attach
 from pptptop.sources.base import CaptureFileError, Source
 from pptptop.sources.bpf import FilterError
 from pptptop.sources.live import LiveCaptureError, NoSuchInterface
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 def open_source(cfg: RunConfig) -> Source:
     from pptptop import sources
 
+    if cfg.attach is not None:
+        return open_attach(cfg.attach)
     if cfg.files:
         files = list(cfg.files)
         return sources.open_file(files[0]) if len(files) == 1 else sources.open_files(files)
@@ -53,6 +56,8 @@ def open_source(cfg: RunConfig) -> Source:
 
 def source_refusal(e: Exception) -> Refusal:
     """Why the source could not be opened, for the user; re-raises what is not a reason (a bug)."""
+    if isinstance(e, AttachError):
+        return Refusal(str(e), EXIT_UNAVAILABLE)
     if isinstance(e, FileNotFoundError):
         return Refusal(f"cannot read {e.filename}: no such file", EXIT_NO_INPUT)
     if isinstance(e, IsADirectoryError):
@@ -75,7 +80,7 @@ def source_refusal(e: Exception) -> Refusal:
 
 
 #: what :func:`source_refusal` turns into a sentence
-SOURCE_ERRORS = (OSError, CaptureFileError, FilterError, NoSuchInterface, LiveCaptureError)
+SOURCE_ERRORS = (AttachError, OSError, CaptureFileError, FilterError, NoSuchInterface, LiveCaptureError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +113,8 @@ def build_engine(cfg: RunConfig, secrets: SecretStore) -> Engine:
 def preload(cfg: RunConfig, live: bool) -> None:
     """Import now, as root, what is otherwise imported after the privilege drop."""
     names = ["traceback"] + ([] if cfg.headless else ["pptptop.ui.app"]) + (["psutil"] if live else [])
+    if cfg.serving is not None and cfg.serving.serve is not None:
+        names.append("pptptop.serve.web")  # aiohttp and textual-serve, imported as root
     if live or cfg.drop_user is not None:
         names.append("numpy.ma")  # numpy's set routines (np.unique: the data path, the recorder) import it late
     if cfg.export_tunnel is not None:

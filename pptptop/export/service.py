@@ -92,6 +92,7 @@ class Service:
         self.metrics: metricsmod.MetricsServer | None = None
         self.events: eventsmod.EventLog | None = None
         self.stopping = threading.Event()
+        self.serving = False  # --ui-socket or --serve: a service too, lingering after -r FILE for its views
         self._stop_at: float | None = None
 
     def start(self, pipeline: Pipeline, diagnoser: Any, recording: Callable[[], dict[str, Any]] | None = None,
@@ -113,7 +114,7 @@ class Service:
 
     def install_signals(self) -> None:
         """``--headless``: SIGHUP reopens the outputs; SIGTERM and SIGINT end the capture and any lingering."""
-        if not self.args.headless or threading.current_thread() is not threading.main_thread():
+        if not (self.args.headless or self.serving) or threading.current_thread() is not threading.main_thread():
             return
 
         def stop(signum: int, frame: FrameType | None) -> None:
@@ -159,13 +160,17 @@ class Service:
         return True
 
     def linger(self) -> None:
-        """``--headless -r FILE --metrics``: the file is read; keep the endpoint up until SIGTERM."""
-        if not self.args.headless or self.metrics is None or self.pipeline is None or self.pipeline.source.live:
+        """``--headless -r FILE --metrics`` (or ``--ui-socket``, ``--serve``): the file is read; keep the
+        endpoint and the views up until SIGTERM."""
+        if (not (self.args.headless or self.serving) or (self.metrics is None and not self.serving)
+                or self.pipeline is None or self.pipeline.source.live):
             return
-        if not self.stopping.is_set():
+        if not self.stopping.is_set() and self.metrics is not None:
             host, port = self.metrics.address
             self.say(f"the input is read; serving its metrics on http://{_url_host(host)}:{port}/metrics "
                      "until SIGTERM")
+        elif not self.stopping.is_set():
+            self.say("the input is read; serving it to attached views until SIGTERM")
         while not self.stopping.wait(0.5):  # short waits: the main thread stays free for SIGTERM's handler
             pass
 

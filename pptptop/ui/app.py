@@ -86,6 +86,7 @@ class PptpTopApp(App[int]):
         refresh_interval: float = REFRESH_INTERVAL,
         save_dir: Path | None = None,
         recording: Callable[[], object] | None = None,
+        read_only: str | None = None,
     ) -> None:
         super().__init__()
         self.pipeline = pipeline
@@ -107,6 +108,8 @@ class PptpTopApp(App[int]):
         self.notes: list[str] = []  # said once the screen is up (e.g. why root was kept)
         self.probe: StepFeed | None = None  # pptptop --probe HOST: its steps, shown under every screen
         self.left = threading.Event()  # run() has returned: a signal's deadline no longer applies
+        #: attached to another pptptop's capture (--attach): why pausing and saving are off, said when tried
+        self.read_only = read_only
 
     # ---------------------------------------------------------------- lifecycle
     def get_default_screen(self) -> Screen[Any]:
@@ -125,6 +128,8 @@ class PptpTopApp(App[int]):
         self.set_interval(self.refresh_interval, self.snapshot)
         for note in self.notes:
             self.notify(note, severity="warning", timeout=15, markup=False)
+        if self.read_only:
+            self.notify(self.read_only, title="Read-only", timeout=8, markup=False)
 
     def _trap_signals(self) -> None:
         """SIGHUP (the terminal went away) and SIGTERM end the UI in every state.
@@ -210,7 +215,13 @@ class PptpTopApp(App[int]):
         self.push_screen(PacketScreen(packets, index, evidence, inner))
 
     def save_tunnel(self, tunnel_id: int) -> Path | None:
-        """Write the tunnel's kept packets, both NAT legs, to pcapng (as ``--export-tunnel``) and say where."""
+        """Write the tunnel's kept packets, both NAT legs, to pcapng (as ``--export-tunnel``) and say where.
+
+        Off when attached (:attr:`read_only`): the file would be written on the service's machine, by the
+        service's user, from a browser."""
+        if self.read_only:
+            self.notify(self.read_only, title="Read-only", severity="warning", markup=False)
+            return None
         with self.pipeline.lock:  # copied under the lock, written without it
             t = self.pipeline.tracker.tunnels.get(tunnel_id)
             export = None if t is None else gather([t], self.pipeline.tracker)
@@ -257,6 +268,9 @@ class PptpTopApp(App[int]):
 
     def action_pause(self) -> None:
         p = self.pipeline
+        if self.read_only:
+            self.notify(self.read_only, title="Read-only", severity="warning", markup=False)
+            return
         if p.source.live or not p.speed:
             self.notify("pause works when replaying at a set speed (--speed 1 or 10)", severity="warning")
             return
@@ -356,6 +370,7 @@ class UiOptions:
     recording: Callable[[], RecordingStatus] | None = None  # the header's recording and capture health
     notes: tuple[str, ...] = ()  # sentences said on stderr at start, shown in the UI too
     probe: StepFeed | None = None  # pptptop --probe HOST: the steps of the probe running beside the capture
+    read_only: str | None = None  # attached to another pptptop's capture: why pausing and saving are off
 
 
 def run_ui(pipeline: Pipeline, options: UiOptions) -> int:
@@ -367,7 +382,7 @@ def run_ui(pipeline: Pipeline, options: UiOptions) -> int:
         print(f"pptptop: {e}", file=sys.stderr)
         return EXIT_USAGE
     tune_gc()
-    app = PptpTopApp(pipeline, spec, recording=options.recording)
+    app = PptpTopApp(pipeline, spec, recording=options.recording, read_only=options.read_only)
     app.notes = list(options.notes)
     app.probe = options.probe
     try:
