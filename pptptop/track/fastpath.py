@@ -1,9 +1,10 @@
-"""The data plane, a batch at a time: GRE data of open tunnels counted with numpy.
+"""The data plane, a batch at a time: GRE data of open tunnels counted with numpy (the body of
+``Tracker.feed_batch``, acting on the tracker through :class:`BatchHost`).
 
 Almost every packet of a PPTP capture is GRE data (MPPE, or ack-only) of a
 tunnel already in the data phase. For those, the tracker only counts: packets,
 bytes, rates, sequence numbers, acks, its newest packet. This module does
-that for a whole :class:`~pptptop.sources.batch.Batch` with array operations
+that for a whole :class:`~pptptop.wire.Batch` with array operations
 over what :func:`pptptop.decode.lanes.gre_lanes` decodes of every frame's
 headers, looks each GRE key up once, and hands every other frame, in order,
 to :meth:`Tracker.feed` (the per-packet path). The result
@@ -15,18 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from pptptop.decode.lanes import gre_lanes
 from pptptop.decode.ppp import DATA_PROTOCOLS
-from pptptop.sources.batch import Batch
-from pptptop.track.model import Direction, Phase, Tunnel
-from pptptop.track.unknown import Fresh
-
-if TYPE_CHECKING:
-    from pptptop.track.tracker import Tracker
+from pptptop.track.model import Direction, DirectionStats, Phase, Tunnel
+from pptptop.track.unknown import Fresh, StrayHost, Strays
+from pptptop.wire import Batch
 
 MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
@@ -34,7 +32,34 @@ DATA_CODES = np.array(sorted(DATA_PROTOCOLS), dtype=np.int64)
 SPLIT_MIN = 4096  # a batch this big whose frames mostly need the per-frame path is fed in halves
 
 
-def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
+class BatchHost(StrayHost, Protocol):
+    """What the batch path needs of the tracker whose ``feed_batch`` it is, besides :class:`StrayHost`: its GRE
+    index, clock and per-frame path."""
+
+    now: float
+    last_tick: float
+    gre_index: dict[str, dict[Any, tuple[Tunnel, Direction]]]  # iface -> GRE key -> (tunnel, direction)
+    seq_done: set[int]  # frames whose GRE sequence numbers this path analysed: the per-frame path skips them
+    strays: Strays
+
+    def feed(self, number: int, ts: float, iface: str, linktype: int, data: bytes) -> None:
+        """One frame, the per-frame path."""
+
+    def feed_gre(self, number: int, ts: float, iface: str, linktype: int, data: bytes, key: Any,
+                 seq: int | None, ack: int | None, start: int, end: int, plen: int) -> None:
+        """One enhanced GRE frame whose headers the caller decoded."""
+
+    def clock(self, ts: float) -> None:
+        """Capture time reached ``ts``."""
+
+    def tick(self, now: float) -> None:
+        """Run the timeouts at ``now``."""
+
+    def sequence(self, ds: DirectionStats, seq: int) -> None:
+        """One GRE sequence number in arrival order."""
+
+
+def feed_batch(tracker: BatchHost, batch: Batch, first_number: int) -> None:
     """Feed every frame of ``batch``; frame ``i`` is number ``first_number + i``."""
     n = len(batch)
     if n == 0:
@@ -50,7 +75,7 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
     ok_group = np.zeros(len(keys_addr), dtype=bool)
     known_group = np.zeros(len(keys_addr), dtype=bool)
     tapped = np.zeros(len(keys_addr), dtype=bool)  # a tunnel someone looks inside: every packet, one by one
-    if not tracker._gre:
+    if not tracker.gre_index:
         if n >= SPLIT_MIN and (ci is not None or len(keys_addr) < n):
             half = n // 2  # no tunnel yet: the first half may create them (frames other than GRE, or a key
             # seen twice), so that the second half can take the fast path
@@ -62,7 +87,7 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         ents = [None] * len(keys_addr)
         for g in _maybe_known(tracker, batch, keys_addr, keys_call):
             b = int(keys_call[g])
-            index = tracker._gre.get(ifaces[b >> 16][0])
+            index = tracker.gre_index.get(ifaces[b >> 16][0])
             ent = index.get((int(keys_addr[g]) << 16) | (b & 0xFFFF)) if index else None
             ents[g] = ent
             if ent is not None:
@@ -90,7 +115,7 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         group, order, (seqack, s_flag, a_flag) = _restrict(known, inv, by_key, s42, has_seq, has_ack)
         _sequences(tracker, group, order, ents, seqack, s_flag, a_flag)
         # the per-frame path must not analyse these frames' sequence numbers again
-        tracker._seq_done.update((ci[known & ~ok] + first_number).tolist())
+        tracker.seq_done.update((ci[known & ~ok] + first_number).tolist())
     group, order, (fast, payload, data) = _restrict(ok, inv, by_key, ci, plen, is_data)
     if len(fast):
         _count(tracker, batch, fast, group, order, ents, payload, data, first_number)
@@ -103,16 +128,16 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         if tracker.stats.first_ts is None:
             tracker.stats.first_ts = float(ts.min())
         tracker.now = tracker.stats.last_ts = tmax
-        if tmax - tracker._last_tick >= 1.0:
+        if tmax - tracker.last_tick >= 1.0:
             tracker.tick(tmax)
 
 
-def _maybe_known(tracker: Tracker, batch: Batch, keys_addr: Any, keys_call: Any) -> list[int]:
+def _maybe_known(tracker: BatchHost, batch: Batch, keys_addr: Any, keys_call: Any) -> list[int]:
     """The groups whose key a tunnel may own: all of them, but when a batch has many more distinct keys than
     the tunnels own (a flood of call IDs), those that pass a hash of the owned ones (no false negatives)."""
     ng = len(keys_addr)
     ifidx = batch.ifidx
-    index = tracker._gre.get(batch.ifaces[0 if ifidx is None else int(ifidx[0])][0]) or {}
+    index = tracker.gre_index.get(batch.ifaces[0 if ifidx is None else int(ifidx[0])][0]) or {}
     if ng <= 64 + 4 * len(index) or (ifidx is not None and bool((ifidx != ifidx[0]).any())):
         return list(range(ng))
     owned = [k for k in index if type(k) is int]
@@ -130,7 +155,7 @@ def _restrict(mask: Any, group: Any, order: Any, *cols: Any) -> tuple[Any, Any, 
     return group[mask], (np.cumsum(mask) - 1)[order[mask[order]]], [c[mask] for c in cols]
 
 
-def _slow(tracker: Tracker, batch: Batch, idx: Any, first_number: int, unknown: Unknown | None = None) -> None:
+def _slow(tracker: BatchHost, batch: Batch, idx: Any, first_number: int, unknown: Unknown | None = None) -> None:
     """Frames ``idx`` of the batch, in order, one at a time; but GRE of keys no tunnel owns (``unknown``)
     goes to the tracker with its headers decoded, and first sightings of fresh keys are held in bulk
     (track/unknown.py)."""
@@ -152,7 +177,7 @@ def _slow(tracker: Tracker, batch: Batch, idx: Any, first_number: int, unknown: 
     decoded = unknown.decoded
     gre = tracker.feed_gre
     cols = unknown.fresh
-    strays = tracker._strays
+    strays = tracker.strays
     runs: Iterator[tuple[int, int]] = iter(())
     if cols is not None:
         strays.begin(cols, unknown.looked, unknown.carried)
@@ -169,8 +194,8 @@ def _slow(tracker: Tracker, batch: Batch, idx: Any, first_number: int, unknown: 
             lo, hi = run
             # the frame whose time ticks the clock, if one does, ends the run
             top = max(tss[lo:hi])
-            if top > tracker.now and top - tracker._last_tick >= 1.0:
-                ticks = np.flatnonzero((ts_all[lo:hi] > tracker.now) & (ts_all[lo:hi] - tracker._last_tick >= 1.0))
+            if top > tracker.now and top - tracker.last_tick >= 1.0:
+                ticks = np.flatnonzero((ts_all[lo:hi] > tracker.now) & (ts_all[lo:hi] - tracker.last_tick >= 1.0))
                 hi = lo + max(1, int(ticks[0]))  # the frames before it, or it alone
                 run = (hi, run[1]) if hi < run[1] else next(runs, None)
                 top = max(tss[lo:hi])
@@ -217,7 +242,7 @@ class Unknown:
     carried: list[tuple[Any, int]] = field(default_factory=list)  # keys carried over seen again: (key, row)
 
 
-def _unknown(tracker: Tracker, batch: Batch, lanes: Any, known: Any, first_number: int) -> Unknown | None:
+def _unknown(tracker: BatchHost, batch: Batch, lanes: Any, known: Any, first_number: int) -> Unknown | None:
     """The batch's frames of keys no tunnel owns, their headers decoded; and of them those that are the
     first sighting of a fresh key nothing else in the batch can touch: :meth:`Strays.unknown` would only
     hold each under its key (track/unknown.py), so they are held in bulk.
@@ -249,7 +274,7 @@ def _unknown(tracker: Tracker, batch: Batch, lanes: Any, known: Any, first_numbe
     out = Unknown({})
     ifidx = batch.ifidx
     cand = None
-    strays = tracker._strays
+    strays = tracker.strays
     carry = strays.carried()
     if ci is None and (ifidx is None or not bool((ifidx != ifidx[0]).any())):
         back = (addr << np.uint64(32)) | (addr >> np.uint64(32))
@@ -277,7 +302,7 @@ def _unknown(tracker: Tracker, batch: Batch, lanes: Any, known: Any, first_numbe
             pc = np.array([k & 0xFFFF for k in pending], dtype=np.uint64)
             cand &= ~np.isin(_hash(addr, call), _hash(pa, pc))
             cand &= ~np.isin(back, pa)
-        waiting = [pr for i, pr in tracker._waiting.by if i == name and type(pr) is int]
+        waiting = [pr for i, pr in tracker.waiting.by if i == name and type(pr) is int]
         if waiting:
             cand &= ~np.isin(addr, np.array(waiting, dtype=np.uint64))
         if cand.any():
@@ -326,7 +351,7 @@ def _carries_data(octets: Any, at: Any, avail: Any, plen: Any) -> Any:
 
 
 def _count(
-    tracker: Tracker,
+    tracker: BatchHost,
     batch: Batch,
     fast: Any,
     group: Any,
@@ -415,7 +440,7 @@ def _count(
             tunnel.data_ring.append((rf, rts, int(d), bytes(buf[ro:re])))
 
 
-def _sequences(tracker: Tracker, group: Any, order: Any, ents: list[tuple[Tunnel, Direction] | None],
+def _sequences(tracker: BatchHost, group: Any, order: Any, ents: list[tuple[Tunnel, Direction] | None],
                s42: Any, has_seq: Any, has_ack: Any) -> None:
     """GRE sequence and acknowledgment numbers of every frame of a known tunnel, in capture order.
 
@@ -423,7 +448,7 @@ def _sequences(tracker: Tracker, group: Any, order: Any, ents: list[tuple[Tunnel
     frame's octets 42-49 as a big-endian word: the sequence number and the
     acknowledgment, or an ack-only packet's acknowledgment alone. A run of +1
     steps is applied in one go; anything else packet by packet, exactly as
-    :meth:`Tracker._seq_slow` does one frame at a time.
+    :meth:`Tracker.sequence` does one frame at a time.
     """
     ng = len(ents)
     so = order[has_seq[order] == 1]
