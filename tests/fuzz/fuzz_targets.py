@@ -78,7 +78,6 @@ from pptptop.sources.base import CaptureFileError, Frame
 from pptptop.sources.batch import batch_from_frames
 from pptptop.sources.pcapfile import PcapFileSource
 from pptptop.track import nat as natmod
-from pptptop.track.fastpath import feed_batch
 from pptptop.track.tracker import Tracker
 from pptptop.ui.format import wire
 
@@ -470,7 +469,7 @@ def check_batch(case: tuple[list[Frame], int]) -> None:
     rest = frames[split:]
     if rest:
         batch = batch_from_frames(rest)
-        feed_batch(tracker, batch, split + 1)
+        tracker.feed_batch(batch, split + 1)
     assert tracker.stats.frames == len(frames)
     _exports(tracker, nat)
 

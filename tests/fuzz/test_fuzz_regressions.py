@@ -9,7 +9,6 @@ from pptptop.decode.ppp import decode_ppp
 from pptptop.decode.pppd import format_pppd, format_pppd_packet
 from pptptop.sources.base import Frame
 from pptptop.sources.batch import batch_from_frames
-from pptptop.track.fastpath import feed_batch
 from pptptop.track.tracker import Tracker
 
 CBCP = 0xC029
@@ -81,6 +80,6 @@ def test_batch_sees_a_gre_key_rebound_by_a_call_inside_the_batch() -> None:
     batched = Tracker()
     f = _REBOUND[0]
     batched.feed(1, f.ts, f.iface, f.linktype, f.data)
-    feed_batch(batched, batch_from_frames(_REBOUND[1:]), 2)
+    batched.feed_batch(batch_from_frames(_REBOUND[1:]), 2)
     assert _tunnels(one_by_one)[1][2] == [0, 1]  # the call's tunnel got the server's data frame
     assert _tunnels(batched) == _tunnels(one_by_one)

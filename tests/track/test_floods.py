@@ -21,7 +21,6 @@ from pptptop import sources
 from pptptop.export.jsonout import EventStream, tunnel_dict
 from pptptop.sources.base import Frame
 from pptptop.sources.batch import batch_from_frames
-from pptptop.track.fastpath import feed_batch
 from pptptop.track.model import Phase
 from pptptop.track.tracker import Limits, Tracker
 
@@ -69,7 +68,7 @@ def run(frames: list[Frame], batch: int | None, limits: Limits | None = None) ->
             tracker.feed(i + 1, f.ts, f.iface, f.linktype, f.data)
     else:
         for lo in range(0, len(frames), batch):
-            feed_batch(tracker, batch_from_frames(frames[lo:lo + batch]), lo + 1)
+            tracker.feed_batch(batch_from_frames(frames[lo:lo + batch]), lo + 1)
     strays = tracker.strays
     strays.settle(tracker)
     pending = [(k, tid, [h[0] for h in held]) for k, (tid, held) in strays.pending.items()]
