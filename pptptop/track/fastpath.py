@@ -24,12 +24,16 @@ from pptptop.decode.lanes import gre_lanes
 from pptptop.decode.ppp import DATA_PROTOCOLS
 from pptptop.track.model import Direction, DirectionStats, Phase, Tunnel
 from pptptop.track.unknown import Fresh, StrayHost, Strays
-from pptptop.wire import Batch
+from pptptop.wire import LINKTYPE_ETHERNET, Batch
 
 MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
 DATA_CODES = np.array(sorted(DATA_PROTOCOLS), dtype=np.int64)
 SPLIT_MIN = 4096  # a batch this big whose frames mostly need the per-frame path is fed in halves
+ETHERTYPE_IPV4, ETHERTYPE_IPV6 = 0x0800, 0x86DD
+VLAN_TAGS = (0x8100, 0x88A8, 0x9100)  # 802.1Q, 802.1ad (QinQ), and the older QinQ tag
+IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_GRE = 4, 6, 17, 47
+U64_8, U64_16, U64_24, U64_32 = np.uint64(8), np.uint64(16), np.uint64(24), np.uint64(32)
 
 
 class BatchHost(StrayHost, Protocol):
@@ -75,6 +79,7 @@ def feed_batch(tracker: BatchHost, batch: Batch, first_number: int) -> None:
     ok_group = np.zeros(len(keys_addr), dtype=bool)
     known_group = np.zeros(len(keys_addr), dtype=bool)
     tapped = np.zeros(len(keys_addr), dtype=bool)  # a tunnel someone looks inside: every packet, one by one
+    guessed = np.zeros(len(keys_addr), dtype=bool)  # a GRE-only tunnel whose roles its negotiation may swap
     if not tracker.gre_index:
         if n >= SPLIT_MIN and (ci is not None or len(keys_addr) < n):
             half = n // 2  # no tunnel yet: the first half may create them (frames other than GRE, or a key
@@ -93,6 +98,7 @@ def feed_batch(tracker: BatchHost, batch: Batch, first_number: int) -> None:
             if ent is not None:
                 t = ent[0]
                 tapped[g] = t.tap is not None
+                guessed[g] = t.roles_guessed
                 ok_group[g] = t.phase is Phase.DATA and not t.ended and not tapped[g]
                 known_group[g] = True
     unknown = _unknown(tracker, batch, lanes, known_group, first_number)
@@ -108,6 +114,13 @@ def feed_batch(tracker: BatchHost, batch: Batch, first_number: int) -> None:
         half = n // 2
         feed_batch(tracker, batch.part(0, half), first_number)
         feed_batch(tracker, batch.part(half, n), first_number + half)
+        return
+    cut = _first_rebind(batch, ci, known, ok, guessed[inv], keys_addr[known_group])
+    if cut is not None:
+        # a frame that may give a GRE key known now to another tunnel (or the other direction): the frames
+        # after it are looked up again, as Tracker.feed would find them
+        feed_batch(tracker, batch.part(0, cut + 1), first_number)
+        feed_batch(tracker, batch.part(cut + 1, n), first_number + cut + 1)
         return
     # sequence numbers of every frame of a known tunnel that holds them, data phase or not
     known &= has_ppp
@@ -130,6 +143,64 @@ def feed_batch(tracker: BatchHost, batch: Batch, first_number: int) -> None:
         tracker.now = tracker.stats.last_ts = tmax
         if tmax - tracker.last_tick >= 1.0:
             tracker.tick(tmax)
+
+
+def _first_rebind(batch: Batch, ci: Any, known: Any, ok: Any, guessed: Any, known_addr: Any) -> int | None:
+    """The first frame of the batch, before the last frame of a GRE key a tunnel owns (``known``, over the
+    GRE candidates ``ci``), that may change who owns such a key; None if there is none.
+
+    Only the per-frame path changes the GRE index, and a key known at the start of the batch changes hands
+    only between the two addresses it joins: a call's control message (Outgoing/Incoming-Call-Request and
+    -Reply take a call ID over; Set-Link-Info, Call-Clear-Request and the other call-level messages bind a
+    GRE-only tunnel, which may swap its roles), or a GRE-only tunnel's own negotiation swapping its roles
+    (``guessed``). So these frames stop the vectorised run: TCP and GRE that it does not take between the
+    addresses of a known key, a guessed tunnel's frames it does not count, and what it cannot read the
+    addresses of (ICMP errors quote any packet, IP in IP, VLAN tags, other link types).
+    """
+    pos = np.arange(len(known)) if ci is None else ci
+    kpos = pos[known]
+    if not len(kpos):
+        return None
+    last = int(kpos[-1])
+    first: list[int] = []
+    swap = pos[known & ~ok & guessed]
+    if len(swap) and swap[0] < last:
+        first.append(int(swap[0]))
+    if ci is not None:
+        other = np.ones(last, dtype=bool)
+        other[ci[ci < last]] = False
+        idx = np.flatnonzero(other)
+        if len(idx):
+            hit = idx[_may_rebind(batch, idx, known_addr)]
+            if len(hit):
+                first.append(int(hit[0]))
+    return min(first) if first else None
+
+
+def _may_rebind(batch: Batch, idx: Any, known_addr: Any) -> Any:
+    """Of frames ``idx`` (none a GRE candidate), those that may change who owns a GRE key between the
+    addresses ``known_addr`` (source << 32 | destination) for :func:`_first_rebind`."""
+    octets = np.frombuffer(batch.buf, dtype=np.uint8)
+    top = len(octets) - 1
+    offs = batch.offsets[idx]
+    lens = batch.lengths[idx]
+
+    def at(k: int) -> Any:
+        return octets[np.minimum(offs + k, top)].astype(np.uint64)
+
+    linktypes = np.array([lt for _, lt in batch.ifaces])
+    eth = (linktypes[0] if batch.ifidx is None else linktypes[batch.ifidx[idx]]) == LINKTYPE_ETHERNET
+    etype = (at(12) << U64_8) | at(13)
+    ipv4 = eth & (etype == ETHERTYPE_IPV4) & (lens >= 34)
+    proto = at(23)
+    src = (at(26) << U64_24) | (at(27) << U64_16) | (at(28) << U64_8) | at(29)
+    dst = (at(30) << U64_24) | (at(31) << U64_16) | (at(32) << U64_8) | at(33)
+    pair = np.minimum((src << U64_32) | dst, (dst << U64_32) | src)
+    known = np.minimum(known_addr, (known_addr << U64_32) | (known_addr >> U64_32))
+    own = ipv4 & np.isin(proto, (IPPROTO_TCP, IPPROTO_GRE)) & np.isin(pair, known)
+    unread = ipv4 & ~np.isin(proto, (IPPROTO_TCP, IPPROTO_GRE, IPPROTO_UDP))  # ICMP, IP in IP, ...
+    v4_in_v6 = eth & (etype == ETHERTYPE_IPV6) & (at(20) == IPPROTO_IPIP)
+    return own | unread | v4_in_v6 | ~eth | (eth & np.isin(etype, VLAN_TAGS))
 
 
 def _maybe_known(tracker: BatchHost, batch: Batch, keys_addr: Any, keys_call: Any) -> list[int]:

@@ -216,7 +216,7 @@ class Tracker:
                         self.gre_frame(number, ts, iface, linktype, data, ent[0], ent[1],
                                         U32.unpack_from(data, 42)[0] if fv & GRE_S else None,
                                         U32.unpack_from(data, p - 4)[0] if fv & GRE_A else None,
-                                        p, min(p + plen, n, 14 + total), plen)
+                                        p, min(p + plen, n, 14 + total if total else n), plen)
                         return
                     if ent is None and n >= p and (not total or 14 + total >= p):
                         # no tunnel owns the key: what the slow path would decode, without building the IP
