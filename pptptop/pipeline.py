@@ -12,8 +12,7 @@ import time
 from collections.abc import Callable
 
 from pptptop.sources.base import CaptureFileError, Frame, Source
-from pptptop.sources.batch import Batch, batch_from_frames, batches_of
-from pptptop.track.fastpath import feed_batch
+from pptptop.sources.batch import Batch, batch_from_frames
 from pptptop.track.tracker import Tracker
 
 FrameHook = Callable[[int, Frame], None]
@@ -80,7 +79,7 @@ class Pipeline:
         if self.speed or self.frame_hooks:
             return False
         # a live source must cut its own batches: grouping its frames would wait for thousands of them
-        return not self.source.live or callable(getattr(self.source, "batches", None))
+        return not self.source.live or self.source.cuts_batches
 
     def run(self) -> None:
         """Read until the source ends, ``count`` frames, or :meth:`stop`. Never raises for bad input.
@@ -164,17 +163,18 @@ class Pipeline:
                 break
 
     def _run_batches(self) -> None:
-        """Max speed, no frame hooks: whole batches through :func:`pptptop.track.fastpath.feed_batch`, then
-        to the batch hooks (``-c N`` cuts the batch holding the Nth frame)."""
+        """Max speed, no frame hooks: the source's batches through :meth:`Tracker.feed_batch`, then to the
+        batch hooks (``-c N`` cuts the batch holding the Nth frame)."""
         stop = self._stop
         limit = self.count
         hooks = self.batch_hooks
-        for batch in batches_of(self.source):
+        feed_batch = self.tracker.feed_batch
+        for batch in self.source.batches():
             if limit is not None and self.frames + len(batch) >= limit:
                 batch = batch.part(0, limit - self.frames)  # -c N: the frames after the Nth are not fed
             first = self.frames + 1
             with self.lock:
-                feed_batch(self.tracker, batch, first)
+                feed_batch(batch, first)
                 self.frames += len(batch)
             for hook in hooks:  # outside the lock: a recorder waiting for the disk does not hold up the UI
                 hook(first, batch)

@@ -106,3 +106,48 @@ def test_a_bug_at_the_end_of_the_input_still_ends_the_run(data_dir: Path) -> Non
     pipe = Pipeline(sources.open_file(str(data_dir / "s1-mschapv2-mppe128-inside.pcap")), Buggy())
     pipe.run()
     assert pipe.done.is_set() and isinstance(pipe.crash, RuntimeError) and pipe.frames == 111
+
+
+class Listed(Source):
+    """A source with no batch reader of its own: a list of frames, live or not."""
+
+    def __init__(self, frames: list[Frame], live: bool) -> None:
+        self.frames = frames
+        self.live = live
+
+    @property
+    def name(self) -> str:
+        return "listed"
+
+    @property
+    def interfaces(self) -> list[str]:
+        return []
+
+    def __iter__(self) -> Iterator[Frame]:
+        return iter(self.frames)
+
+    def stats(self) -> SourceStats:
+        return SourceStats()
+
+
+def test_every_source_has_batches_and_only_a_live_one_without_its_own_stays_per_frame(data_dir: Path) -> None:
+    """``batches()`` is in the Source interface: a source without a batch reader gets its frames grouped, and
+    the pipeline takes the batch path with it, with the per-frame path's result; a live one that cannot cut
+    its own batches stays per frame (grouping would wait for thousands of frames)."""
+    frames = list(sources.open_file(str(data_dir / "s6-pap-no-encryption-both.pcapng")))
+    batches = list(Listed(frames, live=False).batches())
+    assert [b.frame(i) for b in batches for i in range(len(b))] == frames
+    assert sources.open_file(str(data_dir / "s6-pap-no-encryption-both.pcapng")).cuts_batches
+    assert not Listed(frames, live=False).cuts_batches
+
+    def run(src: Source) -> tuple[bool, list[dict[str, object]]]:
+        tracker = Tracker()
+        pipe = Pipeline(src, tracker)
+        pipe.run()
+        assert pipe.crash is None and pipe.error is None
+        return pipe.batched, [tunnel_dict(t, tracker.now) for t in tracker.tunnels.values()]
+
+    batched, grouped = run(Listed(frames, live=False))
+    per_frame, one_by_one = run(Listed(frames, live=True))
+    assert (batched, per_frame) == (True, False)
+    assert grouped == one_by_one and len(grouped) >= 1

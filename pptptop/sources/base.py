@@ -4,6 +4,10 @@ A source is an iterator of :class:`~pptptop.wire.Frame` — ``(timestamp, interf
 linktype, bytes)`` — plus the names of its interfaces and its counters.
 Files, pipes and live AF_PACKET rings all look the same to the pipeline,
 which is what lets ``-r``, ``--demo`` and live capture share one path.
+Every source also yields its frames as :class:`~pptptop.wire.Batch` es
+(:meth:`Source.batches`): a source that can cut its input cheaply (a file's
+chunks, a ring's blocks) has its own batch reader and says so
+(:attr:`Source.cuts_batches`); the default groups the frames.
 """
 
 from __future__ import annotations
@@ -12,10 +16,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pptptop.wire import Frame
+from pptptop.sources.batch import group_frames
+from pptptop.wire import Batch, Frame
 
 #: Frame lives on the ground floor (pptptop.wire); named here for the modules that import it from sources
 __all__ = ["CaptureFileError", "Frame", "InterfaceStats", "Source", "SourceStats"]
+
+#: frames grouped into one batch for a source without a batch reader of its own
+BATCH_FRAMES = 8192
 
 
 @dataclass(slots=True)
@@ -66,6 +74,9 @@ class Source(ABC):
 
     #: True for live capture (the UI shows a live clock and drop counters).
     live: bool = False
+    #: True when :meth:`batches` is the source's own reader, which cuts a batch of what is there as it comes;
+    #: the default groups :data:`BATCH_FRAMES` frames, which on a live link would wait for thousands of them
+    cuts_batches: bool = False
 
     @property
     @abstractmethod
@@ -80,6 +91,12 @@ class Source(ABC):
     @abstractmethod
     def __iter__(self) -> Iterator[Frame]:
         """Yield frames until the source ends or :meth:`close` is called."""
+
+    def batches(self) -> Iterator[Batch]:
+        """The same frames as :meth:`__iter__`, many at a time: by default grouped :data:`BATCH_FRAMES` at a
+        time (copies); a source with a batch reader of its own overrides this and sets :attr:`cuts_batches`.
+        Raises what iterating raises, after a batch of every frame before it."""
+        return group_frames(self, BATCH_FRAMES)
 
     @abstractmethod
     def stats(self) -> SourceStats:

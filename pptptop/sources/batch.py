@@ -5,20 +5,20 @@ arrays of where each frame's bytes start, how long they are and when they
 were captured. The tracker's vectorised data path classifies and counts GRE
 data packets in it with numpy and turns only the rest into :class:`Frame`
 objects. Sources that can cut their input into batches cheaply implement
-``batches()``; :func:`batches_of` wraps any other source.
+``batches()`` themselves; :meth:`Source.batches <pptptop.sources.base.Source.batches>` groups any other
+source's frames with :func:`group_frames`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from pptptop.sources.base import Source
 from pptptop.wire import Batch, Frame
 
 #: Batch lives on the ground floor (pptptop.wire); named here for the modules that import it from sources
-__all__ = ["Batch", "batch_from_frames", "batches_of"]
+__all__ = ["Batch", "batch_from_frames", "group_frames"]
 
 
 def batch_from_frames(frames: list[Frame]) -> Batch:
@@ -48,15 +48,11 @@ def batch_from_frames(frames: list[Frame]) -> Batch:
     )
 
 
-def batches_of(source: Source, size: int = 8192) -> Iterator[Batch]:
-    """The source's own batches if it has a batch reader, else its frames grouped ``size`` at a time."""
-    native = getattr(source, "batches", None)
-    if callable(native):
-        yield from native()
-        return
+def group_frames(frames: Iterable[Frame], size: int = 8192) -> Iterator[Batch]:
+    """``frames`` grouped ``size`` at a time (copies; the last batch may be shorter)."""
     chunk: list[Frame] = []
     try:
-        for frame in source:
+        for frame in frames:
             chunk.append(frame)
             if len(chunk) >= size:
                 yield batch_from_frames(chunk)

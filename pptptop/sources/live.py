@@ -313,6 +313,7 @@ class LiveSource(Source):
     """Frames from one or more live interfaces (``-i eth0 -i eth1``, or ``-i any``)."""
 
     live = True
+    cuts_batches = True  # a batch per interface per turn: its ring's ready blocks
 
     def __init__(self, interfaces: Sequence[str], bpf_filter: str | None = None, *,
                  ring_size: int | None = None, block_timeout_ms: int = BLOCK_TIMEOUT_MS,
@@ -398,7 +399,7 @@ class LiveSource(Source):
                 raise RuntimeError("a live source can be iterated by one thread at a time")
             self._running = True
         spill = self._spill = Spill(self._run(batch=True), self.close, _batch_bytes, self._spill_limit)
-        return spill
+        return _through(spill)
 
     def buffers(self) -> dict[str, int]:
         """The memory that rides out bursts: each interface's kernel ring (``-B``), the most that may wait
@@ -586,6 +587,13 @@ def _flatten(spill: Spill[list[Frame]]) -> Iterator[Frame]:
     try:
         for chunk in spill:
             yield from chunk
+    finally:
+        spill.close()  # the consumer left early (or the source ended): stop and release the rings
+
+
+def _through(spill: Spill[Batch]) -> Iterator[Batch]:
+    try:
+        yield from spill
     finally:
         spill.close()  # the consumer left early (or the source ended): stop and release the rings
 

@@ -66,6 +66,8 @@ class PcapFileSource(Source):
     when iteration ends, not per frame: the hot loop stays free of them.
     """
 
+    cuts_batches = True  # a chunk of the file at a time
+
     def __init__(self, path: str, stream: BinaryIO, *, label: str = "", chunk_size: int = CHUNK_SIZE,
                  close_stream: bool = True) -> None:
         self._path = path

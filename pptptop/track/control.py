@@ -17,11 +17,13 @@ connections costs a dict operation a segment and creates no tunnel.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pptptop.decode import pptp as P
 from pptptop.decode.errors import DecodeError
 from pptptop.decode.tcp import TH_ACK, TH_FIN, TH_RST, TH_SYN, decode_tcp
+from pptptop.track.actions import TunnelActions
+from pptptop.track.connection import Connection, ConnKey, HeldSegment
 from pptptop.track.events import Event, EventKind
 from pptptop.track.keepalive import echo_reply, echo_request
 from pptptop.track.model import (
@@ -35,9 +37,6 @@ from pptptop.track.model import (
     Tunnel,
 )
 
-if TYPE_CHECKING:
-    from pptptop.track.tracker import Connection, Tracker
-
 PPTP_PORT = 1723
 #: segments of a connection held before it is opened anyway
 HELD_SEGMENTS = 8
@@ -46,12 +45,12 @@ MAX_NAME = 64
 MAX_CALL_STATISTICS = 128
 
 
-def tcp_packet(tracker: Tracker, number: int, ts: float, iface: str, linktype: int, data: bytes, ip: Any) -> None:
+def tcp_packet(tracker: TunnelActions, number: int, ts: float, iface: str, linktype: int, data: bytes, ip: Any) -> None:
     """One TCP segment: to or from port 1723 it is the control connection's, anything else is counted as other."""
     try:
         seg = decode_tcp(data, ip.payload_offset, ip.payload_end)
     except DecodeError as e:
-        tracker._malformed(e, number, ts, None)
+        tracker.malformed(e, number, ts, None)
         return
     if seg.dst_port == PPTP_PORT:
         d = Direction.TO_SERVER
@@ -65,7 +64,7 @@ def tcp_packet(tracker: Tracker, number: int, ts: float, iface: str, linktype: i
     tracker.stats.tcp_pptp += 1
     flags = int(seg.flags)  # plain int: IntFlag's & runs Python code
     payload = data[seg.payload_offset : seg.payload_end]
-    conn = tracker._conns.get(ckey)
+    conn = tracker.connections.open.get(ckey)
     if conn is None:
         conn = _unknown_connection(tracker, ckey, (number, ts, linktype, data, d, seg.seq, seg.ack, flags,
                                                    seg.payload_offset, seg.payload_end), payload)
@@ -74,16 +73,11 @@ def tcp_packet(tracker: Tracker, number: int, ts: float, iface: str, linktype: i
     _segment(tracker, conn, number, ts, iface, linktype, data, d, seg.seq, seg.ack, flags, payload)
 
 
-#: a held segment: frame number, time, link type, frame, direction, TCP sequence and ack numbers, flags,
-#: where its payload starts and ends
-HeldSegment = tuple[int, float, int, bytes, Direction, int, int, int, int, int]
-
-
-def _unknown_connection(tracker: Tracker, ckey: tuple[str, str, int, str, int], seg: HeldSegment,
+def _unknown_connection(tracker: TunnelActions, ckey: ConnKey, seg: HeldSegment,
                         payload: bytes) -> Connection | None:
     """A segment of a connection not tracked yet: held (None) while the connection shows nothing but a
     handshake, else the connection, opened with the segments held before replayed."""
-    pending = tracker._tcp_pending
+    pending = tracker.connections.pending
     held = pending.get(ckey)
     if held is None:
         if seg[7] & TH_RST and not payload:
@@ -127,9 +121,9 @@ def _shows(held: list[HeldSegment], seg: HeldSegment, payload: bytes) -> bool | 
         or None
 
 
-def open_pending(tracker: Tracker, ckey: tuple[str, str, int, str, int]) -> Connection:
+def open_pending(tracker: TunnelActions, ckey: ConnKey) -> Connection:
     """Open the held connection ``ckey``, replaying its segments in order."""
-    held = tracker._tcp_pending.pop(ckey)
+    held = tracker.connections.pending.pop(ckey)
     conn = _open(tracker, ckey, held[0])
     iface = ckey[0]
     for number, ts, linktype, data, d, seq, ack, flags, start, end in held:
@@ -137,16 +131,16 @@ def open_pending(tracker: Tracker, ckey: tuple[str, str, int, str, int]) -> Conn
     return conn
 
 
-def _open(tracker: Tracker, ckey: tuple[str, str, int, str, int], first: HeldSegment) -> Connection:
+def _open(tracker: TunnelActions, ckey: ConnKey, first: HeldSegment) -> Connection:
     """A control connection whose first segment seen is ``first``."""
-    conn = tracker._new_connection(first[1], ckey)
+    conn = tracker.new_connection(first[1], ckey)
     if not first[7] & TH_SYN:
         conn.tcp.established = True  # joined mid-stream: what came before is not seen, never failed
-        tracker._join(conn.tunnels[0], Phase.TCP, first[1])
+        tracker.join(conn.tunnels[0], Phase.TCP, first[1])
     return conn
 
 
-def _segment(tracker: Tracker, conn: Connection, number: int, ts: float, iface: str, linktype: int, data: bytes,
+def _segment(tracker: TunnelActions, conn: Connection, number: int, ts: float, iface: str, linktype: int, data: bytes,
              d: Direction, seq: int, ack: int, flags: int, payload: bytes) -> None:
     """One segment of control connection ``conn``: its TCP state, and the PPTP messages it completes."""
     conn.last_seen = ts
@@ -158,7 +152,7 @@ def _segment(tracker: Tracker, conn: Connection, number: int, ts: float, iface: 
     summary = _tcp_summary(flags, len(payload))
     if flags & (TH_SYN | TH_FIN | TH_RST):
         for t in tunnels:
-            tracker._store(t, Packet(number, ts, iface, linktype, d, PacketKind.TCP, summary, data))
+            tracker.store(t, Packet(number, ts, iface, linktype, d, PacketKind.TCP, summary, data))
     if flags & TH_SYN:
         if flags & TH_ACK:
             conn.tcp.synack = conn.tcp.synack or ts
@@ -166,7 +160,7 @@ def _segment(tracker: Tracker, conn: Connection, number: int, ts: float, iface: 
         else:
             conn.tcp.syn = conn.tcp.syn or ts
             conn.tcp.syn_count += 1
-        tracker._emit(
+        tracker.emit(
             Event(ts, EventKind.TCP, tunnels[0] if tunnels else None, number, d, detail={"flags": summary})
         )
     stream = conn.streams[d]
@@ -179,39 +173,39 @@ def _segment(tracker: Tracker, conn: Connection, number: int, ts: float, iface: 
         # the peer's ACK proves what the other direction sent: a hole there was lost by the capture
         for item in conn.streams[d.other].acknowledged(ack):
             if isinstance(item, DecodeError):
-                tracker._malformed(item, number, ts, tunnels[0] if tunnels else None)
+                tracker.malformed(item, number, ts, tunnels[0] if tunnels else None)
             else:
                 _control(tracker, conn, d.other, d.other.sender, item, number, ts, iface, linktype, data)
     for item in items:
         if isinstance(item, DecodeError):
-            tracker._malformed(item, number, ts, tunnels[0] if tunnels else None)
+            tracker.malformed(item, number, ts, tunnels[0] if tunnels else None)
             continue
         _control(tracker, conn, d, side, item, number, ts, iface, linktype, data)
     if flags & TH_RST:
         conn.tcp.rst[side] = ts
-        tracker._emit(
+        tracker.emit(
             Event(ts, EventKind.TCP, tunnels[0] if tunnels else None, number, d, detail={"flags": summary})
         )
         refused = not conn.tcp.established and side == "server"
         for t in [t for t in conn.tunnels if not t.ended]:
-            tracker._close_step(t, side, "tcp-rst", "connection refused" if refused else None, ts, number)
-            tracker._end(t, ts, number)
+            tracker.close_step(t, side, "tcp-rst", "connection refused" if refused else None, ts, number)
+            tracker.end(t, ts, number)
         conn.closed = True
     elif flags & TH_FIN:
         conn.tcp.fin[side] = ts
-        tracker._emit(
+        tracker.emit(
             Event(ts, EventKind.TCP, tunnels[0] if tunnels else None, number, d, detail={"flags": summary})
         )
         for t in [t for t in conn.tunnels if not t.ended]:
-            tracker._close_step(t, side, "tcp-fin", None, ts, number)
-            tracker._end(t, ts, number)
+            tracker.close_step(t, side, "tcp-fin", None, ts, number)
+            tracker.end(t, ts, number)
         if len(conn.tcp.fin) == 2:
             conn.closed = True
 
 
-def new_call(tracker: Tracker, conn: Connection, ts: float) -> Tunnel:
+def new_call(tracker: TunnelActions, conn: Connection, ts: float) -> Tunnel:
     """A tunnel for the next call on ``conn``, sharing its TCP and echo state."""
-    t = tracker._new_tunnel(
+    t = tracker.new_tunnel(
         ts,
         conn.iface,
         Endpoint(conn.client_ip, conn.client_port),
@@ -234,19 +228,19 @@ def new_call(tracker: Tracker, conn: Connection, ts: float) -> Tunnel:
     )
     if conn.tunnels:
         prev = conn.tunnels[0]
-        tracker._advance(
+        tracker.advance(
             t,
             prev.phase if PHASE_ORDER[prev.phase] <= PHASE_ORDER[Phase.CONTROL] else Phase.CONTROL,
             ts,
             None,
         )
     conn.tunnels.append(t)
-    tracker._conn_of[t.id] = conn
+    tracker.connections.of[t.id] = conn
     return t
 
 
 def _control(
-    tracker: Tracker,
+    tracker: TunnelActions,
     conn: Connection,
     d: Direction,
     side: str,
@@ -263,11 +257,11 @@ def _control(
     except DecodeError as e:
         t0 = conn.tunnels[-1] if conn.tunnels else None
         if t0 is not None:
-            tracker._store(
+            tracker.store(
                 t0,
                 Packet(number, ts, iface, linktype, d, PacketKind.MALFORMED, f"malformed PPTP: {e.code}", data),
             )
-        tracker._malformed(e, number, ts, t0)
+        tracker.malformed(e, number, ts, t0)
         return
     tracker.stats.control_messages += 1
     mt = msg.message_type
@@ -302,7 +296,7 @@ def _control(
                 info.start_result,
                 info.start_error,
             )
-            tracker._advance(t, Phase.CONTROL, ts, number)
+            tracker.advance(t, Phase.CONTROL, ts, number)
     elif mt in (
         T.ECHO_REQUEST,
         T.ECHO_REPLY,
@@ -311,18 +305,18 @@ def _control(
     ):
         targets = live or conn.tunnels[-1:]
         for t in targets:  # a keepalive or a Stop: the control connection was up
-            tracker._infer(t, Phase.CONTROL, ts)
+            tracker.infer(t, Phase.CONTROL, ts)
     else:
         targets = [_call_for(tracker, conn, side, msg, ts, number)]
     summary = _control_summary(msg)
     keepalive = mt in (T.ECHO_REQUEST, T.ECHO_REPLY)
     for t in targets:
-        tracker._store(t, Packet(number, ts, iface, linktype, d, PacketKind.CONTROL, summary, data, msg), keepalive)
+        tracker.store(t, Packet(number, ts, iface, linktype, d, PacketKind.CONTROL, summary, data, msg), keepalive)
     # effects
     if mt == T.START_CONTROL_CONNECTION_REPLY and msg.result_code != 1:
         for t in targets:
-            tracker._close_step(t, "server", "control-refused", P.result_name(mt, msg.result_code), ts, number)
-            tracker._end(t, ts, number)
+            tracker.close_step(t, "server", "control-refused", P.result_name(mt, msg.result_code), ts, number)
+            tracker.end(t, ts, number)
     elif mt == T.ECHO_REQUEST:
         echo_request(tracker, targets[0] if targets else None, conn.echo, d, msg.identifier, ts, number, "pptp")
     elif mt == T.ECHO_REPLY:
@@ -332,13 +326,13 @@ def _control(
         for t in targets:
             t.control.stop_reason = msg.reason
             why = f"{P.reason_name(msg.reason)} ({msg.reason})"  # "None (1)": reason 1's name, not a missing one
-            tracker._close_step(t, side, "stop-control", why, ts, number)
-            tracker._end(t, ts, number)
+            tracker.close_step(t, side, "stop-control", why, ts, number)
+            tracker.end(t, ts, number)
     for t in targets:
-        tracker._emit(Event(ts, EventKind.MESSAGE, t, number, d, msg))
+        tracker.emit(Event(ts, EventKind.MESSAGE, t, number, d, msg))
 
 
-def _call_for(tracker: Tracker, conn: Connection, side: str, msg: Any, ts: float, number: int) -> Tunnel:
+def _call_for(tracker: TunnelActions, conn: Connection, side: str, msg: Any, ts: float, number: int) -> Tunnel:
     """The tunnel a call-level message belongs to, creating it for a new call."""
     T = P.ControlMessageType
     mt = msg.message_type
@@ -364,7 +358,7 @@ def _call_for(tracker: Tracker, conn: Connection, side: str, msg: Any, ts: float
         # capture met that GRE before the control connection, so that what it does applies to one tunnel
         base = (find(side, msg.call_id) if hasattr(msg, "call_id") else find(other, msg.peer_call_id)) or (
             conn.tunnels[-1] if conn.tunnels else fresh())
-        tracker._infer(_bind_gre(tracker, conn, base, side, msg, ts, number), Phase.CALL, ts)
+        tracker.infer(_bind_gre(tracker, conn, base, side, msg, ts, number), Phase.CALL, ts)
     if mt in (T.OUTGOING_CALL_REQUEST, T.INCOMING_CALL_REQUEST):
         t = find(side, msg.call_id)
         if t is None or t.ended:
@@ -374,8 +368,8 @@ def _call_for(tracker: Tracker, conn: Connection, side: str, msg: Any, ts: float
         t.control.call_serial = msg.call_serial_number
         if hasattr(msg, "packet_recv_window_size"):
             t.control.recv_window[side] = msg.packet_recv_window_size
-        tracker._advance(t, Phase.CALL, ts, number)
-        tracker._register(t)
+        tracker.advance(t, Phase.CALL, ts, number)
+        tracker.register(t)
     elif mt in (T.OUTGOING_CALL_REPLY, T.INCOMING_CALL_REPLY):
         t = find(other, msg.peer_call_id)
         if t is None:
@@ -387,25 +381,25 @@ def _call_for(tracker: Tracker, conn: Connection, side: str, msg: Any, ts: float
         if mt == T.OUTGOING_CALL_REPLY:
             t.control.call_cause = msg.cause_code
             t.control.connect_speed = msg.connect_speed
-        tracker._advance(t, Phase.CALL, ts, number)
-        tracker._register(t)
+        tracker.advance(t, Phase.CALL, ts, number)
+        tracker.register(t)
         if msg.result_code != 1:
-            tracker._close_step(t, side, "call-refused", P.result_name(mt, msg.result_code), ts, number)
-            tracker._end(t, ts, number)
+            tracker.close_step(t, side, "call-refused", P.result_name(mt, msg.result_code), ts, number)
+            tracker.end(t, ts, number)
     elif mt == T.INCOMING_CALL_CONNECTED:
         t = find(other, msg.peer_call_id) or fresh()
         t.control.connect_speed = msg.connect_speed
         t.control.recv_window[side] = msg.packet_recv_window_size
     elif mt == T.CALL_CLEAR_REQUEST:
         t = find(side, msg.call_id) or (conn.tunnels[-1] if conn.tunnels else fresh())
-        tracker._close_step(t, side, "call-clear", None, ts, number)
-        tracker._end(t, ts, number)
+        tracker.close_step(t, side, "call-clear", None, ts, number)
+        tracker.end(t, ts, number)
     elif mt == T.CALL_DISCONNECT_NOTIFY:
         t = find(side, msg.call_id) or (conn.tunnels[-1] if conn.tunnels else fresh())
         t.control.disconnect_result, t.control.disconnect_cause = msg.result_code, msg.cause_code
         t.control.call_statistics = msg.call_statistics[:MAX_CALL_STATISTICS]
-        tracker._close_step(t, side, "call-disconnect", P.result_name(mt, msg.result_code), ts, number)
-        tracker._end(t, ts, number)
+        tracker.close_step(t, side, "call-disconnect", P.result_name(mt, msg.result_code), ts, number)
+        tracker.end(t, ts, number)
     elif mt == T.SET_LINK_INFO:
         t = find(other, msg.peer_call_id) or conn.tunnels[-1]
         t.control.send_accm, t.control.receive_accm = msg.send_accm, msg.receive_accm
@@ -424,7 +418,8 @@ def _call_for(tracker: Tracker, conn: Connection, side: str, msg: Any, ts: float
     return t
 
 
-def _bind_gre(tracker: Tracker, conn: Connection, t: Tunnel, side: str, msg: Any, ts: float, number: int) -> Tunnel:
+def _bind_gre(tracker: TunnelActions, conn: Connection, t: Tunnel, side: str, msg: Any, ts: float,
+              number: int) -> Tunnel:
     """A call-level message names call IDs: a GRE-only tunnel carrying one of them (the capture saw its GRE
     before its control connection) is this call. Its own Call ID travels in the GRE sent to ``side``
     (RFC 2637 §4.1: the key is the receiver's call ID), the peer's in the GRE ``side`` sends."""
@@ -434,7 +429,7 @@ def _bind_gre(tracker: Tracker, conn: Connection, t: Tunnel, side: str, msg: Any
             continue
         ent = tracker.gre_owner(conn.iface, src, dst, cid)
         if ent is not None and ent[0] is not t and not ent[0].control_seen:
-            return tracker._adopt(conn, t, ent[0], ts, number)
+            return tracker.adopt(conn, t, ent[0], ts, number)
     return t
 
 

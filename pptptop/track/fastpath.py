@@ -1,9 +1,10 @@
-"""The data plane, a batch at a time: GRE data of open tunnels counted with numpy.
+"""The data plane, a batch at a time: GRE data of open tunnels counted with numpy (the body of
+``Tracker.feed_batch``, acting on the tracker through :class:`BatchHost`).
 
 Almost every packet of a PPTP capture is GRE data (MPPE, or ack-only) of a
 tunnel already in the data phase. For those, the tracker only counts: packets,
 bytes, rates, sequence numbers, acks, its newest packet. This module does
-that for a whole :class:`~pptptop.sources.batch.Batch` with array operations
+that for a whole :class:`~pptptop.wire.Batch` with array operations
 over what :func:`pptptop.decode.lanes.gre_lanes` decodes of every frame's
 headers, looks each GRE key up once, and hands every other frame, in order,
 to :meth:`Tracker.feed` (the per-packet path). The result
@@ -15,26 +16,54 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from pptptop.decode.lanes import gre_lanes
 from pptptop.decode.ppp import DATA_PROTOCOLS
-from pptptop.sources.batch import Batch
-from pptptop.track.model import Direction, Phase, Tunnel
-from pptptop.track.unknown import Fresh
-
-if TYPE_CHECKING:
-    from pptptop.track.tracker import Tracker
+from pptptop.track.model import Direction, DirectionStats, Phase, Tunnel
+from pptptop.track.unknown import Fresh, StrayHost, Strays
+from pptptop.wire import LINKTYPE_ETHERNET, Batch
 
 MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
 DATA_CODES = np.array(sorted(DATA_PROTOCOLS), dtype=np.int64)
 SPLIT_MIN = 4096  # a batch this big whose frames mostly need the per-frame path is fed in halves
+ETHERTYPE_IPV4, ETHERTYPE_IPV6 = 0x0800, 0x86DD
+VLAN_TAGS = (0x8100, 0x88A8, 0x9100)  # 802.1Q, 802.1ad (QinQ), and the older QinQ tag
+IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_GRE = 4, 6, 17, 47
+U64_8, U64_16, U64_24, U64_32 = np.uint64(8), np.uint64(16), np.uint64(24), np.uint64(32)
 
 
-def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
+class BatchHost(StrayHost, Protocol):
+    """What the batch path needs of the tracker whose ``feed_batch`` it is, besides :class:`StrayHost`: its GRE
+    index, clock and per-frame path."""
+
+    now: float
+    last_tick: float
+    gre_index: dict[str, dict[Any, tuple[Tunnel, Direction]]]  # iface -> GRE key -> (tunnel, direction)
+    seq_done: set[int]  # frames whose GRE sequence numbers this path analysed: the per-frame path skips them
+    strays: Strays
+
+    def feed(self, number: int, ts: float, iface: str, linktype: int, data: bytes) -> None:
+        """One frame, the per-frame path."""
+
+    def feed_gre(self, number: int, ts: float, iface: str, linktype: int, data: bytes, key: Any,
+                 seq: int | None, ack: int | None, start: int, end: int, plen: int) -> None:
+        """One enhanced GRE frame whose headers the caller decoded."""
+
+    def clock(self, ts: float) -> None:
+        """Capture time reached ``ts``."""
+
+    def tick(self, now: float) -> None:
+        """Run the timeouts at ``now``."""
+
+    def sequence(self, ds: DirectionStats, seq: int) -> None:
+        """One GRE sequence number in arrival order."""
+
+
+def feed_batch(tracker: BatchHost, batch: Batch, first_number: int) -> None:
     """Feed every frame of ``batch``; frame ``i`` is number ``first_number + i``."""
     n = len(batch)
     if n == 0:
@@ -50,7 +79,8 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
     ok_group = np.zeros(len(keys_addr), dtype=bool)
     known_group = np.zeros(len(keys_addr), dtype=bool)
     tapped = np.zeros(len(keys_addr), dtype=bool)  # a tunnel someone looks inside: every packet, one by one
-    if not tracker._gre:
+    guessed = np.zeros(len(keys_addr), dtype=bool)  # a GRE-only tunnel whose roles its negotiation may swap
+    if not tracker.gre_index:
         if n >= SPLIT_MIN and (ci is not None or len(keys_addr) < n):
             half = n // 2  # no tunnel yet: the first half may create them (frames other than GRE, or a key
             # seen twice), so that the second half can take the fast path
@@ -62,12 +92,13 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         ents = [None] * len(keys_addr)
         for g in _maybe_known(tracker, batch, keys_addr, keys_call):
             b = int(keys_call[g])
-            index = tracker._gre.get(ifaces[b >> 16][0])
+            index = tracker.gre_index.get(ifaces[b >> 16][0])
             ent = index.get((int(keys_addr[g]) << 16) | (b & 0xFFFF)) if index else None
             ents[g] = ent
             if ent is not None:
                 t = ent[0]
                 tapped[g] = t.tap is not None
+                guessed[g] = t.roles_guessed
                 ok_group[g] = t.phase is Phase.DATA and not t.ended and not tapped[g]
                 known_group[g] = True
     unknown = _unknown(tracker, batch, lanes, known_group, first_number)
@@ -84,13 +115,20 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         feed_batch(tracker, batch.part(0, half), first_number)
         feed_batch(tracker, batch.part(half, n), first_number + half)
         return
+    cut = _first_rebind(batch, ci, known, ok, guessed[inv], keys_addr[known_group])
+    if cut is not None:
+        # a frame that may give a GRE key known now to another tunnel (or the other direction): the frames
+        # after it are looked up again, as Tracker.feed would find them
+        feed_batch(tracker, batch.part(0, cut + 1), first_number)
+        feed_batch(tracker, batch.part(cut + 1, n), first_number + cut + 1)
+        return
     # sequence numbers of every frame of a known tunnel that holds them, data phase or not
     known &= has_ppp
     if known.any():
         group, order, (seqack, s_flag, a_flag) = _restrict(known, inv, by_key, s42, has_seq, has_ack)
         _sequences(tracker, group, order, ents, seqack, s_flag, a_flag)
         # the per-frame path must not analyse these frames' sequence numbers again
-        tracker._seq_done.update((ci[known & ~ok] + first_number).tolist())
+        tracker.seq_done.update((ci[known & ~ok] + first_number).tolist())
     group, order, (fast, payload, data) = _restrict(ok, inv, by_key, ci, plen, is_data)
     if len(fast):
         _count(tracker, batch, fast, group, order, ents, payload, data, first_number)
@@ -103,16 +141,74 @@ def feed_batch(tracker: Tracker, batch: Batch, first_number: int) -> None:
         if tracker.stats.first_ts is None:
             tracker.stats.first_ts = float(ts.min())
         tracker.now = tracker.stats.last_ts = tmax
-        if tmax - tracker._last_tick >= 1.0:
+        if tmax - tracker.last_tick >= 1.0:
             tracker.tick(tmax)
 
 
-def _maybe_known(tracker: Tracker, batch: Batch, keys_addr: Any, keys_call: Any) -> list[int]:
+def _first_rebind(batch: Batch, ci: Any, known: Any, ok: Any, guessed: Any, known_addr: Any) -> int | None:
+    """The first frame of the batch, before the last frame of a GRE key a tunnel owns (``known``, over the
+    GRE candidates ``ci``), that may change who owns such a key; None if there is none.
+
+    Only the per-frame path changes the GRE index, and a key known at the start of the batch changes hands
+    only between the two addresses it joins: a call's control message (Outgoing/Incoming-Call-Request and
+    -Reply take a call ID over; Set-Link-Info, Call-Clear-Request and the other call-level messages bind a
+    GRE-only tunnel, which may swap its roles), or a GRE-only tunnel's own negotiation swapping its roles
+    (``guessed``). So these frames stop the vectorised run: TCP and GRE that it does not take between the
+    addresses of a known key, a guessed tunnel's frames it does not count, and what it cannot read the
+    addresses of (ICMP errors quote any packet, IP in IP, VLAN tags, other link types).
+    """
+    pos = np.arange(len(known)) if ci is None else ci
+    kpos = pos[known]
+    if not len(kpos):
+        return None
+    last = int(kpos[-1])
+    first: list[int] = []
+    swap = pos[known & ~ok & guessed]
+    if len(swap) and swap[0] < last:
+        first.append(int(swap[0]))
+    if ci is not None:
+        other = np.ones(last, dtype=bool)
+        other[ci[ci < last]] = False
+        idx = np.flatnonzero(other)
+        if len(idx):
+            hit = idx[_may_rebind(batch, idx, known_addr)]
+            if len(hit):
+                first.append(int(hit[0]))
+    return min(first) if first else None
+
+
+def _may_rebind(batch: Batch, idx: Any, known_addr: Any) -> Any:
+    """Of frames ``idx`` (none a GRE candidate), those that may change who owns a GRE key between the
+    addresses ``known_addr`` (source << 32 | destination) for :func:`_first_rebind`."""
+    octets = np.frombuffer(batch.buf, dtype=np.uint8)
+    top = len(octets) - 1
+    offs = batch.offsets[idx]
+    lens = batch.lengths[idx]
+
+    def at(k: int) -> Any:
+        return octets[np.minimum(offs + k, top)].astype(np.uint64)
+
+    linktypes = np.array([lt for _, lt in batch.ifaces])
+    eth = (linktypes[0] if batch.ifidx is None else linktypes[batch.ifidx[idx]]) == LINKTYPE_ETHERNET
+    etype = (at(12) << U64_8) | at(13)
+    ipv4 = eth & (etype == ETHERTYPE_IPV4) & (lens >= 34)
+    proto = at(23)
+    src = (at(26) << U64_24) | (at(27) << U64_16) | (at(28) << U64_8) | at(29)
+    dst = (at(30) << U64_24) | (at(31) << U64_16) | (at(32) << U64_8) | at(33)
+    pair = np.minimum((src << U64_32) | dst, (dst << U64_32) | src)
+    known = np.minimum(known_addr, (known_addr << U64_32) | (known_addr >> U64_32))
+    own = ipv4 & np.isin(proto, (IPPROTO_TCP, IPPROTO_GRE)) & np.isin(pair, known)
+    unread = ipv4 & ~np.isin(proto, (IPPROTO_TCP, IPPROTO_GRE, IPPROTO_UDP))  # ICMP, IP in IP, ...
+    v4_in_v6 = eth & (etype == ETHERTYPE_IPV6) & (at(20) == IPPROTO_IPIP)
+    return own | unread | v4_in_v6 | ~eth | (eth & np.isin(etype, VLAN_TAGS))
+
+
+def _maybe_known(tracker: BatchHost, batch: Batch, keys_addr: Any, keys_call: Any) -> list[int]:
     """The groups whose key a tunnel may own: all of them, but when a batch has many more distinct keys than
     the tunnels own (a flood of call IDs), those that pass a hash of the owned ones (no false negatives)."""
     ng = len(keys_addr)
     ifidx = batch.ifidx
-    index = tracker._gre.get(batch.ifaces[0 if ifidx is None else int(ifidx[0])][0]) or {}
+    index = tracker.gre_index.get(batch.ifaces[0 if ifidx is None else int(ifidx[0])][0]) or {}
     if ng <= 64 + 4 * len(index) or (ifidx is not None and bool((ifidx != ifidx[0]).any())):
         return list(range(ng))
     owned = [k for k in index if type(k) is int]
@@ -130,7 +226,7 @@ def _restrict(mask: Any, group: Any, order: Any, *cols: Any) -> tuple[Any, Any, 
     return group[mask], (np.cumsum(mask) - 1)[order[mask[order]]], [c[mask] for c in cols]
 
 
-def _slow(tracker: Tracker, batch: Batch, idx: Any, first_number: int, unknown: Unknown | None = None) -> None:
+def _slow(tracker: BatchHost, batch: Batch, idx: Any, first_number: int, unknown: Unknown | None = None) -> None:
     """Frames ``idx`` of the batch, in order, one at a time; but GRE of keys no tunnel owns (``unknown``)
     goes to the tracker with its headers decoded, and first sightings of fresh keys are held in bulk
     (track/unknown.py)."""
@@ -152,7 +248,7 @@ def _slow(tracker: Tracker, batch: Batch, idx: Any, first_number: int, unknown: 
     decoded = unknown.decoded
     gre = tracker.feed_gre
     cols = unknown.fresh
-    strays = tracker._strays
+    strays = tracker.strays
     runs: Iterator[tuple[int, int]] = iter(())
     if cols is not None:
         strays.begin(cols, unknown.looked, unknown.carried)
@@ -169,8 +265,8 @@ def _slow(tracker: Tracker, batch: Batch, idx: Any, first_number: int, unknown: 
             lo, hi = run
             # the frame whose time ticks the clock, if one does, ends the run
             top = max(tss[lo:hi])
-            if top > tracker.now and top - tracker._last_tick >= 1.0:
-                ticks = np.flatnonzero((ts_all[lo:hi] > tracker.now) & (ts_all[lo:hi] - tracker._last_tick >= 1.0))
+            if top > tracker.now and top - tracker.last_tick >= 1.0:
+                ticks = np.flatnonzero((ts_all[lo:hi] > tracker.now) & (ts_all[lo:hi] - tracker.last_tick >= 1.0))
                 hi = lo + max(1, int(ticks[0]))  # the frames before it, or it alone
                 run = (hi, run[1]) if hi < run[1] else next(runs, None)
                 top = max(tss[lo:hi])
@@ -217,7 +313,7 @@ class Unknown:
     carried: list[tuple[Any, int]] = field(default_factory=list)  # keys carried over seen again: (key, row)
 
 
-def _unknown(tracker: Tracker, batch: Batch, lanes: Any, known: Any, first_number: int) -> Unknown | None:
+def _unknown(tracker: BatchHost, batch: Batch, lanes: Any, known: Any, first_number: int) -> Unknown | None:
     """The batch's frames of keys no tunnel owns, their headers decoded; and of them those that are the
     first sighting of a fresh key nothing else in the batch can touch: :meth:`Strays.unknown` would only
     hold each under its key (track/unknown.py), so they are held in bulk.
@@ -249,7 +345,7 @@ def _unknown(tracker: Tracker, batch: Batch, lanes: Any, known: Any, first_numbe
     out = Unknown({})
     ifidx = batch.ifidx
     cand = None
-    strays = tracker._strays
+    strays = tracker.strays
     carry = strays.carried()
     if ci is None and (ifidx is None or not bool((ifidx != ifidx[0]).any())):
         back = (addr << np.uint64(32)) | (addr >> np.uint64(32))
@@ -277,7 +373,7 @@ def _unknown(tracker: Tracker, batch: Batch, lanes: Any, known: Any, first_numbe
             pc = np.array([k & 0xFFFF for k in pending], dtype=np.uint64)
             cand &= ~np.isin(_hash(addr, call), _hash(pa, pc))
             cand &= ~np.isin(back, pa)
-        waiting = [pr for i, pr in tracker._waiting.by if i == name and type(pr) is int]
+        waiting = [pr for i, pr in tracker.waiting.by if i == name and type(pr) is int]
         if waiting:
             cand &= ~np.isin(addr, np.array(waiting, dtype=np.uint64))
         if cand.any():
@@ -326,7 +422,7 @@ def _carries_data(octets: Any, at: Any, avail: Any, plen: Any) -> Any:
 
 
 def _count(
-    tracker: Tracker,
+    tracker: BatchHost,
     batch: Batch,
     fast: Any,
     group: Any,
@@ -415,7 +511,7 @@ def _count(
             tunnel.data_ring.append((rf, rts, int(d), bytes(buf[ro:re])))
 
 
-def _sequences(tracker: Tracker, group: Any, order: Any, ents: list[tuple[Tunnel, Direction] | None],
+def _sequences(tracker: BatchHost, group: Any, order: Any, ents: list[tuple[Tunnel, Direction] | None],
                s42: Any, has_seq: Any, has_ack: Any) -> None:
     """GRE sequence and acknowledgment numbers of every frame of a known tunnel, in capture order.
 
@@ -423,7 +519,7 @@ def _sequences(tracker: Tracker, group: Any, order: Any, ents: list[tuple[Tunnel
     frame's octets 42-49 as a big-endian word: the sequence number and the
     acknowledgment, or an ack-only packet's acknowledgment alone. A run of +1
     steps is applied in one go; anything else packet by packet, exactly as
-    :meth:`Tracker._seq_slow` does one frame at a time.
+    :meth:`Tracker.sequence` does one frame at a time.
     """
     ng = len(ents)
     so = order[has_seq[order] == 1]

@@ -8,15 +8,13 @@ protocol-unreachable for GRE, lab s3b).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pptptop.decode.errors import DecodeError
 from pptptop.decode.ip import ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPProtocol, decode_ip
+from pptptop.track.actions import TunnelActions
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Direction, Packet, PacketKind, Tunnel
-
-if TYPE_CHECKING:
-    from pptptop.track.tracker import Tracker
 
 #: ICMPv4 errors that quote the offending packet: destination unreachable, time exceeded, parameter problem
 ICMP4_ERRORS = (3, 11, 12)
@@ -27,7 +25,7 @@ MAX_ERRORS_KEPT = 16
 
 
 def icmp_packet(
-    tracker: Tracker, number: int, ts: float, iface: str, linktype: int, data: bytes, ip: Any
+    tracker: TunnelActions, number: int, ts: float, iface: str, linktype: int, data: bytes, ip: Any
 ) -> None:
     """ICMP errors quoting our GRE or TCP 1723 (e.g. protocol-unreachable for GRE, lab s3b)."""
     tracker.stats.icmp += 1
@@ -48,13 +46,13 @@ def icmp_packet(
     iend = min(end, len(data))
     if inner.protocol == IPProtocol.GRE and inner.payload_offset + 8 <= iend:
         cid = int.from_bytes(data[inner.payload_offset + 6 : inner.payload_offset + 8], "big")
-        ent = tracker._gre_entry(iface, inner.src_raw, inner.dst_raw, cid)
+        ent = tracker.gre_entry(iface, inner.src_raw, inner.dst_raw, cid)
         if ent is not None:
             t, d = ent
     elif inner.protocol == IPProtocol.TCP and inner.payload_offset + 4 <= iend:
         sport = int.from_bytes(data[inner.payload_offset : inner.payload_offset + 2], "big")
         dport = int.from_bytes(data[inner.payload_offset + 2 : inner.payload_offset + 4], "big")
-        conn = tracker._connection((iface, inner.src, sport, inner.dst, dport)) or tracker._connection(
+        conn = tracker.connection((iface, inner.src, sport, inner.dst, dport)) or tracker.connection(
             (iface, inner.dst, dport, inner.src, sport)
         )
         if conn is not None and conn.tunnels:
@@ -69,8 +67,8 @@ def icmp_packet(
     if len(t.icmp_errors) < MAX_ERRORS_KEPT:
         t.icmp_errors.append(text)
     t.changed = True
-    tracker._store(t, Packet(number, ts, iface, linktype, d, PacketKind.ICMP, text, data))
-    tracker._emit(
+    tracker.store(t, Packet(number, ts, iface, linktype, d, PacketKind.ICMP, text, data))
+    tracker.emit(
         Event(
             ts,
             EventKind.ICMP,

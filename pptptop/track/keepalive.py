@@ -8,20 +8,16 @@ emitted as :attr:`EventKind.ECHO_MISS`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from pptptop.track.actions import TunnelActions
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Direction, EchoStats, Tunnel
-
-if TYPE_CHECKING:
-    from pptptop.track.tracker import Tracker
 
 #: at most this many requests wait for their reply per echo kind
 MAX_OUTSTANDING = 64
 
 
 def echo_request(
-    tracker: Tracker,
+    tracker: TunnelActions,
     t: Tunnel | None,
     echo: EchoStats,
     d: Direction,
@@ -56,7 +52,7 @@ def echo_reply(echo: EchoStats, d: Direction, ident: int, ts: float) -> None:
 
 
 def echo_miss(
-    tracker: Tracker,
+    tracker: TunnelActions,
     t: Tunnel | None,
     echo: EchoStats,
     d: Direction,
@@ -69,7 +65,7 @@ def echo_miss(
     echo.consecutive_misses += 1
     if t is not None:
         t.changed = True
-    tracker._emit(
+    tracker.emit(
         Event(
             ts,
             EventKind.ECHO_MISS,

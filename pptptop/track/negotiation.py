@@ -10,7 +10,7 @@ RFC 3078), and IPCP open both ways (and CCP, when offered) to data.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pptptop.decode.auth import ChapPacket, EapPacket, PapPacket
 from pptptop.decode.ccp import CcpOption, MppeBits
@@ -18,6 +18,7 @@ from pptptop.decode.errors import DecodeError
 from pptptop.decode.lcp import AuthProtocol, ControlCode, ControlPacket, LcpOption
 from pptptop.decode.ncp import IpcpOption, Ipv6cpOption
 from pptptop.decode.ppp import PppFrame, PppProtocol, decode_ppp
+from pptptop.track.actions import TunnelActions
 from pptptop.track.events import Event, EventKind
 from pptptop.track.keepalive import echo_reply, echo_request
 from pptptop.track.model import PHASE_ORDER, Direction, HexData, Packet, PacketKind, Phase, Tunnel
@@ -25,8 +26,6 @@ from pptptop.track.model import PHASE_ORDER, Direction, HexData, Packet, PacketK
 #: LCP codes of keepalives (RFC 1661 §5.8, §5.9): kept in the tunnel's keepalive ring, not its negotiation
 LCP_KEEPALIVES = frozenset({ControlCode.ECHO_REQUEST, ControlCode.ECHO_REPLY, ControlCode.DISCARD_REQUEST})
 
-if TYPE_CHECKING:
-    from pptptop.track.tracker import Tracker
 
 MAX_PROTOCOL_REJECTS = 32
 MAX_IDENTIFICATION = 256
@@ -34,7 +33,7 @@ MAX_AUTH_MESSAGE = 512
 
 
 def gre_ppp(
-    tracker: Tracker,
+    tracker: TunnelActions,
     t: Tunnel,
     d: Direction,
     payload: bytes,
@@ -48,15 +47,15 @@ def gre_ppp(
     try:
         frame = decode_ppp(payload, chap_algorithm=t.auth.chap_algorithm)
     except DecodeError as e:
-        tracker._store(
+        tracker.store(
             t,
             Packet(number, ts, iface, linktype, d, PacketKind.MALFORMED, f"malformed PPP: {e.code}", data),
         )
-        tracker._malformed(e, number, ts, t)
+        tracker.malformed(e, number, ts, t)
         return
     t.traffic[d].control_frames += 1
     if frame.error is not None:
-        tracker._store(
+        tracker.store(
             t,
             Packet(
                 number,
@@ -70,15 +69,15 @@ def gre_ppp(
                 frame,
             ),
         )
-        tracker._malformed(frame.error, number, ts, t)
+        tracker.malformed(frame.error, number, ts, t)
         return
     msg = frame.message
     if t.roles_guessed and _looks_like_server(frame) == (d is Direction.TO_SERVER):
-        tracker._swap_roles(t, ts, number, "the side answering as authenticator/address-giver is the server")
+        tracker.swap_roles(t, ts, number, "the side answering as authenticator/address-giver is the server")
         d = d.other
     side = d.sender
     keepalive = frame.protocol == PppProtocol.LCP and isinstance(msg, ControlPacket) and msg.code in LCP_KEEPALIVES
-    tracker._store(t, Packet(number, ts, iface, linktype, d, PacketKind.PPP, "", data, frame), keepalive)
+    tracker.store(t, Packet(number, ts, iface, linktype, d, PacketKind.PPP, "", data, frame), keepalive)
     proto = frame.protocol
     if proto == PppProtocol.LCP and isinstance(msg, ControlPacket):
         _lcp(tracker, t, d, side, msg, ts, number)
@@ -90,7 +89,7 @@ def gre_ppp(
         _ipv6cp(tracker, t, side, msg, ts, number)
     elif proto in (PppProtocol.CCP, PppProtocol.CCP_LINK) and isinstance(msg, ControlPacket):
         _ccp(tracker, t, side, msg, ts, number)
-    tracker._emit(Event(ts, EventKind.MESSAGE, t, number, d, frame))
+    tracker.emit(Event(ts, EventKind.MESSAGE, t, number, d, frame))
 
 
 def _looks_like_server(frame: PppFrame) -> bool | None:
@@ -113,18 +112,18 @@ def _other(side: str) -> str:
     return "server" if side == "client" else "client"
 
 
-def _lcp(tracker: Tracker, t: Tunnel, d: Direction, side: str, m: ControlPacket, ts: float, number: int) -> None:
+def _lcp(tracker: TunnelActions, t: Tunnel, d: Direction, side: str, m: ControlPacket, ts: float, number: int) -> None:
     """LCP (RFC 1661 §5): the link's options, magic numbers, echoes and terminations."""
     other = _other(side)
     code = m.code
     lcp = t.lcp
     if code <= ControlCode.CONFIGURE_REJECT:
-        tracker._advance(t, Phase.LCP, ts, number)
+        tracker.advance(t, Phase.LCP, ts, number)
     elif code == ControlCode.TERMINATE_REQUEST:
         if t.joined and t.phase is t.joined_phase:
-            tracker._infer(t, Phase.LCP, ts)  # a link going down that the capture did not see come up
+            tracker.infer(t, Phase.LCP, ts)  # a link going down that the capture did not see come up
         else:
-            tracker._advance(t, Phase.LCP, ts, number)
+            tracker.advance(t, Phase.LCP, ts, number)
     if code == ControlCode.CONFIGURE_REQUEST:
         lcp.config_requests[side] += 1
         t.pending_requests[(PppProtocol.LCP, side)] = m
@@ -147,7 +146,7 @@ def _lcp(tracker: Tracker, t: Tunnel, d: Direction, side: str, m: ControlPacket,
             # an authenticator whose method was refused may open LCP without one: whether it lets the peer
             # in unauthenticated is its authentication phase's decision (pppd auth.c link_established)
             authenticates = t.auth.method != "none" or lcp.auth_refused_by is not None
-            tracker._advance(t, Phase.AUTH if authenticates else Phase.NCP, ts, number)
+            tracker.advance(t, Phase.AUTH if authenticates else Phase.NCP, ts, number)
     elif code in (ControlCode.CONFIGURE_NAK, ControlCode.CONFIGURE_REJECT):
         if code == ControlCode.CONFIGURE_NAK:
             lcp.naks += 1
@@ -156,7 +155,7 @@ def _lcp(tracker: Tracker, t: Tunnel, d: Direction, side: str, m: ControlPacket,
         if m.option(LcpOption.AUTH_PROTOCOL) is not None:
             lcp.auth_refused_by = side
     elif code == ControlCode.TERMINATE_REQUEST:
-        tracker._close_step(t, side, "lcp-terminate", terminate_reason(m.data), ts, number)
+        tracker.close_step(t, side, "lcp-terminate", terminate_reason(m.data), ts, number)
         # GRE only: no control connection may ever say the call is over; the link going down ends the tunnel
         # at the next tick after Tracker's GRE_ONLY_LINGER, unless its control connection binds it first
     elif code == ControlCode.PROTOCOL_REJECT:
@@ -199,10 +198,10 @@ def _hex(data: bytes) -> str:
     return f"data {shown} ({len(data)} octet{'s' if len(data) != 1 else ''}, not text)"
 
 
-def _auth(tracker: Tracker, t: Tunnel, m: Any, ts: float, number: int) -> None:
+def _auth(tracker: TunnelActions, t: Tunnel, m: Any, ts: float, number: int) -> None:
     """PAP (RFC 1334 §2), CHAP (RFC 1994 §4) with MS-CHAP (RFC 2433) and MS-CHAPv2 (RFC 2759), EAP (RFC 3748)."""
     a = t.auth
-    tracker._advance(t, Phase.AUTH, ts, number)
+    tracker.advance(t, Phase.AUTH, ts, number)
     if isinstance(m, PapPacket):
         a.method = "PAP"
         if m.code == 1:
@@ -254,16 +253,16 @@ def _auth(tracker: Tracker, t: Tunnel, m: Any, ts: float, number: int) -> None:
             _auth_result(tracker, t, False, None, ts, number)
 
 
-def _auth_result(tracker: Tracker, t: Tunnel, ok: bool, message: str | None, ts: float, number: int) -> None:
+def _auth_result(tracker: TunnelActions, t: Tunnel, ok: bool, message: str | None, ts: float, number: int) -> None:
     t.auth.result = "success" if ok else "failure"
     if message is not None:
         t.auth.message = message[:MAX_AUTH_MESSAGE]
     if ok:
-        tracker._advance(t, Phase.NCP, ts, number)
+        tracker.advance(t, Phase.NCP, ts, number)
 
 
 def _configure(
-    tracker: Tracker,
+    tracker: TunnelActions,
     t: Tunnel,
     proto: int,
     opened: dict[str, bool],
@@ -278,7 +277,7 @@ def _configure(
     the Ack opens the layer for the side that asked. For an Ack, returns the request it answers (or
     the Ack itself, which repeats the options); for anything else, None.
     """
-    tracker._advance(t, Phase.NCP, ts, number)
+    tracker.advance(t, Phase.NCP, ts, number)
     if m.code == ControlCode.CONFIGURE_REQUEST:
         t.pending_requests[(proto, side)] = m
     elif m.code == ControlCode.CONFIGURE_ACK:
@@ -289,7 +288,7 @@ def _configure(
     return None
 
 
-def _ipcp(tracker: Tracker, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:
+def _ipcp(tracker: TunnelActions, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:
     """IPCP (RFC 1332, DNS/NBNS RFC 1877): the addresses the server gives."""
     n = t.ncp
     req = _configure(tracker, t, PppProtocol.IPCP, n.ipcp_opened, side, m, ts, number)
@@ -315,7 +314,7 @@ def _ipcp(tracker: Tracker, t: Tunnel, side: str, m: ControlPacket, ts: float, n
         n.ipcp_opened = {"client": False, "server": False}
 
 
-def _ipv6cp(tracker: Tracker, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:
+def _ipv6cp(tracker: TunnelActions, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:
     """IPV6CP (RFC 5072 §4): the interface identifiers."""
     n = t.ncp
     req = _configure(tracker, t, PppProtocol.IPV6CP, n.ipv6cp_opened, side, m, ts, number)
@@ -329,7 +328,7 @@ def _ipv6cp(tracker: Tracker, t: Tunnel, side: str, m: ControlPacket, ts: float,
                     n.server_ifid = str(o.value)
 
 
-def _ccp(tracker: Tracker, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:
+def _ccp(tracker: TunnelActions, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:
     """CCP (RFC 1962) with the MPPE/MPPC option (RFC 3078 §2, RFC 2118): encryption offered and agreed."""
     c = t.ccp
     req = _configure(tracker, t, PppProtocol.CCP, c.opened, side, m, ts, number)
@@ -358,19 +357,19 @@ def _ccp(tracker: Tracker, t: Tunnel, side: str, m: ControlPacket, ts: float, nu
         c.reset_requests += 1
 
 
-def _maybe_data(tracker: Tracker, t: Tunnel, ts: float, number: int) -> None:
+def _maybe_data(tracker: TunnelActions, t: Tunnel, ts: float, number: int) -> None:
     """NCP done: IPCP open both ways, and CCP too if anyone asked for it."""
     n, c = t.ncp, t.ccp
     if not (n.ipcp_opened["client"] and n.ipcp_opened["server"]):
         return
     if c.offered and not (c.opened["client"] and c.opened["server"]):
         return
-    tracker._advance(t, Phase.DATA, ts, number)
+    tracker.advance(t, Phase.DATA, ts, number)
 
 
-def data_seen(tracker: Tracker, t: Tunnel, ts: float, number: int) -> None:
+def data_seen(tracker: TunnelActions, t: Tunnel, ts: float, number: int) -> None:
     """Data flows: the tunnel is in the data phase whatever negotiation the capture missed."""
-    tracker._advance(t, Phase.DATA, ts, number)
+    tracker.advance(t, Phase.DATA, ts, number)
 
 
 #: the MPPE header's first octet (RFC 3078 §3): C, the packet is compressed (MPPC); D, it is encrypted
@@ -389,7 +388,7 @@ def mppe_seen(t: Tunnel, first: int) -> None:
         c.mppc, c.from_data = True, True
 
 
-def inner_ip(tracker: Tracker, t: Tunnel, d: int, payload: bytes) -> None:
+def inner_ip(tracker: TunnelActions, t: Tunnel, d: int, payload: bytes) -> None:
     """Unencrypted inner IP (PPP 0x0021/0x0057): keep a bounded table of inner 5-tuples."""
     try:
         frame = decode_ppp(payload)

@@ -14,16 +14,18 @@ This module keeps the state, the GRE index, phases and bounds; what a frame
 means is read by :mod:`~pptptop.track.control` (PPTP over TCP 1723),
 :mod:`~pptptop.track.negotiation` (PPP inside GRE), :mod:`~pptptop.track.icmp`
 (ICMP errors) and :mod:`~pptptop.track.keepalive` (echo health), functions
-that take the tracker as their first argument.
+that take the tracker as their first argument and act on it through the
+public methods of :class:`~pptptop.track.actions.TunnelActions`, which
+:class:`Tracker` implements (they never import this module). A batch of
+frames is :meth:`Tracker.feed_batch`, whose numpy body is
+:mod:`~pptptop.track.fastpath`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import struct
-from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from pptptop.decode.errors import DecodeError
@@ -39,9 +41,13 @@ from pptptop.decode.gre import (
 )
 from pptptop.decode.ip import decode_ip
 from pptptop.decode.link import network_offset
-from pptptop.decode.ppp import DATA_PROTOCOLS, PppProtocol, ppp_header
+from pptptop.decode.ppp import COUNTED_PROTOCOLS, DATA_PROTOCOLS, PppProtocol, ppp_header
 from pptptop.decode.tcpstream import StreamReassembler
-from pptptop.track.control import HeldSegment, new_call, open_pending, tcp_packet
+from pptptop.track import fastpath
+from pptptop.track.capture import CaptureStats as CaptureStats
+from pptptop.track.capture import Limits as Limits
+from pptptop.track.connection import Connection, Connections, ConnKey
+from pptptop.track.control import new_call, open_pending, tcp_packet
 from pptptop.track.events import Event, EventKind
 from pptptop.track.icmp import icmp_packet
 from pptptop.track.keepalive import echo_miss
@@ -61,11 +67,11 @@ from pptptop.track.model import (
 )
 from pptptop.track.negotiation import data_seen, gre_ppp, inner_ip, mppe_seen
 from pptptop.track.unknown import Strays, Waiting, pair_of
+from pptptop.wire import LINKTYPE_ETHERNET, Batch
 
 ETH_IPV4 = struct.Struct("!12xHBxH2xHxBxxII")  # ethertype, vhl, total length, frag, proto, src, dst
 GRE_HEAD = GRE_FIXED  # flags+version, protocol, payload length, call id
 GRE_PPP = GRE_PROTOCOL_PPP
-LINKTYPE_ETHERNET = 1
 ETHERTYPE_IPV4 = 0x0800
 IPPROTO_ICMP = 1
 IPPROTO_TCP = 6
@@ -78,69 +84,6 @@ MAX_IP_NESTING = 4
 #: seconds a GRE-only tunnel's LCP Terminate waits for its control connection before it ends the tunnel
 GRE_ONLY_LINGER = 2.0
 MASK64 = (1 << 64) - 1
-
-
-@dataclass(slots=True)
-class Limits:
-    """State bounds: days of traffic and floods of bogus IDs keep memory flat."""
-
-    max_tunnels: int = 20_000
-    max_orphans: int = 2_000  # GRE-only tunnels (control connection not seen)
-    max_orphans_per_pair: int = 256  # of them between one pair of addresses: a flood of repeating keys
-    max_pending_gre: int = 4_096  # GRE keys seen once or twice, not yet a tunnel (track/unknown.py)
-    max_pending_tcp: int = 4_096  # TCP 1723 connections seen only as SYN, SYN-ACK, ACK (track/control.py)
-    summary_every: float = 10.0  # seconds of capture between two summaries of stray GRE, by source
-    stored_packets: int = 512  # negotiation packets kept from the start of a tunnel
-    idle_timeout: float = 300.0  # no packet at all for this long: the tunnel is gone
-    syn_timeout: float = 30.0  # SYNs with no answer for this long: give up
-    pptp_echo_timeout: float = 60.0  # RFC 2637 §2.5
-    lcp_echo_timeout: float = 10.0
-    max_inner_flows: int = 256
-
-
-@dataclass(slots=True)
-class CaptureStats:
-    frames: int = 0
-    bytes: int = 0
-    ip: int = 0
-    tcp_pptp: int = 0
-    control_messages: int = 0
-    gre: int = 0
-    gre_data: int = 0
-    gre_unknown: int = 0
-    gre_unknown_dropped: int = 0  # of those, packets that never became a tunnel's (floods, strays)
-    gre_unknown_sources: Counter[str] = field(default_factory=Counter)  # the dropped ones by source, bounded
-    tcp_unopened: int = 0  # TCP 1723 connections never seen past SYN, SYN-ACK and ACK (SYN floods, scans)
-    icmp: int = 0
-    other: int = 0
-    malformed: int = 0
-    malformed_by_code: Counter[str] = field(default_factory=Counter)
-    tunnels_created: int = 0
-    evicted: int = 0
-    first_ts: float | None = None
-    last_ts: float | None = None
-
-
-@dataclass(slots=True, eq=False)
-class Connection:
-    """One PPTP control connection (TCP 1723) on one interface."""
-
-    iface: str
-    client_ip: str
-    client_port: int
-    server_ip: str
-    server_port: int
-    streams: tuple[StreamReassembler, StreamReassembler]
-    tcp: TcpInfo
-    echo: EchoStats
-    info: ControlInfo
-    tunnels: list[Tunnel] = field(default_factory=list)
-    last_seen: float = 0.0
-    closed: bool = False
-
-    @property
-    def key(self) -> tuple[str, str, int, str, int]:
-        return (self.iface, self.client_ip, self.client_port, self.server_ip, self.server_port)
 
 
 def _ipkey(ip: str) -> int | bytes:
@@ -192,6 +135,29 @@ def _swap_sides(t: Tunnel) -> None:
     t.pending_requests = {(proto, _OTHER_SIDE.get(side, side)): m for (proto, side), m in t.pending_requests.items()}
 
 
+def _seq_slow(ds: DirectionStats, seq: int, delta: int) -> None:
+    """GRE sequence analysis off the in-order path: gaps, duplicates, late packets."""
+    if delta == 0:
+        ds.duplicates += 1
+    elif delta < 0x80000000:
+        ds.lost += delta - 1
+        ds.window = ((ds.window << delta) | 1) & MASK64 if delta < 64 else 1
+        ds.max_seq = seq
+    else:
+        back = (ds.max_seq - seq) & MASK32
+        if back < 64:
+            bit = 1 << back
+            if ds.window & bit:
+                ds.duplicates += 1
+            else:
+                ds.window |= bit
+                ds.reordered += 1
+                if ds.lost:
+                    ds.lost -= 1
+        else:
+            ds.reordered += 1
+
+
 class Tracker:
     """Turns frames into tunnels. Not thread-safe: one feeder, readers take snapshots under a lock."""
 
@@ -200,29 +166,26 @@ class Tracker:
         self.stats = CaptureStats()
         self.tunnels: dict[int, Tunnel] = {}
         self._next_id = 1
-        self._conns: dict[tuple[str, str, int, str, int], Connection] = {}
-        self._conn_of: dict[int, Connection] = {}  # tunnel id -> its control connection
-        #: connections seen only as a handshake so far, oldest first, with their segments (track/control.py)
-        self._tcp_pending: OrderedDict[tuple[str, str, int, str, int], list[HeldSegment]] = OrderedDict()
-        self._gre: dict[str, dict[Any, tuple[Tunnel, Direction]]] = {}  # iface -> key -> (tunnel, dir)
+        self.connections = Connections()
+        self.gre_index: dict[str, dict[Any, tuple[Tunnel, Direction]]] = {}  # iface -> key -> (tunnel, dir)
         self._keys_of: dict[int, list[tuple[str, Any]]] = {}  # tunnel id -> its GRE keys
         self._orphans: dict[int, Tunnel] = {}  # GRE-only tunnels, insertion ordered
         self._orphan_pairs: dict[tuple[str, Any], int] = {}  # GRE-only tunnels by (iface, unordered address pair)
         self._orphan_pair_of: dict[int, tuple[str, Any]] = {}
-        self._waiting = Waiting()  # tunnels owning one GRE direction, by the address pair of the other
-        self._strays = Strays(self.limits.max_pending_gre)  # GRE keys not (yet) a tunnel's
+        self.waiting = Waiting()  # tunnels owning one GRE direction, by the address pair of the other
+        self.strays = Strays(self.limits.max_pending_gre)  # GRE keys not (yet) a tunnel's
         self._subscribers: list[Subscriber] = []
         self.now = 0.0
-        self._last_tick = 0.0
+        self.last_tick = 0.0
         self._summary_at: float | None = None  # the last summary of stray GRE (track/unknown.py)
         #: frame numbers whose GRE sequence/ack numbers the batch path already analysed
-        self._seq_done: set[int] = set()
+        self.seq_done: set[int] = set()
 
     # ------------------------------------------------------------------ events
     def subscribe(self, callback: Subscriber) -> None:
         self._subscribers.append(callback)
 
-    def _emit(self, ev: Event) -> None:
+    def emit(self, ev: Event) -> None:
         for cb in self._subscribers:
             cb(ev)
 
@@ -237,7 +200,7 @@ class Tracker:
             if st.first_ts is None:
                 st.first_ts = ts
             self.now = st.last_ts = ts
-            if ts - self._last_tick >= 1.0:
+            if ts - self.last_tick >= 1.0:
                 self.tick(ts)
         # ---- hot path: Ethernet / IPv4 (no options, not fragmented) / GRE data
         if linktype == LINKTYPE_ETHERNET and n >= 42:
@@ -245,15 +208,15 @@ class Tracker:
             if etype == ETHERTYPE_IPV4 and proto == IPPROTO_GRE and vhl == 0x45 and not frag & 0x3FFF:
                 fv, gproto, plen, cid = GRE_HEAD.unpack_from(data, 34)
                 if fv & GRE_PPTP_MASK == GRE_PPTP_VALUE and gproto == GRE_PPP:
-                    index = self._gre.get(iface)
+                    index = self.gre_index.get(iface)
                     ent = index.get((src << 48) | (dst << 16) | cid) if index is not None else None
                     p = 42 + (4 if fv & GRE_S else 0) + (4 if fv & GRE_A else 0)
                     if ent is not None and n >= p:  # a frame cut inside its GRE header is malformed: _slow
                         st.ip += 1
-                        self._gre_frame(number, ts, iface, linktype, data, ent[0], ent[1],
+                        self.gre_frame(number, ts, iface, linktype, data, ent[0], ent[1],
                                         U32.unpack_from(data, 42)[0] if fv & GRE_S else None,
                                         U32.unpack_from(data, p - 4)[0] if fv & GRE_A else None,
-                                        p, min(p + plen, n, 14 + total), plen)
+                                        p, min(p + plen, n, 14 + total if total else n), plen)
                         return
                     if ent is None and n >= p and (not total or 14 + total >= p):
                         # no tunnel owns the key: what the slow path would decode, without building the IP
@@ -262,10 +225,10 @@ class Tracker:
                         end = min(p + plen, n if not total else min(14 + total, n))
                         seq = U32.unpack_from(data, 42)[0] if fv & GRE_S else None
                         ack = U32.unpack_from(data, p - 4)[0] if fv & GRE_A else None
-                        ent = self._strays.unknown(self, number, ts, iface, linktype, data,
+                        ent = self.strays.unknown(self, number, ts, iface, linktype, data,
                                                    (src << 48) | (dst << 16) | cid, seq, ack, p, end, plen)
                         if ent is not None:
-                            self._gre_frame(number, ts, iface, linktype, data, ent[0], ent[1], seq, ack, p, end, plen)
+                            self.gre_frame(number, ts, iface, linktype, data, ent[0], ent[1], seq, ack, p, end, plen)
                         return
         self._slow(number, ts, iface, linktype, data)
 
@@ -276,7 +239,7 @@ class Tracker:
             if st.first_ts is None:
                 st.first_ts = ts
             self.now = st.last_ts = ts
-            if ts - self._last_tick >= 1.0:
+            if ts - self.last_tick >= 1.0:
                 self.tick(ts)
 
     def feed_gre(self, number: int, ts: float, iface: str, linktype: int, data: bytes, key: Any,
@@ -290,6 +253,12 @@ class Tracker:
         st.ip += 1
         self._gre_packet_of(number, ts, iface, linktype, data, key, seq, ack, start, end, plen)
 
+    def feed_batch(self, batch: Batch, first_number: int) -> None:
+        """Take every frame of ``batch`` (frame ``i`` is number ``first_number + i``), with the result of
+        :meth:`feed` on each in turn: the GRE data of tunnels in the data phase is counted a batch at a time
+        (:mod:`pptptop.track.fastpath`), every other frame goes through :meth:`feed` in capture order."""
+        fastpath.feed_batch(self, batch, first_number)
+
     @staticmethod
     def sequence(ds: DirectionStats, seq: int) -> None:
         """One GRE sequence number in arrival order (RFC 2637 §4.3): count gaps, duplicates, late packets."""
@@ -301,30 +270,7 @@ class Tracker:
             ds.max_seq = seq
             ds.window = ((ds.window << 1) | 1) & MASK64
         else:
-            Tracker._seq_slow(ds, seq, delta)
-
-    @staticmethod
-    def _seq_slow(ds: DirectionStats, seq: int, delta: int) -> None:
-        """GRE sequence analysis off the in-order path: gaps, duplicates, late packets."""
-        if delta == 0:
-            ds.duplicates += 1
-        elif delta < 0x80000000:
-            ds.lost += delta - 1
-            ds.window = ((ds.window << delta) | 1) & MASK64 if delta < 64 else 1
-            ds.max_seq = seq
-        else:
-            back = (ds.max_seq - seq) & MASK32
-            if back < 64:
-                bit = 1 << back
-                if ds.window & bit:
-                    ds.duplicates += 1
-                else:
-                    ds.window |= bit
-                    ds.reordered += 1
-                    if ds.lost:
-                        ds.lost -= 1
-            else:
-                ds.reordered += 1
+            _seq_slow(ds, seq, delta)
 
     # ------------------------------------------------------------------ slow path
     def _slow(self, number: int, ts: float, iface: str, linktype: int, data: bytes) -> None:
@@ -332,7 +278,7 @@ class Tracker:
         try:
             ethertype, off = network_offset(linktype, data)
         except DecodeError as e:
-            self._malformed(e, number, ts, None)
+            self.malformed(e, number, ts, None)
             return
         if off < 0:
             st.other += 1
@@ -340,7 +286,7 @@ class Tracker:
         try:
             ip = decode_ip(data, off, ethertype)
         except DecodeError as e:
-            self._malformed(e, number, ts, None)
+            self.malformed(e, number, ts, None)
             return
         st.ip += 1
         for _ in range(MAX_IP_NESTING):
@@ -351,7 +297,7 @@ class Tracker:
             try:
                 ip = decode_ip(data, ip.payload_offset, INNER_IP[ip.protocol])
             except DecodeError as e:
-                self._malformed(e, number, ts, None)
+                self.malformed(e, number, ts, None)
                 return
         if ip.fragment:
             st.other += 1
@@ -366,14 +312,14 @@ class Tracker:
         else:
             st.other += 1
 
-    def _malformed(self, e: DecodeError, number: int, ts: float, tunnel: Tunnel | None) -> None:
+    def malformed(self, e: DecodeError, number: int, ts: float, tunnel: Tunnel | None) -> None:
         self.stats.malformed += 1
         if len(self.stats.malformed_by_code) < 256 or e.code in self.stats.malformed_by_code:
             self.stats.malformed_by_code[e.code] += 1
         if tunnel is not None:
             tunnel.malformed += 1
             tunnel.changed = True
-        self._emit(
+        self.emit(
             Event(ts, EventKind.MALFORMED, tunnel, number, detail={"code": e.code, "detail": e.detail})
         )
 
@@ -385,7 +331,7 @@ class Tracker:
             if e.code == "gre_not_pptp":
                 self.stats.other += 1
                 return
-            self._malformed(e, number, ts, None)
+            self.malformed(e, number, ts, None)
             return
         start = ip.payload_offset + g.header_length
         self._gre_packet_of(number, ts, iface, linktype, data, _raw_gre_key(ip.src_raw, ip.dst_raw, g.call_id),
@@ -394,15 +340,15 @@ class Tracker:
     def _gre_packet_of(self, number: int, ts: float, iface: str, linktype: int, data: bytes, key: Any,
                        seq: int | None, ack: int | None, start: int, end: int, plen: int) -> None:
         """One enhanced GRE packet with index key ``key``; its PPP payload is ``data[start:end]``."""
-        index = self._gre.get(iface)
+        index = self.gre_index.get(iface)
         ent = index.get(key) if index is not None else None
         if ent is None:
-            ent = self._strays.unknown(self, number, ts, iface, linktype, data, key, seq, ack, start, end, plen)
+            ent = self.strays.unknown(self, number, ts, iface, linktype, data, key, seq, ack, start, end, plen)
             if ent is None:
                 return
-        self._gre_frame(number, ts, iface, linktype, data, ent[0], ent[1], seq, ack, start, end, plen)
+        self.gre_frame(number, ts, iface, linktype, data, ent[0], ent[1], seq, ack, start, end, plen)
 
-    def _gre_frame(self, number: int, ts: float, iface: str, linktype: int, data: bytes, tunnel: Tunnel,
+    def gre_frame(self, number: int, ts: float, iface: str, linktype: int, data: bytes, tunnel: Tunnel,
                    d: Direction, seq: int | None, ack: int | None, start: int, end: int, plen: int) -> None:
         """Account one GRE packet of a known tunnel; its PPP payload is ``data[start:end]`` (RFC 2637 §4)."""
         ds = tunnel.traffic[d]
@@ -418,8 +364,8 @@ class Tracker:
         if ts > tunnel.last_seen:  # the latest: the batch path counts a batch's data before its other frames
             tunnel.last_seen = ts
         tunnel.changed = True
-        if self._seq_done and number in self._seq_done:
-            self._seq_done.discard(number)  # the batch path analysed its sequence numbers already
+        if self.seq_done and number in self.seq_done:
+            self.seq_done.discard(number)  # the batch path analysed its sequence numbers already
         else:
             if seq is not None:
                 self.sequence(ds, seq)
@@ -438,27 +384,27 @@ class Tracker:
                 data_seen(self, tunnel, ts, number)
                 if pp == PppProtocol.COMPRESSED and start + hl < end:
                     mppe_seen(tunnel, data[start + hl])
-            if pp in (0x0021, 0x0057):
+            if pp not in COUNTED_PROTOCOLS:  # plain IP: its inner flows
                 inner_ip(self, tunnel, d, data[start:end])
             if tunnel.tap is not None:
                 tunnel.tap(tunnel, d, number, ts, data, start, end)
             return
         gre_ppp(self, tunnel, d, data[start:end], number, ts, iface, linktype, data)
 
-    def _gre_only(self, ts: float, iface: str, src: str, dst: str, call_id: int, tid: int) -> Tunnel:
+    def gre_only(self, ts: float, iface: str, src: str, dst: str, call_id: int, tid: int) -> Tunnel:
         """A new GRE-only tunnel numbered ``tid``: the destination is taken for the server until evidence
         says otherwise."""
         if len(self._orphans) >= self.limits.max_orphans:
             self._evict_orphans()
-        t = self._new_tunnel(ts, iface, Endpoint(src), Endpoint(dst, call_id=call_id), Phase.CALL, tid)
-        self._join(t, Phase.CALL, ts)  # GRE flows: the call was set up before the capture saw it
+        t = self.new_tunnel(ts, iface, Endpoint(src), Endpoint(dst, call_id=call_id), Phase.CALL, tid)
+        self.join(t, Phase.CALL, ts)  # GRE flows: the call was set up before the capture saw it
         t.control_seen = False
         t.roles_guessed = True
         self._orphans[t.id] = t
-        self._register(t)
+        self.register(t)
         return t
 
-    def _orphans_between(self, iface: str, pair: Any) -> int:
+    def orphans_between(self, iface: str, pair: Any) -> int:
         """GRE-only tunnels on ``iface`` between the two addresses of unordered ``pair``."""
         return self._orphan_pairs.get((iface, pair), 0)
 
@@ -478,33 +424,33 @@ class Tracker:
                 self._orphan_pairs[counted] = left
             else:
                 del self._orphan_pairs[counted]
-        self._waiting.update(t, orphan, t.id in self._conn_of, pair)
+        self.waiting.update(t, orphan, t.id in self.connections.of, pair)
 
-    def _gre_entry_of(self, iface: str, key: Any) -> tuple[Tunnel, Direction] | None:
-        index = self._gre.get(iface)
+    def gre_entry_of(self, iface: str, key: Any) -> tuple[Tunnel, Direction] | None:
+        index = self.gre_index.get(iface)
         return index.get(key) if index is not None else None
 
-    def _gre_entry(self, iface: str, src_raw: bytes, dst_raw: bytes, call_id: int) -> tuple[Tunnel, Direction] | None:
+    def gre_entry(self, iface: str, src_raw: bytes, dst_raw: bytes, call_id: int) -> tuple[Tunnel, Direction] | None:
         """The tunnel (and direction) of GRE from ``src_raw`` to ``dst_raw`` carrying ``call_id``; a key held
         pending becomes a GRE-only tunnel now (an ICMP error quoting it shows it was real)."""
         key = _raw_gre_key(src_raw, dst_raw, call_id)
-        ent = self._gre_entry_of(iface, key)
-        if ent is None and self._strays.take(self, iface, key) is not None:
-            ent = self._gre_entry_of(iface, key)
+        ent = self.gre_entry_of(iface, key)
+        if ent is None and self.strays.take(self, iface, key) is not None:
+            ent = self.gre_entry_of(iface, key)
         return ent
 
     def gre_owner(self, iface: str, src: str, dst: str, call_id: int) -> tuple[Tunnel, Direction] | None:
         """The tunnel (and direction) that GRE from ``src`` to ``dst`` carrying ``call_id`` belongs to; a key
         held pending becomes a GRE-only tunnel now (a control message names it)."""
         key = gre_key(src, dst, call_id)
-        ent = self._gre_entry_of(iface, key)
-        if ent is None and self._strays.take(self, iface, key) is not None:
-            ent = self._gre_entry_of(iface, key)
+        ent = self.gre_entry_of(iface, key)
+        if ent is None and self.strays.take(self, iface, key) is not None:
+            ent = self.gre_entry_of(iface, key)
         return ent
 
-    def _register(self, t: Tunnel) -> None:
+    def register(self, t: Tunnel) -> None:
         """Index a tunnel's GRE keys: client→server carries the server's call ID and vice versa."""
-        index = self._gre.setdefault(t.iface, {})
+        index = self.gre_index.setdefault(t.iface, {})
         keys = self._keys_of.setdefault(t.id, [])
         # a newer call takes a key over from an older one (pptpd reuses call IDs, clients reuse addresses)
         for call_id, k_src, k_dst, d in (
@@ -521,14 +467,14 @@ class Tracker:
 
     def _unregister(self, t: Tunnel) -> None:
         for iface, k in self._keys_of.pop(t.id, []):
-            index = self._gre.get(iface)
+            index = self.gre_index.get(iface)
             if index is not None and index.get(k, (None,))[0] is t:
                 del index[k]
-        self._waiting.drop(t)
+        self.waiting.drop(t)
         if t.id not in self._orphans and t.id in self._orphan_pair_of:
             self._sync(t)
 
-    def _swap_roles(self, t: Tunnel, ts: float, number: int, why: str) -> None:
+    def swap_roles(self, t: Tunnel, ts: float, number: int, why: str) -> None:
         """A GRE-only tunnel turned out the other way round: swap client and server."""
         self._unregister(t)
         t.client, t.server = t.server, t.client
@@ -542,11 +488,11 @@ class Tracker:
         t.data_ring = type(t.data_ring)(
             ((n, s, 1 - d, b) for n, s, d, b in t.data_ring), maxlen=t.data_ring.maxlen
         )
-        self._register(t)
-        self._emit(Event(ts, EventKind.ROLES, t, number, detail={"why": why}))
+        self.register(t)
+        self.emit(Event(ts, EventKind.ROLES, t, number, detail={"why": why}))
 
     # ------------------------------------------------------------------ phases and ends
-    def _join(self, t: Tunnel, phase: Phase, ts: float) -> None:
+    def join(self, t: Tunnel, phase: Phase, ts: float) -> None:
         """The capture met ``t``, new, already in ``phase`` or later: the phases before it were not seen."""
         t.joined = True
         t.joined_phase = t.phase = phase
@@ -554,7 +500,7 @@ class Tracker:
                     if PHASE_ORDER[p] < PHASE_ORDER[phase]] + [PhaseSpan(phase, ts)]
         t.changed = True
 
-    def _infer(self, t: Tunnel, phase: Phase, ts: float) -> None:
+    def infer(self, t: Tunnel, phase: Phase, ts: float) -> None:
         """A joined tunnel proved to be in ``phase`` at least (a call-level message, a keepalive) by a
         message that does not show the phase begin: the phases up to it stay not seen."""
         if not t.joined or t.ended or t.phase is not t.joined_phase or PHASE_ORDER[phase] <= PHASE_ORDER[t.phase]:
@@ -567,12 +513,12 @@ class Tracker:
         t.phase = t.joined_phase = phase
         t.changed = True
 
-    def _adopt(self, conn: Connection, t: Tunnel, gre: Tunnel, ts: float, number: int) -> Tunnel:
+    def adopt(self, conn: Connection, t: Tunnel, gre: Tunnel, ts: float, number: int) -> Tunnel:
         """``gre``, a GRE-only tunnel, is the call ``t`` of control connection ``conn`` (a message of ``conn``
         named its call ID): one session, one tunnel. ``gre`` keeps its GRE counters and negotiation and
         takes over the control connection's side; ``t`` is dropped as merged. Returns ``gre``."""
         if gre.client.ip != conn.client_ip:
-            self._swap_roles(gre, ts, number, "its control connection's TCP 1723 side is the server")
+            self.swap_roles(gre, ts, number, "its control connection's TCP 1723 side is the server")
         self._unregister(gre)
         gre.client.port, gre.server.port = conn.client_port, conn.server_port
         for mine, theirs in ((gre.client, t.client), (gre.server, t.server)):
@@ -592,15 +538,15 @@ class Tracker:
                                               maxlen=gre.keepalives.maxlen)
         self._orphans.pop(gre.id, None)
         conn.tunnels[conn.tunnels.index(t)] = gre
-        self._conn_of.pop(t.id, None)
-        self._conn_of[gre.id] = conn
+        self.connections.of.pop(t.id, None)
+        self.connections.of[gre.id] = conn
         self.tunnels.pop(t.id, None)
         self._unregister(t)
-        self._register(gre)
-        self._emit(Event(ts, EventKind.MERGED, t, number, detail={"into": gre.id}))
+        self.register(gre)
+        self.emit(Event(ts, EventKind.MERGED, t, number, detail={"into": gre.id}))
         return gre
 
-    def _advance(self, t: Tunnel, phase: Phase, ts: float, number: int | None) -> None:
+    def advance(self, t: Tunnel, phase: Phase, ts: float, number: int | None) -> None:
         if t.ended or PHASE_ORDER[phase] <= PHASE_ORDER[t.phase]:
             return
         cur = t.phases[-1]
@@ -616,9 +562,9 @@ class Tracker:
         t.phase = phase
         t.phases.append(PhaseSpan(phase, ts))
         t.changed = True
-        self._emit(Event(ts, EventKind.PHASE, t, number, detail={"phase": phase.value}))
+        self.emit(Event(ts, EventKind.PHASE, t, number, detail={"phase": phase.value}))
 
-    def _close_step(
+    def close_step(
         self, t: Tunnel, by: str, how: str, reason: str | None, ts: float, number: int | None
     ) -> None:
         """Record a terminating action; the first one says who ended the tunnel and how."""
@@ -632,7 +578,7 @@ class Tracker:
             c.by, c.how, c.reason, c.ts, c.frame = by, how, reason, ts, number
         t.changed = True
 
-    def _end(self, t: Tunnel, ts: float, number: int | None) -> None:
+    def end(self, t: Tunnel, ts: float, number: int | None) -> None:
         """The tunnel is over: ``closed`` if it carried data, otherwise ``failed`` in its phase."""
         if t.ended:
             return
@@ -659,8 +605,8 @@ class Tracker:
         t.changed = True
         self._orphans.pop(t.id, None)
         self._sync(t)
-        self._emit(Event(ts, EventKind.PHASE, t, number, detail={"phase": final.value}))
-        self._emit(
+        self.emit(Event(ts, EventKind.PHASE, t, number, detail={"phase": final.value}))
+        self.emit(
             Event(
                 ts,
                 EventKind.ENDED,
@@ -678,9 +624,9 @@ class Tracker:
 
     def tick(self, now: float) -> None:
         """Run timeouts at capture time ``now``: echo misses, unanswered SYNs, idle tunnels."""
-        self._last_tick = now
+        self.last_tick = now
         lim = self.limits
-        self._strays.expire(self, now - lim.idle_timeout)
+        self.strays.expire(self, now - lim.idle_timeout)
         for t in list(self.tunnels.values()):
             if t.ended:
                 continue
@@ -700,24 +646,24 @@ class Tracker:
                 and t.tcp.syn is not None
                 and now - t.first_seen > lim.syn_timeout
             ):
-                self._close_step(t, "client", "no-answer", f"{t.tcp.syn_count} SYN unanswered", now, None)
-                self._end(t, now, None)
+                self.close_step(t, "client", "no-answer", f"{t.tcp.syn_count} SYN unanswered", now, None)
+                self.end(t, now, None)
             elif self._gre_only_down(t, now - GRE_ONLY_LINGER):
-                self._end(t, t.close.ts or now, t.close.frame)
+                self.end(t, t.close.ts or now, t.close.frame)
             elif now - t.last_seen > lim.idle_timeout:
-                self._close_step(t, "unknown", "idle", f"no packet for {int(now - t.last_seen)} s", now, None)
-                self._end(t, now, None)
+                self.close_step(t, "unknown", "idle", f"no packet for {int(now - t.last_seen)} s", now, None)
+                self.end(t, now, None)
         since = self._summary_at if self._summary_at is not None else self.stats.first_ts
-        if since is not None and now - since >= lim.summary_every and self._strays.to_report():
-            self._strays.flush(self, now, since)  # once an interval at most
+        if since is not None and now - since >= lim.summary_every and self.strays.to_report():
+            self.strays.flush(self, now, since)  # once an interval at most
             self._summary_at = now
-        self._emit(Event(now, EventKind.TICK, None))
+        self.emit(Event(now, EventKind.TICK, None))
 
     def idle(self, now: float) -> None:
         """The capture clock reached ``now`` with no packet: run the timeouts a packet would have run."""
         if now > self.now:
             self.now = now
-            if now - self._last_tick >= 1.0:
+            if now - self.last_tick >= 1.0:
                 self.tick(now)
 
     @staticmethod
@@ -737,21 +683,21 @@ class Tracker:
         never became tunnels.
         """
         since = self._summary_at if self._summary_at is not None else self.stats.first_ts
-        self._strays.flush(self, self.now, self.now if since is None else since, final=True)
-        self.stats.tcp_unopened += len(self._tcp_pending)
-        self._tcp_pending.clear()
+        self.strays.flush(self, self.now, self.now if since is None else since, final=True)
+        self.stats.tcp_unopened += len(self.connections.pending)
+        self.connections.pending.clear()
         for t in list(self.tunnels.values()):
             tcp = t.tcp
             if not t.ended and t.phase is Phase.TCP and not tcp.established and tcp.syn is not None \
                     and tcp.syn_count >= 2:
-                self._close_step(t, "client", "no-answer", f"{tcp.syn_count} SYN unanswered", self.now, None)
-                self._end(t, self.now, None)
+                self.close_step(t, "client", "no-answer", f"{tcp.syn_count} SYN unanswered", self.now, None)
+                self.end(t, self.now, None)
             elif self._gre_only_down(t, self.now):
-                self._end(t, t.close.ts or self.now, t.close.frame)
-        self._emit(Event(self.now, EventKind.TICK, None, detail={"final": True}))
+                self.end(t, t.close.ts or self.now, t.close.frame)
+        self.emit(Event(self.now, EventKind.TICK, None, detail={"final": True}))
 
     # ------------------------------------------------------------------ storage and bounds
-    def _store(self, t: Tunnel, p: Packet, keepalive: bool = False) -> None:
+    def store(self, t: Tunnel, p: Packet, keepalive: bool = False) -> None:
         if keepalive:
             t.keepalives.append(p)
         elif len(t.packets) < self.limits.stored_packets:
@@ -766,14 +712,14 @@ class Tracker:
         self.tunnels.pop(t.id, None)
         self._orphans.pop(t.id, None)
         self._unregister(t)
-        conn = self._conn_of.pop(t.id, None)
+        conn = self.connections.of.pop(t.id, None)
         if conn is not None:
             if t in conn.tunnels:
                 conn.tunnels.remove(t)
             if not conn.tunnels:
-                self._conns.pop(conn.key, None)
+                self.connections.open.pop(conn.key, None)
         self.stats.evicted += 1
-        self._emit(Event(ts, EventKind.EVICTED, t))
+        self.emit(Event(ts, EventKind.EVICTED, t))
 
     def _evict(self, count: int) -> None:
         """Make room: ended tunnels first, then the longest idle, oldest first."""
@@ -786,7 +732,13 @@ class Tracker:
         for t in sorted(self._orphans.values(), key=lambda t: t.last_seen)[:n]:
             self._drop(t, self.now)
 
-    def _new_tunnel(self, ts: float, iface: str, client: Endpoint, server: Endpoint, phase: Phase,
+    def reserve_ids(self, n: int) -> int:
+        """Number ``n`` tunnels to come (a tunnel is numbered by its first packet); the first number."""
+        tid = self._next_id
+        self._next_id = tid + n
+        return tid
+
+    def new_tunnel(self, ts: float, iface: str, client: Endpoint, server: Endpoint, phase: Phase,
                     tid: int | None = None) -> Tunnel:
         """A new tunnel in ``phase`` (numbered ``tid`` when one was reserved), making room first when the
         bound is reached."""
@@ -798,10 +750,10 @@ class Tracker:
         t = Tunnel(tid, iface, client, server, ts, ts, phase=phase, phases=[PhaseSpan(phase, ts)])
         self.tunnels[t.id] = t
         self.stats.tunnels_created += 1
-        self._emit(Event(ts, EventKind.TUNNEL_NEW, t))
+        self.emit(Event(ts, EventKind.TUNNEL_NEW, t))
         return t
 
-    def _new_connection(self, ts: float, ckey: tuple[str, str, int, str, int]) -> Connection:
+    def new_connection(self, ts: float, ckey: ConnKey) -> Connection:
         """A control connection first seen now, indexed by ``ckey``, with a tunnel for its first call."""
         iface, cip, cport, sip, sport = ckey
         conn = Connection(
@@ -816,17 +768,17 @@ class Tracker:
             ControlInfo(),
             last_seen=ts,
         )
-        self._conns[ckey] = conn
+        self.connections.open[ckey] = conn
         new_call(self, conn, ts)
         return conn
 
     def connection_of(self, t: Tunnel) -> Connection | None:
-        return self._conn_of.get(t.id)
+        return self.connections.of.get(t.id)
 
-    def _connection(self, ckey: tuple[str, str, int, str, int]) -> Connection | None:
+    def connection(self, ckey: ConnKey) -> Connection | None:
         """The control connection ``ckey``; one held as a bare handshake is opened now (an ICMP error quoting
         it shows it was real)."""
-        conn = self._conns.get(ckey)
-        if conn is None and ckey in self._tcp_pending:
+        conn = self.connections.open.get(ckey)
+        if conn is None and ckey in self.connections.pending:
             conn = open_pending(self, ckey)
         return conn

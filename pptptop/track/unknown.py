@@ -29,16 +29,14 @@ from bisect import bisect_left, insort
 from collections import OrderedDict
 from dataclasses import dataclass
 from socket import inet_ntoa
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from pptptop.decode.ppp import DATA_PROTOCOLS, ppp_header
+from pptptop.track.actions import TunnelActions
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Direction, Tunnel
-
-if TYPE_CHECKING:
-    from pptptop.track.tracker import Tracker
 
 MASK32 = 0xFFFFFFFF
 #: a key's second packet continues its first when its sequence number is this close ahead (RFC 2637 §4.3)
@@ -56,6 +54,26 @@ OTHER = "other"
 #: one held packet: frame number, time, link type, frame, GRE sequence and ack numbers, where its PPP
 #: payload starts and ends, GRE payload length, whether it is data
 Held = tuple[int, float, int, bytes, "int | None", "int | None", int, int, int, bool]
+
+
+class StrayHost(TunnelActions, Protocol):
+    """What :class:`Strays` needs of the tracker besides :class:`TunnelActions`: the tunnels waiting for a
+    direction, tunnel numbers, and GRE-only tunnels made of a key that proved to be a session."""
+
+    waiting: Waiting
+
+    def reserve_ids(self, n: int) -> int:
+        """Number ``n`` tunnels to come (a tunnel is numbered by its first packet); the first number."""
+
+    def gre_only(self, ts: float, iface: str, src: str, dst: str, call_id: int, tid: int) -> Tunnel:
+        """A new GRE-only tunnel numbered ``tid``, indexed by its key."""
+
+    def orphans_between(self, iface: str, pair: Any) -> int:
+        """GRE-only tunnels on ``iface`` between the two addresses of unordered ``pair``."""
+
+    def gre_frame(self, number: int, ts: float, iface: str, linktype: int, data: bytes, tunnel: Tunnel,
+                  d: Direction, seq: int | None, ack: int | None, start: int, end: int, plen: int) -> None:
+        """Account one GRE packet of a known tunnel."""
 
 
 def pair_of(key: Any) -> Any:
@@ -100,7 +118,7 @@ class Waiting:
 
     A call whose control connection was seen (one call ID known, RFC 2637
     §2.7-2.8) is found first, the one waiting longest; then a GRE-only tunnel,
-    the newest. Kept up to date by :meth:`Tracker._register` and friends.
+    the newest. Kept up to date by :meth:`Tracker.register` and friends.
     """
 
     __slots__ = ("_where", "by")
@@ -235,7 +253,7 @@ class Strays:
         self._log: list[tuple[Any, ...]] = []
 
     # ------------------------------------------------------------------ arrival
-    def unknown(self, tracker: Tracker, number: int, ts: float, iface: str, linktype: int, data: bytes, key: Any,
+    def unknown(self, tracker: StrayHost, number: int, ts: float, iface: str, linktype: int, data: bytes, key: Any,
                 seq: int | None, ack: int | None, start: int, end: int,
                 plen: int) -> tuple[Tunnel, Direction] | None:
         """A GRE packet whose key ``key`` no tunnel owns; its PPP payload is ``data[start:end]``.
@@ -256,7 +274,7 @@ class Strays:
             back = ((pair & MASK32) << 32) | (pair >> 32)
         else:
             pair, back = (key[0], key[1]), (key[1], key[0])
-        if (iface, pair) in tracker._waiting.by or (iface, back) in self._pairs:
+        if (iface, pair) in tracker.waiting.by or (iface, back) in self._pairs:
             ent = self._answer(tracker, iface, key, pair, back)
             if ent is not None:
                 return ent
@@ -280,7 +298,7 @@ class Strays:
                 n, last = (1 + len(later), later[-1]) if later else (1, self._seq_ack(row))
             if n >= HELD or _continues(last, held):
                 if self._promote(tracker, iface, key, row) is not None:
-                    return tracker._gre_entry_of(iface, key)
+                    return tracker.gre_entry_of(iface, key)
                 self._stray(tracker, key, [held])
             elif entry is not None:
                 frames.append(held)
@@ -289,8 +307,7 @@ class Strays:
                     insort(self._marked, row)
                 self._extra.setdefault(row, []).append(held)
         else:
-            tid = tracker._next_id  # reserved: a tunnel is numbered by its first packet, as before
-            tracker._next_id = tid + 1
+            tid = tracker.reserve_ids(1)  # a tunnel is numbered by its first packet, as before
             pending[pk] = (tid, [held])
             keys = self._pairs.get((iface, pair))
             if keys is None:
@@ -300,16 +317,16 @@ class Strays:
             over = len(pending) + len(self._tids) - self._head - self._gone_ahead - self.limit
             if over > 0:
                 self._drop(tracker, over)
-        st.gre += 1  # what Tracker._gre_frame counts of a packet it accounts
+        st.gre += 1  # what Tracker.gre_frame counts of a packet it accounts
         if is_data:
             st.gre_data += 1
         return None
 
-    def _answer(self, tracker: Tracker, iface: str, key: Any, pair: Any,
+    def _answer(self, tracker: StrayHost, iface: str, key: Any, pair: Any,
                 back: Any) -> tuple[Tunnel, Direction] | None:
         """GRE from ``pair[0]`` to ``pair[1]`` with an unknown key: the other direction of a tunnel waiting
         for it, or of a key pending the other way (the newest: the two become one GRE-only tunnel now)."""
-        waiting = tracker._waiting
+        waiting = tracker.waiting
         ent = waiting.find(iface, pair)
         if ent is None:
             keys = self._pairs.get((iface, back))
@@ -320,10 +337,10 @@ class Strays:
                 return None
         t, d = ent
         (t.server if d is Direction.TO_SERVER else t.client).call_id = call_id_of(key)
-        tracker._register(t)
+        tracker.register(t)
         return ent
 
-    def take(self, tracker: Tracker, iface: str, key: Any) -> Tunnel | None:
+    def take(self, tracker: StrayHost, iface: str, key: Any) -> Tunnel | None:
         """Make pending ``key`` a tunnel now (an ICMP error quotes it, a control message names it); None when
         it is not pending or its address pair has its fill of GRE-only tunnels."""
         if self._carry is not None and self._fresh is None:
@@ -353,7 +370,7 @@ class Strays:
                        int(f.plen[row]), bool(f.is_data[row]))
         return [first, *self._extra.get(row, ())]
 
-    def _promote(self, tracker: Tracker, iface: str, key: Any, row: int = -1) -> Tunnel | None:
+    def _promote(self, tracker: StrayHost, iface: str, key: Any, row: int = -1) -> Tunnel | None:
         """The pending ``key`` (bulk row ``row``) as a GRE-only tunnel, its held packets replayed; None (its
         packets stray) when its address pair has its fill of them."""
         if row < 0:
@@ -370,22 +387,22 @@ class Strays:
                 if i == len(self._marked) or self._marked[i] != row:
                     self._marked.insert(i, row)
         pair = pair_of(key)
-        if tracker._orphans_between(iface, unordered(pair)) >= tracker.limits.max_orphans_per_pair:
+        if tracker.orphans_between(iface, unordered(pair)) >= tracker.limits.max_orphans_per_pair:
             self._stray(tracker, key, frames)
             return None
         src, dst = addresses(pair)
-        t = tracker._gre_only(frames[0][1], iface, src, dst, call_id_of(key), tid)
+        t = tracker.gre_only(frames[0][1], iface, src, dst, call_id_of(key), tid)
         st = tracker.stats
         counted = st.gre, st.gre_data  # when they arrived
         for number, ts, linktype, data, seq, ack, start, end, plen, _ in frames:
-            ent = tracker._gre_entry_of(iface, key)
+            ent = tracker.gre_entry_of(iface, key)
             if ent is None:
                 break
-            tracker._gre_frame(number, ts, iface, linktype, data, ent[0], ent[1], seq, ack, start, end, plen)
+            tracker.gre_frame(number, ts, iface, linktype, data, ent[0], ent[1], seq, ack, start, end, plen)
         st.gre, st.gre_data = counted
         return t
 
-    def expire(self, tracker: Tracker, before: float) -> None:
+    def expire(self, tracker: StrayHost, before: float) -> None:
         """Keys whose last packet came before ``before`` (the idle timeout ago): their session is over and
         each becomes a GRE-only tunnel now, as at the end of the input, for the timeout to end; unless the
         table ever overflowed (a flood: they wait to be dropped)."""
@@ -406,7 +423,7 @@ class Strays:
         for _, iface, key, row in sorted(stale, key=lambda x: x[0]):
             self._promote(tracker, iface, key, row)
 
-    def _drop(self, tracker: Tracker, count: int) -> None:
+    def _drop(self, tracker: StrayHost, count: int) -> None:
         """The table is ``count`` keys over its bound: the oldest go, their packets stray."""
         self.overflowed = True
         pending, tids, marked = self.pending, self._tids, self._marked
@@ -470,18 +487,17 @@ class Strays:
         """The first sightings carried over from the batch before, not looked up since."""
         return self._carry
 
-    def hold(self, tracker: Tracker, lo: int, hi: int) -> None:
+    def hold(self, tracker: StrayHost, lo: int, hi: int) -> None:
         """First sightings ``lo`` to ``hi`` of the batch, in a row: what :meth:`unknown` does with a fresh
         key nothing else in the batch touches (no tunnel waits for its addresses, no key the other way is
         pending or comes): number it, queue it, drop the oldest beyond the bound."""
-        tid = tracker._next_id
-        tracker._next_id = tid + hi - lo
+        tid = tracker.reserve_ids(hi - lo)
         self._tids.extend(range(tid, tid + hi - lo))
         over = len(self.pending) + len(self._tids) - self._head - self._gone_ahead - self.limit
         if over > 0:
             self._drop(tracker, over)
 
-    def end(self, tracker: Tracker) -> None:
+    def end(self, tracker: StrayHost) -> None:
         """The batch is over: what was dropped is counted; the first sightings still pending are carried
         over (their frames copied), as they are."""
         fresh = self._fresh
@@ -506,7 +522,7 @@ class Strays:
         self._head = 0
         self._fresh = None
 
-    def settle(self, tracker: Tracker) -> None:
+    def settle(self, tracker: StrayHost) -> None:
         """The first sightings carried over join the table (someone is to look keys up), in their order."""
         carry = self._carry
         if carry is None:
@@ -557,7 +573,7 @@ class Strays:
                 del ks[k]
             ks.update(dict.fromkeys(k for _, k in sorted([*later, *items])))
 
-    def _count_log(self, tracker: Tracker) -> None:
+    def _count_log(self, tracker: StrayHost) -> None:
         """Count what was dropped during the batch, in the order it was, as :meth:`_count` would one by one."""
         log, fresh = self._log, self._fresh
         if not log or fresh is None:
@@ -622,7 +638,7 @@ class Strays:
             del self._pairs[k]
 
     # ------------------------------------------------------------------ what never became a tunnel
-    def _stray(self, tracker: Tracker, key: Any, frames: list[Held]) -> None:
+    def _stray(self, tracker: StrayHost, key: Any, frames: list[Held]) -> None:
         n = len(frames)
         src = key >> 48 if type(key) is int else key[0]
         size = len(frames[0][3]) if n == 1 else sum(len(f[3]) for f in frames)
@@ -632,7 +648,7 @@ class Strays:
         self._count_log(tracker)
         self._count(tracker, src, n, size, key)
 
-    def _count(self, tracker: Tracker, src: Any, n: int, size: int, key: Any) -> None:
+    def _count(self, tracker: StrayHost, src: Any, n: int, size: int, key: Any) -> None:
         """``n`` packets of ``size`` octets in all of ``key`` from ``src`` stray."""
         tracker.stats.gre_unknown_dropped += n
         w = self._window.get(src)
@@ -649,7 +665,7 @@ class Strays:
             rest[1] += size
             rest[2] += 1  # a source with several strays counts once a stray here: an upper bound
 
-    def flush(self, tracker: Tracker, now: float, since: float, final: bool = False) -> None:
+    def flush(self, tracker: StrayHost, now: float, since: float, final: bool = False) -> None:
         """Close the interval that began at ``since``: an ``unknown-gre`` event for each of the busiest
         sources and one for the rest, and the run's count by source.
 
@@ -678,7 +694,7 @@ class Strays:
             name = address(src)
             kept[name if name in kept or len(kept) < SOURCES_KEPT else OTHER] += packets
             if i < LINES_PER_INTERVAL:
-                tracker._emit(Event(now, EventKind.UNKNOWN_GRE, None, detail={
+                tracker.emit(Event(now, EventKind.UNKNOWN_GRE, None, detail={
                     "source": name, "sources": 1, "destination": addresses(pair_of(key))[1],
                     "call_id": call_id_of(key), "packets": packets, "bytes": size, "since": since}))
             else:
@@ -686,7 +702,7 @@ class Strays:
                 rest[1] += size
                 rest[2] += 1
         if rest[0]:
-            tracker._emit(Event(now, EventKind.UNKNOWN_GRE, None, detail={
+            tracker.emit(Event(now, EventKind.UNKNOWN_GRE, None, detail={
                 "source": None, "sources": rest[2], "destination": None, "call_id": None, "packets": rest[0],
                 "bytes": rest[1], "since": since}))
         self._window = {}

@@ -71,14 +71,13 @@ from pptptop.decode.tcpstream import StreamReassembler
 from pptptop.diagnose import diagnosis_json
 from pptptop.diagnose import report_lines as diagnosis_lines
 from pptptop.diagnose.engine import Diagnoser
-from pptptop.export.jsonout import document
+from pptptop.export.jsonout import document, tunnel_dict
 from pptptop.export.report import report
 from pptptop.sources import open_file
 from pptptop.sources.base import CaptureFileError, Frame
 from pptptop.sources.batch import batch_from_frames
 from pptptop.sources.pcapfile import PcapFileSource
 from pptptop.track import nat as natmod
-from pptptop.track.fastpath import feed_batch
 from pptptop.track.tracker import Tracker
 from pptptop.ui.format import wire
 
@@ -461,8 +460,15 @@ def _batch_case(draw: Callable[[Any], Any]) -> tuple[list[Frame], int]:
     return frames, draw(st.integers(0, len(frames)))
 
 
+def _state(tracker: Tracker) -> tuple[list[dict[str, Any]], tuple[int, ...]]:
+    st = tracker.stats
+    return ([tunnel_dict(t, tracker.now) for t in sorted(tracker.tunnels.values(), key=lambda t: t.id)],
+            (st.frames, st.bytes, st.ip, st.gre, st.gre_data, st.gre_unknown, st.other, st.malformed))
+
+
 def check_batch(case: tuple[list[Frame], int]) -> None:
-    """Frames before ``split`` one by one (tunnels get to the data phase), the rest as one batch."""
+    """Frames before ``split`` one by one (tunnels get to the data phase), the rest as one batch: the result
+    of feeding every frame one by one."""
     frames, split = case
     tracker, nat, _ = _engine()
     for i, f in enumerate(frames[:split]):
@@ -470,8 +476,12 @@ def check_batch(case: tuple[list[Frame], int]) -> None:
     rest = frames[split:]
     if rest:
         batch = batch_from_frames(rest)
-        feed_batch(tracker, batch, split + 1)
+        tracker.feed_batch(batch, split + 1)
     assert tracker.stats.frames == len(frames)
+    one_by_one, _, _ = _engine()
+    for i, f in enumerate(frames):
+        one_by_one.feed(i + 1, f.ts, f.iface, f.linktype, f.data)
+    assert _state(tracker) == _state(one_by_one)
     _exports(tracker, nat)
 
 

@@ -27,8 +27,6 @@ from pptptop.inside.mppe import Drop, plaintext_ok
 from pptptop.inside.secrets import SecretStore, read_secrets_file
 from pptptop.inside.state import DecryptState, inside_of
 from pptptop.sources import open_file
-from pptptop.sources.batch import batches_of
-from pptptop.track.fastpath import feed_batch
 from pptptop.track.tracker import Tracker
 
 S1 = DATA / "s1-mschapv2-mppe128-outside.pcap"
@@ -95,8 +93,8 @@ class TestLab:
         tracker = Tracker()
         Inspector(lab(tmp_path)).attach(tracker)
         first = 1
-        for batch in batches_of(open_file(str(DATA / "s1-mschapv2-mppe128-both.pcapng"))):
-            feed_batch(tracker, batch, first)
+        for batch in open_file(str(DATA / "s1-mschapv2-mppe128-both.pcapng")).batches():
+            tracker.feed_batch(batch, first)
             first += len(batch)
         for t in tracker.tunnels.values():
             inside = inside_of(t)

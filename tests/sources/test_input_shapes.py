@@ -27,7 +27,6 @@ from pptptop.pipeline import Pipeline
 from pptptop.sources.base import CaptureFileError
 from pptptop.sources.batch import batch_from_frames
 from pptptop.sources.pcapfile import PcapFileSource
-from pptptop.track.fastpath import feed_batch
 from pptptop.track.tracker import Tracker
 
 CAPTURES = data_captures()
@@ -122,7 +121,7 @@ def test_batches_of_any_size_equal_the_per_frame_path(path: Path, size: int) -> 
     frames = list(sources.open_file(str(path)))
     tracker = Tracker()
     for lo in range(0, len(frames), size):
-        feed_batch(tracker, batch_from_frames(frames[lo:lo + size]), lo + 1)
+        tracker.feed_batch(batch_from_frames(frames[lo:lo + size]), lo + 1)
     tracker.finish()
     assert summary(tracker) == per_frame(path)
 
@@ -206,8 +205,8 @@ def test_a_short_last_frame_in_a_batch_of_its_own(data_dir: Path) -> None:
     assert short, "the capture has short frames after its handshake"
     i = short[0]
     tracker = Tracker()
-    feed_batch(tracker, batch_from_frames(frames[:i]), 1)
-    feed_batch(tracker, batch_from_frames([frames[i]]), i + 1)
+    tracker.feed_batch(batch_from_frames(frames[:i]), 1)
+    tracker.feed_batch(batch_from_frames([frames[i]]), i + 1)
     slow = Tracker()
     for k, f in enumerate(frames[:i + 1], 1):
         slow.feed(k, f.ts, f.iface, f.linktype, f.data)

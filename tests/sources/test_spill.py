@@ -98,7 +98,7 @@ def test_close_stops_the_source_and_waits_for_its_cleanup() -> None:
 
 
 def test_leaving_a_for_loop_closes_it() -> None:
-    """``yield from`` (batches_of) closes the spill when the pipeline's loop ends early."""
+    """``yield from`` (LiveSource.batches) closes the spill when the pipeline's loop ends early."""
     stop = threading.Event()
 
     def source() -> Iterator[Batch]:

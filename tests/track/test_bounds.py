@@ -54,8 +54,8 @@ def test_bogus_call_id_flood_keeps_memory_flat() -> None:
     assert len(tracker.tunnels) <= 500
     # no bogus ID repeats: none becomes a tunnel, each waits in the bounded table of pending keys
     assert tracker.stats.tunnels_created == 0
-    assert len(tracker._strays) <= tracker.limits.max_pending_gre
-    assert tracker.stats.gre_unknown_dropped == 40_000 - len(tracker._strays)
+    assert len(tracker.strays) <= tracker.limits.max_pending_gre
+    assert tracker.stats.gre_unknown_dropped == 40_000 - len(tracker.strays)
     # 19x more bogus IDs must not cost more than a small multiple of the first batch
     assert second < first * 2, (first, second)
 
@@ -72,7 +72,7 @@ def test_syn_flood_is_bounded() -> None:
             ipv4(0xC0000200 + (i % 200), 0xC6336402, 6, syn(1024 + i % 60_000)),
         )
     assert len(tracker.tunnels) <= 1_000
-    assert len(tracker._conns) <= 1_000
+    assert len(tracker.connections.open) <= 1_000
     assert all(t.phase in (Phase.TCP, Phase.FAILED) for t in tracker.tunnels.values())
 
 

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from pptptop import sources
 from pptptop.sources.base import Frame
 from pptptop.sources.batch import batch_from_frames
-from pptptop.track.fastpath import feed_batch
 from pptptop.track.model import Phase
 from pptptop.track.tracker import Tracker
 
@@ -68,7 +67,7 @@ def test_damaged_gre_of_a_known_tunnel_in_a_batch(cases: list[tuple[int, int, li
     whole = [FRAMES[i] for i in GRE if i >= n][:40]
     mixed = [f for pair in zip(whole, damaged, strict=False) for f in pair] + damaged[len(whole):]
     batch = batch_from_frames(mixed)
-    feed_batch(tracker, batch, n + 1)
+    tracker.feed_batch(batch, n + 1)
     assert tracker.stats.frames == n + len(mixed)
     assert int(np.sum(batch.lengths)) == sum(len(f.data) for f in mixed)
 
@@ -91,7 +90,7 @@ def test_an_acknowledgment_ending_the_batch_buffer() -> None:
     data = [FRAMES[i] for i in GRE if i >= n][:20]
     ack = _ack_only(data[-1], 0x0A0B0C0D)
     frames = [*data, ack]
-    feed_batch(batch_tracker, batch_from_frames(frames), n + 1)
+    batch_tracker.feed_batch(batch_from_frames(frames), n + 1)
     for k, f in enumerate(frames):
         frame_tracker.feed(n + k + 1, f.ts, f.iface, f.linktype, f.data)
     acks = [[t.traffic[d].last_ack for d in (0, 1)] for t in batch_tracker.tunnels.values()]

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from pptptop import sources
-from pptptop.bench import generate
+from pptptop.bench import generate, generate_storm
 from pptptop.export.jsonout import tunnel_dict
 from pptptop.pipeline import Pipeline
 from pptptop.record.writers import PcapWriter
+from pptptop.sources.batch import batch_from_frames
 from pptptop.track.tracker import Tracker
 
 
@@ -51,11 +52,14 @@ def assert_same(path: Path) -> Tracker:
     return fast
 
 
-@pytest.mark.parametrize("name", [
-    "s1-mschapv2-mppe128-both.pcapng", "s5-two-clients-same-nat-outside.pcap", "s7-echo-timeout-inside.pcap",
-    "pptpsniffer__connect.pcapng", "chapcrack__sample.dump", "netwiz__PPTP_negotiation.pcap",
-    "pcapplusplus__GrePackets.pcap", "ndpi__gre.pcapng",
-])
+DATA = Path(__file__).resolve().parent.parent / "data"
+#: every capture in tests/data (by its magic, nft/ included): s6, PAP without MPPE, carries plain IP as data
+CAPTURES = sorted(str(p.relative_to(DATA)) for p in DATA.rglob("*") if p.is_file()
+                  and p.read_bytes()[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
+                                             b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a"))
+
+
+@pytest.mark.parametrize("name", CAPTURES)
 def test_real_captures(data_dir: Path, name: str) -> None:
     assert_same(data_dir / name)
 
@@ -108,3 +112,37 @@ def test_frames_cut_short_by_the_snapshot_length(tmp_path: Path) -> None:
     assert sum(t.traffic[d].packets for t in tracker.tunnels.values() for d in (0, 1)) > 4_000
     assert cut_in_gre > 500
     assert tracker.stats.malformed_by_code["truncated_gre"] == cut_in_gre
+
+
+def summary(tracker: Tracker) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    tunnels = [tunnel_dict(t, tracker.now) for t in sorted(tracker.tunnels.values(), key=lambda t: t.id)]
+    st = tracker.stats
+    counters = {k: getattr(st, k) for k in ("frames", "bytes", "ip", "gre", "gre_data", "gre_unknown", "other",
+                                            "malformed", "tunnels_created", "evicted", "tcp_pptp",
+                                            "control_messages")}
+    return tunnels, counters
+
+
+@pytest.mark.parametrize("size", [1, 16, 4096])
+@pytest.mark.parametrize("kind", ["sessions", "storm"])
+def test_generated_captures_in_batches_of_any_size_equal_the_per_frame_path(tmp_path: Path, kind: str,
+                                                                          size: int) -> None:
+    """The benchmark's captures (long sessions; a reconnect storm of short ones, a call ID used again by the
+    next client), fed ``size`` frames a batch, give what feeding every frame gives."""
+    path = tmp_path / f"{kind}.pcap"
+    if kind == "sessions":
+        generate(path, packets=4_000, tunnels=6, seed=11)
+    else:
+        generate_storm(path, sessions=120, concurrent=12, data=6, seed=11)
+    frames = list(sources.open_file(str(path)))
+    one_by_one = Tracker()
+    for i, f in enumerate(frames):
+        one_by_one.feed(i + 1, f.ts, f.iface, f.linktype, f.data)
+    one_by_one.finish()
+    batched = Tracker()
+    for lo in range(0, len(frames), size):
+        batched.feed_batch(batch_from_frames(frames[lo:lo + size]), lo + 1)
+    batched.finish()
+    tunnels, counters = summary(one_by_one)
+    assert len(tunnels) >= 6 and counters["gre_data"] > 500
+    assert summary(batched) == (tunnels, counters)

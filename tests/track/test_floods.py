@@ -21,7 +21,6 @@ from pptptop import sources
 from pptptop.export.jsonout import EventStream, tunnel_dict
 from pptptop.sources.base import Frame
 from pptptop.sources.batch import batch_from_frames
-from pptptop.track.fastpath import feed_batch
 from pptptop.track.model import Phase
 from pptptop.track.tracker import Limits, Tracker
 
@@ -69,11 +68,11 @@ def run(frames: list[Frame], batch: int | None, limits: Limits | None = None) ->
             tracker.feed(i + 1, f.ts, f.iface, f.linktype, f.data)
     else:
         for lo in range(0, len(frames), batch):
-            feed_batch(tracker, batch_from_frames(frames[lo:lo + batch]), lo + 1)
-    strays = tracker._strays
+            tracker.feed_batch(batch_from_frames(frames[lo:lo + batch]), lo + 1)
+    strays = tracker.strays
     strays.settle(tracker)
     pending = [(k, tid, [h[0] for h in held]) for k, (tid, held) in strays.pending.items()]
-    tcp_pending = [(k, [s[0] for s in segs]) for k, segs in tracker._tcp_pending.items()]
+    tcp_pending = [(k, [s[0] for s in segs]) for k, segs in tracker.connections.pending.items()]
     tracker.finish()
     st = tracker.stats
     shown = {
@@ -119,8 +118,8 @@ class TestUnknownGre:
         assert st.gre_unknown == st.gre == 24_000
         # a random key seen three times while pending is rare; a tunnel per packet was the old cost
         assert st.tunnels_created < 40
-        assert len(tracker._strays) <= tracker.limits.max_pending_gre
-        assert len(tracker._waiting) <= st.tunnels_created
+        assert len(tracker.strays) <= tracker.limits.max_pending_gre
+        assert len(tracker.waiting) <= st.tunnels_created
         assert second < first * 1.25, (first, second)  # twice the packets, the same tables
         tracker.finish()
         kept = sum(t.traffic[d].packets for t in tracker.tunnels.values() for d in (0, 1))
@@ -273,9 +272,9 @@ class TestControlFloods:
                                         ipv4(src, SERVER, 6, tcp(port, 1723, isn + 1, 12345, ACK, b"\x00\x9c\x00"))))
             t += 1e-3
         tracker = assert_same_in_batches(frames, Limits(max_pending_tcp=512), sizes=(16, 4096))
-        assert tracker.stats.tunnels_created == 0 and not tracker._conns
+        assert tracker.stats.tunnels_created == 0 and not tracker.connections.open
         assert tracker.stats.tcp_unopened >= 3_000 - 512
-        assert len(tracker._tcp_pending) == 0  # the end of input counts what was still held
+        assert len(tracker.connections.pending) == 0  # the end of input counts what was still held
 
     def test_what_shows_a_real_client_opens_the_connection(self) -> None:
         tracker = Tracker()
@@ -301,4 +300,4 @@ class TestControlFloods:
         assert by_port[40001].tcp.established and by_port[40001].tcp.syn_count == 1
         assert by_port[40002].tcp.syn_count == 2
         assert by_port[40003].phase is Phase.FAILED and by_port[40003].close.reason == "connection refused"
-        assert len(tracker._tcp_pending) == 1
+        assert len(tracker.connections.pending) == 1

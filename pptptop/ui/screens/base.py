@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol, cast
 
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from pptptop.pipeline import Pipeline
+from pptptop.track.model import Packet
 from pptptop.ui.widgets.capture_header import CaptureHeader
-from pptptop.ui.widgets.probe_steps import ProbeSteps
+from pptptop.ui.widgets.probe_steps import ProbeSteps, StepFeed
+from pptptop.view.eventfeed import EventFeed
+from pptptop.view.snapshot import TunnelStore
 
-if TYPE_CHECKING:
-    from pptptop.ui.app import PptpTopApp
+
+class ScreenHost(Protocol):
+    """What a screen asks of the app it runs in (``ui.app.PptpTopApp`` implements it): the screens never
+    import the app, which imports them."""
+
+    pipeline: Pipeline
+    store: TunnelStore
+    feed: EventFeed
+    recording: str | None
+    probe: StepFeed | None  # pptptop --probe HOST: the probe's steps, shown under every screen
+
+    def open_tunnel(self, tunnel_id: int) -> None:
+        """Push the tunnel's screen."""
+
+    def open_packet(self, packets: list[Packet], index: int, evidence: frozenset[int] = frozenset(),
+                    inner: Mapping[int, bytes] | None = None) -> None:
+        """Push the packet screen on ``packets[index]``."""
+
+    def save_tunnel(self, tunnel_id: int) -> Path | None:
+        """Write the tunnel's kept packets to pcapng and say where."""
 
 
 class PptpScreen(Screen[None]):
@@ -20,8 +44,8 @@ class PptpScreen(Screen[None]):
     ready = False  # composed and mounted: safe to query its widgets
 
     @property
-    def pptp(self) -> PptpTopApp:
-        return cast("PptpTopApp", self.app)
+    def pptp(self) -> ScreenHost:
+        return cast("ScreenHost", self.app)
 
     def on_snapshot(self, changed: bool) -> None:
         """The app took a new snapshot; ``changed`` says whether any tunnel changed."""
