@@ -30,6 +30,8 @@ MASK32 = 0xFFFFFFFF
 MASK64 = (1 << 64) - 1
 DATA_CODES = np.array(sorted(DATA_PROTOCOLS), dtype=np.int64)
 SPLIT_MIN = 4096  # a batch this big whose frames mostly need the per-frame path is fed in halves
+SLOW_MIN = 64  # after a frame that may rebind a GRE key, at least this many frames go one by one
+SLOW_MAX = 4096
 ETHERTYPE_IPV4, ETHERTYPE_IPV6 = 0x0800, 0x86DD
 VLAN_TAGS = (0x8100, 0x88A8, 0x9100)  # 802.1Q, 802.1ad (QinQ), and the older QinQ tag
 IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_GRE = 4, 6, 17, 47
@@ -64,15 +66,45 @@ class BatchHost(StrayHost, Protocol):
 
 
 def feed_batch(tracker: BatchHost, batch: Batch, first_number: int) -> None:
-    """Feed every frame of ``batch``; frame ``i`` is number ``first_number + i``."""
+    """Feed every frame of ``batch``; frame ``i`` is number ``first_number + i``.
+
+    A frame that may give a known GRE key to another tunnel ends a vectorised run (:func:`_first_rebind`):
+    the frames after it are decoded and looked up again. Where such frames are dense, as in a reconnect
+    storm's handshakes, that would decode the rest of the batch again for every few frames; so after each
+    cut the next ``slow`` frames go one by one (what :meth:`Tracker.feed` does anyway), ``slow`` doubling
+    while cuts keep coming early and halving when a run goes far, and a vectorised run after a cut looks
+    at no more than ``8 * slow`` frames: the work stays linear in the batch, whatever its shape.
+    """
+    n = len(batch)
+    start, slow, cut_seen = 0, SLOW_MIN, False
+    while start < n:
+        end = min(n, start + 8 * slow) if cut_seen else n
+        part = batch if start == 0 and end == n else batch.part(start, end)
+        done = _feed_run(tracker, part, first_number + start)
+        start += done
+        if start == end:  # no cut
+            if cut_seen and done >= 4 * slow:
+                slow = max(SLOW_MIN, slow // 2)
+            continue
+        if cut_seen and done < slow:  # cuts keep coming early: longer stretches one by one
+            slow = min(SLOW_MAX, slow * 2)
+        cut_seen = True
+        stop = min(n, start + slow)
+        _slow(tracker, batch, np.arange(start, stop), first_number)
+        start = stop
+
+
+def _feed_run(tracker: BatchHost, batch: Batch, first_number: int) -> int:
+    """Feed ``batch`` vectorised up to its first frame that may rebind a GRE key (that frame included);
+    return how many frames were fed (``len(batch)`` when none may)."""
     n = len(batch)
     if n == 0:
-        return
+        return 0
     ifaces = batch.ifaces
     lanes = gre_lanes(batch)
     if lanes is None:
         _slow(tracker, batch, np.arange(n), first_number)
-        return
+        return n
     ci, inv, by_key, keys_addr, keys_call, has_seq, has_ack, plen, is_data, length_ok, has_ppp, s42 = lanes
     # GRE key (src, dst, call ID) and interface → tunnel, once per distinct key
     ents: list[tuple[Tunnel, Direction] | None] = []
@@ -86,7 +118,7 @@ def feed_batch(tracker: BatchHost, batch: Batch, first_number: int) -> None:
             # seen twice), so that the second half can take the fast path
             feed_batch(tracker, batch.part(0, half), first_number)
             feed_batch(tracker, batch.part(half, n), first_number + half)
-            return
+            return n
         ents = [None] * len(keys_addr)
     else:
         ents = [None] * len(keys_addr)
@@ -114,14 +146,13 @@ def feed_batch(tracker: BatchHost, batch: Batch, first_number: int) -> None:
         half = n // 2
         feed_batch(tracker, batch.part(0, half), first_number)
         feed_batch(tracker, batch.part(half, n), first_number + half)
-        return
+        return n
     cut = _first_rebind(batch, ci, known, ok, guessed[inv], keys_addr[known_group])
     if cut is not None:
         # a frame that may give a GRE key known now to another tunnel (or the other direction): the frames
         # after it are looked up again, as Tracker.feed would find them
-        feed_batch(tracker, batch.part(0, cut + 1), first_number)
-        feed_batch(tracker, batch.part(cut + 1, n), first_number + cut + 1)
-        return
+        feed_batch(tracker, batch.part(0, cut + 1), first_number)  # no frame of it may rebind (cut is the first)
+        return cut + 1
     # sequence numbers of every frame of a known tunnel that holds them, data phase or not
     known &= has_ppp
     if known.any():
@@ -143,6 +174,7 @@ def feed_batch(tracker: BatchHost, batch: Batch, first_number: int) -> None:
         tracker.now = tracker.stats.last_ts = tmax
         if tmax - tracker.last_tick >= 1.0:
             tracker.tick(tmax)
+    return n
 
 
 def _first_rebind(batch: Batch, ci: Any, known: Any, ok: Any, guessed: Any, known_addr: Any) -> int | None:

@@ -146,3 +146,23 @@ def test_generated_captures_in_batches_of_any_size_equal_the_per_frame_path(tmp_
     tunnels, counters = summary(one_by_one)
     assert len(tunnels) >= 6 and counters["gre_data"] > 500
     assert summary(batched) == (tunnels, counters)
+
+
+def test_one_batch_of_a_storm_with_thousands_of_call_messages(tmp_path: Path) -> None:
+    """A live ring cuts whole blocks: in a reconnect storm one batch holds thousands of frames that may give a
+    GRE key to another tunnel (each call's control messages). Each ends a vectorised run; the batch path once
+    recursed at each, and this batch raised RecursionError. Now it loops, in linear work, and
+    the result is still that of feeding every frame."""
+    path = tmp_path / "storm.pcap"
+    generate_storm(path, sessions=400, concurrent=400, data=20, seed=5)
+    frames = list(sources.open_file(str(path)))
+    one_by_one = Tracker()
+    for i, f in enumerate(frames):
+        one_by_one.feed(i + 1, f.ts, f.iface, f.linktype, f.data)
+    one_by_one.finish()
+    batched = Tracker()
+    batched.feed_batch(batch_from_frames(frames), 1)
+    batched.finish()
+    tunnels, counters = summary(one_by_one)
+    assert len(tunnels) == 400 and all(t["phase"] == "closed" for t in tunnels)
+    assert summary(batched) == (tunnels, counters)
