@@ -81,6 +81,13 @@ RING_SIZE: Final = 64 << 20  # per named interface: ~0.3 s of a top-speed burst,
 RING_SIZE_ANY: Final = 8 << 20  # per interface with "any"
 BLOCK_TIMEOUT_MS: Final = 20  # a partly filled block is handed over after this long
 POLL_TIMEOUT_MS: Final = 100
+#: batches: after a turn that handed over fewer than COALESCE_FRAMES frames, the next poll waits until
+#: COALESCE_S after that turn began, so that a slow link's frames come as a few batches a second rather
+#: than one per block timeout: a batch has a fixed cost, which at a few thousand packets/s made most of
+#: the CPU. The ring holds what arrives meanwhile (a turn this small is far from a burst, and the wait is
+#: cut to what half the ring's blocks cover at their timeout), and the frames keep their kernel time stamps.
+COALESCE_FRAMES: Final = 4096
+COALESCE_S: Final = 0.2
 RESCAN_INTERVAL: Final = 3.0
 STATS_INTERVAL: Final = 1.0
 MAX_FRAMES_PER_TURN: Final = 20000  # then let the other interfaces have a go
@@ -515,6 +522,7 @@ class LiveSource(Source):
         next_stats = now + STATS_INTERVAL
         try:
             while not self._closed:
+                turn, handed = time.monotonic(), 0
                 for ring in self._rings.values():
                     if ring.fd not in registered:
                         poller.register(ring.fd, select.POLLIN)
@@ -531,12 +539,18 @@ class LiveSource(Source):
                         registered.discard(fd)
                         self._lost(ready, f"capture stopped: {ready.socket_error()} (retrying)", poller)
                     if frames and batch:
+                        handed += sum(len(b) for b in frames)
                         yield from frames
                     elif frames:
                         yield frames  # one chunk per turn: the spill hands over lists, not frames
                     if self._closed:
                         return
                 now = time.monotonic()
+                if batch and 0 < handed < COALESCE_FRAMES and not self._closed:
+                    until = turn + self._coalesce()
+                    if now < until:
+                        select.select([self._wake_r], [], [], until - now)  # close() wakes it
+                        now = time.monotonic()
                 if now >= next_stats:
                     next_stats = now + STATS_INTERVAL
                     dev = _read_dev_drops()
@@ -555,6 +569,12 @@ class LiveSource(Source):
                 self._running = False
                 self._closed = True
                 self._release()
+
+    def _coalesce(self) -> float:
+        """How long a slow turn's next poll waits: COALESCE_S, or less where a ring holds fewer blocks than
+        that long fills at its block timeout (half of them, so a small ``-B`` never drops for it)."""
+        blocks = min((r.block_nr for r in self._rings.values()), default=0)
+        return min(COALESCE_S, blocks * self._block_timeout / 2000)
 
     def _release(self) -> None:
         dev = _read_dev_drops() if self._rings else None
