@@ -19,7 +19,7 @@ from typing import Any
 from pptptop.diagnose.config import DiagnosisConfig
 from pptptop.diagnose.finding import Finding, Severity, ordered
 from pptptop.diagnose.observe import CATEGORIES, Observations, Ref, category, routine
-from pptptop.diagnose.rules import RULES, Case, Collision, Hit, Rule
+from pptptop.diagnose.rules import RULES, Case, Collision, Hit, Quiet, Rule
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Phase, Tunnel
 from pptptop.track.tracker import Tracker
@@ -87,6 +87,8 @@ class Diagnoser:
             for cat in CATEGORIES}
         if exhaustive:
             self._after.clear()
+        #: rules may answer Quiet and sleep until an event can change their answer (never in the reference)
+        self._sleepy = not exhaustive
         self._obs: dict[int, Observations] = {}
         self._tunnels: dict[int, Tunnel] = {}
         self._raw: dict[int, dict[str, Finding]] = {}
@@ -149,6 +151,14 @@ class Diagnoser:
         obs.update(ev)
         if kind is EventKind.TUNNEL_NEW:
             return
+        cat = category(ev)
+        asleep = obs.asleep
+        if asleep:  # wake the rules this kind of event can change (an event of no category: every rule)
+            if cat is None:
+                asleep.clear()
+            else:
+                for code in [code for code, wake in asleep.items() if cat in wake]:
+                    del asleep[code]
         if self._new:
             self._check_new(now)
         if kind is EventKind.MESSAGE and t.id not in self._call_key:
@@ -162,7 +172,7 @@ class Diagnoser:
             # standing gre-loss no longer costs a full evaluation at every echo
             obs.deferred = True
             return
-        after = self._after.get(category(ev))
+        after = self._after.get(cat)
         self._evaluate(t, obs, now, self.rules if after is None else after[obs.deferred])
         for col in self._collisions.get(t.id, ()):
             peer = self._obs.get(col.tunnel.id)
@@ -204,15 +214,26 @@ class Diagnoser:
         raw = self._raw.setdefault(t.id, {})
         hits = self._hits.setdefault(t.id, {})
         dirty = False
+        asleep = obs.asleep
+        full = rules is self.rules  # every rule runs, asleep or not (a cross-tunnel fact, the end, the reference)
+        sleepy = self._sleepy
         for r in rules:
-            hit = r.fn(case)
             code = r.code
-            if hit is None:
+            if code in asleep and not full:
+                continue
+            hit = r.fn(case)
+            if hit is None or isinstance(hit, Quiet):
+                if hit is not None and sleepy:
+                    asleep[code] = hit.wake
+                elif full and asleep:
+                    asleep.pop(code, None)
                 if code in raw:
                     del raw[code]
                     del hits[code]
                     dirty = True
                 continue
+            if full and asleep:
+                asleep.pop(code, None)
             if hits.get(code) == hit:
                 continue
             old = raw.get(code)

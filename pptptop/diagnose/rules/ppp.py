@@ -6,7 +6,7 @@ from __future__ import annotations
 from pptptop.decode.auth import mschap_error_name
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import Term
-from pptptop.diagnose.rules.base import Case, Hit, action, few, frames, rule, said, wire
+from pptptop.diagnose.rules.base import Case, Hit, Quiet, action, few, frames, quiet, rule, said, wire
 
 PPP_IPCP = 0x8021
 ACCOUNT_ERRORS: dict[int, tuple[str, str]] = {
@@ -34,16 +34,24 @@ def _term_after(c: Case, ts: float) -> Term | None:
     return None
 
 
+#: what each early "no" below depends on: facts filed by these categories of event (observe.py)
+_UNTIL_LCP = quiet("lcp")
+_UNTIL_LCP_AUTH = quiet("lcp", "auth", "ipcp", "phase")
+_UNTIL_IPCP = quiet("ipcp")
+#: a rejected address waits for an ending (a terminate, a clear, FIN or RST) as well
+_UNTIL_READY = quiet("lcp", "auth", "ipcp", "control", "tcp", "ended")
+
+
 @rule("lcp-failed", Severity.ERROR, windows_error=734, timed=True,
       unless=("auth-method-mismatch", "gre-blocked", "gre-one-way", "gre-icmp-unreachable", "encryption-mismatch"))
-def lcp_failed(c: Case) -> Hit | None:
+def lcp_failed(c: Case) -> Hit | Quiet | None:
     """LCP never reaches Opened although packets cross (RFC 1661 §4.6), or is terminated before auth."""
     o, cfg = c.obs, c.cfg
     if not o.lcp_open:
         if not o.lcp_any_answer:
-            return None  # nothing crosses: a GRE problem, not LCP's
+            return _UNTIL_LCP  # nothing crosses: a GRE problem, not LCP's
         if o.challenge or o.response or o.auth_success or o.pap_request or o.ipcp_opened or "data" in o.phase_at:
-            return None  # authentication, NCP or data went on: LCP opened where the capture missed it
+            return _UNTIL_LCP_AUTH  # authentication, NCP or data went on: LCP opened where the capture missed it
         first = min((r.ts for r in o.lcp_first_request.values()), default=c.now)
         term = o.first_term
         if term is None and c.now - first < cfg.negotiation_timeout:
@@ -60,7 +68,7 @@ def lcp_failed(c: Case) -> Hit | None:
     term = o.lcp_term.get("server") or o.lcp_term.get("client")
     auth_started = o.challenge or o.response or o.auth_fail or o.auth_success
     if term is None or auth_started or c.tunnel.auth.method == "none" or "ncp" in o.phase_at:
-        return None
+        return _UNTIL_LCP_AUTH
     return Hit("LCP terminated before authentication",
                f"LCP opened, then the {term.side} sent LCP Terminate-Request {said(term.reason)} before any "
                "authentication packet.",
@@ -222,11 +230,11 @@ def encryption_mismatch(c: Case) -> Hit | None:
 @rule("ncp-failed", Severity.ERROR, windows_error=720, timed=True,
       unless=("encryption-mismatch", "echo-timeout", "gre-one-way", "auth-failed", "auth-account",
               "auth-method-mismatch"))
-def ncp_failed(c: Case) -> Hit | None:
+def ncp_failed(c: Case) -> Hit | Quiet | None:
     """IPCP never opens: Protocol-Reject, address rejected, Nak loop, terminated, or timed out (RFC 1332)."""
     o, t, cfg = c.obs, c.tunnel, c.cfg
     if "client" in o.ipcp_opened and "server" in o.ipcp_opened:
-        return None
+        return _UNTIL_IPCP
     for ref, side, proto in o.protocol_rejects:
         if proto == PPP_IPCP:
             return Hit("IPCP refused by the peer",
@@ -259,7 +267,7 @@ def ncp_failed(c: Case) -> Hit | None:
     ready = o.auth_success if o.auth_success is not None else (
         next(iter(o.lcp_acked.values())) if o.lcp_open and t.auth.method == "none" else None)
     if ready is None:
-        return None
+        return _UNTIL_READY
     end = o.end_ref()
     if end is not None and end.ts >= ready.ts:
         ending = "the tunnel ended before any address was agreed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pptptop.decode import pptp as P
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import SIDES, EchoTrack, Ref, Term
-from pptptop.diagnose.rules.base import Case, Hit, few, frames, rule, said
+from pptptop.diagnose.rules.base import Case, Hit, Quiet, few, frames, quiet, rule, said
 from pptptop.track.model import Direction, PacketKind
 
 #: what pppd says in its LCP Terminate-Request when it is told to hang up (pppd 2.4.9 auth.c, ccp.c)
@@ -33,13 +33,17 @@ def _misses(c: Case, track: EchoTrack, side: str, timeout: float) -> tuple[list[
     return run[:-1], after
 
 
+#: unanswered echo requests are filed by LCP (Echo-Request) and control (PPTP Echo-Request) messages
+_UNTIL_ECHO = quiet("lcp", "control")
+
+
 @rule("echo-timeout", Severity.ERROR, windows_error=807, timed=True)
-def echo_timeout(c: Case) -> Hit | None:
+def echo_timeout(c: Case) -> Hit | Quiet | None:
     """Keepalives go unanswered until the link is declared dead (pppd lcp-echo-failure; RFC 2637 §2.5)."""
     o, cfg = c.obs, c.cfg
     lcp, pptp = o.lcp_echo.unanswered, o.pptp_echo.unanswered
     if not (lcp["client"] or lcp["server"] or pptp["client"] or pptp["server"]):
-        return None  # every request answered: the usual case, at every event of a working tunnel
+        return _UNTIL_ECHO  # every request answered: the usual case, at every event of a working tunnel
     for track, timeout, need, name in ((o.lcp_echo, cfg.lcp_echo_timeout, cfg.lcp_echo_failures, "LCP"),
                                        (o.pptp_echo, cfg.pptp_echo_timeout, cfg.lcp_echo_failures, "PPTP")):
         for side in SIDES:
