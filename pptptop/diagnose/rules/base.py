@@ -89,6 +89,9 @@ def quiet(*wake: str) -> Quiet:
 
 
 _QUIET: dict[frozenset[str], Quiet] = {}
+#: "no" for good: what it rests on only ever grows (an LCP answer seen, IPCP opened); an event of no
+#: category (ROLES: the sides swapped) and full evaluations still run the rule
+NEVER = quiet()
 
 RuleFn = Callable[[Case], "Hit | Quiet | None"]
 

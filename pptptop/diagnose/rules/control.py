@@ -5,7 +5,7 @@ from __future__ import annotations
 from pptptop.decode import pptp as P
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import Ref
-from pptptop.diagnose.rules.base import Case, Hit, Quiet, few, frames, quiet, rule, seconds
+from pptptop.diagnose.rules.base import NEVER, Case, Hit, Quiet, few, frames, quiet, rule, seconds
 
 T = P.ControlMessageType
 IPPROTO_TCP = 6
@@ -44,7 +44,9 @@ def server_unreachable(c: Case) -> Hit | Quiet | None:
     the SYNs seen (a retransmission, or one SYN that waited :data:`SYN_RTO`).
     """
     o = c.obs
-    if not o.syns or o.synack is not None or o.refused is not None:
+    if o.synack is not None or o.refused is not None:
+        return NEVER  # answered, or refused: for good
+    if not o.syns:
         return _UNTIL_TCP
     icmp = [i for i in o.icmp if i.inner_protocol == IPPROTO_TCP]
     n = len(o.syns)

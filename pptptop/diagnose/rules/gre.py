@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import SIDES, IcmpSeen, other, side_of
-from pptptop.diagnose.rules.base import Case, Hit, Quiet, action, few, frames, quiet, rule, seconds
+from pptptop.diagnose.rules.base import NEVER, Case, Hit, Quiet, action, few, frames, quiet, rule, seconds
 from pptptop.track.model import Direction, DirectionStats
 
 IPPROTO_GRE = 47
@@ -15,8 +15,7 @@ NAT_HINT = ("Allow IP protocol 47 (GRE) both ways between client and server. On 
 
 
 _DIRECTION_OF = {"client": Direction.TO_SERVER, "server": Direction.TO_CLIENT}
-#: LCP answers are filed by LCP messages; the call's reply by control messages, the control connection by TCP
-_UNTIL_LCP = quiet("lcp")
+#: the call's reply is filed by control messages, the control connection by TCP
 _UNTIL_CALL = quiet("control", "tcp")
 
 
@@ -43,7 +42,7 @@ def gre_blocked(c: Case) -> Hit | Quiet | None:
     server hangs up before one GRE packet came back: the root cause, the hang-up its symptom."""
     o, t, cfg = c.obs, c.tunnel, c.cfg
     if o.lcp_any_answer:
-        return _UNTIL_LCP
+        return NEVER  # an answer seen stays seen
     if t.control_seen and (o.ocrp is None or o.ocrp_msg is None or o.ocrp_msg.result_code != 1):
         return _UNTIL_CALL
     runs = {s: o.lcp_unanswered[s] for s in SIDES if o.lcp_unanswered[s]}

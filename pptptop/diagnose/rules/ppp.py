@@ -6,7 +6,7 @@ from __future__ import annotations
 from pptptop.decode.auth import mschap_error_name
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import Term
-from pptptop.diagnose.rules.base import Case, Hit, Quiet, action, few, frames, quiet, rule, said, wire
+from pptptop.diagnose.rules.base import NEVER, Case, Hit, Quiet, action, few, frames, quiet, rule, said, wire
 
 PPP_IPCP = 0x8021
 ACCOUNT_ERRORS: dict[int, tuple[str, str]] = {
@@ -37,7 +37,6 @@ def _term_after(c: Case, ts: float) -> Term | None:
 #: what each early "no" below depends on: facts filed by these categories of event (observe.py)
 _UNTIL_LCP = quiet("lcp")
 _UNTIL_LCP_AUTH = quiet("lcp", "auth", "ipcp", "phase")
-_UNTIL_IPCP = quiet("ipcp")
 #: a rejected address waits for an ending (a terminate, a clear, FIN or RST) as well
 _UNTIL_READY = quiet("lcp", "auth", "ipcp", "control", "tcp", "ended")
 
@@ -47,6 +46,8 @@ _UNTIL_READY = quiet("lcp", "auth", "ipcp", "control", "tcp", "ended")
 def lcp_failed(c: Case) -> Hit | Quiet | None:
     """LCP never reaches Opened although packets cross (RFC 1661 §4.6), or is terminated before auth."""
     o, cfg = c.obs, c.cfg
+    if o.challenge or o.response or o.auth_success:
+        return NEVER  # authentication went on, and stays seen: neither question below can be answered yes
     if not o.lcp_open:
         if not o.lcp_any_answer:
             return _UNTIL_LCP  # nothing crosses: a GRE problem, not LCP's
@@ -234,7 +235,7 @@ def ncp_failed(c: Case) -> Hit | Quiet | None:
     """IPCP never opens: Protocol-Reject, address rejected, Nak loop, terminated, or timed out (RFC 1332)."""
     o, t, cfg = c.obs, c.tunnel, c.cfg
     if "client" in o.ipcp_opened and "server" in o.ipcp_opened:
-        return _UNTIL_IPCP
+        return NEVER  # opened stays opened
     for ref, side, proto in o.protocol_rejects:
         if proto == PPP_IPCP:
             return Hit("IPCP refused by the peer",
