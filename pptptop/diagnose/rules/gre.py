@@ -15,7 +15,8 @@ NAT_HINT = ("Allow IP protocol 47 (GRE) both ways between client and server. On 
 
 
 _DIRECTION_OF = {"client": Direction.TO_SERVER, "server": Direction.TO_CLIENT}
-#: the call's reply is filed by control messages, the control connection by TCP
+#: the call's reply is filed by control messages, the control connection by TCP; LCP Acks by LCP messages
+_UNTIL_LCP = quiet("lcp")
 _UNTIL_CALL = quiet("control", "tcp")
 
 
@@ -79,14 +80,17 @@ def gre_blocked(c: Case) -> Hit | Quiet | None:
 
 
 @rule("gre-one-way", Severity.ERROR, windows_error=806, timed=True, unless=("echo-timeout", "gre-blocked"))
-def gre_one_way(c: Case) -> Hit | None:
+def gre_one_way(c: Case) -> Hit | Quiet | None:
     """GRE passes in one direction only: one side's packets arrive, the other's never do."""
     o, t, cfg = c.obs, c.tunnel, c.cfg
     if not o.lcp_open:
+        acked = o.lcp_acked
+        if len(acked) != 1:
+            return _UNTIL_LCP  # neither side's request acked yet: only an LCP Ack can start the story below
         for a in SIDES:
             b = other(a)
-            ack = o.lcp_acked.get(a)
-            if ack is None or b in o.lcp_acked:
+            ack = acked.get(a)
+            if ack is None or b in acked:
                 continue
             again = o.lcp_request_after_ack.get(a, [])
             run = o.lcp_unanswered[b]

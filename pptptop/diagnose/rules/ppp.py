@@ -118,7 +118,7 @@ def auth_account(c: Case) -> Hit | None:
 
 
 @rule("auth-method-mismatch", Severity.ERROR, windows_error=812, timed=True)
-def auth_method_mismatch(c: Case) -> Hit | None:
+def auth_method_mismatch(c: Case) -> Hit | Quiet | None:
     """No authentication method both sides take (RFC 1661 §6.2 Authentication-Protocol): the peer Naks or
     Rejects the authenticator's method until LCP gives up; or the authenticator drops the option, LCP opens
     without it, and the authenticator ends the link before any authentication or NCP packet (pppd:
@@ -126,7 +126,7 @@ def auth_method_mismatch(c: Case) -> Hit | None:
     o, cfg = c.obs, c.cfg
     naks = o.auth_nakrej
     if not naks:
-        return None
+        return _UNTIL_LCP  # Naks and Rejects of the method are LCP's
     last = naks[-1]
     peer = "server" if last.sender == "client" else "client"  # the authenticator
     dropped = None
