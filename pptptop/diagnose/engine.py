@@ -60,6 +60,13 @@ Listener = Callable[[FindingChange], None]
 CallKey = tuple[str, str, str, int]
 
 
+# enum members read at every event, looked up once: on 3.11 every attribute read on an enum class goes
+# through EnumType's __getattr__ hook (docs/benchmark.md)
+_TICK, _EVICTED, _MERGED, _TUNNEL_NEW, _MESSAGE, _ENDED = (EventKind.TICK, EventKind.EVICTED, EventKind.MERGED,
+                                                            EventKind.TUNNEL_NEW, EventKind.MESSAGE, EventKind.ENDED)
+_ERROR = Severity.ERROR
+_DATA = Phase.DATA
+
 #: rules whose answer a keepalive (LCP/PPTP echo) can change, besides the timed ones
 KEEPALIVE_RULES = frozenset({"echo-timeout", "echo-rtt-spike", "lcp-loopback"})
 #: seconds of capture time between evaluations of a healthy tunnel's keepalives (warnings only can result)
@@ -133,13 +140,13 @@ class Diagnoser:
         if ev.ts > self._clock:
             self._clock = ev.ts
         now = self._clock
-        if kind is EventKind.TICK:
+        if kind is _TICK:
             self._tick(now, final=bool(ev.detail.get("final")))
             return
         t = ev.tunnel
         if t is None:
             return
-        if kind is EventKind.EVICTED or kind is EventKind.MERGED:
+        if kind is _EVICTED or kind is _MERGED:
             self._forget(t)
             return
         obs = self._obs.get(t.id)
@@ -149,7 +156,7 @@ class Diagnoser:
             self._live.add(t.id)
             self._new.append(t.id)
         obs.update(ev)
-        if kind is EventKind.TUNNEL_NEW:
+        if kind is _TUNNEL_NEW:
             return
         cat = category(ev)
         asleep = obs.asleep
@@ -161,12 +168,12 @@ class Diagnoser:
                     del asleep[code]
         if self._new:
             self._check_new(now)
-        if kind is EventKind.MESSAGE and t.id not in self._call_key:
+        if kind is _MESSAGE and t.id not in self._call_key:
             self._index_call(t, obs, now)
-        if kind is EventKind.ENDED:
+        if kind is _ENDED:
             self._live.discard(t.id)
         if (routine(ev) and not (t.lcp_echo.consecutive_misses or t.pptp_echo.consecutive_misses)
-                and not any(f.severity is Severity.ERROR for f in self._raw.get(t.id, {}).values())):
+                and not any(f.severity is _ERROR for f in self._raw.get(t.id, {}).values())):
             # a keepalive of a working tunnel (no miss, no error standing) is evaluated at the next tick: a
             # warning it could change (RTT, loopback) may wait KEEPALIVE_EVERY seconds, while a lossy tunnel's
             # standing gre-loss no longer costs a full evaluation at every echo
@@ -178,7 +185,7 @@ class Diagnoser:
             peer = self._obs.get(col.tunnel.id)
             if peer is not None:
                 self._evaluate(col.tunnel, peer, now, self.rules)
-        if kind is EventKind.ENDED:
+        if kind is _ENDED:
             self._unindex(t)
 
     def _tick(self, now: float, final: bool = False) -> None:
@@ -193,7 +200,7 @@ class Diagnoser:
             elif obs.deferred and now - obs.last_eval >= KEEPALIVE_EVERY:
                 self._evaluate(t, obs, now, self._keepalive)
             elif now - t.last_seen <= horizon:
-                if (t.phase is Phase.DATA and now - obs.last_eval < KEEPALIVE_EVERY
+                if (t.phase is _DATA and now - obs.last_eval < KEEPALIVE_EVERY
                         and not (t.lcp_echo.outstanding or t.pptp_echo.outstanding)):
                     # carrying data, no keepalive awaiting its answer: only GRE health warnings can
                     # change, and they can wait a few seconds
