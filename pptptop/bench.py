@@ -405,9 +405,10 @@ def storms(work: Path, sizes: list[int], repeat: int) -> None:
     """Each reconnect storm against tshark, then what one handshake frame costs pptptop.
 
     A storm's frames are handshakes and teardowns (53 a session) and MPPE data (20 a session); the
-    data frames take the batch path and cost far less, so the CPU of the run over its non-data
-    frames would flatter the handshakes. Instead the same storm is written once more without data
-    frames, and an empty capture (the start-up, the imports, the exit) is run too:
+    data frames take the batch path and cost far less, and the CPU of the run over its non-data
+    frames would charge the handshakes with the data frames' cost and the start-up's. Instead the
+    same storm is written once more without data frames, and an empty capture (the start-up, the
+    imports, the exit) is run too:
     µs per handshake frame = (CPU of the data-less storm - CPU of the empty capture) / its frames.
     """
     empty = work / "storm-empty.pcap"
