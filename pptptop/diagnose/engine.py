@@ -100,6 +100,8 @@ class Diagnoser:
         self._tunnels: dict[int, Tunnel] = {}
         self._raw: dict[int, dict[str, Finding]] = {}
         self._hits: dict[int, dict[str, Hit]] = {}
+        #: per tunnel, the rules that answered Quiet: code -> that answer (the categories and time that wake it)
+        self._asleep: dict[int, dict[str, Quiet]] = {}
         self._shown: dict[int, dict[str, Finding]] = {}
         self._live: set[int] = set()
         self._listeners: list[Listener] = []
@@ -159,12 +161,12 @@ class Diagnoser:
         if kind is _TUNNEL_NEW:
             return
         cat = category(ev)
-        asleep = obs.asleep
+        asleep = self._asleep.get(t.id)
         if asleep:  # wake the rules this kind of event can change (an event of no category: every rule)
             if cat is None:
                 asleep.clear()
             else:
-                for code in [code for code, wake in asleep.items() if cat in wake]:
+                for code in [code for code, q in asleep.items() if cat in q.wake]:
                     del asleep[code]
         if self._new:
             self._check_new(now)
@@ -209,7 +211,8 @@ class Diagnoser:
 
     def _forget(self, t: Tunnel) -> None:
         self._unindex(t)
-        for d in (self._obs, self._tunnels, self._raw, self._hits, self._shown, self._collisions, self._strays):
+        for d in (self._obs, self._tunnels, self._raw, self._hits, self._asleep, self._shown, self._collisions,
+                  self._strays):
             d.pop(t.id, None)
         self._live.discard(t.id)
 
@@ -221,17 +224,19 @@ class Diagnoser:
         raw = self._raw.setdefault(t.id, {})
         hits = self._hits.setdefault(t.id, {})
         dirty = False
-        asleep = obs.asleep
+        asleep = self._asleep.setdefault(t.id, {})
         full = rules is self.rules  # every rule runs, asleep or not (a cross-tunnel fact, the end, the reference)
         sleepy = self._sleepy
         for r in rules:
             code = r.code
             if code in asleep and not full:
-                continue
+                if now < asleep[code].until:
+                    continue
+                del asleep[code]  # its timeout may have come: run it
             hit = r.fn(case)
             if hit is None or isinstance(hit, Quiet):
                 if hit is not None and sleepy:
-                    asleep[code] = hit.wake
+                    asleep[code] = hit
                 elif full and asleep:
                     asleep.pop(code, None)
                 if code in raw:

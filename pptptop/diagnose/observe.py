@@ -291,8 +291,6 @@ class Observations:
     last_message: dict[str, Ref] = field(default_factory=dict)  # side -> its last PPP frame
     last_eval: float = 0.0
     deferred: bool = False  # routine events since the last evaluation (evaluated at the next tick)
-    #: rule code -> the event categories that wake it: the rules that answered Quiet (rules.base.Quiet)
-    asleep: dict[str, frozenset[str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ queries
     @property

@@ -203,5 +203,5 @@ def test_a_rule_that_answered_quiet_sleeps_until_an_event_can_change_it(tmp_path
     assert len(tracker.tunnels) == 30
     evaluations = calls["gre-loss"]
     assert evaluations > 30 * 30  # dozens of events a session, each evaluated
-    for code in ("server-unreachable", "control-refused", "call-refused", "gre-blocked", "lcp-failed"):
+    for code in ("server-unreachable", "control-refused", "call-refused", "gre-blocked", "lcp-failed", "gre-one-way"):
         assert calls.get(code, 0) * 4 < evaluations, code

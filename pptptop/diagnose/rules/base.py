@@ -16,6 +16,7 @@ Adding a rule::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -70,19 +71,25 @@ class Quiet:
     (:data:`~pptptop.diagnose.observe.CATEGORIES`) reaches the tunnel: neither capture time nor
     counters that move without events (GRE data) can change it, nor any other kind of event.
 
-    The engine then leaves the rule out of the tunnel's evaluations until such an event comes (an
-    event of no category wakes every rule, and a full evaluation runs every rule). A timed rule that
-    answers "no" at every event of a healthy tunnel costs nothing per event this way. Answer it only
-    when every fact behind the "no" is filed by those categories' events (observe.py): the engine's
+    ``until``: a timeout can turn the "no" into a hit at this capture time, not before (what moves
+    without events may only delay it). The engine then leaves the rule out of the tunnel's
+    evaluations until such an event comes or the capture time reaches ``until`` (an event of no
+    category wakes every rule, and a full evaluation runs every rule). A timed rule that answers
+    "no" at every event of a healthy tunnel costs nothing per event this way. Answer it only when
+    every fact behind the "no" is filed by those categories' events (observe.py): the engine's
     equality with the exhaustive evaluation is checked on every test capture.
     """
 
     wake: frozenset[str]
+    until: float = math.inf
 
 
-def quiet(*wake: str) -> Quiet:
-    """The :class:`Quiet` answer that wakes on ``wake`` (one shared instance per set)."""
+def quiet(*wake: str, until: float = math.inf) -> Quiet:
+    """The :class:`Quiet` answer that wakes on ``wake`` or at capture time ``until`` (one shared instance
+    per set of categories when there is no ``until``)."""
     key = frozenset(wake)
+    if until != math.inf:
+        return Quiet(key, until)
     if not key <= CATEGORIES:
         raise ValueError(f"quiet({', '.join(wake)}): not event categories")
     return _QUIET.setdefault(key, Quiet(key))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import SIDES, IcmpSeen, other, side_of
 from pptptop.diagnose.rules.base import NEVER, Case, Hit, Quiet, action, few, frames, quiet, rule, seconds
@@ -108,17 +110,25 @@ def gre_one_way(c: Case) -> Hit | Quiet | None:
                        f"GRE from the {b} does not reach the {a}.",
                        frames(ack, few(again, 2), few(run, 2)), NAT_HINT)
         return None
+    # LCP stays open, and a side's last second with GRE only moves later: until the first moment one side
+    # can have been silent for gre_silence, no packet can make this rule hold (a side yet to send GRE, or
+    # a talker yet to send 3 packets, can change without an event: then no sleep)
+    until: float | None = math.inf
     for silent in SIDES:
         talker = other(silent)
         ds_silent, ds_talk = t.traffic[_dir(silent)], t.traffic[_dir(talker)]
         last = _last_second(ds_silent)
         if last is None:
+            until = None
             continue
-        quiet = c.now - (last + 1)
-        if quiet < cfg.gre_silence:
+        quiet_for = c.now - (last + 1)
+        if quiet_for < cfg.gre_silence:
+            if until is not None:
+                until = min(until, last + 1 + cfg.gre_silence)
             continue
         sent = _packets_after(ds_talk, last)
         if sent < 3:
+            until = None
             continue
         unanswered = o.lcp_echo.unanswered[talker]
         return Hit(f"GRE one way only: nothing from the {silent}",
@@ -128,7 +138,7 @@ def gre_one_way(c: Case) -> Hit | Quiet | None:
                    "A NAT or firewall dropped the GRE state for one direction (conntrack GRE timeout, "
                    "nf_conntrack_gre_timeout_stream) or routing is asymmetric: check the path from the "
                    f"{silent}.")
-    return None
+    return None if until is None else quiet(until=until)
 
 
 def _proto_errors(o_icmp: list[IcmpSeen]) -> list[IcmpSeen]:

@@ -275,7 +275,7 @@ def ncp_failed(c: Case) -> Hit | Quiet | None:
     elif c.now - ready.ts >= cfg.negotiation_timeout:
         ending = f"no address agreed {c.now - ready.ts:.0f} s after authentication"
     else:
-        return None
+        return quiet(*_UNTIL_READY.wake, until=ready.ts + cfg.negotiation_timeout)
     sent = o.ipcp_unanswered["client"] or o.ipcp_unanswered["server"]
     up = "Authentication succeeded" if o.auth_success is not None else "LCP opened without authentication"
     return Hit("NCP failed: no IP address", f"{up}, but IPCP never opened: {ending}.",
