@@ -20,6 +20,9 @@ LCP/PPTP echoes, then the real teardown), and reports in one run:
 * ``--floods`` instead: GRE with random call IDs from a few sources and from
   spoofed ones, SYNs to TCP 1723, half-open control connections; time and
   peak memory against tshark on the same file.
+* ``--storm N[,N...]`` instead: a reconnect storm of N complete short sessions
+  (:func:`generate_storm`), pptptop against tshark as above, and the CPU of
+  one handshake frame through the whole engine (:func:`storms`).
 
 Nothing here is a pass/fail test: it prints figures to compare.
 """
@@ -393,6 +396,55 @@ def floods(work: Path, packets: int, repeat: int) -> None:
         path.unlink(missing_ok=True)
 
 
+def _least_cpu(label: str, cmd: list[str], packets: int, repeat: int) -> Run:
+    """The run with the least CPU of ``repeat``."""
+    return min((_timed(label, cmd, packets) for _ in range(max(1, repeat))), key=lambda r: r.cpu)
+
+
+def storms(work: Path, sizes: list[int], repeat: int) -> None:
+    """Each reconnect storm against tshark, then what one handshake frame costs pptptop.
+
+    A storm's frames are handshakes and teardowns (53 a session) and MPPE data (20 a session); the
+    data frames take the batch path and cost far less, and the CPU of the run over its non-data
+    frames would charge the handshakes with the data frames' cost and the start-up's. Instead the
+    same storm is written once more without data frames, and an empty capture (the start-up, the
+    imports, the exit) is run too:
+    µs per handshake frame = (CPU of the data-less storm - CPU of the empty capture) / its frames.
+    """
+    empty = work / "storm-empty.pcap"
+    with open(empty, "wb") as f:
+        PcapWriter(f, linktype=1)
+    base = _least_cpu("pptptop, empty capture", [sys.executable, "-m", "pptptop", "-r", str(empty), "--json"], 0,
+                      repeat)
+    print(f"pptptop -r EMPTY --json: {base.cpu:.2f} s CPU (start-up, imports and exit)")
+    head = (f"{'storm':>14} {'side':8} {'packets/s':>11} {'wall s':>7} {'pkts/CPU-s':>11} {'CPU s':>7} "
+            f"{'peak RSS':>9} {'peak PSS':>9}")
+    for sessions in sizes:
+        path = work / f"storm-{sessions}.pcap"
+        n = generate_storm(path, sessions)
+        print(f"\ngenerated a storm of {sessions} sessions, {n} packets, {path.stat().st_size / 1e6:.0f} MB: {path}")
+        ours, theirs = offline(path, n, repeat)
+        print(head)
+        for side, r in (("pptptop", ours), ("tshark", theirs)):
+            if r is not None:
+                print(f"{sessions:>14,} {side:8} {r.pps:11,.0f} {r.seconds:7.2f} {r.cpu_pps:11,.0f} {r.cpu:7.2f} "
+                      f"{r.max_rss_kb / 1024:6.0f} MB {r.max_pss_kb / 1024:6.0f} MB")
+        if theirs is not None:
+            print(f"ratio pptptop/tshark: {ours.pps / theirs.pps:.2f}x packets/s (wall), "
+                  f"{ours.cpu_pps / theirs.cpu_pps:.2f}x packets per CPU second, "
+                  f"{ours.max_rss_kb / theirs.max_rss_kb:.2f}x peak memory")
+        path.unlink(missing_ok=True)
+        bare = work / f"storm-{sessions}-nodata.pcap"
+        hs = generate_storm(bare, sessions, data=0)
+        cmd = [sys.executable, "-m", "pptptop", "-r", str(bare), "--json"]
+        run = _least_cpu("pptptop, storm without data", cmd, hs, repeat)
+        per = (run.cpu - base.cpu) / hs * 1e6 if hs else 0.0
+        print(f"handshake frames: {hs:,} ({n - hs:,} data frames left out); the storm without them "
+              f"{run.cpu:.2f} s CPU: {per:.1f} µs per handshake frame ((CPU - empty capture's) / frames)")
+        bare.unlink(missing_ok=True)
+    empty.unlink(missing_ok=True)
+
+
 #: the template session's user and lab-only password (tests/data/SOURCES.md): its MPPE keys follow from them
 TEMPLATE_USER, TEMPLATE_PASSWORD = "alice", "wonderland-42"
 INNER_SIZES = (60, 120, 400, 1100, 1300)  # inner UDP payloads, as generate() sizes its data
@@ -652,6 +704,17 @@ def live(path: Path, packets: int, record: Path | None = None) -> dict[str, int 
         subprocess.run(["ip", "netns", "del", ns_rx], capture_output=True)
 
 
+def _sizes(text: str) -> list[int]:
+    """``5000,20000`` -> [5000, 20000] (argparse: a wrong list is a usage error)."""
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of session counts: {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"not a list of session counts: {text!r}")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pptptop.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--packets", type=int, default=1_000_000)
@@ -668,6 +731,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--floods", action="store_true",
                     help="only measure floods: GRE with random call IDs, SYNs, half-open connections")
     ap.add_argument("--flood-packets", type=int, default=1_000_000, help="packets in each flood (default 1M)")
+    ap.add_argument("--storm", default=None, metavar="N[,N...]", type=_sizes,
+                    help="only measure reconnect storms of N sessions each (e.g. 5000,20000): against tshark, "
+                         "and µs per handshake frame")
     args = ap.parse_args(argv)
     work = Path(args.dir or tempfile.mkdtemp(prefix="pptptop-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -677,6 +743,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.floods:
         floods(work, args.flood_packets, args.repeat)
+        return 0
+    if args.storm:
+        storms(work, args.storm, args.repeat)
         return 0
     path = work / f"bench-{args.packets}.pcap"
     t = time.perf_counter()

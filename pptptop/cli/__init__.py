@@ -41,7 +41,6 @@ from pptptop.pipeline import Pipeline, tune_gc
 from pptptop.privdrop import PrivDropError
 from pptptop.record.session import RecordingSession
 from pptptop.record.writers import RecordError
-from pptptop.runtime import enum_lookup_as_in_3_12
 from pptptop.sources.base import Source
 from pptptop.track import nat as natmod
 from pptptop.track.conntrack import ConntrackMonitor, ConntrackUnavailable, check_available
@@ -56,13 +55,10 @@ __all__ = [
 def run() -> None:
     """The ``pptptop`` command (the console script and ``python -m pptptop``): :func:`main`, then exit.
 
-    Before it, the interpreter gets Python 3.12's enum member lookup
-    (:func:`pptptop.runtime.enum_lookup_as_in_3_12`). By the time :func:`main`
-    returns, everything the run started has ended: the read-ahead child is
+    By the time :func:`main` returns, everything the run started has ended: the read-ahead child is
     waited for, the capture thread has finished, the files are closed and the
     UI has given the terminal back. The exit is the interpreter's own.
     """
-    enum_lookup_as_in_3_12()
     code = main()
     try:
         sys.stdout.flush()

@@ -19,7 +19,7 @@ from typing import Any
 from pptptop.diagnose.config import DiagnosisConfig
 from pptptop.diagnose.finding import Finding, Severity, ordered
 from pptptop.diagnose.observe import CATEGORIES, Observations, Ref, category, routine
-from pptptop.diagnose.rules import RULES, Case, Collision, Hit, Rule
+from pptptop.diagnose.rules import RULES, Case, Collision, Hit, Quiet, Rule
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Phase, Tunnel
 from pptptop.track.tracker import Tracker
@@ -60,6 +60,13 @@ Listener = Callable[[FindingChange], None]
 CallKey = tuple[str, str, str, int]
 
 
+# enum members read at every event, looked up once: on 3.11 every attribute read on an enum class goes
+# through EnumType's __getattr__ hook (docs/benchmark.md)
+_TICK, _EVICTED, _MERGED, _TUNNEL_NEW, _MESSAGE, _ENDED = (EventKind.TICK, EventKind.EVICTED, EventKind.MERGED,
+                                                            EventKind.TUNNEL_NEW, EventKind.MESSAGE, EventKind.ENDED)
+_ERROR = Severity.ERROR
+_DATA = Phase.DATA
+
 #: rules whose answer a keepalive (LCP/PPTP echo) can change, besides the timed ones
 KEEPALIVE_RULES = frozenset({"echo-timeout", "echo-rtt-spike", "lcp-loopback"})
 #: seconds of capture time between evaluations of a healthy tunnel's keepalives (warnings only can result)
@@ -87,10 +94,14 @@ class Diagnoser:
             for cat in CATEGORIES}
         if exhaustive:
             self._after.clear()
+        #: rules may answer Quiet and sleep until an event can change their answer (never in the reference)
+        self._sleepy = not exhaustive
         self._obs: dict[int, Observations] = {}
         self._tunnels: dict[int, Tunnel] = {}
         self._raw: dict[int, dict[str, Finding]] = {}
         self._hits: dict[int, dict[str, Hit]] = {}
+        #: per tunnel, the rules that answered Quiet: code -> that answer (the categories and time that wake it)
+        self._asleep: dict[int, dict[str, Quiet]] = {}
         self._shown: dict[int, dict[str, Finding]] = {}
         self._live: set[int] = set()
         self._listeners: list[Listener] = []
@@ -131,13 +142,13 @@ class Diagnoser:
         if ev.ts > self._clock:
             self._clock = ev.ts
         now = self._clock
-        if kind is EventKind.TICK:
+        if kind is _TICK:
             self._tick(now, final=bool(ev.detail.get("final")))
             return
         t = ev.tunnel
         if t is None:
             return
-        if kind is EventKind.EVICTED or kind is EventKind.MERGED:
+        if kind is _EVICTED or kind is _MERGED:
             self._forget(t)
             return
         obs = self._obs.get(t.id)
@@ -147,28 +158,36 @@ class Diagnoser:
             self._live.add(t.id)
             self._new.append(t.id)
         obs.update(ev)
-        if kind is EventKind.TUNNEL_NEW:
+        if kind is _TUNNEL_NEW:
             return
+        cat = category(ev)
+        asleep = self._asleep.get(t.id)
+        if asleep:  # wake the rules this kind of event can change (an event of no category: every rule)
+            if cat is None:
+                asleep.clear()
+            else:
+                for code in [code for code, q in asleep.items() if cat in q.wake]:
+                    del asleep[code]
         if self._new:
             self._check_new(now)
-        if kind is EventKind.MESSAGE and t.id not in self._call_key:
+        if kind is _MESSAGE and t.id not in self._call_key:
             self._index_call(t, obs, now)
-        if kind is EventKind.ENDED:
+        if kind is _ENDED:
             self._live.discard(t.id)
         if (routine(ev) and not (t.lcp_echo.consecutive_misses or t.pptp_echo.consecutive_misses)
-                and not any(f.severity is Severity.ERROR for f in self._raw.get(t.id, {}).values())):
+                and not any(f.severity is _ERROR for f in self._raw.get(t.id, {}).values())):
             # a keepalive of a working tunnel (no miss, no error standing) is evaluated at the next tick: a
             # warning it could change (RTT, loopback) may wait KEEPALIVE_EVERY seconds, while a lossy tunnel's
             # standing gre-loss no longer costs a full evaluation at every echo
             obs.deferred = True
             return
-        after = self._after.get(category(ev))
+        after = self._after.get(cat)
         self._evaluate(t, obs, now, self.rules if after is None else after[obs.deferred])
         for col in self._collisions.get(t.id, ()):
             peer = self._obs.get(col.tunnel.id)
             if peer is not None:
                 self._evaluate(col.tunnel, peer, now, self.rules)
-        if kind is EventKind.ENDED:
+        if kind is _ENDED:
             self._unindex(t)
 
     def _tick(self, now: float, final: bool = False) -> None:
@@ -183,7 +202,7 @@ class Diagnoser:
             elif obs.deferred and now - obs.last_eval >= KEEPALIVE_EVERY:
                 self._evaluate(t, obs, now, self._keepalive)
             elif now - t.last_seen <= horizon:
-                if (t.phase is Phase.DATA and now - obs.last_eval < KEEPALIVE_EVERY
+                if (t.phase is _DATA and now - obs.last_eval < KEEPALIVE_EVERY
                         and not (t.lcp_echo.outstanding or t.pptp_echo.outstanding)):
                     # carrying data, no keepalive awaiting its answer: only GRE health warnings can
                     # change, and they can wait a few seconds
@@ -192,7 +211,8 @@ class Diagnoser:
 
     def _forget(self, t: Tunnel) -> None:
         self._unindex(t)
-        for d in (self._obs, self._tunnels, self._raw, self._hits, self._shown, self._collisions, self._strays):
+        for d in (self._obs, self._tunnels, self._raw, self._hits, self._asleep, self._shown, self._collisions,
+                  self._strays):
             d.pop(t.id, None)
         self._live.discard(t.id)
 
@@ -204,15 +224,28 @@ class Diagnoser:
         raw = self._raw.setdefault(t.id, {})
         hits = self._hits.setdefault(t.id, {})
         dirty = False
+        asleep = self._asleep.setdefault(t.id, {})
+        full = rules is self.rules  # every rule runs, asleep or not (a cross-tunnel fact, the end, the reference)
+        sleepy = self._sleepy
         for r in rules:
-            hit = r.fn(case)
             code = r.code
-            if hit is None:
+            if code in asleep and not full:
+                if now < asleep[code].until:
+                    continue
+                del asleep[code]  # its timeout may have come: run it
+            hit = r.fn(case)
+            if hit is None or isinstance(hit, Quiet):
+                if hit is not None and sleepy:
+                    asleep[code] = hit
+                elif full and asleep:
+                    asleep.pop(code, None)
                 if code in raw:
                     del raw[code]
                     del hits[code]
                     dirty = True
                 continue
+            if full and asleep:
+                asleep.pop(code, None)
             if hits.get(code) == hit:
                 continue
             old = raw.get(code)

@@ -26,6 +26,14 @@ from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Direction
 from pptptop.track.negotiation import terminate_reason
 
+# enum members read at every event, looked up once: on 3.11 every attribute read on an enum class goes
+# through EnumType's __getattr__ hook (docs/benchmark.md)
+_MESSAGE, _TCP, _ICMP, _PHASE, _ENDED, _ROLES = (EventKind.MESSAGE, EventKind.TCP, EventKind.ICMP, EventKind.PHASE,
+                                                EventKind.ENDED, EventKind.ROLES)
+_LCP, _CCP, _CCP_LINK, _IPCP = PppProtocol.LCP, PppProtocol.CCP, PppProtocol.CCP_LINK, PppProtocol.IPCP
+_ECHO_REQUEST, _ECHO_REPLY, _DISCARD_REQUEST = (ControlCode.ECHO_REQUEST, ControlCode.ECHO_REPLY,
+                                                ControlCode.DISCARD_REQUEST)
+
 SIDES = ("client", "server")
 MAX_REFS = 32  # frames kept per list: evidence, not history
 T = P.ControlMessageType
@@ -330,28 +338,28 @@ class Observations:
         """Take one tracker event for this tunnel."""
         ref = Ref(ev.frame, ev.ts)
         kind = ev.kind
-        if kind is EventKind.MESSAGE:
+        if kind is _MESSAGE:
             msg = ev.message
             side = side_of(ev.direction)
             if isinstance(msg, PppFrame):
                 self._ppp(msg, side, ref)
             elif isinstance(msg, P.ControlHeader):
                 self._control(msg, side, ref)
-        elif kind is EventKind.TCP:
+        elif kind is _TCP:
             self._tcp(str(ev.detail.get("flags", "")), side_of(ev.direction), ref)
-        elif kind is EventKind.ICMP:
+        elif kind is _ICMP:
             if len(self.icmp) < MAX_REFS:
                 d = ev.detail
                 self.icmp.append(IcmpSeen(ref, int(d.get("type", 0)), int(d.get("code", 0)), str(d.get("from", "")),
                                           int(d.get("inner_protocol", 0)), ev.direction, str(d.get("text", "")),
                                           self.last_message.get(side_of(ev.direction)), bool(d.get("late"))))
-        elif kind is EventKind.PHASE:
+        elif kind is _PHASE:
             self.phase_at.setdefault(str(ev.detail.get("phase")), ref)
-        elif kind is EventKind.ENDED:
+        elif kind is _ENDED:
             if self.ended is None:
                 self.ended = ref
                 self.end_detail = dict(ev.detail)
-        elif kind is EventKind.ROLES:
+        elif kind is _ROLES:
             self.swap_sides()
 
     def _tcp(self, flags: str, side: str, ref: Ref) -> None:
@@ -560,13 +568,13 @@ def routine(ev: Event) -> bool:
     few seconds each way); the rules see them at the next clock tick, within
     a second, and echo misses arrive as their own events.
     """
-    if ev.kind is not EventKind.MESSAGE:
+    if ev.kind is not _MESSAGE:
         return False
     m = ev.message
     if isinstance(m, PppFrame):
         c = m.message
-        return m.protocol == PppProtocol.LCP and isinstance(c, ControlPacket) and c.code in (
-            ControlCode.ECHO_REQUEST, ControlCode.ECHO_REPLY, ControlCode.DISCARD_REQUEST)
+        return m.protocol == _LCP and isinstance(c, ControlPacket) and c.code in (
+            _ECHO_REQUEST, _ECHO_REPLY, _DISCARD_REQUEST)
     return getattr(m, "message_type", None) in (T.ECHO_REQUEST, T.ECHO_REPLY)
 
 
@@ -582,17 +590,17 @@ def category(ev: Event) -> str | None:
     method, authentication the user name and result, CCP the MPPE state).
     """
     kind = ev.kind
-    if kind is EventKind.MESSAGE:
+    if kind is _MESSAGE:
         m = ev.message
         if isinstance(m, PppFrame):
             proto, msg = m.protocol, m.message
-            if proto == PppProtocol.LCP:
+            if proto == _LCP:
                 return "lcp"
             if isinstance(msg, (ChapPacket, PapPacket, EapPacket)):
                 return "auth"
-            if proto in (PppProtocol.CCP, PppProtocol.CCP_LINK):
+            if proto in (_CCP, _CCP_LINK):
                 return "ccp"
-            if proto == PppProtocol.IPCP:
+            if proto == _IPCP:
                 return "ipcp"
             return "ppp"
         return "control" if isinstance(m, P.ControlHeader) else None

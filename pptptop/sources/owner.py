@@ -31,7 +31,7 @@ class PptpListener:
 
 def local_pptp_listeners(port: int = PPTP_PORT) -> list[PptpListener]:
     """The processes owning a listening local TCP socket on ``port``, sorted by pid and address."""
-    import psutil  # live only: reading a file does without its ~20 ms import
+    import psutil  # live only: reading a file does without its import's start-up time
 
     try:
         conns = psutil.net_connections(kind="tcp")

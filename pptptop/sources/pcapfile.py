@@ -43,7 +43,8 @@ CHUNK_SIZE: Final = 2 << 20
 BATCH_CHUNK_SIZE: Final = 8 << 20
 #: Bytes per read into a batch's buffer from a regular file: the walk over the records that follows each
 #: read finds them still in the core's cache (a record start depends on the previous record's length, so
-#: every cache miss of the walk is paid in full: reading a whole batch at once made the walk 1.5x slower)
+#: every cache miss of the walk is paid in full: reading a whole batch at once made the walk slower,
+#: docs/benchmark.md)
 PIECE: Final = 512 << 10
 #: Files this large are read ahead in a second process (a smaller one is read before the process would start).
 READ_AHEAD_MIN: Final = 32 << 20

@@ -50,7 +50,7 @@ _BATCH, _INLINE, _END, _ERROR, _CRASH = range(5)
 
 class _Channel:
     """Pickled messages over one end of a socket pair (what ``multiprocessing.connection`` does, without
-    its 13 ms of imports)."""
+    its imports: docs/benchmark.md)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock

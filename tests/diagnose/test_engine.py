@@ -170,3 +170,38 @@ def test_rules_run_on_their_events_find_what_running_them_all_finds(data_dir: Pa
     """Every capture: the same findings, at the same events, as evaluating every rule after every event."""
     res = run_capture(data_dir / name)  # run_capture compares with the exhaustive run itself
     assert res.tracker.stats.frames > 0
+
+
+def test_a_rule_that_answered_quiet_sleeps_until_an_event_can_change_it(tmp_path: Path) -> None:
+    """A reconnect storm: the timed rules about the control connection answer "no" for good once the
+    connection is up, and are not run again at every later event of the tunnel, while a rule that
+    cannot sleep (GRE loss reads counters) still runs at every evaluation; the findings and their
+    moments equal those of the exhaustive evaluation (run_capture)."""
+    from dataclasses import replace
+
+    from pptptop import sources
+    from pptptop.bench import generate_storm
+    from pptptop.pipeline import Pipeline
+
+    storm = tmp_path / "storm.pcap"
+    generate_storm(storm, sessions=30, concurrent=10, data=4)
+    run_capture(storm)
+    calls: dict[str, int] = {}
+
+    def counted(rule: object) -> object:
+        fn = rule.fn  # type: ignore[attr-defined]
+
+        def run(case: object) -> object:
+            calls[rule.code] = calls.get(rule.code, 0) + 1  # type: ignore[attr-defined]
+            return fn(case)
+
+        return replace(rule, fn=run)  # type: ignore[type-var]
+
+    tracker = Tracker()
+    Diagnoser(rules=[counted(r) for r in RULES]).attach(tracker)  # type: ignore[misc]
+    Pipeline(sources.open_file(str(storm)), tracker).run()
+    assert len(tracker.tunnels) == 30
+    evaluations = calls["gre-loss"]
+    assert evaluations > 30 * 30  # dozens of events a session, each evaluated
+    for code in ("server-unreachable", "control-refused", "call-refused", "gre-blocked", "lcp-failed", "gre-one-way"):
+        assert calls.get(code, 0) * 4 < evaluations, code

@@ -7,7 +7,7 @@ here is the order of findings that appear at the same instant.
 from __future__ import annotations
 
 from pptptop.diagnose.rules import benign, control, credentials, gre, health, ppp, security, session
-from pptptop.diagnose.rules.base import RULES, Case, Collision, Hit, Rule, rule
+from pptptop.diagnose.rules.base import RULES, Case, Collision, Hit, Quiet, Rule, quiet, rule
 
-__all__ = ["RULES", "Case", "Collision", "Hit", "Rule", "benign", "control", "credentials", "gre", "health", "ppp",
-           "rule", "security", "session"]
+__all__ = ["RULES", "Case", "Collision", "Hit", "Quiet", "Rule", "benign", "control", "credentials", "gre", "health",
+           "ppp", "quiet", "rule", "security", "session"]

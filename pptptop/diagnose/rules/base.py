@@ -2,9 +2,10 @@
 
 A rule looks at a :class:`Case` (one tunnel, its observations, the config and
 the capture time) and returns a :class:`Hit` when its cause is proven now, or
-None. The engine turns hits into :class:`~pptptop.diagnose.finding.Finding`s,
-keeps the time a finding first appeared, and withdraws a finding as soon as
-its rule stops returning a hit (later packets contradicted it).
+None, or :func:`quiet` when only certain kinds of event can prove it later.
+The engine turns hits into :class:`~pptptop.diagnose.finding.Finding`s, keeps
+the time a finding first appeared, and withdraws a finding as soon as its
+rule stops returning a hit (later packets contradicted it).
 
 Adding a rule::
 
@@ -15,6 +16,7 @@ Adding a rule::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -63,7 +65,42 @@ class Hit:
     provisional: bool = False
 
 
-RuleFn = Callable[[Case], "Hit | None"]
+@dataclass(frozen=True, slots=True)
+class Quiet:
+    """A rule's "no" that stays "no" until an event of one of the ``wake`` categories
+    (:data:`~pptptop.diagnose.observe.CATEGORIES`) reaches the tunnel: neither capture time nor
+    counters that move without events (GRE data) can change it, nor any other kind of event.
+
+    ``until``: a timeout can turn the "no" into a hit at this capture time, not before (what moves
+    without events may only delay it). The engine then leaves the rule out of the tunnel's
+    evaluations until such an event comes or the capture time reaches ``until`` (an event of no
+    category wakes every rule, and a full evaluation runs every rule). A timed rule that answers
+    "no" at every event of a healthy tunnel costs nothing per event this way. Answer it only when
+    every fact behind the "no" is filed by those categories' events (observe.py): the engine's
+    equality with the exhaustive evaluation is checked on every test capture.
+    """
+
+    wake: frozenset[str]
+    until: float = math.inf
+
+
+def quiet(*wake: str, until: float = math.inf) -> Quiet:
+    """The :class:`Quiet` answer that wakes on ``wake`` or at capture time ``until`` (one shared instance
+    per set of categories when there is no ``until``)."""
+    key = frozenset(wake)
+    if until != math.inf:
+        return Quiet(key, until)
+    if not key <= CATEGORIES:
+        raise ValueError(f"quiet({', '.join(wake)}): not event categories")
+    return _QUIET.setdefault(key, Quiet(key))
+
+
+_QUIET: dict[frozenset[str], Quiet] = {}
+#: "no" for good: what it rests on only ever grows (an LCP answer seen, IPCP opened); an event of no
+#: category (ROLES: the sides swapped) and full evaluations still run the rule
+NEVER = quiet()
+
+RuleFn = Callable[[Case], "Hit | Quiet | None"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pptptop.decode import pptp as P
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import Ref
-from pptptop.diagnose.rules.base import Case, Hit, few, frames, rule, seconds
+from pptptop.diagnose.rules.base import NEVER, Case, Hit, Quiet, few, frames, quiet, rule, seconds
 
 T = P.ControlMessageType
 IPPROTO_TCP = 6
@@ -31,16 +31,23 @@ SYN_RTO = 3.0
 SYNS_PROVISIONAL = 3
 
 
+#: the SYNs, their SYN-ACK and an RST are filed by TCP events, the replies by control messages
+_UNTIL_TCP = quiet("tcp")
+_UNTIL_CONTROL = quiet("control")
+
+
 @rule("server-unreachable", Severity.ERROR, windows_error=800, timed=True)
-def server_unreachable(c: Case) -> Hit | None:
+def server_unreachable(c: Case) -> Hit | Quiet | None:
     """SYNs to TCP 1723 unanswered for ``syn_timeout``, or an ICMP error about them (RFC 9293 §3.5).
 
     Provisional from the second retransmission until ``syn_timeout``; at the end of the input, decided from
     the SYNs seen (a retransmission, or one SYN that waited :data:`SYN_RTO`).
     """
     o = c.obs
-    if not o.syns or o.synack is not None or o.refused is not None:
-        return None
+    if o.synack is not None or o.refused is not None:
+        return NEVER  # answered, or refused: for good
+    if not o.syns:
+        return _UNTIL_TCP
     icmp = [i for i in o.icmp if i.inner_protocol == IPPROTO_TCP]
     n = len(o.syns)
     first, last = o.syns[0].ts, o.syns[-1].ts
@@ -95,20 +102,20 @@ _START_HINTS = {
 
 
 @rule("control-refused", Severity.ERROR, windows_error=619, timed=True)
-def control_refused(c: Case) -> Hit | None:
+def control_refused(c: Case) -> Hit | Quiet | None:
     """Start-Control-Connection-Reply with Result ≠ 1, or no reply at all (RFC 2637 §2.2)."""
     o = c.obs
     m = o.sccrp_msg
     if o.sccrp is not None and m is not None:
         if m.result_code == 1:
-            return None
+            return _UNTIL_CONTROL
         res = P.result_name(T.START_CONTROL_CONNECTION_REPLY, m.result_code)
         err = f", error {P.error_name(m.error_code)} ({m.error_code})" if m.error_code else ""
         return Hit(f"Server rejected the control connection: {res}",
                    f"Start-Control-Connection-Reply result {res} ({m.result_code}){err}.",
                    frames(o.sccrq, o.sccrp), _START_HINTS.get(m.result_code, "See the server's log."))
     if o.sccrq is None:
-        return None
+        return _UNTIL_CONTROL
     gone = _server_gone_after(c, o.sccrq)
     if gone is None and c.now - o.sccrq.ts < c.cfg.control_timeout:
         return None
@@ -134,13 +141,13 @@ _CALL_HINTS = {
 
 
 @rule("call-refused", Severity.ERROR, windows_error=619, timed=True)
-def call_refused(c: Case) -> Hit | None:
+def call_refused(c: Case) -> Hit | Quiet | None:
     """Outgoing-Call-Reply with Result ≠ 1, or no reply at all (RFC 2637 §2.8)."""
     o = c.obs
     m = o.ocrp_msg
     if o.ocrp is not None and m is not None:
         if m.result_code == 1:
-            return None
+            return _UNTIL_CONTROL
         res = P.result_name(m.message_type, m.result_code)
         err = f", error {P.error_name(m.error_code)} ({m.error_code})" if m.error_code else ""
         cause = f", cause {m.cause_code}" if getattr(m, "cause_code", 0) else ""
@@ -148,7 +155,7 @@ def call_refused(c: Case) -> Hit | None:
                    f"{P.message_name(m.message_type)} result {res} ({m.result_code}){err}{cause}.",
                    frames(o.ocrq, o.ocrp), _CALL_HINTS.get(m.result_code, "See the server's log."))
     if o.ocrq is None:
-        return None
+        return _UNTIL_CONTROL
     gone = _server_gone_after(c, o.ocrq)
     if gone is None and c.now - o.ocrq.ts < c.cfg.control_timeout:
         return None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import SIDES, IcmpSeen, other, side_of
-from pptptop.diagnose.rules.base import Case, Hit, action, few, frames, rule, seconds
+from pptptop.diagnose.rules.base import NEVER, Case, Hit, Quiet, action, few, frames, quiet, rule, seconds
 from pptptop.track.model import Direction, DirectionStats
 
 IPPROTO_GRE = 47
@@ -15,6 +17,9 @@ NAT_HINT = ("Allow IP protocol 47 (GRE) both ways between client and server. On 
 
 
 _DIRECTION_OF = {"client": Direction.TO_SERVER, "server": Direction.TO_CLIENT}
+#: the call's reply is filed by control messages, the control connection by TCP; LCP Acks by LCP messages
+_UNTIL_LCP = quiet("lcp")
+_UNTIL_CALL = quiet("control", "tcp")
 
 
 def _dir(sender: str) -> Direction:
@@ -35,14 +40,14 @@ def _packets_after(ds: DirectionStats, sec: int) -> int:
 
 
 @rule("gre-blocked", Severity.ERROR, windows_error=806, timed=True, unless=("gre-icmp-unreachable",))
-def gre_blocked(c: Case) -> Hit | None:
+def gre_blocked(c: Case) -> Hit | Quiet | None:
     """The call is up but no LCP Configure-Request is ever answered (RFC 1661 §4.6 restarts run out), or the
     server hangs up before one GRE packet came back: the root cause, the hang-up its symptom."""
     o, t, cfg = c.obs, c.tunnel, c.cfg
     if o.lcp_any_answer:
-        return None
+        return NEVER  # an answer seen stays seen
     if t.control_seen and (o.ocrp is None or o.ocrp_msg is None or o.ocrp_msg.result_code != 1):
-        return None
+        return _UNTIL_CALL
     runs = {s: o.lcp_unanswered[s] for s in SIDES if o.lcp_unanswered[s]}
     if not runs:
         return None
@@ -77,14 +82,17 @@ def gre_blocked(c: Case) -> Hit | None:
 
 
 @rule("gre-one-way", Severity.ERROR, windows_error=806, timed=True, unless=("echo-timeout", "gre-blocked"))
-def gre_one_way(c: Case) -> Hit | None:
+def gre_one_way(c: Case) -> Hit | Quiet | None:
     """GRE passes in one direction only: one side's packets arrive, the other's never do."""
     o, t, cfg = c.obs, c.tunnel, c.cfg
     if not o.lcp_open:
+        acked = o.lcp_acked
+        if len(acked) != 1:
+            return _UNTIL_LCP  # neither side's request acked yet: only an LCP Ack can start the story below
         for a in SIDES:
             b = other(a)
-            ack = o.lcp_acked.get(a)
-            if ack is None or b in o.lcp_acked:
+            ack = acked.get(a)
+            if ack is None or b in acked:
                 continue
             again = o.lcp_request_after_ack.get(a, [])
             run = o.lcp_unanswered[b]
@@ -102,17 +110,25 @@ def gre_one_way(c: Case) -> Hit | None:
                        f"GRE from the {b} does not reach the {a}.",
                        frames(ack, few(again, 2), few(run, 2)), NAT_HINT)
         return None
+    # LCP stays open, and a side's last second with GRE only moves later: until the first moment one side
+    # can have been silent for gre_silence, no packet can make this rule hold (a side yet to send GRE, or
+    # a talker yet to send 3 packets, can change without an event: then no sleep)
+    until: float | None = math.inf
     for silent in SIDES:
         talker = other(silent)
         ds_silent, ds_talk = t.traffic[_dir(silent)], t.traffic[_dir(talker)]
         last = _last_second(ds_silent)
         if last is None:
+            until = None
             continue
-        quiet = c.now - (last + 1)
-        if quiet < cfg.gre_silence:
+        quiet_for = c.now - (last + 1)
+        if quiet_for < cfg.gre_silence:
+            if until is not None:
+                until = min(until, last + 1 + cfg.gre_silence)
             continue
         sent = _packets_after(ds_talk, last)
         if sent < 3:
+            until = None
             continue
         unanswered = o.lcp_echo.unanswered[talker]
         return Hit(f"GRE one way only: nothing from the {silent}",
@@ -122,7 +138,7 @@ def gre_one_way(c: Case) -> Hit | None:
                    "A NAT or firewall dropped the GRE state for one direction (conntrack GRE timeout, "
                    "nf_conntrack_gre_timeout_stream) or routing is asymmetric: check the path from the "
                    f"{silent}.")
-    return None
+    return None if until is None else quiet(until=until)
 
 
 def _proto_errors(o_icmp: list[IcmpSeen]) -> list[IcmpSeen]:

@@ -8,7 +8,7 @@ from pptptop.diagnose.rules.base import Case, Hit, frames, rule
 from pptptop.track.model import Direction, DirectionStats
 
 IPPROTO_GRE = 47
-DIRECTIONS = tuple(Direction)  # iterating the enum class itself costs ~1 µs a member, twice per evaluation
+DIRECTIONS = tuple(Direction)  # iterating the enum class itself costs more, twice per evaluation (docs/benchmark.md)
 
 
 def _sequenced(ds: DirectionStats) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pptptop.decode.auth import mschap_error_name
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import Term
-from pptptop.diagnose.rules.base import Case, Hit, action, few, frames, rule, said, wire
+from pptptop.diagnose.rules.base import NEVER, Case, Hit, Quiet, action, few, frames, quiet, rule, said, wire
 
 PPP_IPCP = 0x8021
 ACCOUNT_ERRORS: dict[int, tuple[str, str]] = {
@@ -34,16 +34,25 @@ def _term_after(c: Case, ts: float) -> Term | None:
     return None
 
 
+#: what each early "no" below depends on: facts filed by these categories of event (observe.py)
+_UNTIL_LCP = quiet("lcp")
+_UNTIL_LCP_AUTH = quiet("lcp", "auth", "ipcp", "phase")
+#: a rejected address waits for an ending (a terminate, a clear, FIN or RST) as well
+_UNTIL_READY = quiet("lcp", "auth", "ipcp", "control", "tcp", "ended")
+
+
 @rule("lcp-failed", Severity.ERROR, windows_error=734, timed=True,
       unless=("auth-method-mismatch", "gre-blocked", "gre-one-way", "gre-icmp-unreachable", "encryption-mismatch"))
-def lcp_failed(c: Case) -> Hit | None:
+def lcp_failed(c: Case) -> Hit | Quiet | None:
     """LCP never reaches Opened although packets cross (RFC 1661 §4.6), or is terminated before auth."""
     o, cfg = c.obs, c.cfg
+    if o.challenge or o.response or o.auth_success:
+        return NEVER  # authentication went on, and stays seen: neither question below can be answered yes
     if not o.lcp_open:
         if not o.lcp_any_answer:
-            return None  # nothing crosses: a GRE problem, not LCP's
+            return _UNTIL_LCP  # nothing crosses: a GRE problem, not LCP's
         if o.challenge or o.response or o.auth_success or o.pap_request or o.ipcp_opened or "data" in o.phase_at:
-            return None  # authentication, NCP or data went on: LCP opened where the capture missed it
+            return _UNTIL_LCP_AUTH  # authentication, NCP or data went on: LCP opened where the capture missed it
         first = min((r.ts for r in o.lcp_first_request.values()), default=c.now)
         term = o.first_term
         if term is None and c.now - first < cfg.negotiation_timeout:
@@ -60,7 +69,7 @@ def lcp_failed(c: Case) -> Hit | None:
     term = o.lcp_term.get("server") or o.lcp_term.get("client")
     auth_started = o.challenge or o.response or o.auth_fail or o.auth_success
     if term is None or auth_started or c.tunnel.auth.method == "none" or "ncp" in o.phase_at:
-        return None
+        return _UNTIL_LCP_AUTH
     return Hit("LCP terminated before authentication",
                f"LCP opened, then the {term.side} sent LCP Terminate-Request {said(term.reason)} before any "
                "authentication packet.",
@@ -109,7 +118,7 @@ def auth_account(c: Case) -> Hit | None:
 
 
 @rule("auth-method-mismatch", Severity.ERROR, windows_error=812, timed=True)
-def auth_method_mismatch(c: Case) -> Hit | None:
+def auth_method_mismatch(c: Case) -> Hit | Quiet | None:
     """No authentication method both sides take (RFC 1661 §6.2 Authentication-Protocol): the peer Naks or
     Rejects the authenticator's method until LCP gives up; or the authenticator drops the option, LCP opens
     without it, and the authenticator ends the link before any authentication or NCP packet (pppd:
@@ -117,7 +126,7 @@ def auth_method_mismatch(c: Case) -> Hit | None:
     o, cfg = c.obs, c.cfg
     naks = o.auth_nakrej
     if not naks:
-        return None
+        return _UNTIL_LCP  # Naks and Rejects of the method are LCP's
     last = naks[-1]
     peer = "server" if last.sender == "client" else "client"  # the authenticator
     dropped = None
@@ -222,11 +231,11 @@ def encryption_mismatch(c: Case) -> Hit | None:
 @rule("ncp-failed", Severity.ERROR, windows_error=720, timed=True,
       unless=("encryption-mismatch", "echo-timeout", "gre-one-way", "auth-failed", "auth-account",
               "auth-method-mismatch"))
-def ncp_failed(c: Case) -> Hit | None:
+def ncp_failed(c: Case) -> Hit | Quiet | None:
     """IPCP never opens: Protocol-Reject, address rejected, Nak loop, terminated, or timed out (RFC 1332)."""
     o, t, cfg = c.obs, c.tunnel, c.cfg
     if "client" in o.ipcp_opened and "server" in o.ipcp_opened:
-        return None
+        return NEVER  # opened stays opened
     for ref, side, proto in o.protocol_rejects:
         if proto == PPP_IPCP:
             return Hit("IPCP refused by the peer",
@@ -259,14 +268,14 @@ def ncp_failed(c: Case) -> Hit | None:
     ready = o.auth_success if o.auth_success is not None else (
         next(iter(o.lcp_acked.values())) if o.lcp_open and t.auth.method == "none" else None)
     if ready is None:
-        return None
+        return _UNTIL_READY
     end = o.end_ref()
     if end is not None and end.ts >= ready.ts:
         ending = "the tunnel ended before any address was agreed"
     elif c.now - ready.ts >= cfg.negotiation_timeout:
         ending = f"no address agreed {c.now - ready.ts:.0f} s after authentication"
     else:
-        return None
+        return quiet(*_UNTIL_READY.wake, until=ready.ts + cfg.negotiation_timeout)
     sent = o.ipcp_unanswered["client"] or o.ipcp_unanswered["server"]
     up = "Authentication succeeded" if o.auth_success is not None else "LCP opened without authentication"
     return Hit("NCP failed: no IP address", f"{up}, but IPCP never opened: {ending}.",

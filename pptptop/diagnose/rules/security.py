@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pptptop.diagnose.finding import Severity
-from pptptop.diagnose.rules.base import Case, Hit, frames, rule, wire
+from pptptop.diagnose.rules.base import Case, Hit, Quiet, frames, quiet, rule, wire
 
 #: how strong an authentication method is, for spotting downgrades (RFC 1334 < 1994 < 2433 < 2759 < 3748)
 AUTH_RANK = {"PAP": 0, "CHAP-MD5": 1, "MS-CHAP": 2, "MS-CHAPv2": 3, "EAP": 4}
@@ -23,11 +23,20 @@ def pap_cleartext(c: Case) -> Hit | None:
                "Use MS-CHAPv2 with MPPE at least, better an IPsec or TLS VPN; change this password.")
 
 
+#: the data phase is filed by PHASE events, the MPPE agreement by CCP messages
+_UNTIL_PHASE = quiet("phase")
+_UNTIL_CCP = quiet("ccp")
+
+
 @rule("no-mppe", Severity.WARNING)
-def no_mppe(c: Case) -> Hit | None:
+def no_mppe(c: Case) -> Hit | Quiet | None:
     """Data flows without MPPE (RFC 3078): everything inside the tunnel is readable."""
     o, t = c.obs, c.tunnel
-    if "data" not in o.phase_at or t.ccp.mppe or not t.ccp_seen or not (o.ipcp_opened or t.inner_flows):
+    if "data" not in o.phase_at:
+        return _UNTIL_PHASE
+    if t.ccp.mppe:
+        return _UNTIL_CCP  # once on, only a CCP message turns MPPE off (the data path only ever turns it on)
+    if not t.ccp_seen or not (o.ipcp_opened or t.inner_flows):
         return None
     flows = f" ({len(t.inner_flows)} inner IP flows readable)" if t.inner_flows else ""
     return Hit("No encryption (MPPE off)",

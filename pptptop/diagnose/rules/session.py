@@ -5,7 +5,7 @@ from __future__ import annotations
 from pptptop.decode import pptp as P
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.observe import SIDES, EchoTrack, Ref, Term
-from pptptop.diagnose.rules.base import Case, Hit, few, frames, rule, said
+from pptptop.diagnose.rules.base import NEVER, Case, Hit, Quiet, few, frames, quiet, rule, said
 from pptptop.track.model import Direction, PacketKind
 
 #: what pppd says in its LCP Terminate-Request when it is told to hang up (pppd 2.4.9 auth.c, ccp.c)
@@ -33,13 +33,19 @@ def _misses(c: Case, track: EchoTrack, side: str, timeout: float) -> tuple[list[
     return run[:-1], after
 
 
+#: unanswered echo requests are filed by LCP (Echo-Request) and control (PPTP Echo-Request) messages
+_UNTIL_ECHO = quiet("lcp", "control")
+#: terminating actions (observe.Term) are filed by LCP Terminate-Requests, control messages, FIN and RST
+_UNTIL_TERM = quiet("lcp", "control", "tcp")
+
+
 @rule("echo-timeout", Severity.ERROR, windows_error=807, timed=True)
-def echo_timeout(c: Case) -> Hit | None:
+def echo_timeout(c: Case) -> Hit | Quiet | None:
     """Keepalives go unanswered until the link is declared dead (pppd lcp-echo-failure; RFC 2637 §2.5)."""
     o, cfg = c.obs, c.cfg
     lcp, pptp = o.lcp_echo.unanswered, o.pptp_echo.unanswered
     if not (lcp["client"] or lcp["server"] or pptp["client"] or pptp["server"]):
-        return None  # every request answered: the usual case, at every event of a working tunnel
+        return _UNTIL_ECHO  # every request answered: the usual case, at every event of a working tunnel
     for track, timeout, need, name in ((o.lcp_echo, cfg.lcp_echo_timeout, cfg.lcp_echo_failures, "LCP"),
                                        (o.pptp_echo, cfg.pptp_echo_timeout, cfg.lcp_echo_failures, "PPTP")):
         for side in SIDES:
@@ -99,12 +105,14 @@ def _explain(term: Term, c: Case) -> tuple[str, str]:
 
 
 @rule("peer-terminated", Severity.ERROR, windows_error=628, fallback=True)
-def peer_terminated(c: Case) -> Hit | None:
+def peer_terminated(c: Case) -> Hit | Quiet | None:
     """The server ended the session (LCP Terminate, CDN, StopCCRQ, TCP FIN/RST) with no other cause known."""
     o = c.obs
     first = o.first_term
-    if first is None or first.side != "server" or o.refused is not None:
-        return None
+    if first is None:
+        return _UNTIL_TERM
+    if first.side != "server" or o.refused is not None:
+        return NEVER  # the first ending stays the first (and a refusal stays one)
     t = c.tunnel
     if t.joined and first.how in ("tcp-fin", "tcp-rst") and not any(
             p.kind is PacketKind.CONTROL for p in (*t.packets, *t.late_packets)):
@@ -116,12 +124,14 @@ def peer_terminated(c: Case) -> Hit | None:
 
 
 @rule("client-hangup", Severity.INFO, fallback=True, on=("tcp", "control", "lcp", "phase", "ended"))
-def client_hangup(c: Case) -> Hit | None:
+def client_hangup(c: Case) -> Hit | Quiet | None:
     """The client ended a working session: a normal hang-up, said so to nobody chases it."""
     o = c.obs
     first = o.first_term
-    if first is None or first.side != "client":
-        return None
+    if first is None:
+        return _UNTIL_TERM
+    if first.side != "client":
+        return NEVER  # the first ending stays the first
     steps = [t for t in o.terms if t.side == "client"][:6]
     names: list[str] = []
     for t in steps:

@@ -18,6 +18,12 @@ from pptptop.track.nat.problems import PROBLEMS_NOTE, NatProblem, ProblemCallbac
 from pptptop.track.nat.table import NOTE, write_notes
 from pptptop.track.tracker import Tracker
 
+# enum members read at every event, looked up once: on 3.11 every attribute read on an enum class goes
+# through EnumType's __getattr__ hook (docs/benchmark.md)
+_TICK, _EVICTED, _MERGED, _MESSAGE, _ROLES, _ICMP, _ENDED = (
+    EventKind.TICK, EventKind.EVICTED, EventKind.MERGED, EventKind.MESSAGE, EventKind.ROLES, EventKind.ICMP,
+    EventKind.ENDED)
+
 
 class NatCorrelator:
     """Pairs the inside and outside legs of PPTP sessions and reports NAT problems.
@@ -99,12 +105,12 @@ class NatCorrelator:
     def __call__(self, ev: Event) -> None:
         kind = ev.kind
         t = ev.tunnel
-        if kind is EventKind.TICK:
+        if kind is _TICK:
             self._tick(ev.ts, final=bool(ev.detail.get("final")))
             return
         if t is None:
             return
-        if kind is EventKind.EVICTED or kind is EventKind.MERGED:
+        if kind is _EVICTED or kind is _MERGED:
             self._forget(t)
             return
         leg = self._legs.get(t.id)
@@ -116,16 +122,16 @@ class NatCorrelator:
         pair = leg.pair
         if pair is not None and pair.closing is None and t.close.how is not None:
             pair.closing = {(x.tunnel.id, d): x.tunnel.traffic[d].packets for x in (pair.a, pair.b) for d in Direction}
-        if kind is EventKind.MESSAGE and ev.direction is not None:
+        if kind is _MESSAGE and ev.direction is not None:
             self._message(leg, ev)
-        elif kind is EventKind.ROLES:
+        elif kind is _ROLES:
             leg.epoch += 1
             self._pairing.drop_pairs(leg)
-        elif kind is EventKind.ICMP:
+        elif kind is _ICMP:
             self._finder.icmp(leg, ev)
-        elif kind is EventKind.ENDED:
+        elif kind is _ENDED:
             self._ended(leg, ev)
-        if leg.pair is not None and kind is not EventKind.ENDED and changes_mapping(ev):
+        if leg.pair is not None and kind is not _ENDED and changes_mapping(ev):
             self._refresh(leg.pair)
 
     # ------------------------------------------------------------------ steps
