@@ -641,77 +641,122 @@ def _wait_idle(pid: int, limit: float = 60.0) -> None:
         last = now
 
 
+def _run(*cmd: str) -> None:
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def _veth() -> Iterator[tuple[str, str, str, str]]:
+    """Two namespaces joined by a veth pair, removed at the end: (tx netns, tx link, rx netns, rx link)."""
+    tag = f"pb{os.getpid() % 10000}"
+    a, b = f"{tag}a", f"{tag}b"
+    ns_tx, ns_rx = f"{tag}tx", f"{tag}rx"
+    try:
+        _run("ip", "netns", "add", ns_tx)
+        _run("ip", "netns", "add", ns_rx)
+        _run("ip", "link", "add", a, "netns", ns_tx, "type", "veth", "peer", "name", b, "netns", ns_rx)
+        _run("ip", "-n", ns_tx, "link", "set", a, "up")
+        _run("ip", "-n", ns_rx, "link", "set", b, "up")
+        yield ns_tx, a, ns_rx, b
+    finally:
+        subprocess.run(["ip", "netns", "del", ns_tx], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns_rx], capture_output=True)
+
+
+def _capture(ns_rx: str, link: str, out: Any, *extra: str) -> subprocess.Popen[bytes]:
+    """``pptptop -i LINK --json`` in the receiving namespace, writing to ``out``."""
+    cmd = ["ip", "netns", "exec", ns_rx, sys.executable, "-m", "pptptop", "-i", link, "--json", *extra]
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
+
+
+def _capture_end(cap: subprocess.Popen[bytes], out_name: str) -> tuple[dict[str, Any], int]:
+    """Stop the capture; its capture-end summary and its peak RSS in KB."""
+    cap.terminate()
+    _, status, usage = os.wait4(cap.pid, 0)  # ip netns exec execs python: this is pptptop's own usage
+    cap.returncode = os.waitstatus_to_exitcode(status)
+    lines: list[dict[str, Any]] = [json.loads(x) for x in Path(out_name).read_text().splitlines() if x.strip()]
+    os.unlink(out_name)
+    return next((x for x in reversed(lines) if x.get("event") == "capture-end"), {}), usage.ru_maxrss
+
+
 def live(path: Path, packets: int, record: Path | None = None) -> dict[str, int | str]:
     """Replay ``path`` at top speed over a veth pair between two namespaces; count what pptptop got
     (and, with ``record``, what it wrote there with ``-w``)."""
     if os.geteuid() != 0 or not shutil.which("tcpreplay"):
         return {"skipped": "needs root and tcpreplay"}
-    tag = f"pb{os.getpid() % 10000}"
-    a, b = f"{tag}a", f"{tag}b"
-    ns_tx, ns_rx = f"{tag}tx", f"{tag}rx"
-
-    def run(*cmd: str) -> None:
-        subprocess.run(cmd, check=True, capture_output=True)
-
-    try:
-        run("ip", "netns", "add", ns_tx)
-        run("ip", "netns", "add", ns_rx)
-        run("ip", "link", "add", a, "netns", ns_tx, "type", "veth", "peer", "name", b, "netns", ns_rx)
-        run("ip", "-n", ns_tx, "link", "set", a, "up")
-        run("ip", "-n", ns_rx, "link", "set", b, "up")
+    with _veth() as (ns_tx, a, ns_rx, b):
         out = tempfile.NamedTemporaryFile(suffix=".json", delete=False)  # noqa: SIM115 - read back by name
-        cap = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns_rx,
-                sys.executable,
-                "-m",
-                "pptptop",
-                "-i",
-                b,
-                "--json",
-                "-c",
-                str(packets),
-                *(["-w", str(record)] if record is not None else []),
-            ],
-            stdout=out,
-            stderr=subprocess.PIPE,
-        )
+        cap = _capture(ns_rx, b, out, "-c", str(packets), *(["-w", str(record)] if record is not None else []))
         time.sleep(1.5)
-        run("ip", "netns", "exec", ns_tx, "tcpreplay", "--topspeed", "-i", a, str(path))
+        _run("ip", "netns", "exec", ns_tx, "tcpreplay", "--topspeed", "-i", a, str(path))
         _wait_idle(cap.pid)  # what waits in the drain thread's queue is delivered late, not lost
-        cap.terminate()
-        _, status, usage = os.wait4(cap.pid, 0)  # ip netns exec execs python: this is pptptop's own usage
-        cap.returncode = os.waitstatus_to_exitcode(status)
-        lines: list[dict[str, Any]] = [json.loads(x) for x in Path(out.name).read_text().splitlines() if x.strip()]
-        os.unlink(out.name)
-        summary: dict[str, Any] = next((x for x in reversed(lines) if x.get("event") == "capture-end"), {})
+        summary, rss_kb = _capture_end(cap, out.name)
         result: dict[str, int | str] = {
             "sent": packets,
             "delivered": int(summary.get("frames", -1)),
             "kernel_drops": int(summary.get("kernel_drops", -1)),
-            "peak_rss_mb": usage.ru_maxrss // 1024,  # with the kernel ring and the batches waiting
+            "peak_rss_mb": rss_kb // 1024,  # with the kernel ring and the batches waiting
         }
         if record is not None:
             rec = summary.get("recording") or {}
             result["recorded"] = int(rec.get("packets", -1))
             result["unrecorded"] = int(rec.get("unrecorded", -1))
         return result
-    finally:
-        subprocess.run(["ip", "netns", "del", ns_tx], capture_output=True)
-        subprocess.run(["ip", "netns", "del", ns_rx], capture_output=True)
+
+
+LIVE_RATE_SECONDS = 5  # each offered rate is replayed this long (at most LIVE_RATE_MAX packets)
+LIVE_RATE_MAX = 400_000
+
+
+def live_rates(work: Path, rates: list[int]) -> None:
+    """CPU per packet of a live capture at fixed offered rates (issue 23, goal 3).
+
+    The 200-tunnel shape's handshakes are replayed first at top speed, outside the measure; then, for each
+    rate, its data-phase packets at ``tcpreplay --pps RATE`` for LIVE_RATE_SECONDS. The measure is the
+    pptptop process's user+system CPU (/proc/PID/stat) from the first packet of the rate to the capture's
+    being idle again, over the packets sent: what a monitor costs a gateway at that rate.
+    """
+    if os.geteuid() != 0 or not shutil.which("tcpreplay") or not shutil.which("editcap"):
+        print("live rates: skipped (needs root, tcpreplay and editcap)")
+        return
+    full = work / "live-rate-source.pcap"
+    head_n = 20_000  # the 200 tunnels' handshakes and their first data
+    generate(full, head_n + LIVE_RATE_MAX, 200)
+    head = work / "live-rate-head.pcap"
+    _run("editcap", "-r", str(full), str(head), f"1-{head_n}")
+    hz = os.sysconf("SC_CLK_TCK")
+    print(f"{'offered packets/s':>18} {'packets':>8} {'CPU s':>7} {'us/packet':>10} {'share of a core':>16} "
+          f"{'kernel drops':>13}")
+    for rate in rates:
+        n = min(rate * LIVE_RATE_SECONDS, LIVE_RATE_MAX)
+        part = work / f"live-rate-{n}.pcap"
+        _run("editcap", "-r", str(full), str(part), f"{head_n + 1}-{head_n + n}")
+        with _veth() as (ns_tx, a, ns_rx, b):
+            out = tempfile.NamedTemporaryFile(suffix=".json", delete=False)  # noqa: SIM115 - read back by name
+            cap = _capture(ns_rx, b, out)
+            time.sleep(1.5)
+            _run("ip", "netns", "exec", ns_tx, "tcpreplay", "--topspeed", "-i", a, str(head))
+            _wait_idle(cap.pid)
+            t0, w0 = _cpu_ticks(cap.pid), time.monotonic()
+            _run("ip", "netns", "exec", ns_tx, "tcpreplay", "--pps", str(rate), "-i", a, str(part))
+            _wait_idle(cap.pid)
+            cpu, wall = (_cpu_ticks(cap.pid) - t0) / hz, time.monotonic() - w0
+            summary, _ = _capture_end(cap, out.name)
+        part.unlink(missing_ok=True)
+        print(f"{rate:18,} {n:8,} {cpu:7.2f} {cpu / n * 1e6:10.2f} {cpu / wall * 100:15.1f}% "
+              f"{int(summary.get('kernel_drops', -1)):13,}")
+    for p in (full, head):
+        p.unlink(missing_ok=True)
 
 
 def _sizes(text: str) -> list[int]:
-    """``5000,20000`` -> [5000, 20000] (argparse: a wrong list is a usage error)."""
+    """``5000,20000`` -> [5000, 20000]: session counts, or rates (argparse: a wrong list is a usage error)."""
     try:
         sizes = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a list of session counts: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a list of positive numbers: {text!r}") from None
     if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"not a list of session counts: {text!r}")
+        raise argparse.ArgumentTypeError(f"not a list of positive numbers: {text!r}")
     return sizes
 
 
@@ -721,6 +766,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tunnels", type=int, default=200)
     ap.add_argument("--flat", action="store_true", help="also run 3x the packets to check RSS stays flat")
     ap.add_argument("--live", action="store_true", help="also measure live capture over veth (root)")
+    ap.add_argument("--live-rate", type=_sizes, default=None, metavar="PPS[,PPS...]",
+                    help="only measure live CPU per packet at these offered rates over veth (root), "
+                         "e.g. 1000,5000,20000,50000,200000")
     ap.add_argument("--live-record", action="store_true",
                     help="with --live, replay once more while recording with -w (root)")
     ap.add_argument("--repeat", type=int, default=3,
@@ -746,6 +794,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.storm:
         storms(work, args.storm, args.repeat)
+        return 0
+    if args.live_rate:
+        _compile_bytecode()
+        live_rates(work, args.live_rate)
         return 0
     path = work / f"bench-{args.packets}.pcap"
     t = time.perf_counter()
