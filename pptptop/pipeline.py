@@ -19,9 +19,9 @@ FrameHook = Callable[[int, Frame], None]
 #: called with the number of the batch's first frame and the batch (frames of a reused buffer: copy them)
 BatchHook = Callable[[int, Batch], None]
 
-#: cyclic-GC thresholds while capturing: a full collection walks the tracker's whole heap (stopping every
-#: thread for up to 0.2 s at 50,000 packets/s under the UI); collecting young objects rarer keeps UI keys
-#: under 100 ms and saves 7 % of the CPU of a -r FILE --json run
+#: cyclic-GC thresholds while capturing: a full collection walks the tracker's whole heap and stops every
+#: thread meanwhile; collecting young objects rarer keeps UI keys responsive and the CPU of a run lower
+#: (docs/benchmark.md has the figures)
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
