@@ -5,10 +5,11 @@
    tunnel), then the tunnels table is measured: one snapshot of everything
    (under the lock), a redraw, sorting by each column, scrolling page by page,
    filtering, all through Textual's pilot at 120x36.
-2. 50,000 packets/s: the same kind of capture is replayed through the
-   pipeline paced at 50,000 packets/s in its capture thread while the UI
-   runs; keys are pressed and the time until the screen has handled each one
-   is measured (the issue asks for < 100 ms).
+2. 50,000 packets/s (or, with ``--storm N``, N sessions' handshakes within
+   10 s): the same kind of capture is replayed through the pipeline paced
+   at that rate in its capture thread while the UI runs; keys are pressed
+   and the time until the screen has handled each one is measured (the
+   issue asks for < 100 ms).
 
 Prints the figures; nothing passes or fails.
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pptptop import sources
-from pptptop.bench import generate
+from pptptop.bench import generate, generate_storm
 from pptptop.pipeline import Pipeline, tune_gc
 from pptptop.track.tracker import Limits, Tracker
 from pptptop.ui.app import PptpTopApp
@@ -217,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", default=None)
     ap.add_argument("--switch", type=float, default=None, help="sys.setswitchinterval for the loaded run")
     ap.add_argument("--skip-many", action="store_true")
+    ap.add_argument("--storm", type=int, default=0, metavar="N",
+                    help="instead: N sessions' handshakes (a reconnect storm) within 10 s while keys are pressed")
     ap.add_argument("--gc", default=None, help="gc thresholds for the loaded run instead of run_ui's, e.g. 700,10,10")
     args = ap.parse_args(argv)
     work = Path(args.dir or tempfile.mkdtemp(prefix="pptptop-uibench-"))
@@ -226,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tune_gc()  # what run_ui does
     print(f"gc thresholds {gc.get_threshold()}" + ("" if args.gc else " (run_ui's)"))
+    if args.storm:
+        storm = work / f"storm-{args.storm}.pcap"
+        n = generate_storm(storm, sessions=args.storm, concurrent=500, data=0)
+        print(f"generated {n:,} packets of {args.storm:,} complete sessions, replayed within 10 s")
+        loaded(storm, n / 10, 10)
+        return 0
     many = work / f"tunnels-{args.tunnels}.pcap"
     if not many.exists():
         n = generate(many, packets=args.tunnels * 60, tunnels=args.tunnels)
