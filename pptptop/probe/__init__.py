@@ -162,9 +162,7 @@ class ProbeCapture:
         if self.thread is not None:
             self.thread.join(5)
         self.session.close()
-        from pptptop.diagnose import FINDINGS
-
-        findings = [f.code for t in self.tracker.tunnels.values() for f in t.notes.get(FINDINGS, [])
+        findings = [f.code for t in self.tracker.tunnels.values() for f in t.findings
                     if f.severity.value == "error"]
         return {"file": self.session.args.write, "frames": self.pipeline.frames,
                 "kernel_drops": self.source.stats().kernel_drops, "tunnels": len(self.tracker.tunnels),

@@ -7,7 +7,7 @@ packets that follow the end — the TCP FIN, a late Call-Clear-Request, the
 RST — are in the file too.
 
 On a NAT gateway a session is seen twice, once per leg, as two tunnels that
-:mod:`pptptop.track.nat` joins (``tunnel.notes["nat"]["peer"]``, docs/nat.md).
+:mod:`pptptop.track.nat` joins (``tunnel.nat.peer``, docs/nat.md).
 Both legs go into **one** file, each on its own pcapng interface as it was
 captured, in capture order. The join may come after a leg failed: the
 writer looks for the other leg when the linger time is over, and then waits
@@ -86,9 +86,7 @@ def _safe(text: str, limit: int = 32) -> str:
 
 def _role(t: Tunnel) -> str | None:
     """``inside`` or ``outside`` once NAT correlation decided it (docs/nat.md)."""
-    nat = t.notes.get("nat")
-    role = nat.get("role") if isinstance(nat, dict) else None
-    return role if role in ("inside", "outside") else None
+    return None if t.nat is None else t.nat.role
 
 
 def session_legs(t: Tunnel, *peers: Tunnel) -> list[Tunnel]:
@@ -129,8 +127,7 @@ def failed_file_name(t: Tunnel, *peers: Tunnel) -> str:
 
 # ---------------------------------------------------------------------- sentences
 def _findings(t: Tunnel) -> list[Finding]:
-    raw = t.notes.get("findings")
-    return [f for f in raw if isinstance(f, Finding)] if isinstance(raw, list | tuple) else []
+    return list(t.findings)
 
 
 def _sentence(text: str) -> str:

@@ -16,6 +16,7 @@ from enum import IntEnum, StrEnum
 from typing import Any
 
 from pptptop.decode.pppd import format_pppd
+from pptptop.track.notes import ConntrackNote, Finding, InsideNote, NatNote, NatProblem, Withdrawn
 
 
 class Phase(StrEnum):
@@ -371,8 +372,18 @@ class Tunnel:
     pending_requests: dict[tuple[int, str], Any] = field(default_factory=dict)
     #: sngrep's "changed" flag: set by every update, cleared by whoever redraws
     changed: bool = True
-    #: opaque annotations added by later stages (diagnosis, NAT correlation)
-    notes: dict[str, Any] = field(default_factory=dict)
+    # what later stages note (track/notes.py): the diagnosis, NAT correlation, the kernel's view, the inside
+    #: the current findings, errors first (pptptop.diagnose)
+    findings: tuple[Finding, ...] = ()
+    #: findings that later packets contradicted (the first 16)
+    withdrawn: tuple[Withdrawn, ...] = ()
+    #: this leg's translation table, when NAT correlation joined it to its other leg (track/nat/)
+    nat: NatNote | None = None
+    nat_problems: tuple[NatProblem, ...] = ()
+    #: the kernel's conntrack view of the session (--conntrack, track/conntrack.py)
+    conntrack: ConntrackNote | None = None
+    #: what pptptop.inside found inside the tunnel (its user's secret known)
+    inside: InsideNote | None = None
     #: called with every data packet of this tunnel, ``tap(tunnel, direction, number, ts, data, start, end)``
     #: (its PPP frame is ``data[start:end]``): set by a later stage that looks inside (pptptop.inside decrypting
     #: MPPE); a tunnel with a tap takes the per-packet path, never the batch counts
