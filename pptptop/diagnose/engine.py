@@ -127,9 +127,11 @@ class Diagnoser:
         t = ev.tunnel
         if t is None:
             return
-        if kind is EventKind.EVICTED or kind is EventKind.MERGED:
-            self._forget(t)
+        if kind is EventKind.EVICTED or kind is EventKind.MERGED or kind is EventKind.SETTLED:
+            self._forget(t)  # settled: ended and quiet, its findings stay on the tunnel as they are
             return
+        if t.packed is not None:
+            return  # a settled tunnel's diagnosis is final
         obs = self._obs.get(t.id)
         if obs is None:
             obs = self._obs[t.id] = Observations(self.cfg)

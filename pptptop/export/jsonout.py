@@ -158,7 +158,7 @@ def tunnel_dict(t: Tunnel, now: float, extensions: dict[str, Extension] | None =
             for k, n in list(t.inner_flows.items())[:32]
         ],
         "malformed": t.malformed,
-        "packets_stored": len(t.packets) + len(t.late_packets) + len(t.keepalives),
+        "packets_stored": t.stored,
     }
     for name, fn in (extensions or {}).items():
         out[name] = fn(t)

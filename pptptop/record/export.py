@@ -74,7 +74,7 @@ def tunnel_packets(tunnel: Tunnel) -> list[ExportPacket]:
     the deques are copied in one C-level step each.
     """
     stored = tunnel.all_packets()
-    ring = list(tunnel.data_ring)
+    ring = tunnel.ring()
     linktypes = {p.iface: p.linktype for p in stored}
     lt = linktypes.get(tunnel.iface, stored[0].linktype if stored else LINKTYPE_ETHERNET)
     out = [ExportPacket(p.number, p.ts, p.iface, p.linktype, p.data) for p in stored]

@@ -42,7 +42,7 @@ from pptptop.diagnose.text import printable, quoted
 from pptptop.record.export import ExportPacket, collect_packets, nat_peers, write_packets
 from pptptop.record.writers import RecordError, describe_os_error
 from pptptop.track.events import Event, EventKind
-from pptptop.track.model import HexData, Phase, Tunnel
+from pptptop.track.model import DATA_RING, HexData, Phase, Tunnel
 from pptptop.track.tracker import Tracker
 
 log = logging.getLogger("pptptop.record")
@@ -231,7 +231,7 @@ def section_comment(legs: Sequence[Tunnel], packets: int) -> str:
         lines.append(line)
     whose = "each leg's" if len(legs) > 1 else "the tunnel's"
     lines.append(f"Its {packets} packets, in capture order, are what pptptop keeps of a tunnel: {whose} "
-                 f"negotiation and control packets, latest keepalives and last {legs[0].data_ring.maxlen} data "
+                 f"negotiation and control packets, latest keepalives and last {DATA_RING} data "
                  "packets (bare TCP and GRE acknowledgements are not kept).")
     for t in legs:
         if t.packets_dropped:

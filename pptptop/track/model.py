@@ -13,10 +13,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pptptop.decode.pppd import format_pppd
 from pptptop.track.notes import ConntrackNote, Finding, InsideNote, NatNote, NatProblem, Withdrawn
+
+if TYPE_CHECKING:
+    from pptptop.track.packed import PackedPackets, PackedRing
 
 
 class Phase(StrEnum):
@@ -93,6 +96,10 @@ class PacketKind(StrEnum):
 
 
 KEEPALIVES_KEPT = 64  # the latest keepalive packets kept per tunnel (32 request/reply pairs)
+DATA_RING = 64  # the last data packets kept per tunnel (Tunnel.data_ring)
+#: what a settled tunnel has in place of its packet rings: a deque of no length keeps nothing (appending to it
+#: does nothing), so every settled tunnel shares it; what they held is in ``Tunnel.packed``/``packed_ring``
+NOTHING_KEPT: deque[Any] = deque(maxlen=0)
 
 
 @dataclass(slots=True)
@@ -365,8 +372,13 @@ class Tunnel:
     #: keepalives (PPTP and LCP Echo, LCP Discard), the latest only: EchoStats counts them all, and a tunnel
     #: up for days would otherwise fill ``packets`` and ``late_packets`` with them
     keepalives: deque[Packet] = field(default_factory=lambda: deque(maxlen=KEEPALIVES_KEPT))
-    data_ring: deque[tuple[int, float, int, bytes]] = field(default_factory=lambda: deque(maxlen=64))
+    data_ring: deque[tuple[int, float, int, bytes]] = field(default_factory=lambda: deque(maxlen=DATA_RING))
     packets_dropped: int = 0
+    #: a settled tunnel's stored packets and data ring, packed (``Tracker`` settles a tunnel that ended and
+    #: went quiet, track/packed.py); ``packets``, ``late_packets``, ``keepalives`` and ``data_ring`` are then
+    #: empty: read them through :meth:`all_packets`, :meth:`ring` and :attr:`stored`
+    packed: PackedPackets | None = None
+    packed_ring: PackedRing | None = None
     inner_flows: dict[tuple[str, str, int, int | None, int | None], int] = field(default_factory=dict)
     #: the last Configure-Request of each (PPP protocol, side), awaiting its Ack/Nak/Reject
     pending_requests: dict[tuple[int, str], Any] = field(default_factory=dict)
@@ -418,9 +430,23 @@ class Tunnel:
     def all_packets(self) -> list[Packet]:
         """Every stored non-data packet, in capture order."""
         stored = [*self.packets, *self.late_packets]
+        if self.packed is not None:
+            return sorted([*self.packed.unpack(self.auth.chap_algorithm), *stored, *self.keepalives], key=_number)
         if not self.keepalives:
             return stored
         return sorted([*stored, *self.keepalives], key=_number)
+
+    @property
+    def stored(self) -> int:
+        """How many non-data packets are stored (packed or not)."""
+        packed = len(self.packed) if self.packed is not None else 0
+        return packed + len(self.packets) + len(self.late_packets) + len(self.keepalives)
+
+    def ring(self) -> list[tuple[int, float, int, bytes]]:
+        """The last data packets (frame number, time, direction, frame), oldest first."""
+        if self.packed_ring is None:
+            return list(self.data_ring)
+        return [*self.packed_ring.unpack(), *self.data_ring]
 
     @property
     def label(self) -> str:

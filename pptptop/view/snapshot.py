@@ -331,6 +331,7 @@ class CaptureView:
     active: int = 0
     failed: int = 0
     malformed: int = 0
+    evicted: int = 0  # tunnels dropped from memory by --max-tunnels
     clock: float = 0.0  # capture time now: the wall clock live, the replay's position when paced
 
 
@@ -439,6 +440,9 @@ class TunnelStore:
             cap.clock = now
             cap.first_ts = st.first_ts
             cap.malformed = st.malformed
+            if st.evicted != cap.evicted:
+                cap.evicted = st.evicted
+                changed = True
             cap.done = pipeline.done.is_set()
             cap.paused = pipeline.paused.is_set()
             cap.error = None if pipeline.error is None else str(pipeline.error)
@@ -536,7 +540,7 @@ def make_detail(t: Tunnel, now: float, peer: Tunnel | None = None) -> TunnelDeta
         lcp_echo=_copy_echo(t.lcp_echo),
         traffic=(copy_traffic(t.traffic[0], now, 300), copy_traffic(t.traffic[1], now, 300)),
         packets=packets,
-        data_ring=tuple(t.data_ring),
+        data_ring=tuple(t.ring()),
         packets_dropped=t.packets_dropped,
         malformed=t.malformed,
         icmp_errors=tuple(t.icmp_errors),
