@@ -1,5 +1,5 @@
-"""Pilot tests of memory bounds in the UI: the header says how many tunnels were evicted, and the tunnel the
-user is looking at is pinned (evicted last) while its screen is open."""
+"""Pilot tests of memory bounds in the UI: the header says how many tunnels were evicted, the tunnel the user
+is looking at is pinned (evicted last) while its screen is open, and a settled tunnel still shows and saves."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pptptop.track.tracker import Limits, Tracker
 from pptptop.ui.app import PptpTopApp
 from pptptop.ui.screens.tunnel import TunnelScreen
 from pptptop.ui.themes import load_theme
+from pptptop.ui.widgets.ladder import LadderView
 
 SESSIONS = 60
 KEPT = 20
@@ -58,5 +59,28 @@ def test_the_open_tunnel_is_pinned_until_its_screen_closes(tmp_path: Path, utc: 
             await pilot.press("escape")
             await pilot.pause()
             assert not isinstance(app.screen, TunnelScreen) and tracker.pinned == frozenset()
+
+    asyncio.run(run())
+
+
+def test_a_settled_tunnel_shows_its_ladder_and_saves(tmp_path: Path, utc: None) -> None:
+    """A closed tunnel whose packets were packed (Tracker.settle) still draws its ladder from them, its PPP
+    frames decoded again, and saves to pcapng."""
+    app = storm_app(tmp_path)
+    tracker = app.pipeline.tracker
+    tid = max(tracker.tunnels)
+    before = [(p.number, p.summary) for p in tracker.tunnels[tid].all_packets()]
+    tracker.tick(tracker.now + tracker.limits.settle_after)
+    assert tracker.tunnels[tid].packed is not None
+
+    async def run() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            app.open_tunnel(tid)
+            await pilot.pause()
+            ladder = app.screen.query_one(LadderView)
+            assert [(e.packet.number, e.packet.summary) for e in ladder.entries] == before
+            assert any(e.label.startswith("LCP ConfReq") for e in ladder.entries)
+            path = app.save_tunnel(tid)
+            assert path is not None and path.stat().st_size > 0
 
     asyncio.run(run())
