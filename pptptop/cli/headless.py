@@ -19,7 +19,7 @@ from pptptop.diagnose import options as diagopts
 from pptptop.exitcodes import EXIT_BAD_INPUT, EXIT_CANT_CREATE, EXIT_NO_INPUT, EXIT_OK, EXIT_SOFTWARE
 from pptptop.export import inside as insideout
 from pptptop.export import service
-from pptptop.export.jsonout import EventStream, Extension, document
+from pptptop.export.jsonout import EventStream, Extension, source_dict, tunnel_dicts
 from pptptop.export.report import report
 from pptptop.pipeline import Pipeline
 from pptptop.record.session import RecordingSession
@@ -104,14 +104,24 @@ def _info(r: Run) -> dict[str, Any]:
 
 
 def _json_document(r: Run, info: dict[str, Any]) -> None:
-    """``--json`` of a file: one document."""
-    doc = document(r.engine.tracker, info, r.extensions, fold=r.engine.nat.fold)
-    if r.kernel is not None:
-        r.kernel.poll()
-        doc["conntrack"] = r.kernel.summary()
+    """``--json`` of a file: one document, written a tunnel at a time (the bytes ``json.dumps`` gives for the
+    whole document, without holding it)."""
+    tracker = r.engine.tracker
+    out = sys.stdout
     # dumps, no indent: only json.dumps without indent runs the C encoder (json.dump never does), ten
     # times faster than the pure-Python one (use jq to read)
-    sys.stdout.write(json.dumps({**doc, **r.session.summary()}, default=str) + "\n")
+    out.write('{"source": ' + json.dumps(source_dict(tracker, info), default=str) + ', "tunnels": [')
+    for i, d in enumerate(tunnel_dicts(tracker, r.extensions, fold=r.engine.nat.fold)):
+        out.write((", " if i else "") + json.dumps(d, default=str))
+    out.write("]")
+    rest: dict[str, Any] = {}
+    if r.kernel is not None:
+        r.kernel.poll()
+        rest["conntrack"] = r.kernel.summary()
+    rest.update(r.session.summary())
+    for key, value in rest.items():
+        out.write(", " + json.dumps(key) + ": " + json.dumps(value, default=str))
+    out.write("}\n")
 
 
 def _json_end_line(r: Run, info: dict[str, Any]) -> None:

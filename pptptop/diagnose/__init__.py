@@ -1,6 +1,6 @@
 """Diagnosis: tracker events → findings (cause, Windows error, evidence packets, fix).
 
-``Diagnoser(config).attach(tracker)`` keeps ``tunnel.notes["findings"]``
+``Diagnoser(config).attach(tracker)`` keeps ``tunnel.findings``
 current; :func:`diagnosis_json` and :func:`report_lines` are the ``--json``
 and ``--report`` hooks. Every code is documented in ``docs/diagnosis.md``.
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from pptptop.diagnose.config import DiagnosisConfig
-from pptptop.diagnose.engine import FINDINGS, Diagnoser, FindingChange, Withdrawn
+from pptptop.diagnose.engine import Diagnoser, FindingChange
 from pptptop.diagnose.finding import Finding, Severity, ordered
 from pptptop.diagnose.rules import RULES
 from pptptop.diagnose.text import printable
 from pptptop.track.model import Tunnel
+from pptptop.track.notes import Withdrawn
 
 __all__ = [
-    "FINDINGS",
     "RULES",
     "Diagnoser",
     "DiagnosisConfig",
@@ -35,13 +35,12 @@ _MARK = {Severity.ERROR: "✗", Severity.WARNING: "!", Severity.INFO: "i"}
 
 def diagnosis_json(tunnel: Tunnel) -> list[dict[str, Any]]:
     """The ``diagnosis`` list of a tunnel in ``--json`` (errors first)."""
-    found: list[Finding] = tunnel.notes.get(FINDINGS, [])
-    return [f.to_dict() for f in found]
+    return [f.to_dict() for f in tunnel.findings]
 
 
 def report_lines(tunnel: Tunnel) -> list[str]:
     """The diagnosis section of a tunnel in ``--report``."""
-    found: list[Finding] = tunnel.notes.get(FINDINGS, [])
+    found = tunnel.findings
     if not found:
         return []
     lines = ["  diagnosis"]

@@ -5,7 +5,7 @@ keeps :class:`~pptptop.diagnose.observe.Observations` per tunnel, and after
 each event of a tunnel runs the rules on it; on TICK it runs the rules that
 depend on time. A finding appears at the event that completes its evidence
 and is withdrawn when its rule stops holding. The current findings of a
-tunnel are in ``tunnel.notes["findings"]`` (errors first) for the UI and the
+tunnel are in ``tunnel.findings`` (errors first) for the UI and the
 exporters; :meth:`Diagnoser.subscribe` reports appearances and withdrawals
 live. Nothing is sent back into the tracker.
 """
@@ -22,19 +22,10 @@ from pptptop.diagnose.observe import CATEGORIES, Observations, Ref, category, ro
 from pptptop.diagnose.rules import RULES, Case, Collision, Hit, Quiet, Rule
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Phase, Tunnel
+from pptptop.track.notes import Withdrawn
 from pptptop.track.tracker import Tracker
 
-FINDINGS = "findings"
-WITHDRAWN = "findings_withdrawn"
 MAX_WITHDRAWN = 16
-
-
-@dataclass(frozen=True, slots=True)
-class Withdrawn:
-    """A finding that later packets contradicted, and when."""
-
-    finding: Finding
-    ts: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +55,7 @@ CallKey = tuple[str, str, str, int]
 # through EnumType's __getattr__ hook (docs/benchmark.md)
 _TICK, _EVICTED, _MERGED, _TUNNEL_NEW, _MESSAGE, _ENDED = (EventKind.TICK, EventKind.EVICTED, EventKind.MERGED,
                                                             EventKind.TUNNEL_NEW, EventKind.MESSAGE, EventKind.ENDED)
+_SETTLED = EventKind.SETTLED
 _ERROR = Severity.ERROR
 _DATA = Phase.DATA
 
@@ -128,10 +120,9 @@ class Diagnoser:
         """How many tunnels the diagnoser holds state for (evicted ones are forgotten)."""
         return len(self._obs)
 
-    def findings(self, tunnel: Tunnel) -> list[Finding]:
+    def findings(self, tunnel: Tunnel) -> tuple[Finding, ...]:
         """The tunnel's current findings, errors first."""
-        found: list[Finding] = tunnel.notes.get(FINDINGS, [])
-        return found
+        return tunnel.findings
 
     def __call__(self, ev: Event) -> None:
         self.on_event(ev)
@@ -148,9 +139,11 @@ class Diagnoser:
         t = ev.tunnel
         if t is None:
             return
-        if kind is _EVICTED or kind is _MERGED:
-            self._forget(t)
+        if kind is _EVICTED or kind is _MERGED or kind is _SETTLED:
+            self._forget(t)  # settled: ended and quiet, its findings stay on the tunnel as they are
             return
+        if t.packed is not None:
+            return  # a settled tunnel's diagnosis is final
         obs = self._obs.get(t.id)
         if obs is None:
             obs = self._obs[t.id] = Observations(self.cfg)
@@ -273,7 +266,7 @@ class Diagnoser:
         if before.keys() == shown.keys() and all(before[c] is shown[c] for c in shown):
             return
         self._shown[t.id] = shown
-        t.notes[FINDINGS] = ordered(list(shown.values()))
+        t.findings = tuple(ordered(list(shown.values())))
         t.changed = True
         for code, f in shown.items():
             old = before.get(code)
@@ -281,9 +274,8 @@ class Diagnoser:
                 self._emit(FindingChange("finding", t, f, now))  # new, or a provisional one confirmed
         for code, f in before.items():
             if code not in shown:
-                gone: list[Withdrawn] = t.notes.setdefault(WITHDRAWN, [])
-                if len(gone) < MAX_WITHDRAWN:
-                    gone.append(Withdrawn(f, now))
+                if len(t.withdrawn) < MAX_WITHDRAWN:
+                    t.withdrawn = (*t.withdrawn, Withdrawn(f, now))
                 self._emit(FindingChange("withdrawn", t, f, now))
 
     def _emit(self, change: FindingChange) -> None:

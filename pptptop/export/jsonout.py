@@ -7,7 +7,7 @@ docs/json.md documents every one.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from pptptop.track.events import Event, EventKind
@@ -158,7 +158,7 @@ def tunnel_dict(t: Tunnel, now: float, extensions: dict[str, Extension] | None =
             for k, n in list(t.inner_flows.items())[:32]
         ],
         "malformed": t.malformed,
-        "packets_stored": len(t.packets) + len(t.late_packets) + len(t.keepalives),
+        "packets_stored": t.stored,
     }
     for name, fn in (extensions or {}).items():
         out[name] = fn(t)
@@ -203,13 +203,23 @@ def document(
     NAT session, see track/nat.py) or None: folded tunnels leave ``tunnels``
     and appear in their parent's ``legs`` list, so each session is listed once.
     """
+    src = source_dict(tracker, source)
+    return {"source": src, "tunnels": list(tunnel_dicts(tracker, extensions, fold))}
+
+
+def tunnel_dicts(
+    tracker: Tracker,
+    extensions: dict[str, Extension] | None = None,
+    fold: Callable[[Tunnel], int | None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The ``tunnels`` of :func:`document`, one at a time: a writer that encodes each as it comes never
+    holds the whole document (20,000 tunnels are ~0.5 GB of dicts)."""
     now = tracker.now
     ordered = sorted(tracker.tunnels.values(), key=lambda t: t.id)
     if fold is None:
-        return {
-            "source": source_dict(tracker, source),
-            "tunnels": [tunnel_dict(t, now, extensions) for t in ordered],
-        }
+        for t in ordered:
+            yield tunnel_dict(t, now, extensions)
+        return
     legs: dict[int, list[Tunnel]] = {}
     top: list[Tunnel] = []
     for t in ordered:
@@ -218,12 +228,10 @@ def document(
             legs.setdefault(parent, []).append(t)
         else:
             top.append(t)
-    out = []
     for t in top:
         d = tunnel_dict(t, now, extensions)
         d["legs"] = [tunnel_dict(x, now, extensions) for x in legs.get(t.id, [])]
-        out.append(d)
-    return {"source": source_dict(tracker, source), "tunnels": out}
+        yield d
 
 
 class EventStream:

@@ -35,8 +35,8 @@ from pptptop import __version__
 from pptptop.decode import pptp as P
 from pptptop.decode.lcp import ControlCode, ControlPacket
 from pptptop.decode.ppp import PppFrame, PppProtocol
-from pptptop.diagnose.engine import FINDINGS, FindingChange
-from pptptop.diagnose.finding import Finding, Severity
+from pptptop.diagnose.engine import FindingChange
+from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.text import printable
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import PHASE_ORDER, Direction, DirectionStats, Phase, Tunnel
@@ -232,8 +232,7 @@ class Metrics:
         gre = dict(self._retired.gre)
         for t in tunnels:
             by_phase[t.phase] += 1
-            found: list[Finding] = t.notes.get(FINDINGS, ())
-            for f in found:
+            for f in t.findings:
                 k = (f.code, f.severity.value)
                 standing[k] = standing.get(k, 0) + 1
             for name, d in _DIRECTIONS:

@@ -1,4 +1,4 @@
-"""The :class:`Inspector`: tracker events and data packets in, ``tunnel.notes["inside"]`` out.
+"""The :class:`Inspector`: tracker events and data packets in, ``tunnel.inside`` out.
 
 It follows each tunnel's authentication from the tracker's events (CHAP
 Challenge/Response/Success/Failure, PAP Request/Ack/Nak, RFC 1994, 1334,
@@ -36,7 +36,7 @@ from pptptop.inside.credentials import (
 from pptptop.inside.inner import DEFAULT_MRU, InnerTraffic
 from pptptop.inside.mppe import Drop, MppeReceiver
 from pptptop.inside.secrets import Secret, SecretStore
-from pptptop.inside.state import INSIDE, DecryptState, InsideTunnel, inside_of
+from pptptop.inside.state import DecryptState, InsideTunnel, inside_of
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Direction, Phase, Tunnel
 from pptptop.track.tracker import Tracker
@@ -115,7 +115,8 @@ class Inspector:
     def _inside(self, t: Tunnel) -> InsideTunnel:
         inside = inside_of(t)
         if inside is None:
-            inside = t.notes[INSIDE] = InsideTunnel(t.id, InnerTraffic(_mru_of(t)))
+            inside = InsideTunnel(t.id, InnerTraffic(_mru_of(t)))
+            t.inside = inside
         return inside
 
     def _state(self, t: Tunnel) -> _Private:

@@ -1,4 +1,4 @@
-"""What pptptop sees inside one tunnel: ``tunnel.notes["inside"]``.
+"""What pptptop sees inside one tunnel: ``tunnel.inside``.
 
 :class:`InsideTunnel` is the typed joint between :mod:`pptptop.inside` and
 the stages after it (diagnosis rules, ``--json``, ``--report``, the recorder
@@ -16,10 +16,11 @@ from enum import StrEnum
 from typing import Any
 
 from pptptop.inside.inner import InnerTraffic
+from pptptop.track.model import Tunnel
+from pptptop.track.notes import InsideNote
 
-__all__ = ["INSIDE", "CredentialCheck", "DecryptState", "InsideTunnel", "Match", "inside_of"]
+__all__ = ["CredentialCheck", "DecryptState", "InsideTunnel", "Match", "inside_of"]
 
-INSIDE = "inside"
 MAX_CHECKS = 16
 #: inner datagrams kept for the packet view: as many as the tunnel's data ring keeps frames (Tunnel.data_ring)
 RECENT = 64
@@ -72,7 +73,7 @@ class DecryptState(StrEnum):
 
 
 @dataclass(slots=True, eq=False)
-class InsideTunnel:
+class InsideTunnel(InsideNote):
     """One tunnel seen from the inside; see the module docstring."""
 
     tunnel_id: int
@@ -115,7 +116,8 @@ class InsideTunnel:
         }
 
 
-def inside_of(tunnel: Any) -> InsideTunnel | None:
-    """The tunnel's :class:`InsideTunnel`, or None when nothing looked inside it."""
-    v = tunnel.notes.get(INSIDE)
+def inside_of(tunnel: Tunnel) -> InsideTunnel | None:
+    """The tunnel's :class:`InsideTunnel`, or None when nothing looked inside it (``Tunnel.inside`` holds
+    an :class:`~pptptop.track.notes.InsideNote`, and this is the only kind)."""
+    v = tunnel.inside
     return v if isinstance(v, InsideTunnel) else None

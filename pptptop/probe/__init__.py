@@ -173,12 +173,11 @@ class ProbeCapture:
         """What ``--json`` says under ``capture``; :attr:`report_lines` gets the ``--report`` of each tunnel
         (the passive engine's view of the probe, its diagnosis included), as ``-r FILE --report`` prints it."""
         from pptptop import diagnose
-        from pptptop.diagnose import FINDINGS
         from pptptop.export.report import tunnel_lines
 
         with self.pipeline.lock:
             tunnels = sorted(self.tracker.tunnels.values(), key=lambda t: t.id)
-            findings = [f.code for t in tunnels for f in t.notes.get(FINDINGS, []) if f.severity.value == "error"]
+            findings = [f.code for t in tunnels for f in t.findings if f.severity.value == "error"]
             self.report_lines = [line for t in tunnels for line in tunnel_lines(t, [diagnose.report_lines])]
         return {"file": self.session.args.write, "frames": self.pipeline.frames,
                 "kernel_drops": self.source.stats().kernel_drops, "tunnels": len(self.tracker.tunnels),

@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pptptop.diagnose.text import printable, quoted
 from pptptop.record.writers import (
@@ -53,16 +52,8 @@ class ExportPacket:
 
 
 def nat_peers(tunnel: Tunnel) -> list[int]:
-    """Tunnel IDs named by ``tunnel.notes["nat"]["peer"]`` (an int or a list of ints)."""
-    nat = tunnel.notes.get("nat")
-    if not isinstance(nat, dict):
-        return []
-    peer = nat.get("peer")
-    if isinstance(peer, int) and not isinstance(peer, bool):
-        return [peer]
-    if isinstance(peer, list | tuple):
-        return [p for p in peer if isinstance(p, int) and not isinstance(p, bool)]
-    return []
+    """The tunnel ID of the other NAT leg (``tunnel.nat.peer``), when NAT correlation joined one."""
+    return [] if tunnel.nat is None else [tunnel.nat.peer]
 
 
 def tunnel_legs(tunnel: Tunnel, tracker: Tracker | None = None) -> list[Tunnel]:
@@ -83,7 +74,7 @@ def tunnel_packets(tunnel: Tunnel) -> list[ExportPacket]:
     the deques are copied in one C-level step each.
     """
     stored = tunnel.all_packets()
-    ring = list(tunnel.data_ring)
+    ring = tunnel.ring()
     linktypes = {p.iface: p.linktype for p in stored}
     lt = linktypes.get(tunnel.iface, stored[0].linktype if stored else LINKTYPE_ETHERNET)
     out = [ExportPacket(p.number, p.ts, p.iface, p.linktype, p.data) for p in stored]
@@ -181,26 +172,22 @@ def describe_tunnel(t: Tunnel) -> str:
 
 
 def findings_text(t: Tunnel) -> list[str]:
-    """The diagnosis (``tunnel.notes["findings"]``), one line per finding; tolerant of missing fields.
+    """The diagnosis (``tunnel.findings``), one line per finding.
 
     A finding's text is escaped already (the rules escape the wire strings
     they quote); :func:`printable` here is for anything else and changes
     nothing that was escaped.
     """
-    raw: Any = t.notes.get("findings")
-    if not isinstance(raw, Iterable) or isinstance(raw, str | bytes):
-        return []
     lines = []
-    for f in raw:
-        sev = printable(getattr(f, "severity", "") or "", 16)
-        code = printable(getattr(f, "code", "") or "", 64)
-        title = printable(getattr(f, "title", "") or "", 160)
-        detail = printable(getattr(f, "detail", "") or "", 600)
-        werr = getattr(f, "windows_error", None)
-        hint = printable(getattr(f, "hint", "") or "", 600)
+    for f in t.findings:
+        sev = printable(f.severity.value, 16)
+        code = printable(f.code, 64)
+        title = printable(f.title, 160)
+        detail = printable(f.detail, 600)
+        hint = printable(f.hint, 600)
         line = f"[{sev}] {code}: {title}" if sev else f"{code}: {title}"
-        if werr:
-            line += f" (Windows error {printable(werr, 16)})"
+        if f.windows_error:
+            line += f" (Windows error {f.windows_error})"
         if detail:
             line += f" - {detail}"
         if hint:

@@ -7,7 +7,7 @@ packets that follow the end — the TCP FIN, a late Call-Clear-Request, the
 RST — are in the file too.
 
 On a NAT gateway a session is seen twice, once per leg, as two tunnels that
-:mod:`pptptop.track.nat` joins (``tunnel.notes["nat"]["peer"]``, docs/nat.md).
+:mod:`pptptop.track.nat` joins (``tunnel.nat.peer``, docs/nat.md).
 Both legs go into **one** file, each on its own pcapng interface as it was
 captured, in capture order. The join may come after a leg failed: the
 writer looks for the other leg when the linger time is over, and then waits
@@ -42,7 +42,7 @@ from pptptop.diagnose.text import printable, quoted
 from pptptop.record.export import ExportPacket, collect_packets, nat_peers, write_packets
 from pptptop.record.writers import RecordError, describe_os_error
 from pptptop.track.events import Event, EventKind
-from pptptop.track.model import HexData, Phase, Tunnel
+from pptptop.track.model import DATA_RING, HexData, Phase, Tunnel
 from pptptop.track.tracker import Tracker
 
 log = logging.getLogger("pptptop.record")
@@ -86,9 +86,7 @@ def _safe(text: str, limit: int = 32) -> str:
 
 def _role(t: Tunnel) -> str | None:
     """``inside`` or ``outside`` once NAT correlation decided it (docs/nat.md)."""
-    nat = t.notes.get("nat")
-    role = nat.get("role") if isinstance(nat, dict) else None
-    return role if role in ("inside", "outside") else None
+    return None if t.nat is None else t.nat.role
 
 
 def session_legs(t: Tunnel, *peers: Tunnel) -> list[Tunnel]:
@@ -129,8 +127,7 @@ def failed_file_name(t: Tunnel, *peers: Tunnel) -> str:
 
 # ---------------------------------------------------------------------- sentences
 def _findings(t: Tunnel) -> list[Finding]:
-    raw = t.notes.get("findings")
-    return [f for f in raw if isinstance(f, Finding)] if isinstance(raw, list | tuple) else []
+    return list(t.findings)
 
 
 def _sentence(text: str) -> str:
@@ -234,7 +231,7 @@ def section_comment(legs: Sequence[Tunnel], packets: int) -> str:
         lines.append(line)
     whose = "each leg's" if len(legs) > 1 else "the tunnel's"
     lines.append(f"Its {packets} packets, in capture order, are what pptptop keeps of a tunnel: {whose} "
-                 f"negotiation and control packets, latest keepalives and last {legs[0].data_ring.maxlen} data "
+                 f"negotiation and control packets, latest keepalives and last {DATA_RING} data "
                  "packets (bare TCP and GRE acknowledgements are not kept).")
     for t in legs:
         if t.packets_dropped:

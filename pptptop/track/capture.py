@@ -27,6 +27,8 @@ class Limits:
     pptp_echo_timeout: float = 60.0  # RFC 2637 §2.5
     lcp_echo_timeout: float = 10.0
     max_inner_flows: int = 256
+    #: seconds of capture a tunnel stays quiet after its end before its packets are packed (Tracker.settle)
+    settle_after: float = 5.0
 
 
 @dataclass(slots=True)

@@ -33,9 +33,9 @@ from typing import Any
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Direction, Tunnel
 from pptptop.track.nat import NatCorrelator
+from pptptop.track.notes import ConntrackNote, NatNote
 from pptptop.track.tracker import Tracker
 
-NOTE = "conntrack"
 PPTP_PORT = 1723
 IPPROTO_TCP = 6
 IPPROTO_GRE = 47
@@ -285,10 +285,10 @@ def _gre_of(tcp: CtEntry, entries: Iterable[CtEntry]) -> list[CtEntry]:
     return out
 
 
-def _observed(t: Tunnel, nat: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+def _observed(t: Tunnel, nat: NatNote | None) -> dict[str, dict[str, Any]]:
     """What the wire shows for ``t``: inside/outside/server endpoints (one of the first two may be unknown)."""
     if nat is not None:
-        return {"inside": nat["inside"], "outside": nat["outside"], "server": nat["server"]}
+        return {"inside": nat.inside.as_dict(), "outside": nat.outside.as_dict(), "server": nat.server.as_dict()}
     ep = {"ip": t.client.ip, "port": t.client.port, "call_id": t.client.call_id}
     return {"client": ep, "server": {"ip": t.server.ip, "port": t.server.port, "call_id": t.server.call_id}}
 
@@ -314,11 +314,11 @@ def find_control_entry(obs: dict[str, dict[str, Any]], entries: Iterable[CtEntry
     return None
 
 
-def compare(t: Tunnel, nat: dict[str, Any] | None, entries: list[CtEntry],
+def compare(t: Tunnel, nat: NatNote | None, entries: list[CtEntry],
             peer: Tunnel | None = None) -> dict[str, Any]:
     """The kernel's entries for ``t``'s session beside the observed mapping, with every disagreement.
 
-    ``nat`` is ``t.notes["nat"]`` and ``peer`` the other leg (both legs known), or None (one leg: the
+    ``nat`` is ``t.nat`` and ``peer`` the other leg (both legs known), or None (one leg: the
     kernel fills in the other side). Server → client GRE seen on the outside with a key the kernel has
     no entry for is flagged as ``gre-key-unknown``.
     """
@@ -337,7 +337,7 @@ def compare(t: Tunnel, nat: dict[str, Any] | None, entries: list[CtEntry],
         obs = {side: obs["client"], "server": obs["server"]}
         outside_leg = t if side == "outside" else None
     else:
-        outside_leg = (peer if nat is not None and nat.get("role") == "inside" else t)
+        outside_leg = (peer if nat is not None and nat.role == "inside" else t)
     result["tcp"] = tcp.as_dict()
     result["matched"] = side
     if not (tcp.helper and ("pptp" in tcp.helper or tcp.helper == "(helper)")):
@@ -403,7 +403,7 @@ class ConntrackMonitor:
     """Polls the conntrack table in a thread and annotates tunnels with the kernel's view.
 
     Annotation runs in the tracker's thread (it subscribes to the tracker): on each TICK after a new
-    snapshot, and when a tunnel ends. ``tunnel.notes["conntrack"]`` keeps the last entries that matched,
+    snapshot, and when a tunnel ends. ``tunnel.conntrack`` keeps the last entries that matched,
     marked ``stale`` once the kernel has dropped them.
     """
 
@@ -452,27 +452,31 @@ class ConntrackMonitor:
             self.poll()
 
     # ------------------------------------------------------------------ views
-    def view(self, t: Tunnel) -> dict[str, Any] | None:
-        """The kernel's view of ``t``'s session (also stored in ``t.notes["conntrack"]``)."""
+    def view(self, t: Tunnel) -> ConntrackNote:
+        """The kernel's view of ``t``'s session (also stored in ``t.conntrack``)."""
         nat = self.nat.view(t) if self.nat is not None else None
         peer = self.nat.peer(t) if self.nat is not None else None
         v = compare(t, nat, self.entries, peer)
-        prev = t.notes.get(NOTE)
-        if v["tcp"] is None and isinstance(prev, dict) and prev.get("tcp") is not None:
-            prev["stale"] = True
+        prev = t.conntrack
+        if v["tcp"] is None and prev is not None and prev.source is not None:
+            if not prev.stale:
+                prev = t.conntrack = ConntrackNote(prev.agrees, True, prev.source, {**prev.view, "stale": True})
             return prev
         v["stale"] = False
         v["method"] = self.method
         v["snapshot_time"] = self.updated
         if self.error:
             v["error"] = self.error
-        t.notes[NOTE] = v
-        return v
+        tcp = v["tcp"]
+        source = None if tcp is None else (tcp["orig"]["src"], tcp["orig"]["sport"])
+        note = ConntrackNote(bool(v["agrees"]), False, source, v)
+        t.conntrack = note
+        return note
 
     def summary(self) -> dict[str, Any]:
         """For ``--json``: how the table was read, and PPTP sessions the kernel has that the wire did not show."""
-        seen = {(e["tcp"]["orig"]["src"], e["tcp"]["orig"]["sport"]) for t in self.tracker.tunnels.values()
-                for e in [t.notes.get(NOTE)] if isinstance(e, dict) and e.get("tcp")}
+        seen = {t.conntrack.source for t in self.tracker.tunnels.values()
+                if t.conntrack is not None and t.conntrack.source is not None}
         sessions = kernel_pptp_sessions(self.entries)
         return {"method": self.method, "error": self.error, "snapshots": self.snapshots,
                 "snapshot_time": self.updated, "entries": len(self.entries),

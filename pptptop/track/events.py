@@ -26,6 +26,7 @@ class EventKind(StrEnum):
     ROLES = "roles"  # a GRE-only tunnel's client and server were swapped on evidence
     ENDED = "ended"  # the tunnel is closed or failed
     EVICTED = "evicted"  # dropped from memory by the state bounds
+    SETTLED = "settled"  # ended and quiet since: its packets are packed; stages may let go of what they keep
     MERGED = "merged"  # the same session as another tunnel, which takes it over (detail: "into")
     TICK = "tick"  # time passed (capture time), for rules with timeouts
     #: GRE of no tunnel (a flood, stray call IDs), one event per source and interval, no tunnel (track/unknown.py)

@@ -13,9 +13,28 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from pptptop.decode.pppd import format_pppd
+from pptptop.track.notes import ConntrackNote, Finding, InsideNote, NatNote, NatProblem, Withdrawn
+
+
+class PackedPackets(Protocol):
+    """A settled tunnel's stored packets, packed (track/packed.py implements it: it builds on this module)."""
+
+    def __len__(self) -> int: ...
+
+    def unpack(self, chap_algorithm: int | None) -> list[Packet]:
+        """The packets again, their PPP messages decoded from their frames."""
+        ...
+
+
+class PackedRing(Protocol):
+    """The data packets a settled tunnel's findings cite, packed (track/packed.py)."""
+
+    def unpack(self) -> list[tuple[int, float, int, bytes]]:
+        """(frame number, time, direction, frame) of each."""
+        ...
 
 
 class Phase(StrEnum):
@@ -92,6 +111,10 @@ class PacketKind(StrEnum):
 
 
 KEEPALIVES_KEPT = 64  # the latest keepalive packets kept per tunnel (32 request/reply pairs)
+DATA_RING = 64  # the last data packets kept per tunnel (Tunnel.data_ring)
+#: what a settled tunnel has in place of its packet rings: a deque of no length keeps nothing (appending to it
+#: does nothing), so every settled tunnel shares it; what they held is in ``Tunnel.packed``/``packed_ring``
+NOTHING_KEPT: deque[Any] = deque(maxlen=0)
 
 
 @dataclass(slots=True)
@@ -364,15 +387,30 @@ class Tunnel:
     #: keepalives (PPTP and LCP Echo, LCP Discard), the latest only: EchoStats counts them all, and a tunnel
     #: up for days would otherwise fill ``packets`` and ``late_packets`` with them
     keepalives: deque[Packet] = field(default_factory=lambda: deque(maxlen=KEEPALIVES_KEPT))
-    data_ring: deque[tuple[int, float, int, bytes]] = field(default_factory=lambda: deque(maxlen=64))
+    data_ring: deque[tuple[int, float, int, bytes]] = field(default_factory=lambda: deque(maxlen=DATA_RING))
     packets_dropped: int = 0
+    #: a settled tunnel's stored packets and data ring, packed (``Tracker`` settles a tunnel that ended and
+    #: went quiet, track/packed.py); ``packets``, ``late_packets``, ``keepalives`` and ``data_ring`` are then
+    #: empty: read them through :meth:`all_packets`, :meth:`ring` and :attr:`stored`
+    packed: PackedPackets | None = None
+    packed_ring: PackedRing | None = None
     inner_flows: dict[tuple[str, str, int, int | None, int | None], int] = field(default_factory=dict)
     #: the last Configure-Request of each (PPP protocol, side), awaiting its Ack/Nak/Reject
     pending_requests: dict[tuple[int, str], Any] = field(default_factory=dict)
     #: sngrep's "changed" flag: set by every update, cleared by whoever redraws
     changed: bool = True
-    #: opaque annotations added by later stages (diagnosis, NAT correlation)
-    notes: dict[str, Any] = field(default_factory=dict)
+    # what later stages note (track/notes.py): the diagnosis, NAT correlation, the kernel's view, the inside
+    #: the current findings, errors first (pptptop.diagnose)
+    findings: tuple[Finding, ...] = ()
+    #: findings that later packets contradicted (the first 16)
+    withdrawn: tuple[Withdrawn, ...] = ()
+    #: this leg's translation table, when NAT correlation joined it to its other leg (track/nat/)
+    nat: NatNote | None = None
+    nat_problems: tuple[NatProblem, ...] = ()
+    #: the kernel's conntrack view of the session (--conntrack, track/conntrack.py)
+    conntrack: ConntrackNote | None = None
+    #: what pptptop.inside found inside the tunnel (its user's secret known)
+    inside: InsideNote | None = None
     #: called with every data packet of this tunnel, ``tap(tunnel, direction, number, ts, data, start, end)``
     #: (its PPP frame is ``data[start:end]``): set by a later stage that looks inside (pptptop.inside decrypting
     #: MPPE); a tunnel with a tap takes the per-packet path, never the batch counts
@@ -407,9 +445,23 @@ class Tunnel:
     def all_packets(self) -> list[Packet]:
         """Every stored non-data packet, in capture order."""
         stored = [*self.packets, *self.late_packets]
+        if self.packed is not None:
+            return sorted([*self.packed.unpack(self.auth.chap_algorithm), *stored, *self.keepalives], key=_number)
         if not self.keepalives:
             return stored
         return sorted([*stored, *self.keepalives], key=_number)
+
+    @property
+    def stored(self) -> int:
+        """How many non-data packets are stored (packed or not)."""
+        packed = len(self.packed) if self.packed is not None else 0
+        return packed + len(self.packets) + len(self.late_packets) + len(self.keepalives)
+
+    def ring(self) -> list[tuple[int, float, int, bytes]]:
+        """The last data packets (frame number, time, direction, frame), oldest first."""
+        if self.packed_ring is None:
+            return list(self.data_ring)
+        return [*self.packed_ring.unpack(), *self.data_ring]
 
     @property
     def label(self) -> str:

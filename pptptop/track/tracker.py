@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,7 @@ from pptptop.track.events import Event, EventKind
 from pptptop.track.icmp import icmp_packet
 from pptptop.track.keepalive import echo_miss
 from pptptop.track.model import (
+    NOTHING_KEPT,
     PHASE_ORDER,
     ControlInfo,
     Direction,
@@ -66,6 +68,7 @@ from pptptop.track.model import (
     Tunnel,
 )
 from pptptop.track.negotiation import data_seen, gre_ppp, inner_ip, mppe_seen
+from pptptop.track.packed import PackedPackets, PackedRing
 from pptptop.track.unknown import Strays, Waiting, pair_of
 from pptptop.wire import LINKTYPE_ETHERNET, Batch
 
@@ -180,6 +183,10 @@ class Tracker:
         self._summary_at: float | None = None  # the last summary of stray GRE (track/unknown.py)
         #: frame numbers whose GRE sequence/ack numbers the batch path already analysed
         self.seq_done: set[int] = set()
+        #: ended tunnels not settled yet, in the order they ended (settle)
+        self._settling: deque[Tunnel] = deque()
+        #: tunnels the user is looking at (pin): evicted last
+        self._pinned: set[int] = set()
 
     # ------------------------------------------------------------------ events
     def subscribe(self, callback: Subscriber) -> None:
@@ -604,6 +611,7 @@ class Tracker:
         t.phases.append(PhaseSpan(final, ts, ts, Outcome.OK if final is Phase.CLOSED else Outcome.FAILED))
         t.changed = True
         self._orphans.pop(t.id, None)
+        self._settling.append(t)
         self._sync(t)
         self.emit(Event(ts, EventKind.PHASE, t, number, detail={"phase": final.value}))
         self.emit(
@@ -653,6 +661,7 @@ class Tracker:
             elif now - t.last_seen > lim.idle_timeout:
                 self.close_step(t, "unknown", "idle", f"no packet for {int(now - t.last_seen)} s", now, None)
                 self.end(t, now, None)
+        self.settle(now)
         since = self._summary_at if self._summary_at is not None else self.stats.first_ts
         if since is not None and now - since >= lim.summary_every and self.strays.to_report():
             self.strays.flush(self, now, since)  # once an interval at most
@@ -708,9 +717,39 @@ class Tracker:
             t.late_packets.append(p)
         t.changed = True
 
+    def settle(self, now: float) -> None:
+        """Pack the stored packets of the tunnels that ended and have had no packet for ``settle_after``
+        seconds, oldest end first (track/packed.py): a closed tunnel keeps its transcript, evidence and data
+        ring in a few kilobytes. Each gets a SETTLED event, on which later stages let go of their working
+        state. A tunnel that ended but still sees packets waits at the back."""
+        q = self._settling
+        wait = self.limits.settle_after
+        for _ in range(len(q)):
+            t = q[0]
+            if self.tunnels.get(t.id) is not t or t.packed is not None:
+                q.popleft()  # evicted, merged, or settled already
+            elif now - t.last_seen >= wait:
+                q.popleft()
+                self._settle(t, now)
+            elif now - t.phases[-1].start >= wait:
+                q.rotate(-1)  # ended long ago, but a packet came since
+            else:
+                break
+
+    def _settle(self, t: Tunnel, now: float) -> None:
+        t.packed = PackedPackets.pack(t.all_packets())
+        cited = {n for f in t.findings for n in f.evidence}
+        ring = [e for e in t.data_ring if e[0] in cited]  # data the diagnosis cites; the rest was counted
+        t.packed_ring = PackedRing.pack(ring) if ring else None
+        t.packets = []
+        t.late_packets = t.keepalives = t.data_ring = NOTHING_KEPT
+        t.pending_requests.clear()
+        self.emit(Event(now, EventKind.SETTLED, t))
+
     def _drop(self, t: Tunnel, ts: float) -> None:
         self.tunnels.pop(t.id, None)
         self._orphans.pop(t.id, None)
+        self._pinned.discard(t.id)
         self._unregister(t)
         conn = self.connections.of.pop(t.id, None)
         if conn is not None:
@@ -721,10 +760,28 @@ class Tracker:
         self.stats.evicted += 1
         self.emit(Event(ts, EventKind.EVICTED, t))
 
+    def pin(self, tunnel_id: int, pinned: bool = True) -> None:
+        """Keep ``tunnel_id`` in memory in preference (the UI pins the tunnel the user is looking at);
+        ``pinned=False`` lets it go again. Unknown ids are ignored."""
+        if pinned and tunnel_id in self.tunnels:
+            self._pinned.add(tunnel_id)
+        else:
+            self._pinned.discard(tunnel_id)
+
+    @property
+    def pinned(self) -> frozenset[int]:
+        return frozenset(self._pinned)
+
     def _evict(self, count: int) -> None:
-        """Make room: ended tunnels first, then the longest idle, oldest first."""
-        victims = sorted(self.tunnels.values(), key=lambda t: (not t.ended, t.last_seen))[:count]
-        for t in victims:
+        """Make room for ``count`` tunnels (issue 23): closed tunnels first, oldest end first; then failed ones,
+        oldest first; then live ones, longest idle first. A pinned tunnel goes last of all."""
+        pinned = self._pinned
+
+        def rank(t: Tunnel) -> tuple[bool, int, float]:
+            state = (0 if t.phase is Phase.CLOSED else 1) if t.ended else 2
+            return t.id in pinned, state, t.phases[-1].start if t.ended else t.last_seen
+
+        for t in sorted(self.tunnels.values(), key=rank)[:count]:
             self._drop(t, self.now)
 
     def _evict_orphans(self) -> None:

@@ -37,6 +37,7 @@ from pptptop.track.model import (
     TcpInfo,
     Tunnel,
 )
+from pptptop.track.notes import Finding, NatEndpoint, NatNote
 
 if TYPE_CHECKING:
     from pptptop.pipeline import Pipeline
@@ -97,7 +98,7 @@ def copy_traffic(ds: DirectionStats, now: float, seconds: int = ROW_HISTORY) -> 
 
 @dataclass(frozen=True, slots=True)
 class FindingView:
-    """A diagnosis finding (from ``tunnel.notes["findings"]``), copied field by field."""
+    """A diagnosis finding (from ``tunnel.findings``), copied field by field."""
 
     code: str
     severity: str
@@ -141,26 +142,20 @@ def verdict_finding(findings: Iterable[FindingView]) -> FindingView | None:
     return first_warning
 
 
-def copy_findings(raw: object) -> tuple[FindingView, ...]:
-    """Copy whatever the diagnosis stage left; tolerate missing attributes."""
-    if not isinstance(raw, Iterable):
-        return ()
-    out = []
-    for f in raw:
-        ev = getattr(f, "evidence", ()) or ()
-        we = getattr(f, "windows_error", "")
-        out.append(
-            FindingView(
-                code=str(getattr(f, "code", "")),
-                severity=str(getattr(f, "severity", "info")),
-                title=str(getattr(f, "title", "")),
-                detail=str(getattr(f, "detail", "")),
-                evidence=tuple(int(x) for x in ev if isinstance(x, int)),
-                windows_error="" if we is None else str(we),
-                hint=str(getattr(f, "hint", "") or ""),
-            )
+def copy_findings(found: Iterable[Finding]) -> tuple[FindingView, ...]:
+    """Copy the diagnosis's findings for the UI."""
+    return tuple(
+        FindingView(
+            code=f.code,
+            severity=f.severity.value,
+            title=f.title,
+            detail=f.detail,
+            evidence=tuple(f.evidence),
+            windows_error="" if f.windows_error is None else str(f.windows_error),
+            hint=f.hint,
         )
-    return tuple(out)
+        for f in found
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +167,7 @@ class NatLeg:
 
 @dataclass(frozen=True, slots=True)
 class NatView:
-    """What NAT correlation found (``tunnel.notes["nat"]``): inside and outside leg, and the peer tunnel."""
+    """What NAT correlation found (``tunnel.nat``): inside and outside leg, and the peer tunnel."""
 
     inside: NatLeg
     outside: NatLeg
@@ -180,24 +175,14 @@ class NatView:
     role: str | None = None  # "inside" or "outside": which leg this tunnel is
 
 
-def _leg(d: object) -> NatLeg:
-    if not isinstance(d, dict):
-        return NatLeg(None, None, None)
-    ip, port, cid = d.get("ip"), d.get("port"), d.get("call_id")
-    return NatLeg(
-        None if ip is None else str(ip),
-        port if isinstance(port, int) else None,
-        cid if isinstance(cid, int) else None,
-    )
+def _leg(e: NatEndpoint) -> NatLeg:
+    return NatLeg(e.ip, e.port, e.call_id)
 
 
-def copy_nat(raw: object) -> NatView | None:
-    if not isinstance(raw, dict):
+def copy_nat(nat: NatNote | None) -> NatView | None:
+    if nat is None:
         return None
-    peer = raw.get("peer")
-    role = raw.get("role")
-    return NatView(_leg(raw.get("inside")), _leg(raw.get("outside")), peer if isinstance(peer, int) else None,
-                   str(role) if role in ("inside", "outside") else None)
+    return NatView(_leg(nat.inside), _leg(nat.outside), nat.peer, nat.role)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,8 +302,8 @@ def make_row(t: Tunnel, now: float) -> TunnelRow:
         echo_requests=t.lcp_echo.requests + t.pptp_echo.requests,
         echo_consecutive_misses=max(t.lcp_echo.consecutive_misses, t.pptp_echo.consecutive_misses),
         encryption=_encryption(t),
-        findings=copy_findings(t.notes.get("findings")),
-        nat=copy_nat(t.notes.get("nat")),
+        findings=copy_findings(t.findings),
+        nat=copy_nat(t.nat),
         control_seen=t.control_seen,
         joined=t.joined,
         client_host=t.control.client_host,
@@ -346,6 +331,7 @@ class CaptureView:
     active: int = 0
     failed: int = 0
     malformed: int = 0
+    evicted: int = 0  # tunnels dropped from memory by --max-tunnels
     clock: float = 0.0  # capture time now: the wall clock live, the replay's position when paced
 
 
@@ -454,6 +440,9 @@ class TunnelStore:
             cap.clock = now
             cap.first_ts = st.first_ts
             cap.malformed = st.malformed
+            if st.evicted != cap.evicted:
+                cap.evicted = st.evicted
+                changed = True
             cap.done = pipeline.done.is_set()
             cap.paused = pipeline.paused.is_set()
             cap.error = None if pipeline.error is None else str(pipeline.error)
@@ -551,7 +540,7 @@ def make_detail(t: Tunnel, now: float, peer: Tunnel | None = None) -> TunnelDeta
         lcp_echo=_copy_echo(t.lcp_echo),
         traffic=(copy_traffic(t.traffic[0], now, 300), copy_traffic(t.traffic[1], now, 300)),
         packets=packets,
-        data_ring=tuple(t.data_ring),
+        data_ring=tuple(t.ring()),
         packets_dropped=t.packets_dropped,
         malformed=t.malformed,
         icmp_errors=tuple(t.icmp_errors),
@@ -577,7 +566,7 @@ def detail_of(pipeline: Pipeline, tunnel_id: int) -> TunnelDetail | None:
         if t is None:
             return None
         now = capture_now(pipeline)
-        nat = copy_nat(t.notes.get("nat"))
+        nat = copy_nat(t.nat)
         peer = pipeline.tracker.tunnels.get(nat.peer) if nat is not None and nat.peer is not None else None
         d = make_detail(t, now, peer)
     if d.peer_row is not None and d.peer_row.findings:  # the session's findings, as on its row

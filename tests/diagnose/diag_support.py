@@ -47,7 +47,7 @@ class Result:
 
 
 def findings(t: Tunnel) -> list[Finding]:
-    found: list[Finding] = t.notes.get("findings", [])
+    found = list(t.findings)
     return found
 
 
@@ -102,7 +102,7 @@ def outcome(res: Result) -> tuple[list[Any], list[Any]]:
     """Every finding change (what, where, when) and every tunnel's findings and withdrawals at the end."""
     changes = [(at, c.kind, c.tunnel.id, c.ts, c.finding.to_dict()) for at, c in zip(res.at, res.changes, strict=True)]
     final = [(t.id, [f.to_dict() for f in findings(t)],
-              [(w.finding.to_dict(), w.ts) for w in t.notes.get("findings_withdrawn", [])]) for t in res.tunnels]
+              [(w.finding.to_dict(), w.ts) for w in t.withdrawn]) for t in res.tunnels]
     return changes, final
 
 

@@ -58,7 +58,7 @@ def test_late_synack_withdraws_server_unreachable() -> None:
     kinds = [(c.kind, c.finding.provisional) for c in res.changes if c.finding.code == "server-unreachable"]
     # provisional at the second retransmission, confirmed at the SYN timeout, withdrawn by the SYN-ACK
     assert kinds == [("finding", True), ("finding", False), ("withdrawn", False)]
-    assert t.notes["findings_withdrawn"][0].finding.code == "server-unreachable"
+    assert t.withdrawn[0].finding.code == "server-unreachable"
 
 
 def test_icmp_port_unreachable_for_the_syn_is_immediate() -> None:

@@ -53,7 +53,7 @@ def test_retry_after_691_withdraws_auth_failed() -> None:
     t = res.tunnels[0]
     assert "auth-failed" not in codes(t)
     assert [c.kind for c in res.changes if c.finding.code == "auth-failed"] == ["finding", "withdrawn"]
-    assert t.notes["findings_withdrawn"][0].finding.windows_error == 691
+    assert t.withdrawn[0].finding.windows_error == 691
 
 
 def test_pap_nak_is_auth_failed_and_cleartext() -> None:

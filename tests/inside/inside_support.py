@@ -63,7 +63,7 @@ class Run:
         return got
 
     def codes(self, t: Tunnel | None = None) -> list[str]:
-        return [f.code for f in (t or self.only).notes.get("findings", [])]
+        return [f.code for f in (t or self.only).findings]
 
 
 def run(frames: Iterable[Frame], store: SecretStore) -> Run:

@@ -48,7 +48,7 @@ class TestLabCaptures:
         assert (check.user, check.response, check.server, check.error_code) == ("bob", Match.MISMATCH, "failure", 691)
         assert "auth-wrong-password" in r.codes()
         assert "auth-failed" not in r.codes()  # the precise cause replaces the generic one
-        f = next(f for f in r.only.notes["findings"] if f.code == "auth-wrong-password")
+        f = next(f for f in r.only.findings if f.code == "auth-wrong-password")
         assert f.evidence == [24, 25] and f.windows_error == 691 and "'bob'" in f.title
 
     def test_s2_without_a_secret_keeps_the_generic_finding(self) -> None:
@@ -76,7 +76,7 @@ class TestRfcExchanges:
         r = run(self.session(result=None).frames, secrets(("User", "clientPass")))
         assert "auth-server-rejected-good-password" in r.codes()
         assert "auth-failed" not in r.codes() and "auth-wrong-password" not in r.codes()
-        f = next(f for f in r.only.notes["findings"] if f.code == "auth-server-rejected-good-password")
+        f = next(f for f in r.only.findings if f.code == "auth-server-rejected-good-password")
         assert f.windows_error == 691
 
     def test_account_error_explains_it_already(self) -> None:
@@ -98,7 +98,7 @@ class TestRfcExchanges:
                 secrets(("User", "clientPass")))
         assert r.inside().checks[0].authenticator is Match.MISMATCH
         assert "server-authenticator-invalid" in r.codes()
-        f = next(f for f in r.only.notes["findings"] if f.code == "server-authenticator-invalid")
+        f = next(f for f in r.only.findings if f.code == "server-authenticator-invalid")
         assert f.severity.value == "error"
 
     def test_nt_hash_alone_checks_mschapv2(self) -> None:

@@ -17,6 +17,7 @@ from pptptop.record.failed import FailedRecorder, failed_file_name, section_comm
 from pptptop.track import nat as natmod
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Endpoint, Phase, PhaseSpan, Tunnel
+from pptptop.track.notes import NatEndpoint, NatNote
 from pptptop.track.tracker import Tracker
 
 needs_tshark = pytest.mark.skipif(not HAVE_TSHARK, reason=NO_TSHARK)
@@ -78,7 +79,7 @@ class TestOneFilePerSession:
         failed = sorted((t for t in tracker.tunnels.values() if t.phase is Phase.FAILED), key=lambda t: t.iface)
         assert [t.iface for t in failed] == ["lan0", "wan0"]  # the session failed on both legs
         inside, outside = failed
-        assert inside.notes["nat"]["peer"] == outside.id
+        assert inside.nat is not None and inside.nat.peer == outside.id
         files = sorted((tmp_path / "failed").iterdir())
         assert [str(f) for f in files] == fr.files and len(files) == 1
         (path,) = files
@@ -163,7 +164,7 @@ class TestComments:
                 f"{inside.client.call_id}); outside, tunnel {outside.id} on wan0 ({PUBLIC} port "
                 f"{outside.client.port}, Call ID {outside.client.call_id}).") in comment
         for t in (inside, outside):
-            for f in t.notes["findings"]:
+            for f in t.findings:
                 assert f"{f.severity.value} {f.code}" in comment and f.title in comment
         assert "this tunnel ended failed" not in comment
         assert "Recorded by pptptop --record-failed." in comment
@@ -240,12 +241,18 @@ class TestComments:
         assert "\x1b" not in text and "tunnel 1 on lan\\x1b[2J0" in text
 
 
+def _nat(role: str, peer: int) -> NatNote:
+    """The part of a NAT note the recorder reads: the leg's role and its peer."""
+    nowhere = NatEndpoint(None, None, None)
+    return NatNote(role, peer, nowhere, nowhere, nowhere)
+
+
 def _tunnel(tid: int, iface: str, client: str, *, nat_peer: int | None = None, role: str = "inside") -> Tunnel:
     t = Tunnel(id=tid, iface=iface, client=Endpoint(client, 40000, 100 + tid), server=Endpoint(SERVER, 1723, 7),
                first_seen=0.0, last_seen=0.0)
     t.phases.append(PhaseSpan(Phase.TCP, 0.0))
     if nat_peer is not None:
-        t.notes["nat"] = {"role": role, "peer": nat_peer}
+        t.nat = _nat(role, nat_peer)
     return t
 
 
@@ -276,8 +283,8 @@ class TestTiming:
         tracker, fr = self.recorder(tmp_path, a, b)
         fr._on_event(_fail(tracker, a, 10.0))
         fr._on_event(_tick(11.0))
-        a.notes["nat"] = {"role": "inside", "peer": 2}  # the correlator joins the legs after a failed
-        b.notes["nat"] = {"role": "outside", "peer": 1}
+        a.nat = _nat("inside", 2)  # the correlator joins the legs after a failed
+        b.nat = _nat("outside", 1)
         fr._on_event(_fail(tracker, b, 11.5))
         fr._on_event(_tick(13.5))
         assert fr.files == []  # a's linger is over, b's is not
@@ -315,7 +322,7 @@ class TestTiming:
         fr._on_event(_fail(tracker, a, 10.0))
         fr._on_event(_fail(tracker, b, 10.1))
         del tracker.tunnels[2]
-        a.notes.pop("nat")
+        a.nat = None
         fr._on_event(_tick(13.0))
         fr._on_event(Event(13.05, EventKind.EVICTED, b))
         assert [Path(f).name for f in fr.files] == ["19700101T000000Z-tunnel1+2-lan0+wan0-10.0.0.2-failed-auth.pcapng"]
@@ -327,7 +334,7 @@ class TestTiming:
         tracker, fr = self.recorder(tmp_path, a, b)
         fr._on_event(_fail(tracker, a, 10.0))
         fr._on_event(_fail(tracker, b, 10.0))
-        b.notes.pop("nat")  # what the correlator does to the other leg when it forgets a
+        b.nat = None  # what the correlator does to the other leg when it forgets a
         fr._on_event(Event(10.5, EventKind.EVICTED, a))
         assert len(fr.files) == 1 and "tunnel1+2" in fr.files[0]
         fr.close()
@@ -338,8 +345,8 @@ class TestTiming:
         a, b = _tunnel(1, "lan0", CLIENT, nat_peer=2), _tunnel(2, "wan0", PUBLIC, nat_peer=1, role="outside")
         tracker, fr = self.recorder(tmp_path, a, b)
         fr._on_event(_fail(tracker, a, 10.0))
-        a.notes.pop("nat")
-        b.notes.pop("nat")
+        a.nat = None
+        b.nat = None
         fr._on_event(_fail(tracker, b, 10.0))
         fr._on_event(_tick(13.0))
         assert sorted(Path(f).name.split("-")[1] for f in fr.files) == ["tunnel1", "tunnel2"]

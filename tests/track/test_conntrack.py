@@ -197,12 +197,12 @@ class TestMonitor:
         mon.poll()
         Pipeline(sources.open_file(str(data_dir / "s5-two-clients-same-nat-both.pcapng")), tracker).run()
         for t in tracker.tunnels.values():
-            assert t.notes["conntrack"]["agrees"]  # annotated when each tunnel ended
+            assert t.conntrack is not None and t.conntrack.agrees  # annotated when each tunnel ended
         table.entries = []
         mon.poll()
         t = next(iter(tracker.tunnels.values()))
         v = mon.view(t)
-        assert v is not None and v["stale"] is True and v["agrees"]
+        assert v.stale and v.view["stale"] is True and v.agrees
         assert mon.summary()["kernel_only"] == []
 
     def test_reader_errors_are_kept_not_raised(self) -> None:

@@ -58,9 +58,9 @@ def test_both_nat_legs_of_a_joined_session_are_paired(data_dir: Path, name: str)
         for t in inside:
             view = nat.view(t)
             assert view is not None, (first, t.label)
-            peer = tracker.tunnels[view["peer"]]
+            peer = tracker.tunnels[view.peer]
             assert peer.iface == "wan0" and peer.server.ip == t.server.ip, first
-            assert view["inside"]["call_id"] == t.client.call_id, first
+            assert view.inside.call_id == t.client.call_id, first
 
 
 def data_window(tracker: Tracker) -> tuple[float, float]:

@@ -133,7 +133,7 @@ class TestLabLegs:
     @pytest.mark.parametrize("names", LAB_PAIRS, ids=lambda n: "+".join(Path(x).stem for x in n))
     def test_both_legs_carry_the_same_note(self, data_dir: Path, names: tuple[str, ...]) -> None:
         tracker, nat = run_nat(*(data_dir / n for n in names))
-        notes = {t.id: t.notes["nat"] for t in tracker.tunnels.values()}
+        notes = {t.id: t.nat.as_dict() for t in tracker.tunnels.values() if t.nat is not None}
         assert len(notes) == len(tracker.tunnels)  # every leg has a peer
         for tid, note in notes.items():
             peer = note["peer"]
@@ -196,7 +196,7 @@ class TestLabLegs:
             for leg in ("inside", "outside"):
                 tracker, nat = run_nat(data_dir / f"{name}-{leg}.pcap")
                 assert nat.sessions() == []
-                assert all("nat" not in t.notes for t in tracker.tunnels.values())
+                assert all(t.nat is None for t in tracker.tunnels.values())
                 assert nat.problems == []
 
     def test_json_lists_each_session_once_with_its_outside_leg_under_it(self, data_dir: Path) -> None:
@@ -218,7 +218,8 @@ class TestLabLegs:
         lines = report_lines(nat)
         for t in tracker.tunnels.values():
             text = "\n".join(lines(t))
-            n = t.notes["nat"]
+            assert t.nat is not None
+            n = t.nat.as_dict()
             assert f"call {n['inside']['call_id']} ⇄ outside {n['outside']['ip']}" in text
 
 
@@ -254,7 +255,7 @@ class TestLabProblems:
         (s,) = nat.sessions()
         assert s["outside"]["ip"] == sender  # the NAT's public address answered
         for tid in icmp[0].tunnels:  # both legs carry it for the diagnosis rules
-            assert any(p["code"] == "gre-icmp-unreachable" for p in tracker.tunnels[tid].notes["nat_problems"])
+            assert any(p.code == "gre-icmp-unreachable" for p in tracker.tunnels[tid].nat_problems)
 
     @needs_tshark
     def test_s7_gre_lost_inside_the_gateway(self, data_dir: Path) -> None:
@@ -319,8 +320,8 @@ class TestDamagedCaptures:
         (s,) = nat.sessions()
         assert s["inside"]["ip"] == "10.0.0.2"
         bob_leg = next(t for t in tracker.tunnels.values() if t.client.ip == "10.0.0.3")
-        assert "nat" not in bob_leg.notes
-        codes = [p["code"] for p in bob_leg.notes["nat_problems"]]
+        assert bob_leg.nat is None
+        codes = [p["code"] for p in [q.as_dict() for q in bob_leg.nat_problems]]
         assert codes == ["leg-unmatched"]
 
     def test_an_interface_that_goes_away(self, data_dir: Path) -> None:
@@ -506,7 +507,7 @@ class TestCrafted:
         outside = {t.id for t in tracker.tunnels.values() if t.iface == "wan"}
         assert set(p.tunnels) == outside
         for tid in outside:
-            assert tracker.tunnels[tid].notes["nat_problems"][0]["code"] == "call-id-collision"
+            assert tracker.tunnels[tid].nat_problems[0].code == "call-id-collision"
 
     def test_a_translating_nat_avoids_the_collision(self) -> None:
         a = session_frames([LegSpec("lan", "10.1.0.2", 40001, 7), LegSpec("wan", "203.0.113.5", 40001, 40001, 1e-4)],
@@ -548,7 +549,7 @@ class TestCrafted:
                                 isn_c=10, isn_s=20, server_call_id=0x100, magic_c=0x3333, magic_s=0x4444, gre=2)
         tracker, nat = feed(legs_a + legs_b)
         assert nat.pairs_joined == 1 and nat.pairs_split == 1
-        assert nat.sessions() == [] and all("nat" not in t.notes for t in tracker.tunnels.values())
+        assert nat.sessions() == [] and all(t.nat is None for t in tracker.tunnels.values())
 
     def test_a_contradiction_does_not_split_a_pair_proven_by_tcp(self) -> None:
         legs_a = session_frames([LegSpec("lan", "10.1.0.2", 40001, 7)], t0=1.0, isn_c=10, isn_s=20,
@@ -594,7 +595,7 @@ class TestCrafted:
         (s,) = nat.sessions()
         outside = tracker.tunnels[s["peer"]]
         tracker._drop(tracker.tunnels[s["tunnel"]], tracker.now)  # what eviction does
-        assert nat.sessions() == [] and "nat" not in outside.notes
+        assert nat.sessions() == [] and outside.nat is None
         assert nat.peer(outside) is None
 
 
@@ -645,11 +646,11 @@ class TestNeverCrashes:
             return {by_server_call[c] for c in (t.server.call_id, t.client.call_id) if c in by_server_call}
 
         for t in tracker.tunnels.values():
-            note = t.notes.get("nat")
+            note = t.nat
             if note is None:
                 continue
-            peer = tracker.tunnels[note["peer"]]
-            assert peer.notes["nat"]["peer"] == t.id
+            peer = tracker.tunnels[note.peer]
+            assert peer.nat is not None and peer.nat.peer == t.id
             assert peer.server.ip == t.server.ip
             a, b = sessions_of(t), sessions_of(peer)
             assert a and b and a & b  # never the legs of two different sessions

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from ui_helpers import SIZE, screen_text
 
+from pptptop.track.notes import NatEndpoint, NatNote
 from pptptop.ui.app import PptpTopApp
 from pptptop.ui.screens.events import EventsScreen
 from pptptop.ui.screens.nat import NatScreen
@@ -41,11 +42,11 @@ class TestNat:
         tr = app.pipeline.tracker
         inside = next(t for t in tr.tunnels.values() if t.client.ip == "10.0.0.2")
         outside = next(t for t in tr.tunnels.values() if t.iface == "wan0" and t.client.port == inside.client.port)
-        nat = {"inside": {"ip": inside.client.ip, "port": inside.client.port, "call_id": inside.client.call_id},
-               "outside": {"ip": outside.client.ip, "port": outside.client.port, "call_id": outside.client.call_id},
-               "peer": outside.id}
+        nat = NatNote("inside", outside.id, NatEndpoint(inside.client.ip, inside.client.port, inside.client.call_id),
+                      NatEndpoint(outside.client.ip, outside.client.port, outside.client.call_id),
+                      NatEndpoint(inside.server.ip, inside.server.port, inside.server.call_id))
         with app.pipeline.lock:
-            inside.notes["nat"] = nat
+            inside.nat = nat
             inside.changed = True
 
         async def run() -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from types import SimpleNamespace
 
 from textual.widgets import Static, TabbedContent
 from ui_helpers import SIZE, screen_text
 
 from pptptop.track.model import PacketKind
+from pptptop.track.notes import Finding, Severity
 from pptptop.ui.app import PptpTopApp
 from pptptop.ui.screens.packet import PacketScreen
 from pptptop.ui.screens.tunnel import TunnelScreen
@@ -88,11 +88,11 @@ class TestLadder:
         app = make_app(S2)
         t = app.pipeline.tracker.tunnels[1]
         failure = next(p.number for p in t.all_packets() if p.summary.startswith("[CHAP Failure"))
-        finding = SimpleNamespace(code="auth_failed", severity="error", title="Wrong user name or password",
-                                  detail="The server answered CHAP Failure E=691.", evidence=[failure],
-                                  windows_error="691", hint="Check the password in chap-secrets.")
+        finding = Finding(code="auth_failed", severity=Severity.ERROR, title="Wrong user name or password",
+                          detail="The server answered CHAP Failure E=691.", evidence=[failure],
+                          windows_error=691, hint="Check the password in chap-secrets.")
         with app.pipeline.lock:
-            t.notes["findings"] = [finding]
+            t.findings = (finding,)
             t.changed = True
 
         async def run() -> None:

@@ -17,8 +17,8 @@ Numbers (RFC 1661 §6.4), MS-CHAP challenges (RFC 2759 §4), the Call Serial
 Number (RFC 2637 §2.7) and host/vendor strings (§2.1) — the last ones only as
 consistency checks, since every pptp-linux client sends the same.
 
-Results go into ``tunnel.notes["nat"]`` on both legs and NAT problems into
-``tunnel.notes["nat_problems"]`` (see docs/nat.md for the shapes).
+Results go into ``tunnel.nat`` on both legs and NAT problems into
+``tunnel.nat_problems`` (types in track/notes.py; docs/nat.md for the ``--json`` shapes).
 
 The package: :mod:`.evidence` (what survives NAT, and the score), :mod:`.pairing` (candidate
 pairs and the join), :mod:`.table` (roles and the translation table written to the notes),
@@ -30,11 +30,12 @@ from pptptop.track.nat.correlator import NatCorrelator
 from pptptop.track.nat.evidence import STRONG_EVIDENCE, control_signature, ppp_signature
 from pptptop.track.nat.legs import Evidence, NatLimits, Role
 from pptptop.track.nat.output import KernelView, attach, json_extensions, nat_table, report_lines
-from pptptop.track.nat.problems import PROBLEMS_NOTE, NatProblem, NatProblemCode, ProblemCallback
-from pptptop.track.nat.table import INSIDE_NETS, NOTE
+from pptptop.track.nat.problems import ProblemCallback
+from pptptop.track.nat.table import INSIDE_NETS
+from pptptop.track.notes import NatProblem, NatProblemCode
 
 __all__ = [
-    "INSIDE_NETS", "NOTE", "PROBLEMS_NOTE", "STRONG_EVIDENCE", "Evidence", "KernelView", "NatCorrelator",
+    "INSIDE_NETS", "STRONG_EVIDENCE", "Evidence", "KernelView", "NatCorrelator",
     "NatLimits", "NatProblem", "NatProblemCode", "ProblemCallback", "Role", "attach", "control_signature",
     "json_extensions", "nat_table", "ppp_signature", "report_lines",
 ]

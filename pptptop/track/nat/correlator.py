@@ -14,8 +14,9 @@ from pptptop.track.model import Direction, Tunnel
 from pptptop.track.nat.evidence import CALL_SETUP, changes_mapping, score_pair
 from pptptop.track.nat.legs import Leg, NatLimits, Pair, Role
 from pptptop.track.nat.pairing import Pairing
-from pptptop.track.nat.problems import PROBLEMS_NOTE, NatProblem, ProblemCallback, ProblemFinder
-from pptptop.track.nat.table import NOTE, write_notes
+from pptptop.track.nat.problems import ProblemCallback, ProblemFinder
+from pptptop.track.nat.table import write_notes
+from pptptop.track.notes import NatNote, NatProblem
 from pptptop.track.tracker import Tracker
 
 # enum members read at every event, looked up once: on 3.11 every attribute read on an enum class goes
@@ -28,8 +29,8 @@ _TICK, _EVICTED, _MERGED, _MESSAGE, _ROLES, _ICMP, _ENDED = (
 class NatCorrelator:
     """Pairs the inside and outside legs of PPTP sessions and reports NAT problems.
 
-    Create it with the tracker (it subscribes itself); read ``tunnel.notes["nat"]``
-    and ``tunnel.notes["nat_problems"]``, or :meth:`view`, :meth:`sessions`.
+    Create it with the tracker (it subscribes itself); read ``tunnel.nat``
+    and ``tunnel.nat_problems``, or :meth:`view`, :meth:`sessions`.
     Runs in the tracker's thread, like every subscriber.
     """
 
@@ -74,17 +75,15 @@ class NatCorrelator:
         inside = leg.pair.inside.tunnel
         return inside.id if inside.id in self.tracker.tunnels else None
 
-    def view(self, t: Tunnel) -> dict[str, Any] | None:
-        """``tunnel.notes["nat"]``, brought up to date; None for a leg without a peer."""
+    def view(self, t: Tunnel) -> NatNote | None:
+        """``tunnel.nat``, brought up to date; None for a leg without a peer."""
         leg = self._legs.get(t.id)
         if leg is None or leg.pair is None or not self._refresh(leg.pair):
             return None
-        note: dict[str, Any] = t.notes[NOTE]
-        return note
+        return t.nat
 
-    def problems_of(self, t: Tunnel) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = t.notes.get(PROBLEMS_NOTE, [])
-        return out
+    def problems_of(self, t: Tunnel) -> tuple[NatProblem, ...]:
+        return t.nat_problems
 
     def sessions(self) -> list[dict[str, Any]]:
         """The translation table: one entry per joined session (the inside leg's view)."""
@@ -98,7 +97,7 @@ class NatCorrelator:
             inside = p.inside or p.a
             v = self.view(inside.tunnel)
             if v is not None:
-                out.append({"tunnel": inside.tunnel.id, **v})
+                out.append({"tunnel": inside.tunnel.id, **v.as_dict()})
         return sorted(out, key=lambda s: s["tunnel"])
 
     # ------------------------------------------------------------------ events
@@ -195,7 +194,7 @@ class NatCorrelator:
             self.pairs_split += 1
             for leg in (pair.a, pair.b):
                 leg.pair = None
-                leg.tunnel.notes.pop(NOTE, None)
+                leg.tunnel.nat = None
                 leg.tunnel.changed = True
             return False
         write_notes(pair, scored)
@@ -211,4 +210,4 @@ class NatCorrelator:
         if leg.pair is not None:
             peer = leg.pair.other(leg)
             peer.pair = None
-            peer.tunnel.notes.pop(NOTE, None)
+            peer.tunnel.nat = None

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from pptptop.track.model import Tunnel
 from pptptop.track.nat.correlator import NatCorrelator
 from pptptop.track.nat.legs import NatLimits
+from pptptop.track.notes import ConntrackNote
 from pptptop.track.tracker import Tracker
 
 
@@ -19,14 +20,25 @@ def attach(tracker: Tracker, limits: NatLimits | None = None) -> NatCorrelator:
 class KernelView(Protocol):
     """What :class:`pptptop.track.conntrack.ConntrackMonitor` offers the exporters."""
 
-    def view(self, t: Tunnel) -> dict[str, Any] | None: ...
+    def view(self, t: Tunnel) -> ConntrackNote | None: ...
 
 
 def json_extensions(nat: NatCorrelator, kernel: KernelView | None = None) -> dict[str, Callable[[Tunnel], Any]]:
     """Per-tunnel ``--json`` sections: ``nat``, ``nat_problems`` and, with ``--conntrack``, ``conntrack``."""
-    ext: dict[str, Callable[[Tunnel], Any]] = {"nat": nat.view, "nat_problems": nat.problems_of}
+    def nat_json(t: Tunnel) -> dict[str, Any] | None:
+        v = nat.view(t)
+        return None if v is None else v.as_dict()
+
+    def problems_json(t: Tunnel) -> list[dict[str, Any]]:
+        return [p.as_dict() for p in nat.problems_of(t)]
+
+    ext: dict[str, Callable[[Tunnel], Any]] = {"nat": nat_json, "nat_problems": problems_json}
     if kernel is not None:
-        ext["conntrack"] = kernel.view
+        def conntrack_json(t: Tunnel) -> dict[str, Any] | None:
+            k = kernel.view(t)
+            return None if k is None else k.as_dict()
+
+        ext["conntrack"] = conntrack_json
     return ext
 
 
@@ -36,7 +48,8 @@ def nat_table(nat: NatCorrelator, kernel: KernelView | None = None) -> list[dict
     if kernel is not None:
         for row in rows:
             t = nat.tracker.tunnels.get(row["tunnel"])
-            row["conntrack"] = kernel.view(t) if t is not None else None
+            k = kernel.view(t) if t is not None else None
+            row["conntrack"] = None if k is None else k.as_dict()
     return rows
 
 
@@ -52,15 +65,16 @@ def report_lines(nat: NatCorrelator, kernel: KernelView | None = None) -> Callab
         out: list[str] = []
         v = nat.view(t)
         if v is not None:
-            i, o, s = v["inside"], v["outside"], v["server"]
-            out.append(f"  nat      {v['role']} leg (peer tunnel {v['peer']}): inside {i['ip']}:{i['port']} "
-                       f"call {i['call_id']} ⇄ outside {o['ip']}:{o['port']} call {o['call_id']} ⇄ server "
-                       f"{s['ip']}:{s['port']} call {s['call_id']}  [{_safe(i['interface'])} | "
-                       f"{_safe(o['interface'])}]")
+            i, o, s = v.inside, v.outside, v.server
+            out.append(f"  nat      {v.role} leg (peer tunnel {v.peer}): inside {i.ip}:{i.port} "
+                       f"call {i.call_id} ⇄ outside {o.ip}:{o.port} call {o.call_id} ⇄ server "
+                       f"{s.ip}:{s.port} call {s.call_id}  [{_safe(i.interface)} | "
+                       f"{_safe(o.interface)}]")
         for p in nat.problems_of(t)[:8]:
-            out.append(f"  nat!     {p['code']}: {_safe(p['text'], 240)}")
+            out.append(f"  nat!     {p.code.value}: {_safe(p.text, 240)}")
         if kernel is not None:
-            k = kernel.view(t)
+            note = kernel.view(t)
+            k = None if note is None else note.view
             if k is not None and k.get("kernel"):
                 ki, ko = k["kernel"]["inside"], k["kernel"]["outside"]
                 state = "agrees" if k["agrees"] else "; ".join(_safe(d["text"], 200) for d in k["disagreements"][:3])

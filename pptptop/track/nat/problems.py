@@ -1,53 +1,17 @@
 """NAT problems seen on the wire: Call ID collisions, GRE one way or lost in the gateway, a leg alone or silent.
 
 Each has a stable code (:class:`NatProblemCode`, docs/nat.md); a problem is reported once per leg
-(``Leg.flagged``) into both legs' ``tunnel.notes["nat_problems"]`` and to the subscribers.
+(``Leg.flagged``) into both legs' ``tunnel.nat_problems`` and to the subscribers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any
 
 from pptptop.track.events import Event
 from pptptop.track.model import PHASE_ORDER, Direction, Phase
 from pptptop.track.nat.legs import Leg, NatLimits, Pair, Role
-
-PROBLEMS_NOTE = "nat_problems"
-
-class NatProblemCode(StrEnum):
-    """Stable names of the NAT problems found on the wire (docs/nat.md)."""
-
-    #: two control connections from one public address to one server use the same PNS Call ID:
-    #: the server's GRE cannot be told apart (a NAT that does not rewrite Call IDs)
-    CALL_ID_COLLISION = "call-id-collision"
-    #: GRE in one direction only (on one leg, or lost between the legs: dropped by the gateway)
-    GRE_ONE_WAY = "gre-one-way"
-    #: GRE answered with ICMP protocol-unreachable (RFC 792; RFC 4443 §3.4 for IPv6)
-    GRE_ICMP_UNREACHABLE = "gre-icmp-unreachable"
-    #: more GRE entered the gateway on one leg than left it on the other
-    GRE_GATEWAY_LOSS = "gre-gateway-loss"
-    #: a session seen on one side of the gateway only, while others to the same server cross it
-    LEG_UNMATCHED = "leg-unmatched"
-    #: one leg went quiet while its peer kept carrying packets (interface gone, capture stopped)
-    LEG_SILENT = "leg-silent"
-
-
-@dataclass(frozen=True, slots=True)
-class NatProblem:
-    code: NatProblemCode
-    ts: float
-    frame: int | None
-    tunnels: tuple[int, ...]
-    text: str
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"code": self.code.value, "time": self.ts, "frame": self.frame, "tunnels": list(self.tunnels),
-                "text": self.text, **self.detail}
-
+from pptptop.track.notes import NatProblem, NatProblemCode
 
 ProblemCallback = Callable[[NatProblem], None]
 
@@ -78,11 +42,9 @@ class ProblemFinder:
     def report(self, p: NatProblem, legs: list[Leg]) -> None:
         if len(self.problems) < self.max_problems:
             self.problems.append(p)
-        d = p.as_dict()
         for leg in legs:
-            lst = leg.tunnel.notes.setdefault(PROBLEMS_NOTE, [])
-            if len(lst) < 32:
-                lst.append(d)
+            if len(leg.tunnel.nat_problems) < 32:
+                leg.tunnel.nat_problems = (*leg.tunnel.nat_problems, p)
             leg.tunnel.changed = True
         for cb in self.callbacks:
             cb(p)

@@ -1,8 +1,8 @@
-"""The translation table of a joined session: which leg is inside, and the mapping written to its notes.
+"""The translation table of a joined session: which leg is inside, and the mapping written on both legs.
 
-``tunnel.notes["nat"]`` on both legs holds the same table with the leg's own ``role`` and ``peer``
-(docs/nat.md for the shape): the TCP mapping of the control connection and the GRE mappings of the
-call, whose Call IDs a PPTP-aware NAT rewrites like ports (RFC 2637 §1.3, §4.1).
+``tunnel.nat`` (a :class:`~pptptop.track.notes.NatNote`) on both legs holds the same table with the
+leg's own ``role`` and ``peer`` (docs/nat.md for the shape): the TCP mapping of the control connection
+and the GRE mappings of the call, whose Call IDs a PPTP-aware NAT rewrites like ports (RFC 2637 §1.3, §4.1).
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any
 from pptptop.track.model import Direction, Tunnel
 from pptptop.track.nat.evidence import Score
 from pptptop.track.nat.legs import Pair, Role
-
-NOTE = "nat"
+from pptptop.track.notes import NatEndpoint, NatNote
 
 #: Addresses a NAT's inside normally uses (RFC 1918, RFC 6598 shared space, link-local, ULA).
 INSIDE_NETS = tuple(ipaddress.ip_network(n) for n in (
@@ -82,18 +81,15 @@ def write_notes(pair: Pair, scored: Score) -> None:
     ti, to = inside.tunnel, outside.tunnel
     server_call = to.server.call_id if to.server.call_id is not None else ti.server.call_id
 
-    def ep(t: Tunnel) -> dict[str, Any]:
+    def ep(t: Tunnel) -> NatEndpoint:
         c = t.client
-        return {"ip": c.ip, "port": c.port, "call_id": c.call_id, "interface": t.iface}
+        return NatEndpoint(c.ip, c.port, c.call_id, t.iface)
 
     up_i, up_o = ti.traffic[Direction.TO_SERVER].packets, to.traffic[Direction.TO_SERVER].packets
     dn_i, dn_o = ti.traffic[Direction.TO_CLIENT].packets, to.traffic[Direction.TO_CLIENT].packets
-    base: dict[str, Any] = {
-        "inside": ep(ti),
-        "outside": ep(to),
-        "server": {"ip": to.server.ip,
-                   "port": to.server.port if to.server.port is not None else ti.server.port,
-                   "call_id": server_call},
+    ends = (ep(ti), ep(to), NatEndpoint(to.server.ip, to.server.port if to.server.port is not None
+                                        else ti.server.port, server_call))
+    more: dict[str, Any] = {
         "translated": {
             "address": ti.client.ip != to.client.ip,
             "port": ti.client.port != to.client.port,
@@ -130,6 +126,6 @@ def write_notes(pair: Pair, scored: Score) -> None:
                 pair.joined_ts - min(inside.first_ts, outside.first_ts), 6),
         },
     }
-    ti.notes[NOTE] = {"role": Role.INSIDE.value, "peer": to.id, **base}
-    to.notes[NOTE] = {"role": Role.OUTSIDE.value, "peer": ti.id, **base}
+    ti.nat = NatNote(Role.INSIDE.value, to.id, *ends, more)
+    to.nat = NatNote(Role.OUTSIDE.value, ti.id, *ends, more)
     ti.changed = to.changed = True

@@ -2,7 +2,7 @@
 
 PPTP through NAT works because the gateway rewrites the client's call ID like
 a port (RFC 2637 has none for GRE). Until NAT correlation has paired a
-tunnel's two legs (``tunnel.notes["nat"]``), each tunnel shows what its own
+tunnel's two legs (``tunnel.nat``), each tunnel shows what its own
 leg says and the public columns stay empty. One line per leg: this is the
 translation table, where the tunnels table shows one row per session.
 """

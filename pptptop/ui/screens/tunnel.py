@@ -114,6 +114,16 @@ class TunnelScreen(PptpScreen):
 
     def on_mount(self) -> None:
         self.query_one(LadderView).focus()
+        self._pin(True)
+
+    def on_unmount(self) -> None:
+        self._pin(False)
+
+    def _pin(self, pinned: bool) -> None:
+        """The tunnel the user is looking at is evicted last (``Tracker.pin``)."""
+        pipeline = self.pptp.pipeline
+        with pipeline.lock:
+            pipeline.tracker.pin(self.tunnel_id, pinned)
 
     # ---------------------------------------------------------------- data
     def on_snapshot(self, changed: bool) -> None:

@@ -56,6 +56,8 @@ def header_parts(c: CaptureView, recording: str | None) -> list[tuple[str, str, 
         parts.append((f"  drops {c.kernel_drops:,}", "bad" if c.kernel_drops else "dim", 1))
     if c.malformed:
         parts.append((f"  malformed {c.malformed:,}", "warn", 2))
+    if c.evicted:
+        parts.append((f"  evicted {c.evicted:,}", "warn", 1))
     if recording:
         parts.append((f"  ● REC {wire(recording, 60)}", "bad", 1))
     else:

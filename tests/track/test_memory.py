@@ -1,0 +1,156 @@
+"""Memory per tunnel (issue 23): a settled tunnel is packed, what it shows is the same, eviction keeps what matters.
+
+Memory is measured with tracemalloc over a generated reconnect storm, in process: deterministic, never timed.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import subprocess
+import sys
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from pptptop import diagnose
+from pptptop.bench import generate_storm
+from pptptop.record.export import gather
+from pptptop.sources import open_file
+from pptptop.track import nat
+from pptptop.track.events import Event, EventKind
+from pptptop.track.model import NOTHING_KEPT, Endpoint, Phase, PhaseSpan, Tunnel
+from pptptop.track.tracker import Limits, Tracker
+
+SESSIONS = 300
+#: what one settled tunnel of the storm may hold, engine included (tracker, NAT pairing, diagnosis); it
+#: held 53 KB before tunnels were settled (docs/benchmark.md, memory)
+SETTLED_MAX = 26 * 1024
+
+
+@pytest.fixture(scope="module")
+def storm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("storm") / "storm.pcap"
+    generate_storm(path, SESSIONS, concurrent=100, data=20)
+    return path
+
+
+def engine(max_tunnels: int = 10**9) -> Tracker:
+    tracker = Tracker(Limits(max_tunnels=max_tunnels))
+    nat.attach(tracker)
+    diagnose.Diagnoser().attach(tracker)
+    return tracker
+
+
+def feed(tracker: Tracker, path: Path) -> None:
+    for n, f in enumerate(open_file(str(path)), 1):
+        tracker.feed(n, f.ts, f.iface, f.linktype, f.data)
+    tracker.finish()
+
+
+def held() -> int:
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0]
+
+
+class TestSettled:
+    def test_a_settled_tunnel_is_packed_and_small(self, storm: Path) -> None:
+        tracemalloc.start()
+        try:
+            base = held()
+            tracker = engine()
+            feed(tracker, storm)
+            before = held() - base
+            tracker.tick(tracker.now + tracker.limits.settle_after)
+            after = held() - base
+        finally:
+            tracemalloc.stop()
+        tunnels = list(tracker.tunnels.values())
+        assert len(tunnels) == SESSIONS and all(t.phase is Phase.CLOSED for t in tunnels)
+        for t in tunnels:
+            assert t.packed is not None and len(t.packed) == t.stored > 0
+            assert not t.packets and t.late_packets is NOTHING_KEPT and t.data_ring is NOTHING_KEPT
+        assert after / SESSIONS <= SETTLED_MAX
+        assert after < before / 2
+
+    def test_a_settled_tunnel_shows_the_same_packets(self, storm: Path) -> None:
+        tracker = engine()
+        feed(tracker, storm)
+        seen = {t.id: [(p.number, p.ts, p.iface, p.direction, p.kind, p.summary, p.data) for p in t.all_packets()]
+                for t in tracker.tunnels.values()}
+        stored = {t.id: t.stored for t in tracker.tunnels.values()}
+        messages = {t.id: [p.message for p in t.all_packets()] for t in tracker.tunnels.values()}
+        tracker.tick(tracker.now + tracker.limits.settle_after)
+        for t in tracker.tunnels.values():
+            assert t.packed is not None
+            again = [(p.number, p.ts, p.iface, p.direction, p.kind, p.summary, p.data) for p in t.all_packets()]
+            assert again == seen[t.id] and t.stored == stored[t.id]
+            # PPP frames decoded again from their frames, control messages kept: equal to the first decode
+            assert [p.message for p in t.all_packets()] == messages[t.id]
+            export = gather([t], tracker)
+            # each frame once (a segment may carry two control messages); the data packets were counted
+            assert [p.number for p in export.packets] == sorted({s[0] for s in seen[t.id]})
+
+    def test_a_packet_after_settling_is_kept(self, storm: Path) -> None:
+        """A late packet of a settled tunnel is stored beside the packed ones (the data ring keeps none)."""
+        tracker = engine()
+        frames = list(open_file(str(storm)))
+        for n, f in enumerate(frames, 1):
+            tracker.feed(n, f.ts, f.iface, f.linktype, f.data)
+        tracker.tick(tracker.now + tracker.limits.settle_after)
+        t = tracker.tunnels[1]
+        late = next(p for p in t.all_packets() if p.kind.value == "ppp")
+        before = t.stored
+        tracker.feed(len(frames) + 1, tracker.now + 1, late.iface, late.linktype, late.data)
+        assert t.stored == before + 1 and t.all_packets()[-1].number == len(frames) + 1
+
+
+def _tunnel(tracker: Tracker, tid: int, end: float | None, failed: bool = False) -> Tunnel:
+    t = Tunnel(tid, "eth0", Endpoint(f"10.0.0.{tid}", 40000, tid), Endpoint("192.0.2.1", 1723, 1), 0.0, 100.0 + tid)
+    t.phases.append(PhaseSpan(Phase.TCP, 0.0))
+    if end is not None:
+        t.ended = True
+        t.phase = Phase.FAILED if failed else Phase.CLOSED
+        t.phases.append(PhaseSpan(t.phase, end, end))
+    tracker.tunnels[tid] = t
+    return t
+
+
+class TestEviction:
+    def test_oldest_closed_first_then_failed_then_live_pinned_last(self) -> None:
+        tracker = Tracker()
+        evicted: list[int] = []
+        tracker.subscribe(lambda ev: evicted.append(ev.tunnel.id)
+                          if ev.kind is EventKind.EVICTED and ev.tunnel is not None else None)
+        _tunnel(tracker, 1, None)  # live, idle longest
+        _tunnel(tracker, 2, 50.0, failed=True)  # failed first
+        _tunnel(tracker, 3, 90.0)  # closed last
+        _tunnel(tracker, 4, 60.0)  # closed first
+        _tunnel(tracker, 5, 10.0)  # closed earliest of all, but the user is looking at it
+        tracker.pin(5)
+        tracker._evict(4)
+        assert evicted == [4, 3, 2, 1] and list(tracker.tunnels) == [5]
+        assert tracker.stats.evicted == 4
+        tracker.pin(5, False)
+        assert tracker.pinned == frozenset()
+
+    def test_a_storm_over_the_bound_keeps_the_newest_and_says_how_many(self, storm: Path) -> None:
+        tracker = engine(max_tunnels=100)
+        feed(tracker, storm)
+        st = tracker.stats
+        assert st.tunnels_created == SESSIONS and st.evicted == SESSIONS - len(tracker.tunnels)
+        assert len(tracker.tunnels) <= 100 and max(tracker.tunnels) == SESSIONS
+
+    def test_json_reports_the_evicted(self, storm: Path) -> None:
+        out = subprocess.run([sys.executable, "-m", "pptptop", "-r", str(storm), "--json", "--max-tunnels", "100"],
+                             capture_output=True, text=True, check=True).stdout
+        doc = json.loads(out)
+        assert doc["source"]["tunnels_evicted"] == SESSIONS - len(doc["tunnels"]) > 0
+
+
+def test_settled_event_is_not_in_the_live_stream() -> None:
+    from pptptop.export.jsonout import EventStream
+
+    assert EventKind.SETTLED not in EventStream.KINDS
+    assert Event(0.0, EventKind.SETTLED, None).kind.value == "settled"
