@@ -13,7 +13,7 @@ from pptptop import sources
 from pptptop.pipeline import Pipeline
 from pptptop.serve.feed import FrameFeed
 from pptptop.sources.attach import open_attach
-from pptptop.sources.batch import batches_of
+from pptptop.sources.batch import group_frames
 from pptptop.track.tracker import Tracker
 from pptptop.wire import Frame
 
@@ -45,7 +45,7 @@ def test_the_stream_carries_the_capture(tmp_path: Path, name: str, size: int, at
             while feed.served == 0:
                 threading.Event().wait(0.01)
         n = 0
-        for batch in batches_of(src, size):  # the hook, as the pipeline calls it
+        for batch in group_frames(src, size):  # the hook, as the pipeline calls it, batches of any size
             feed.batch(n + 1, batch)
             n += len(batch)
         pipe.done.set()  # the input has ended: each client gets the rest, then the end of the stream
