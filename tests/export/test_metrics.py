@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import subprocess
@@ -11,10 +10,10 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_server import every_tunnel, json_doc
 from scapy.layers.inet import IP
 from scapy.layers.l2 import GRE_PPTP, Ether
 from scapy.layers.ppp import PPP, PPP_LCP_Configure
@@ -80,18 +79,6 @@ def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
         for s in fam.samples:
             out.setdefault(s.name, []).append((s.labels, s.value))
     return out
-
-
-def json_doc(capture: Path) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-m", "pptptop", "-r", str(capture), "--json"], capture_output=True,
-                         text=True, check=True).stdout
-    doc: dict[str, Any] = json.loads(out)
-    return doc
-
-
-def every_tunnel(doc: dict[str, Any]) -> list[dict[str, Any]]:
-    """Tunnels and their folded NAT legs: each is a tunnel of the tracker."""
-    return [x for t in doc["tunnels"] for x in (t, *t.get("legs", []))]
 
 
 @pytest.mark.parametrize("served", CAPTURES, indirect=True)
