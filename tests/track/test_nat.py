@@ -658,3 +658,37 @@ class TestNeverCrashes:
             assert p.code in NatProblemCode
             assert p.as_dict()["text"]
 
+
+
+class TestRingsReadInTurn:
+    """Live, each interface's ring is read in turn: one side's frames of the same moments may reach the
+    tracker a little after the other side's, as long as a whole short session."""
+
+    def test_a_short_session_whose_outside_frames_come_after_its_end_inside(self, data_dir: Path) -> None:
+        inside = read_frames(data_dir / "s2-mschapv2-wrong-password-inside.pcap", "lan0")
+        outside = read_frames(data_dir / "s2-mschapv2-wrong-password-outside.pcap", "wan0")
+        span = max(f[0] for f in inside + outside) - min(f[0] for f in inside + outside)
+        assert span < NatLimits().max_skew  # the whole session fits in the skew a correlation allows
+        first = sorted(inside + outside, key=lambda f: f[0])  # the same login, once in time order
+        # and again ten seconds later from the next source port, the client retrying
+        later = [(ts + 10.0, iface, _next_port(data, 47958)) for ts, iface, data in first]
+        late = [f for f in later if f[1] == "lan0"] + [f for f in later if f[1] == "wan0"]
+        tracker = Tracker()
+        nat = NatCorrelator(tracker)
+        for n, (ts, iface, data) in enumerate(first + late, 1):
+            tracker.feed(n, ts, iface, 1, data)
+        tracker.finish()
+        assert len(nat.sessions()) == 2
+        assert [p.as_dict() for p in nat.problems] == []
+
+
+def _next_port(frame: bytes, port: int) -> bytes:
+    """``frame`` with the TCP port ``port`` (either end) one higher, its checksums made again."""
+    pkt = Ether(frame)
+    if TCP in pkt:
+        tcp = pkt[TCP]
+        tcp.sport = tcp.sport + 1 if tcp.sport == port else tcp.sport
+        tcp.dport = tcp.dport + 1 if tcp.dport == port else tcp.dport
+        del tcp.chksum
+        del pkt[IP].chksum
+    return bytes(pkt)

@@ -39,6 +39,10 @@ class NatCorrelator:
         self.limits = limits or NatLimits()
         self._legs: dict[int, Leg] = {}
         self._active: dict[int, Leg] = {}  # legs whose tunnel has not ended
+        # legs that ended without their other leg, by tunnel id, with their end time: judged unmatched only
+        # once the capture clock is max_skew past it, as the other interface's frames of the same moments
+        # may still be on their way (a live capture reads each interface's ring in turn)
+        self._ended_alone: dict[int, tuple[Leg, float]] = {}
         self._pairing = Pairing(self._legs, self.limits, self._joined)
         self._finder = ProblemFinder(self._legs, self.limits)
         self.problems: list[NatProblem] = self._finder.problems
@@ -161,7 +165,7 @@ class NatCorrelator:
         self._active.pop(leg.tunnel.id, None)
         self._finder.gre_checks(leg, ev.ts, ev.frame, ended=True, final=False)
         if leg.pair is None:
-            self._finder.unmatched(leg, ev.ts, final=True)
+            self._ended_alone[leg.tunnel.id] = (leg, ev.ts)
         self._finder.release(leg)
         if leg.pair is not None:
             self._refresh(leg.pair)
@@ -169,6 +173,11 @@ class NatCorrelator:
     def _tick(self, now: float, *, final: bool) -> None:
         """Once per second of capture time (and at the end): timeouts over the live legs."""
         self._pairing.prune_index(now)
+        for tid, (leg, end) in list(self._ended_alone.items()):
+            if final or now - end >= self.limits.max_skew:
+                del self._ended_alone[tid]
+                if leg.pair is None and self._legs.get(tid) is leg:
+                    self._finder.unmatched(leg, end, final=True)
         refreshed: set[int] = set()
         for leg in list(self._legs.values() if final else self._active.values()):
             t = leg.tunnel
@@ -202,6 +211,7 @@ class NatCorrelator:
 
     def _forget(self, t: Tunnel) -> None:
         self._active.pop(t.id, None)
+        self._ended_alone.pop(t.id, None)
         leg = self._legs.pop(t.id, None)
         if leg is None:
             return
