@@ -18,7 +18,7 @@ import numpy as np
 from pptptop.wire import Batch, Frame
 
 #: Batch lives on the ground floor (pptptop.wire); named here for the modules that import it from sources
-__all__ = ["Batch", "batch_from_frames", "group_frames"]
+__all__ = ["Batch", "batch_from_frames", "group_frames", "merge_by_time"]
 
 
 def batch_from_frames(frames: list[Frame]) -> Batch:
@@ -46,6 +46,29 @@ def batch_from_frames(frames: list[Frame]) -> Batch:
         ifaces or [("", 1)],
         None if len(ifaces) <= 1 else idx,
     )
+
+
+def merge_by_time(batches: list[Batch]) -> Batch:
+    """``batches`` (of several interfaces, each in time order) as one batch in time order: what a live
+    capture read from each interface's ring in turn, so that a session's frames on two interfaces reach
+    the tracker in the order they crossed the wire. Frames of the same time keep their order."""
+    if len(batches) == 1:
+        return batches[0]
+    index: dict[tuple[str, int], int] = {}
+    bufs: list[bytes | memoryview] = []
+    offsets, idx = [], []
+    base = 0
+    for b in batches:
+        local = np.array([index.setdefault(x, len(index)) for x in b.ifaces], dtype=np.int64)
+        offsets.append(b.offsets + base)
+        idx.append(local[b.ifidx] if b.ifidx is not None else np.full(len(b), local[0], dtype=np.int64))
+        bufs.append(b.buf)
+        base += len(b.buf)
+    ifaces = list(index)
+    ts = np.concatenate([b.ts for b in batches])
+    order = np.argsort(ts, kind="stable")
+    return Batch(b"".join(bufs), np.concatenate(offsets)[order], np.concatenate([b.lengths for b in batches])[order],
+                 ts[order], ifaces, np.concatenate(idx)[order] if len(ifaces) > 1 else None)
 
 
 def group_frames(frames: Iterable[Frame], size: int = 8192) -> Iterator[Batch]:

@@ -27,12 +27,14 @@ import struct
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from itertools import chain
+from operator import attrgetter
 from typing import Any, Final
 
 import numpy as np
 
 from pptptop.sources.base import InterfaceStats, Source, SourceStats
-from pptptop.sources.batch import batch_from_frames
+from pptptop.sources.batch import batch_from_frames, merge_by_time
 from pptptop.sources.bpf import (
     DEFAULT_FILTER,
     FilterError,
@@ -88,6 +90,7 @@ POLL_TIMEOUT_MS: Final = 100
 #: cut to what half the ring's blocks cover at their timeout), and the frames keep their kernel time stamps.
 COALESCE_FRAMES: Final = 4096
 COALESCE_S: Final = 0.2
+_ts = attrgetter("ts")
 RESCAN_INTERVAL: Final = 3.0
 STATS_INTERVAL: Final = 1.0
 MAX_FRAMES_PER_TURN: Final = 20000  # then let the other interfaces have a go
@@ -528,23 +531,27 @@ class LiveSource(Source):
                         poller.register(ring.fd, select.POLLIN)
                         registered.add(ring.fd)
                 by_fd = {r.fd: r for r in self._rings.values()}
+                drained: list[Any] = []  # this turn's batches, or lists of frames, of every ready interface
                 for fd, ev in poller.poll(POLL_TIMEOUT_MS):
                     if fd == self._wake_r:
                         continue
                     ready = by_fd.get(fd)
                     if ready is None:
                         continue
-                    frames: list[Any] = ready.drain_batch() if batch else ready.drain()
+                    drained.extend(ready.drain_batch() if batch else [ready.drain()])
                     if ev & bad:
                         registered.discard(fd)
                         self._lost(ready, f"capture stopped: {ready.socket_error()} (retrying)", poller)
-                    if frames and batch:
-                        handed += sum(len(b) for b in frames)
-                        yield from frames
-                    elif frames:
-                        yield frames  # one chunk per turn: the spill hands over lists, not frames
-                    if self._closed:
-                        return
+                drained = [x for x in drained if len(x)]
+                if len(drained) > 1:
+                    # interfaces read in turn: their frames of the same moments in the order they were
+                    # captured (a NAT gateway's two legs of one session), one turn's worth at a time
+                    drained = [merge_by_time(drained)] if batch else [sorted(chain(*drained), key=_ts)]
+                if drained:
+                    handed += sum(len(x) for x in drained)
+                    yield from drained  # a batch, or one list of frames: the spill hands over lists
+                if self._closed:
+                    return
                 now = time.monotonic()
                 if batch and 0 < handed < COALESCE_FRAMES and not self._closed:
                     until = turn + self._coalesce()

@@ -25,7 +25,7 @@ from pptptop.export.jsonout import tunnel_dict
 from pptptop.export.report import report
 from pptptop.pipeline import Pipeline
 from pptptop.sources.base import CaptureFileError
-from pptptop.sources.batch import batch_from_frames
+from pptptop.sources.batch import batch_from_frames, merge_by_time
 from pptptop.sources.pcapfile import PcapFileSource
 from pptptop.track.tracker import Tracker
 
@@ -218,3 +218,18 @@ def test_a_truncated_pcap_header_of_a_pipe() -> None:
     pipe, tracker = run_source(PcapFileSource("-", io.BytesIO(struct.pack("<I", 0xA1B2C3D4))), batched=True)
     assert isinstance(pipe.error, CaptureFileError) and pipe.error.offset == 0
     assert tracker.stats.frames == 0
+
+
+@pytest.mark.parametrize("size", [1, 7, 64])
+def test_interfaces_read_in_turn_are_merged_in_capture_order(size: int) -> None:
+    """A live turn drains each interface's ring in turn; merged, the frames of a two-legged capture come
+    in the order they were captured, with their own interfaces, as the file holds them."""
+    frames = list(sources.open_file(str(DATA / "s5-two-clients-same-nat-both.pcapng")))
+    assert len({f.iface for f in frames}) == 2
+    for lo in range(0, len(frames), size * 2):
+        turn = frames[lo:lo + size * 2]
+        by_iface = [batch_from_frames([f for f in turn if f.iface == name]) for name in sorted({f.iface for f in turn})]
+        merged = merge_by_time([b for b in by_iface if len(b)])
+        got = [merged.frame(i) for i in range(len(merged))]
+        assert [(f.ts, f.iface, f.linktype, f.data) for f in got] == \
+            [(f.ts, f.iface, f.linktype, f.data) for f in sorted(turn, key=lambda f: f.ts)]
