@@ -347,28 +347,8 @@ def test_burst_at_top_speed_is_fully_accounted(net: Lab) -> None:
 def test_a_trickle_costs_its_frames_not_whole_blocks(net: Lab) -> None:
     """A block handed over by its timeout with a few frames in it is copied up to its blk_len, not 1 MiB."""
     expected = pptp_frames(DATA / "s2-mschapv2-wrong-password-outside.pcap")
-    got: list[Batch] = []
-    ready = threading.Event()
-    holder: list[LiveSource] = []
-
-    def run() -> None:
-        enter_netns(net.rx)
-        src = open_live(["vr0"])
-        holder.append(src)
-        ready.set()
-        for b in src.batches():
-            got.append(b)
-            if sum(map(len, got)) >= len(expected):
-                break
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    assert ready.wait(10)
-    for frame in expected:  # one frame per block timeout or so: every block is almost empty
-        net.send_frames("vt0", [frame])
-        time.sleep(0.03)
-    t.join(10)
-    holder[0].close()
+    # one frame per block timeout or so: every block is almost empty
+    got, _ = _trickle(net, expected, 0.03)
     assert [b.frame(i).data for b in got for i in range(len(b))] == expected
     for b in got:
         payload = int(b.lengths.sum())

@@ -123,6 +123,21 @@ def summary(tracker: Tracker) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return tunnels, counters
 
 
+def both_paths(path: Path, size: int | None) -> tuple[Tracker, Tracker]:
+    """The capture fed frame by frame, and ``size`` frames a batch (None: all in one)."""
+    frames = list(sources.open_file(str(path)))
+    one_by_one = Tracker()
+    for i, f in enumerate(frames):
+        one_by_one.feed(i + 1, f.ts, f.iface, f.linktype, f.data)
+    one_by_one.finish()
+    batched = Tracker()
+    step = size or max(1, len(frames))
+    for lo in range(0, len(frames), step):
+        batched.feed_batch(batch_from_frames(frames[lo:lo + step]), lo + 1)
+    batched.finish()
+    return one_by_one, batched
+
+
 @pytest.mark.parametrize("size", [1, 16, 4096])
 @pytest.mark.parametrize("kind", ["sessions", "storm"])
 def test_generated_captures_in_batches_of_any_size_equal_the_per_frame_path(tmp_path: Path, kind: str,
@@ -134,15 +149,7 @@ def test_generated_captures_in_batches_of_any_size_equal_the_per_frame_path(tmp_
         generate(path, packets=4_000, tunnels=6, seed=11)
     else:
         generate_storm(path, sessions=120, concurrent=12, data=6, seed=11)
-    frames = list(sources.open_file(str(path)))
-    one_by_one = Tracker()
-    for i, f in enumerate(frames):
-        one_by_one.feed(i + 1, f.ts, f.iface, f.linktype, f.data)
-    one_by_one.finish()
-    batched = Tracker()
-    for lo in range(0, len(frames), size):
-        batched.feed_batch(batch_from_frames(frames[lo:lo + size]), lo + 1)
-    batched.finish()
+    one_by_one, batched = both_paths(path, size)
     tunnels, counters = summary(one_by_one)
     assert len(tunnels) >= 6 and counters["gre_data"] > 500
     assert summary(batched) == (tunnels, counters)
@@ -155,14 +162,7 @@ def test_one_batch_of_a_storm_with_thousands_of_call_messages(tmp_path: Path) ->
     the result is still that of feeding every frame."""
     path = tmp_path / "storm.pcap"
     generate_storm(path, sessions=400, concurrent=400, data=20, seed=5)
-    frames = list(sources.open_file(str(path)))
-    one_by_one = Tracker()
-    for i, f in enumerate(frames):
-        one_by_one.feed(i + 1, f.ts, f.iface, f.linktype, f.data)
-    one_by_one.finish()
-    batched = Tracker()
-    batched.feed_batch(batch_from_frames(frames), 1)
-    batched.finish()
+    one_by_one, batched = both_paths(path, size=None)  # the whole storm in one batch
     tunnels, counters = summary(one_by_one)
     assert len(tunnels) == 400 and all(t["phase"] == "closed" for t in tunnels)
     assert summary(batched) == (tunnels, counters)
