@@ -269,6 +269,9 @@ def _control(
     info = conn.info
     targets: list[Tunnel]
     live = [t for t in conn.tunnels if not t.ended]
+    # the tunnels this message ends: ended after its MESSAGE event, so that what the message says (a
+    # Call-Clear-Request, a refusal) is observed before the tunnel's ENDED event carries its verdict
+    ending: list[Tunnel] = []
     if mt in (T.START_CONTROL_CONNECTION_REQUEST, T.START_CONTROL_CONNECTION_REPLY):
         targets = live or conn.tunnels[-1:]
         host, vendor = msg.host_name[:MAX_NAME], msg.vendor_string[:MAX_NAME]
@@ -307,7 +310,7 @@ def _control(
         for t in targets:  # a keepalive or a Stop: the control connection was up
             tracker.infer(t, Phase.CONTROL, ts)
     else:
-        targets = [_call_for(tracker, conn, side, msg, ts, number)]
+        targets = [_call_for(tracker, conn, side, msg, ts, number, ending)]
     summary = _control_summary(msg)
     keepalive = mt in (T.ECHO_REQUEST, T.ECHO_REPLY)
     for t in targets:
@@ -316,7 +319,7 @@ def _control(
     if mt == T.START_CONTROL_CONNECTION_REPLY and msg.result_code != 1:
         for t in targets:
             tracker.close_step(t, "server", "control-refused", P.result_name(mt, msg.result_code), ts, number)
-            tracker.end(t, ts, number)
+            ending.append(t)
     elif mt == T.ECHO_REQUEST:
         echo_request(tracker, targets[0] if targets else None, conn.echo, d, msg.identifier, ts, number, "pptp")
     elif mt == T.ECHO_REPLY:
@@ -327,13 +330,17 @@ def _control(
             t.control.stop_reason = msg.reason
             why = f"{P.reason_name(msg.reason)} ({msg.reason})"  # "None (1)": reason 1's name, not a missing one
             tracker.close_step(t, side, "stop-control", why, ts, number)
-            tracker.end(t, ts, number)
+            ending.append(t)
     for t in targets:
         tracker.emit(Event(ts, EventKind.MESSAGE, t, number, d, msg))
+    for t in ending:
+        tracker.end(t, ts, number)
 
 
-def _call_for(tracker: TunnelActions, conn: Connection, side: str, msg: Any, ts: float, number: int) -> Tunnel:
-    """The tunnel a call-level message belongs to, creating it for a new call."""
+def _call_for(tracker: TunnelActions, conn: Connection, side: str, msg: Any, ts: float, number: int,
+              ending: list[Tunnel]) -> Tunnel:
+    """The tunnel a call-level message belongs to, creating it for a new call; a call it ends is put on
+    ``ending``."""
     T = P.ControlMessageType
     mt = msg.message_type
     other = "server" if side == "client" else "client"
@@ -385,7 +392,7 @@ def _call_for(tracker: TunnelActions, conn: Connection, side: str, msg: Any, ts:
         tracker.register(t)
         if msg.result_code != 1:
             tracker.close_step(t, side, "call-refused", P.result_name(mt, msg.result_code), ts, number)
-            tracker.end(t, ts, number)
+            ending.append(t)
     elif mt == T.INCOMING_CALL_CONNECTED:
         t = find(other, msg.peer_call_id) or fresh()
         t.control.connect_speed = msg.connect_speed
@@ -393,13 +400,13 @@ def _call_for(tracker: TunnelActions, conn: Connection, side: str, msg: Any, ts:
     elif mt == T.CALL_CLEAR_REQUEST:
         t = find(side, msg.call_id) or (conn.tunnels[-1] if conn.tunnels else fresh())
         tracker.close_step(t, side, "call-clear", None, ts, number)
-        tracker.end(t, ts, number)
+        ending.append(t)
     elif mt == T.CALL_DISCONNECT_NOTIFY:
         t = find(side, msg.call_id) or (conn.tunnels[-1] if conn.tunnels else fresh())
         t.control.disconnect_result, t.control.disconnect_cause = msg.result_code, msg.cause_code
         t.control.call_statistics = msg.call_statistics[:MAX_CALL_STATISTICS]
         tracker.close_step(t, side, "call-disconnect", P.result_name(mt, msg.result_code), ts, number)
-        tracker.end(t, ts, number)
+        ending.append(t)
     elif mt == T.SET_LINK_INFO:
         t = find(other, msg.peer_call_id) or conn.tunnels[-1]
         t.control.send_accm, t.control.receive_accm = msg.send_accm, msg.receive_accm

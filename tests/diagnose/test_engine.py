@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 from diag_support import (
@@ -205,3 +206,28 @@ def test_a_rule_that_answered_quiet_sleeps_until_an_event_can_change_it(tmp_path
     assert evaluations > 30 * 30  # dozens of events a session, each evaluated
     for code in ("server-unreachable", "control-refused", "call-refused", "gre-blocked", "lcp-failed", "gre-one-way"):
         assert calls.get(code, 0) * 4 < evaluations, code
+
+
+@pytest.mark.parametrize("name, code", [("s3-gre-blocked-inside.pcap", "gre-blocked"),
+                                        ("s2-mschapv2-wrong-password-inside.pcap", "auth-failed"),
+                                        ("s4-mppe-refused-by-client-inside.pcap", "encryption-mismatch")])
+def test_a_tunnel_ended_by_a_control_message_ends_with_its_verdict(data_dir: Path, name: str, code: str) -> None:
+    """The message that ends a call (a Call-Clear-Request in each) is observed before the tunnel's ENDED event,
+    so the live --json stream's "ended" record, written at that event, carries the cause it brought."""
+    from pptptop import sources
+
+    tracker = Tracker()
+    Diagnoser().attach(tracker)
+    at_end: dict[int, tuple[str, list[str]]] = {}
+
+    def ended(ev: Any) -> None:
+        if ev.kind.value == "ended":
+            at_end[ev.tunnel.id] = (ev.tunnel.close.how, [f.code for f in ev.tunnel.findings])
+
+    tracker.subscribe(ended)  # after the diagnoser, as the CLI's event stream is
+    for n, f in enumerate(sources.open_file(str(data_dir / name)), 1):
+        tracker.feed(n, f.ts, f.iface, f.linktype, f.data)
+    tracker.finish()
+    ((how, codes),) = at_end.values()
+    assert how in ("call-clear", "lcp-terminate")  # the first step of a close the Call-Clear-Request ended
+    assert code in codes
