@@ -27,6 +27,7 @@ import ipaddress
 import struct
 from collections import deque
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from pptptop.decode.errors import DecodeError
@@ -89,7 +90,10 @@ GRE_ONLY_LINGER = 2.0
 MASK64 = (1 << 64) - 1
 
 
+@lru_cache(maxsize=4096)
 def _ipkey(ip: str) -> int | bytes:
+    """The address as a number (IPv4) or its 16 octets (IPv6); each call's two endpoints come again at
+    every GRE index change, and parsing the text costs more than the rest of the key."""
     addr = ipaddress.ip_address(ip)
     return int(addr) if addr.version == 4 else addr.packed
 
