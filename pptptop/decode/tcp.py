@@ -32,6 +32,9 @@ class TcpFlags(IntFlag):
 
 #: the flags as plain ints, for hot paths: an int & an IntFlag member runs the enum's Python code
 TH_FIN, TH_SYN, TH_RST, TH_ACK = int(TcpFlags.FIN), int(TcpFlags.SYN), int(TcpFlags.RST), int(TcpFlags.ACK)
+#: values of the flags octet seen so far, as their TcpFlags (at most 256): ``TcpFlags(x)`` runs the enum's
+#: Python code, and making all 256 at import would cost every start ~10 ms
+_FLAGS: dict[int, TcpFlags] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,9 @@ def decode_tcp(data: bytes, off: int, end: int) -> TcpSegment:
         raise DecodeError(
             "tcp_bad_data_offset", f"data offset {data_offset} points past the {end - off} octets there", off
         )
+    bits = _FLAGS.get(flags)
+    if bits is None:
+        bits = _FLAGS[flags] = TcpFlags(flags)
     return TcpSegment(
         src_port=sport,
         dst_port=dport,
@@ -92,7 +98,7 @@ def decode_tcp(data: bytes, off: int, end: int) -> TcpSegment:
         ack=ack,
         data_offset=data_offset,
         reserved=doff_res & 0x0F,
-        flags=TcpFlags(flags),
+        flags=bits,
         window=window,
         checksum=checksum,
         urgent=urgent,

@@ -403,13 +403,13 @@ def inner_ip(tracker: TunnelActions, t: Tunnel, d: int, payload: bytes) -> None:
         flows[key] = flows.get(key, 0) + 1
 
 
+#: LCP option names by type, as the transcript keys them ("mru", "auth_protocol"), looked up once
+_LCP_OPTION_NAMES = {int(m): m.name.lower() for m in LcpOption}
+
+
 def _option_name(o: Any) -> str:
-    for enum in (LcpOption,):
-        try:
-            return enum(o.type).name.lower()
-        except ValueError:
-            pass
-    return f"opt{o.type}"
+    name = _LCP_OPTION_NAMES.get(o.type)
+    return name if name is not None else f"opt{o.type}"
 
 
 def _option_value(o: Any) -> Any:

@@ -24,6 +24,7 @@ from pptptop.track.tracker import Tracker
 _TICK, _EVICTED, _MERGED, _MESSAGE, _ROLES, _ICMP, _ENDED = (
     EventKind.TICK, EventKind.EVICTED, EventKind.MERGED, EventKind.MESSAGE, EventKind.ROLES, EventKind.ICMP,
     EventKind.ENDED)
+_TO_SERVER = Direction.TO_SERVER
 
 
 class NatCorrelator:
@@ -145,7 +146,7 @@ class NatCorrelator:
         call_setup = getattr(msg, "message_type", None) in CALL_SETUP
         if leg.items >= self.limits.items_per_leg and not call_setup:
             return  # this leg's evidence is all in: spare its keepalives the signature and the index
-        d = Direction(ev.direction) if ev.direction is not None else Direction.TO_SERVER
+        d = ev.direction if ev.direction is not None else _TO_SERVER
         seq: int | None = None
         if not isinstance(msg, PppFrame) and msg is not None and hasattr(msg, "message_type"):
             conn = self.tracker.connection_of(leg.tunnel)
