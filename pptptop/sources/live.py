@@ -90,10 +90,10 @@ POLL_TIMEOUT_MS: Final = 100
 #: cut to what half the ring's blocks cover at their timeout), and the frames keep their kernel time stamps.
 COALESCE_FRAMES: Final = 4096
 COALESCE_S: Final = 0.2
-_ts = attrgetter("ts")
 RESCAN_INTERVAL: Final = 3.0
 STATS_INTERVAL: Final = 1.0
 MAX_FRAMES_PER_TURN: Final = 20000  # then let the other interfaces have a go
+_ts = attrgetter("ts")  # a frame's capture time: the key that merges one turn's interfaces
 VLAN_TPID_8021Q: Final = 0x8100
 
 _BLOCK_HDR = struct.Struct("=IIII")  # block_status, num_pkts, offset_to_first_pkt, blk_len (at +8)
