@@ -60,6 +60,32 @@ class StreamReassembler:
     ``resyncs``, ``bytes`` (new in-order octets taken).
     """
 
+    # two per control connection, kept while its tunnels are: slots, not a dict each (issue 23)
+    __slots__ = (
+        "_base",
+        "_buf",
+        "_fin",
+        "_first_seq",
+        "_held",
+        "_held_bytes",
+        "_hole_age",
+        "_isn",
+        "_next",
+        "_scanning",
+        "bytes",
+        "closed",
+        "gap_bytes",
+        "gap_segments",
+        "gaps",
+        "max_buffer",
+        "max_message",
+        "max_segments",
+        "messages",
+        "out_of_order",
+        "resyncs",
+        "retransmissions",
+    )
+
     def __init__(
         self,
         *,
