@@ -10,7 +10,7 @@ way.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
@@ -35,6 +35,30 @@ class PackedRing(Protocol):
     def unpack(self) -> list[tuple[int, float, int, bytes]]:
         """(frame number, time, direction, frame) of each."""
         ...
+
+
+#: the one-second buckets of traffic a tunnel keeps per direction (``DirectionStats.history``): 2 minutes
+HISTORY_SECONDS = 120
+Bucket = tuple[int, int, int]  # (capture second, bytes, packets)
+
+
+class History(Protocol):
+    """A direction's past one-second buckets, oldest first, the newest :data:`HISTORY_SECONDS` kept: a deque
+    while the tunnel is up, packed in an array once it has settled (track/packed.py)."""
+
+    def append(self, bucket: Bucket, /) -> None: ...
+
+    def __iter__(self) -> Iterator[Bucket]: ...
+
+    def __reversed__(self) -> Iterator[Bucket]: ...
+
+    def __getitem__(self, i: int, /) -> Bucket: ...
+
+    def __len__(self) -> int: ...
+
+
+def _history() -> History:
+    return deque(maxlen=HISTORY_SECONDS)
 
 
 class Phase(StrEnum):
@@ -169,7 +193,7 @@ class DirectionStats:
     cur_sec: int = 0
     cur_bytes: int = 0
     cur_packets: int = 0
-    history: deque[tuple[int, int, int]] = field(default_factory=lambda: deque(maxlen=120))  # 2 min
+    history: History = field(default_factory=_history)
 
     def roll(self, sec: int) -> None:
         """Close the current one-second bucket and start the one for ``sec``."""

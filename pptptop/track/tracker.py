@@ -69,7 +69,7 @@ from pptptop.track.model import (
     Tunnel,
 )
 from pptptop.track.negotiation import data_seen, gre_ppp, inner_ip, mppe_seen
-from pptptop.track.packed import PackedPackets, PackedRing
+from pptptop.track.packed import PackedHistory, PackedPackets, PackedRing
 from pptptop.track.unknown import Strays, Waiting, pair_of
 from pptptop.wire import LINKTYPE_ETHERNET, Batch
 
@@ -745,6 +745,8 @@ class Tracker:
         cited = {n for f in t.findings for n in f.evidence}
         ring = [e for e in t.data_ring if e[0] in cited]  # data the diagnosis cites; the rest was counted
         t.packed_ring = PackedRing.pack(ring) if ring else None
+        for ds in t.traffic:
+            ds.history = PackedHistory(ds.history)
         t.packets = []
         t.late_packets = t.keepalives = t.data_ring = NOTHING_KEPT
         t.pending_requests.clear()

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,70 @@ def test_settled_event_is_not_in_the_live_stream() -> None:
 
     assert EventKind.SETTLED not in EventStream.KINDS
     assert Event(0.0, EventKind.SETTLED, None).kind.value == "settled"
+
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+#: every real capture the suite holds: Linux, Windows and Cisco peers, one or two interfaces
+REAL = sorted(p for p in DATA.iterdir() if p.suffix in (".pcap", ".pcapng", ".cap"))
+
+
+def _shown(t: Tunnel) -> list[tuple[Any, ...]]:
+    return [(p.number, p.ts, p.iface, p.linktype, p.direction, p.kind, p.summary, p.data, p.message)
+            for p in t.all_packets()]
+
+
+class TestPacked:
+    @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
+    def test_every_real_capture_settles_to_the_same_packets(self, path: Path) -> None:
+        """Packed and unpacked again, each packet is what it was: its frame, label and decoded message (PPP
+        and PPTP control messages decoded again from their frames, a split control message kept)."""
+        tracker = engine()
+        feed(tracker, path)
+        before = {t.id: _shown(t) for t in tracker.tunnels.values()}
+        traffic = {t.id: [list(ds.history) for ds in t.traffic] for t in tracker.tunnels.values()}
+        tracker.tick(tracker.now + tracker.limits.settle_after)
+        settled = [t for t in tracker.tunnels.values() if t.packed is not None]
+        assert settled == [t for t in tracker.tunnels.values() if t.ended]  # a tunnel still up is not packed
+        for t in settled:
+            assert _shown(t) == before[t.id]
+            assert [list(ds.history) for ds in t.traffic] == traffic[t.id]
+
+    def test_a_control_message_split_over_two_segments_is_kept_decoded(self) -> None:
+        from pptptop.decode.pptp import decode_control
+        from pptptop.track.model import Direction, Packet, PacketKind
+        from pptptop.track.packed import PackedPackets
+
+        tracker = engine()
+        feed(tracker, DATA / "s1-mschapv2-mppe128-inside.pcap")
+        t = next(iter(tracker.tunnels.values()))
+        whole = next(p for p in t.all_packets() if p.kind is PacketKind.CONTROL)
+        at = whole.data.find(bytes.fromhex("1a2b3c4d")) - 4
+        length = int.from_bytes(whole.data[at:at + 2], "big")
+        msg = decode_control(whole.data[at:at + length])
+        # the same message, its frame cut after its first half (the rest came in the next segment)
+        split = Packet(whole.number, whole.ts, whole.iface, whole.linktype, Direction.TO_SERVER, PacketKind.CONTROL,
+                       "SCCRQ \udcff \u202e\x00", whole.data[:at + length // 2], msg)
+        packed = PackedPackets.pack([whole, split])
+        assert packed.kept is not None and list(packed.kept) == [1]  # only the split one
+        again = packed.unpack(None)
+        assert [p.message for p in again] == [whole.message, msg]
+        assert again[1].label == split.label and again[1].data == split.data
+
+    def test_a_settled_history_behaves_as_the_deque(self) -> None:
+        from collections import deque
+
+        from pptptop.track.model import HISTORY_SECONDS
+        from pptptop.track.packed import PackedHistory
+
+        d: deque[tuple[int, int, int]] = deque(maxlen=HISTORY_SECONDS)
+        for s in range(50):
+            d.append((1000 + s, 100 * s, s))
+        h = PackedHistory(d)
+        assert list(h) == list(d) and list(reversed(h)) == list(reversed(d)) and len(h) == len(d)
+        assert h[-1] == d[-1] and h[0] == d[0] and h[-50] == d[0]
+        with pytest.raises(IndexError):
+            h[50]
+        for s in range(50, 200):  # late packets after settling: still bounded
+            d.append((1000 + s, 100 * s, s))
+            h.append((1000 + s, 100 * s, s))
+        assert list(h) == list(d) and len(h) == HISTORY_SECONDS
