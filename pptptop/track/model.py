@@ -10,12 +10,14 @@ way.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
 from pptptop.decode.pppd import format_pppd
+from pptptop.decode.stored import ppp_of
+from pptptop.track.history import History
 from pptptop.track.notes import ConntrackNote, Finding, InsideNote, NatNote, NatProblem, Withdrawn
 
 
@@ -35,30 +37,6 @@ class PackedRing(Protocol):
     def unpack(self) -> list[tuple[int, float, int, bytes]]:
         """(frame number, time, direction, frame) of each."""
         ...
-
-
-#: the one-second buckets of traffic a tunnel keeps per direction (``DirectionStats.history``): 2 minutes
-HISTORY_SECONDS = 120
-Bucket = tuple[int, int, int]  # (capture second, bytes, packets)
-
-
-class History(Protocol):
-    """A direction's past one-second buckets, oldest first, the newest :data:`HISTORY_SECONDS` kept: a deque
-    while the tunnel is up, packed in an array once it has settled (track/packed.py)."""
-
-    def append(self, bucket: Bucket, /) -> None: ...
-
-    def __iter__(self) -> Iterator[Bucket]: ...
-
-    def __reversed__(self) -> Iterator[Bucket]: ...
-
-    def __getitem__(self, i: int, /) -> Bucket: ...
-
-    def __len__(self) -> int: ...
-
-
-def _history() -> History:
-    return deque(maxlen=HISTORY_SECONDS)
 
 
 class Phase(StrEnum):
@@ -134,6 +112,7 @@ class PacketKind(StrEnum):
     MALFORMED = "malformed"
 
 
+LATE_PACKETS = 256  # the latest packets kept past ``Limits.stored_packets`` (Tunnel.late_packets)
 KEEPALIVES_KEPT = 64  # the latest keepalive packets kept per tunnel (32 request/reply pairs)
 DATA_RING = 64  # the last data packets kept per tunnel (Tunnel.data_ring)
 #: what a settled tunnel has in place of its packet rings: a deque of no length keeps nothing (appending to it
@@ -146,7 +125,9 @@ class Packet:
     """One stored packet of a tunnel, for the ladder, the transcript and evidence.
 
     ``number`` is the frame number in the capture (1-based, as tshark counts).
-    ``message`` is the decoded PPTP message or PPP frame (never mutated).
+    ``message`` is the decoded PPTP message or PPP frame (never mutated). A tunnel stores a PPP frame with
+    none (``Tunnel.all_packets`` decodes it again from ``data``): a decoded frame weighs several times
+    its bytes (issue 23).
     """
 
     number: int
@@ -193,7 +174,7 @@ class DirectionStats:
     cur_sec: int = 0
     cur_bytes: int = 0
     cur_packets: int = 0
-    history: History = field(default_factory=_history)
+    history: History = field(default_factory=History)
 
     def roll(self, sec: int) -> None:
         """Close the current one-second bucket and start the one for ``sec``."""
@@ -405,9 +386,10 @@ class Tunnel:
     close: CloseInfo = field(default_factory=CloseInfo)
     malformed: int = 0
     icmp_errors: list[str] = field(default_factory=list)
-    # stored packets: the first ones kept in order, later ones in a ring
+    # stored packets: the first ones kept in order, later ones in a ring of LATE_PACKETS, made when the
+    # first of them comes (most tunnels never have one: an empty deque takes 600 bytes)
     packets: list[Packet] = field(default_factory=list)
-    late_packets: deque[Packet] = field(default_factory=lambda: deque(maxlen=256))
+    late_packets: deque[Packet] = field(default_factory=lambda: NOTHING_KEPT)
     #: keepalives (PPTP and LCP Echo, LCP Discard), the latest only: EchoStats counts them all, and a tunnel
     #: up for days would otherwise fill ``packets`` and ``late_packets`` with them
     keepalives: deque[Packet] = field(default_factory=lambda: deque(maxlen=KEEPALIVES_KEPT))
@@ -466,14 +448,23 @@ class Tunnel:
         return (not self.joined or self.link_seen or any(n.ipcp_opened.values()) or any(n.ipv6cp_opened.values())
                 or n.client_ip is not None)
 
-    def all_packets(self) -> list[Packet]:
-        """Every stored non-data packet, in capture order."""
+    def stored_packets(self) -> list[Packet]:
+        """Every stored non-data packet, in capture order, as stored (a PPP frame not decoded)."""
         stored = [*self.packets, *self.late_packets]
         if self.packed is not None:
             return sorted([*self.packed.unpack(self.auth.chap_algorithm), *stored, *self.keepalives], key=_number)
         if not self.keepalives:
             return stored
         return sorted([*stored, *self.keepalives], key=_number)
+
+    def all_packets(self) -> list[Packet]:
+        """Every stored non-data packet, in capture order, each PPP frame decoded."""
+        alg = self.auth.chap_algorithm
+        ppp = PacketKind.PPP
+        return [Packet(p.number, p.ts, p.iface, p.linktype, p.direction, ppp, p.label, p.data,
+                       ppp_of(p.linktype, p.data, alg))
+                if p.kind is ppp and p.message is None and not p.label else p
+                for p in self.stored_packets()]
 
     @property
     def stored(self) -> int:

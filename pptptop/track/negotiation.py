@@ -77,7 +77,7 @@ def gre_ppp(
         d = d.other
     side = d.sender
     keepalive = frame.protocol == PppProtocol.LCP and isinstance(msg, ControlPacket) and msg.code in LCP_KEEPALIVES
-    tracker.store(t, Packet(number, ts, iface, linktype, d, PacketKind.PPP, "", data, frame), keepalive)
+    tracker.store(t, Packet(number, ts, iface, linktype, d, PacketKind.PPP, "", data), keepalive)
     proto = frame.protocol
     if proto == PppProtocol.LCP and isinstance(msg, ControlPacket):
         _lcp(tracker, t, d, side, msg, ts, number)

@@ -12,78 +12,25 @@ from __future__ import annotations
 import struct
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pptptop.decode.errors import DecodeError
-from pptptop.decode.gre import decode_gre
-from pptptop.decode.ip import decode_ip
-from pptptop.decode.link import network_offset
-from pptptop.decode.ppp import PppFrame, decode_ppp
-from pptptop.decode.pptp import MAGIC_COOKIE, decode_control, peek_header
-from pptptop.track.model import HISTORY_SECONDS, Bucket, Direction, Packet, PacketKind
+from pptptop.decode.stored import NOT_IN_FRAME, control_at, control_from, ppp_of
+from pptptop.track.model import Direction, Packet, PacketKind
 
-#: IP protocol numbers of an IP header inside IP, and the ethertype of what they carry (as the tracker)
-_INNER_IP = {4: 0x0800, 41: 0x86DD}
-_MAX_IP_NESTING = 4
-_IPPROTO_GRE = 47
 _KINDS = tuple(PacketKind)
 _KIND_INDEX = {k: i for i, k in enumerate(_KINDS)}
 
 
-def ppp_of(linktype: int, data: bytes, chap_algorithm: int | None) -> PppFrame | None:
-    """The PPP frame in a captured GRE frame, decoded as the tracker decoded it; None if there is none."""
-    try:
-        ethertype, off = network_offset(linktype, data)
-        if off < 0:
-            return None
-        ip = decode_ip(data, off, ethertype)
-        for _ in range(_MAX_IP_NESTING):
-            if ip.fragment or ip.protocol not in _INNER_IP:
-                break
-            ip = decode_ip(data, ip.payload_offset, _INNER_IP[ip.protocol])
-        if ip.fragment or ip.protocol != _IPPROTO_GRE:
-            return None
-        g = decode_gre(data, ip.payload_offset, ip.payload_end)
-        return decode_ppp(data[g.payload_offset:g.payload_end], chap_algorithm=chap_algorithm)
-    except DecodeError:
-        return None
-
-
 #: per packet in a packed tunnel: frame number, time, frame length, label length (UTF-8), link type, kind and
 #: direction (``kind index << 1 | direction``), interface index, and where its control message starts in its
-#: frame (``_DECODED``: none, or kept decoded)
+#: frame (``NOT_IN_FRAME``: none, or
+#: kept decoded)
 _RECORD = struct.Struct("<qdIIHBBi")
-_DECODED = -1
-_COOKIE = struct.pack("!I", MAGIC_COOKIE)
 #: zlib's level for a settled tunnel: one tunnel's frames share their addresses, ports and much of their
 #: negotiation, and pack to about a third at level 6 (docs/benchmark.md); packing happens once a tunnel
 _LEVEL = 6
-
-
-def control_at(frame: bytes, msg: Any) -> int:
-    """Where in ``frame`` the control message ``msg`` starts, decoded as it was (its magic cookie found and
-    the message there decoded equal to it); ``_DECODED`` if it is not whole in the frame (it was reassembled
-    from several segments)."""
-    i = frame.find(_COOKIE, 4)
-    while i >= 0:
-        off = i - 4
-        head = peek_header(frame, off)
-        if head is not None and off + head[0] <= len(frame):
-            try:
-                if decode_control(frame[off:off + head[0]]) == msg:
-                    return off
-            except DecodeError:
-                pass
-        i = frame.find(_COOKIE, i + 1)
-    return _DECODED
-
-
-def _control_from(frame: bytes, off: int) -> Any:
-    head = peek_header(frame, off)
-    assert head is not None
-    return decode_control(frame[off:off + head[0]])
 
 
 @dataclass(slots=True)
@@ -109,13 +56,13 @@ class PackedPackets:
         ppp = PacketKind.PPP
         control = PacketKind.CONTROL
         for i, p in enumerate(ps):
-            at = _DECODED
+            at = NOT_IN_FRAME
             if p.kind is control and p.message is not None:
                 at = control_at(p.data, p.message)
-                if at == _DECODED:
+                if at == NOT_IN_FRAME:
                     kept[i] = p.message
             elif p.kind is not ppp and p.message is not None:
-                kept[i] = p.message  # another kind with a message (none today) keeps it as it is
+                kept[i] = p.message  # a malformed PPP frame's partial decode, kept as it is
             label = (p.label if p.kind is not ppp or p.message is None else "").encode("utf-8", "surrogatepass")
             labels.append(label)
             records.append(_RECORD.pack(p.number, p.ts, len(p.data), len(label), p.linktype,
@@ -144,8 +91,8 @@ class PackedPackets:
             pos += size
             kind = _KINDS[flags >> 1]
             label = labels[i]
-            if at != _DECODED:
-                msg = _control_from(data, at)
+            if at != NOT_IN_FRAME:
+                msg = control_from(data, at)
             elif kind is ppp and not label:
                 msg = ppp_of(linktype, data, chap_algorithm)
             else:
@@ -183,39 +130,3 @@ class PackedRing:
             start = end
         return out
 
-
-class PackedHistory:
-    """A settled direction's one-second buckets (``DirectionStats.history``) in one array: three numbers a
-    second instead of a tuple each in a deque; a late packet's bucket is still appended."""
-
-    __slots__ = ("flat",)
-
-    def __init__(self, buckets: Iterable[Bucket]) -> None:
-        self.flat = array("q", [v for b in buckets for v in b])
-
-    def append(self, bucket: Bucket, /) -> None:
-        self.flat.extend(bucket)
-        if len(self.flat) > 3 * HISTORY_SECONDS:
-            del self.flat[:3]
-
-    def __len__(self) -> int:
-        return len(self.flat) // 3
-
-    def __getitem__(self, i: int, /) -> Bucket:
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError("history index out of range")
-        f = self.flat
-        return f[3 * i], f[3 * i + 1], f[3 * i + 2]
-
-    def __iter__(self) -> Iterator[Bucket]:
-        f = self.flat
-        for i in range(0, len(f), 3):
-            yield f[i], f[i + 1], f[i + 2]
-
-    def __reversed__(self) -> Iterator[Bucket]:
-        f = self.flat
-        for i in range(len(f) - 3, -1, -3):
-            yield f[i], f[i + 1], f[i + 2]

@@ -54,6 +54,7 @@ from pptptop.track.events import Event, EventKind
 from pptptop.track.icmp import icmp_packet
 from pptptop.track.keepalive import echo_miss
 from pptptop.track.model import (
+    LATE_PACKETS,
     NOTHING_KEPT,
     PHASE_ORDER,
     ControlInfo,
@@ -69,7 +70,7 @@ from pptptop.track.model import (
     Tunnel,
 )
 from pptptop.track.negotiation import data_seen, gre_ppp, inner_ip, mppe_seen
-from pptptop.track.packed import PackedHistory, PackedPackets, PackedRing
+from pptptop.track.packed import PackedPackets, PackedRing
 from pptptop.track.unknown import Strays, Waiting, pair_of
 from pptptop.wire import LINKTYPE_ETHERNET, Batch
 
@@ -544,7 +545,8 @@ class Tracker:
         stored = sorted([*gre.packets, *t.packets], key=lambda p: p.number)
         limit = self.limits.stored_packets
         gre.packets = stored[:limit]
-        gre.late_packets.extend(stored[limit:])
+        if len(stored) > limit:
+            self._late(gre).extend(stored[limit:])
         gre.keepalives = type(gre.keepalives)(sorted([*gre.keepalives, *t.keepalives], key=lambda p: p.number),
                                               maxlen=gre.keepalives.maxlen)
         self._orphans.pop(gre.id, None)
@@ -716,10 +718,18 @@ class Tracker:
         elif len(t.packets) < self.limits.stored_packets:
             t.packets.append(p)
         else:
-            if len(t.late_packets) == t.late_packets.maxlen:
+            late = self._late(t)
+            if len(late) == late.maxlen:
                 t.packets_dropped += 1
-            t.late_packets.append(p)
+            late.append(p)
         t.changed = True
+
+    @staticmethod
+    def _late(t: Tunnel) -> deque[Packet]:
+        """``t``'s ring of late packets, made now if it has none yet."""
+        if t.late_packets is NOTHING_KEPT:
+            t.late_packets = deque(maxlen=LATE_PACKETS)
+        return t.late_packets
 
     def settle(self, now: float) -> None:
         """Pack the stored packets of the tunnels that ended and have had no packet for ``settle_after``
@@ -741,12 +751,10 @@ class Tracker:
                 break
 
     def _settle(self, t: Tunnel, now: float) -> None:
-        t.packed = PackedPackets.pack(t.all_packets())
+        t.packed = PackedPackets.pack(t.stored_packets())
         cited = {n for f in t.findings for n in f.evidence}
         ring = [e for e in t.data_ring if e[0] in cited]  # data the diagnosis cites; the rest was counted
         t.packed_ring = PackedRing.pack(ring) if ring else None
-        for ds in t.traffic:
-            ds.history = PackedHistory(ds.history)
         t.packets = []
         t.late_packets = t.keepalives = t.data_ring = NOTHING_KEPT
         t.pending_requests.clear()

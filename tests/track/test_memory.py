@@ -183,6 +183,32 @@ class TestPacked:
             assert _shown(t) == before[t.id]
             assert [list(ds.history) for ds in t.traffic] == traffic[t.id]
 
+    @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
+    def test_a_stored_ppp_frame_shows_what_the_tracker_decoded(self, path: Path) -> None:
+        """A tunnel stores a PPP frame's bytes alone: decoded again for the UI and exports, before and after
+        settling, it is the frame the tracker decoded when it came (its MESSAGE event's)."""
+        from pptptop.decode.ppp import PppFrame
+        from pptptop.track.model import PacketKind
+
+        tracker = engine()
+        decoded: dict[tuple[int, int], Any] = {}
+        tracker.subscribe(lambda ev: decoded.__setitem__((ev.tunnel.id, ev.frame), ev.message)
+                          if ev.kind is EventKind.MESSAGE and isinstance(ev.message, PppFrame)
+                          and ev.tunnel is not None and ev.frame is not None else None)
+        feed(tracker, path)
+        live = {t.id: t.all_packets() for t in tracker.tunnels.values()}
+        assert all(p.message is None for t in tracker.tunnels.values() for p in t.packets
+                   if p.kind is PacketKind.PPP)  # stored without its decode
+        tracker.tick(tracker.now + tracker.limits.settle_after)
+        shown = 0
+        for t in tracker.tunnels.values():
+            for packets in (live[t.id], t.all_packets()):
+                for p in packets:
+                    if p.kind is PacketKind.PPP and (t.id, p.number) in decoded:
+                        assert p.message == decoded[t.id, p.number] and p.summary
+                        shown += 1
+        assert shown or not decoded
+
     def test_a_control_message_split_over_two_segments_is_kept_decoded(self) -> None:
         from pptptop.decode.pptp import decode_control
         from pptptop.track.model import Direction, Packet, PacketKind
@@ -204,21 +230,20 @@ class TestPacked:
         assert [p.message for p in again] == [whole.message, msg]
         assert again[1].label == split.label and again[1].data == split.data
 
-    def test_a_settled_history_behaves_as_the_deque(self) -> None:
+    def test_the_traffic_history_behaves_as_a_bounded_deque(self) -> None:
         from collections import deque
 
-        from pptptop.track.model import HISTORY_SECONDS
-        from pptptop.track.packed import PackedHistory
+        from pptptop.track.history import HISTORY_SECONDS, History
 
         d: deque[tuple[int, int, int]] = deque(maxlen=HISTORY_SECONDS)
         for s in range(50):
             d.append((1000 + s, 100 * s, s))
-        h = PackedHistory(d)
+        h = History(d)
         assert list(h) == list(d) and list(reversed(h)) == list(reversed(d)) and len(h) == len(d)
         assert h[-1] == d[-1] and h[0] == d[0] and h[-50] == d[0]
         with pytest.raises(IndexError):
             h[50]
-        for s in range(50, 200):  # late packets after settling: still bounded
+        for s in range(50, 200):  # still bounded
             d.append((1000 + s, 100 * s, s))
             h.append((1000 + s, 100 * s, s))
         assert list(h) == list(d) and len(h) == HISTORY_SECONDS

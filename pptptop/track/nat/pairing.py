@@ -8,7 +8,6 @@ with every other); the rest corroborates open pairs. Timing is only a window, ne
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +27,9 @@ class Pairing:
         self.on_join = on_join
         self.joined = 0
         self._npairs = 0  # candidate pairs held in the legs' ``candidates``
-        self._index: dict[tuple[Any, ...], deque[tuple[float, int, int, int | None]]] = {}
+        #: signature -> the latest legs that sent it, oldest first, at most ``index_fanout``: a list, as most
+        #: signatures are one session's alone (a deque would take 600 bytes for its one entry)
+        self._index: dict[tuple[Any, ...], list[tuple[float, int, int, int | None]]] = {}
 
     def observe(self, leg: Leg, ev: Event, d: Direction, seq: int | None) -> None:
         """Index what ``leg`` sent (``seq``: its TCP sequence number, for a control message) and match it."""
@@ -87,9 +88,11 @@ class Pairing:
                     votes[near.tunnel.id] = votes.get(near.tunnel.id, 0) + 1
                 touched.append(pair)
         elif bucket is None:
-            bucket = self._index[key] = deque(maxlen=self.limits.index_fanout)
+            bucket = self._index[key] = []
             if len(self._index) > self.limits.max_index_keys:
                 self.prune_index(ev.ts, force=True)
+        if len(bucket) >= self.limits.index_fanout:
+            del bucket[0]
         bucket.append((ev.ts, t.id, leg.epoch, seq))
         for pair in touched:
             self._consider(pair, ev)
