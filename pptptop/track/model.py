@@ -19,6 +19,7 @@ from pptptop.decode.pppd import format_pppd
 from pptptop.decode.stored import ppp_of
 from pptptop.track.history import History
 from pptptop.track.notes import ConntrackNote, Finding, InsideNote, NatNote, NatProblem, Withdrawn
+from pptptop.track.sides import Sides
 
 
 class PackedPackets(Protocol):
@@ -251,14 +252,14 @@ class AuthInfo:
 class LcpInfo:
     """Options each side asked for and the other acknowledged (RFC 1661 §5.2)."""
 
-    options: dict[str, dict[str, Any]] = field(default_factory=lambda: {"client": {}, "server": {}})
-    opened: dict[str, bool] = field(default_factory=lambda: {"client": False, "server": False})
+    options: Sides[dict[str, Any]] = field(default_factory=lambda: Sides({}, {}))
+    opened: Sides[bool] = field(default_factory=lambda: Sides(False, False))
     naks: int = 0
     rejects: int = 0
-    config_requests: dict[str, int] = field(default_factory=lambda: {"client": 0, "server": 0})
-    identification: dict[str, str] = field(default_factory=dict)
+    config_requests: Sides[int] = field(default_factory=lambda: Sides(0, 0))
+    identification: Sides[str] = field(default_factory=Sides)
     protocol_rejects: list[int] = field(default_factory=list)
-    magic: dict[str, int] = field(default_factory=dict)
+    magic: Sides[int] = field(default_factory=Sides)
     #: the side that Configure-Nak'd or -Rejected the other's Authentication-Protocol (RFC 1661 §6.2)
     auth_refused_by: str | None = None
 
@@ -269,8 +270,8 @@ class NcpInfo:
     server_ip: str | None = None
     dns: list[str] = field(default_factory=list)
     nbns: list[str] = field(default_factory=list)
-    ipcp_opened: dict[str, bool] = field(default_factory=lambda: {"client": False, "server": False})
-    ipv6cp_opened: dict[str, bool] = field(default_factory=lambda: {"client": False, "server": False})
+    ipcp_opened: Sides[bool] = field(default_factory=lambda: Sides(False, False))
+    ipv6cp_opened: Sides[bool] = field(default_factory=lambda: Sides(False, False))
     client_ifid: str | None = None
     server_ifid: str | None = None
     naks: int = 0
@@ -285,8 +286,8 @@ class CcpInfo:
     bits: int | None = None
     stateless: bool | None = None
     mppc: bool = False
-    offered: dict[str, str] = field(default_factory=dict)  # side -> pppd rendering of its last ConfReq
-    opened: dict[str, bool] = field(default_factory=lambda: {"client": False, "server": False})
+    offered: Sides[str] = field(default_factory=Sides)  # side -> pppd rendering of its last ConfReq
+    opened: Sides[bool] = field(default_factory=lambda: Sides(False, False))
     rejected_by: str | None = None  # the side that Configure-Rejected MPPE
     naks: int = 0
     reset_requests: int = 0
@@ -329,7 +330,7 @@ class ControlInfo:
     call_cause: int | None = None
     call_serial: int | None = None
     connect_speed: int | None = None
-    recv_window: dict[str, int] = field(default_factory=dict)
+    recv_window: Sides[int] = field(default_factory=Sides)
     disconnect_result: int | None = None
     disconnect_cause: int | None = None
     call_statistics: str | None = None
@@ -345,8 +346,8 @@ class TcpInfo:
     syn_count: int = 0
     synack: float | None = None
     established: bool = False
-    fin: dict[str, float] = field(default_factory=dict)
-    rst: dict[str, float] = field(default_factory=dict)
+    fin: Sides[float] = field(default_factory=Sides)
+    rst: Sides[float] = field(default_factory=Sides)
     retransmissions: int = 0
     out_of_order: int = 0
     resyncs: int = 0

@@ -22,6 +22,7 @@ from pptptop.track.actions import TunnelActions
 from pptptop.track.events import Event, EventKind
 from pptptop.track.keepalive import echo_reply, echo_request
 from pptptop.track.model import PHASE_ORDER, Direction, HexData, Packet, PacketKind, Phase, Tunnel
+from pptptop.track.sides import Sides
 
 #: LCP codes of keepalives (RFC 1661 §5.8, §5.9): kept in the tunnel's keepalive ring, not its negotiation
 LCP_KEEPALIVES = frozenset({ControlCode.ECHO_REQUEST, ControlCode.ECHO_REPLY, ControlCode.DISCARD_REQUEST})
@@ -265,7 +266,7 @@ def _configure(
     tracker: TunnelActions,
     t: Tunnel,
     proto: int,
-    opened: dict[str, bool],
+    opened: Sides[bool],
     side: str,
     m: ControlPacket,
     ts: float,
@@ -311,7 +312,7 @@ def _ipcp(tracker: TunnelActions, t: Tunnel, side: str, m: ControlPacket, ts: fl
     elif m.code == ControlCode.CONFIGURE_REJECT:
         n.rejects += 1
     elif m.code == ControlCode.TERMINATE_REQUEST:
-        n.ipcp_opened = {"client": False, "server": False}
+        n.ipcp_opened = Sides(False, False)
 
 
 def _ipv6cp(tracker: TunnelActions, t: Tunnel, side: str, m: ControlPacket, ts: float, number: int) -> None:

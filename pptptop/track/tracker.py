@@ -123,16 +123,14 @@ _OTHER_SIDE = {"client": "server", "server": "client"}
 
 def _swap_sides(t: Tunnel) -> None:
     """What the tunnel holds per side by name ("client"/"server"), the other way round."""
-    def flip(d: dict[str, Any]) -> dict[str, Any]:
-        return {_OTHER_SIDE.get(k, k): v for k, v in d.items()}
-
     lcp, ncp, ccp = t.lcp, t.ncp, t.ccp
-    lcp.options, lcp.opened, lcp.config_requests = flip(lcp.options), flip(lcp.opened), flip(lcp.config_requests)
-    lcp.identification, lcp.magic = flip(lcp.identification), flip(lcp.magic)
-    ncp.ipcp_opened, ncp.ipv6cp_opened = flip(ncp.ipcp_opened), flip(ncp.ipv6cp_opened)
+    lcp.options, lcp.opened, lcp.config_requests = lcp.options.swapped(), lcp.opened.swapped(), \
+        lcp.config_requests.swapped()
+    lcp.identification, lcp.magic = lcp.identification.swapped(), lcp.magic.swapped()
+    ncp.ipcp_opened, ncp.ipv6cp_opened = ncp.ipcp_opened.swapped(), ncp.ipv6cp_opened.swapped()
     ncp.client_ip, ncp.server_ip = ncp.server_ip, ncp.client_ip
     ncp.client_ifid, ncp.server_ifid = ncp.server_ifid, ncp.client_ifid
-    ccp.offered, ccp.opened = flip(ccp.offered), flip(ccp.opened)
+    ccp.offered, ccp.opened = ccp.offered.swapped(), ccp.opened.swapped()
     if ccp.rejected_by in _OTHER_SIDE:
         ccp.rejected_by = _OTHER_SIDE[ccp.rejected_by]
     c = t.close
