@@ -10,7 +10,7 @@ way.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
@@ -151,6 +151,16 @@ class Packet:
 
 def _number(p: Packet) -> int:
     return p.number
+
+
+def decoded(packets: Iterable[Packet], chap_algorithm: int | None) -> list[Packet]:
+    """``packets`` (a tunnel's, as stored) with each PPP frame's message decoded again from its frame, as
+    the tracker decoded it (``chap_algorithm``: the tunnel's ``AuthInfo.chap_algorithm``)."""
+    ppp = PacketKind.PPP
+    return [Packet(p.number, p.ts, p.iface, p.linktype, p.direction, ppp, p.label, p.data,
+                   ppp_of(p.linktype, p.data, chap_algorithm))
+            if p.kind is ppp and p.message is None and not p.label else p
+            for p in packets]
 
 
 @dataclass(slots=True)
@@ -460,12 +470,7 @@ class Tunnel:
 
     def all_packets(self) -> list[Packet]:
         """Every stored non-data packet, in capture order, each PPP frame decoded."""
-        alg = self.auth.chap_algorithm
-        ppp = PacketKind.PPP
-        return [Packet(p.number, p.ts, p.iface, p.linktype, p.direction, ppp, p.label, p.data,
-                       ppp_of(p.linktype, p.data, alg))
-                if p.kind is ppp and p.message is None and not p.label else p
-                for p in self.stored_packets()]
+        return decoded(self.stored_packets(), self.auth.chap_algorithm)
 
     @property
     def stored(self) -> int:

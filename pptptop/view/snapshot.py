@@ -36,6 +36,7 @@ from pptptop.track.model import (
     PhaseSpan,
     TcpInfo,
     Tunnel,
+    decoded,
 )
 from pptptop.track.notes import Finding, NatEndpoint, NatNote
 
@@ -514,6 +515,8 @@ class TunnelDetail:
     peer_packets: tuple[Packet, ...] = ()
     peer_row: TunnelRow | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the tunnel's and its peer's CHAP algorithms, to decode their stored PPP frames (decode_detail)
+    chap_algorithms: tuple[int | None, int | None] = (None, None)
 
 
 def _copy_echo(e: EchoStats) -> EchoStats:
@@ -522,9 +525,12 @@ def _copy_echo(e: EchoStats) -> EchoStats:
     return c
 
 
-def make_detail(t: Tunnel, now: float, peer: Tunnel | None = None) -> TunnelDetail:
-    """Copy one tunnel (and its NAT peer's packets) for the tunnel screen. Call with the lock held."""
-    packets = tuple(t.all_packets())
+def make_detail(t: Tunnel, now: float, peer: Tunnel | None = None, decode: bool = True) -> TunnelDetail:
+    """Copy one tunnel (and its NAT peer's packets) for the tunnel screen. Call with the lock held.
+
+    ``decode=False`` leaves the PPP frames as stored, for :func:`decode_detail` to decode once the lock is
+    let go: a tunnel's hundreds of stored frames are not decoded while the capture waits."""
+    packets = tuple(t.all_packets() if decode else t.stored_packets())
     linktype = packets[0].linktype if packets else 1
     return TunnelDetail(
         row=make_row(t, now),
@@ -546,9 +552,18 @@ def make_detail(t: Tunnel, now: float, peer: Tunnel | None = None) -> TunnelDeta
         icmp_errors=tuple(t.icmp_errors),
         roles_guessed=t.roles_guessed,
         linktype=linktype,
-        peer_packets=tuple(peer.all_packets()) if peer is not None else (),
+        peer_packets=(tuple(peer.all_packets() if decode else peer.stored_packets()) if peer is not None
+                      else ()),
         peer_row=make_row(peer, now) if peer is not None else None,
+        chap_algorithms=(t.auth.chap_algorithm, peer.auth.chap_algorithm if peer is not None else None),
     )
+
+
+def decode_detail(d: TunnelDetail) -> TunnelDetail:
+    """``d`` (made with ``decode=False``) with its PPP frames decoded."""
+    alg, peer_alg = d.chap_algorithms
+    return dataclasses.replace(d, packets=tuple(decoded(d.packets, alg)),
+                               peer_packets=tuple(decoded(d.peer_packets, peer_alg)))
 
 
 def capture_now(pipeline: Pipeline) -> float:
@@ -568,7 +583,8 @@ def detail_of(pipeline: Pipeline, tunnel_id: int) -> TunnelDetail | None:
         now = capture_now(pipeline)
         nat = copy_nat(t.nat)
         peer = pipeline.tracker.tunnels.get(nat.peer) if nat is not None and nat.peer is not None else None
-        d = make_detail(t, now, peer)
+        d = make_detail(t, now, peer, decode=False)
+    d = decode_detail(d)
     if d.peer_row is not None and d.peer_row.findings:  # the session's findings, as on its row
         merged = merge_findings(d.row.findings, d.peer_row.findings, d.peer_row.iface)
         d = dataclasses.replace(d, row=dataclasses.replace(d.row, findings=merged))

@@ -27,6 +27,50 @@ def run(name: str) -> Pipeline:
     return p
 
 
+class TestDetail:
+    def test_the_detail_decodes_the_stored_frames_after_the_lock_is_let_go(self, monkeypatch: pytest.MonkeyPatch
+                                                                           ) -> None:
+        """A tunnel stores its PPP frames undecoded: the tunnel screen's copy decodes them, the tunnel's and
+        its NAT peer's, once the capture may go on (the tracker's lock let go)."""
+        from pptptop.track.model import PacketKind
+        from pptptop.view import snapshot
+
+        from pptptop.track import nat
+
+        tracker = Tracker()
+        nat.attach(tracker)
+        p = Pipeline(sources.open_file(str(DATA / "s1-mschapv2-mppe128-both.pcapng")), tracker)
+        p.run()
+        t = next(t for t in p.tracker.tunnels.values() if t.nat is not None and t.nat.peer is not None)
+        expected = t.all_packets()
+        held_while_decoding: list[bool] = []
+        real = snapshot.decoded
+
+        def watched(packets: object, alg: int | None) -> object:
+            # an RLock held by this thread would let us in again: ask another thread whether it is free
+            free: list[bool] = []
+            def probe() -> None:
+                got = p.lock.acquire(timeout=1)
+                if got:
+                    p.lock.release()
+                free.append(got)
+
+            th = threading.Thread(target=probe)
+            th.start()
+            th.join()
+            held_while_decoding.append(not free[0])
+            return real(packets, alg)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(snapshot, "decoded", watched)
+        d = snapshot.detail_of(p, t.id)
+        assert d is not None and held_while_decoding == [False, False]
+        assert [(x.number, x.message, x.summary) for x in d.packets] == [(x.number, x.message, x.summary)
+                                                                       for x in expected]
+        ppp = [x for x in d.packets if x.kind is PacketKind.PPP]
+        assert ppp and all(x.message is not None and x.summary for x in ppp)
+        assert d.peer_packets and any(x.kind is PacketKind.PPP and x.message is not None for x in d.peer_packets)
+
+
 class TestStore:
     def test_copies_changed_tunnels_and_clears_the_flag(self) -> None:
         p = run("s5-two-clients-same-nat-both.pcapng")
