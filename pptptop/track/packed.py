@@ -29,8 +29,9 @@ _KIND_INDEX = {k: i for i, k in enumerate(_KINDS)}
 #: kept decoded)
 _RECORD = struct.Struct("<qdIIHBBi")
 #: zlib's level for a settled tunnel: one tunnel's frames share their addresses, ports and much of their
-#: negotiation, and pack to about a third at level 6 (docs/benchmark.md); packing happens once a tunnel
-_LEVEL = 6
+#: negotiation, and pack to 40 % at level 1 (36 % at level 6, which takes 1.7 times as long: 126 µs a storm
+#: tunnel here against 72, paid by the capture thread once per tunnel)
+_LEVEL = 1
 
 
 @dataclass(slots=True)
