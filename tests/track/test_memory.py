@@ -28,6 +28,8 @@ SESSIONS = 300
 #: what one settled tunnel of the storm may hold, engine included (tracker, NAT pairing, diagnosis); it
 #: held 53 KB before tunnels were settled (docs/benchmark.md, memory)
 SETTLED_MAX = 26 * 1024
+#: what one tunnel in the data phase may hold mid-storm, engine included (65 KB before the tenth session)
+LIVE_MAX = 42 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +76,16 @@ class TestSettled:
             assert not t.packets and t.late_packets is NOTHING_KEPT and t.data_ring is NOTHING_KEPT
         assert after / SESSIONS <= SETTLED_MAX
         assert after < before / 2
+
+    def test_a_live_tunnel_and_a_closed_one_stay_small(self, storm: Path) -> None:
+        """bench_memory's measure on the test storm: 65 KB a live tunnel and 22 KB a closed one before the
+        tenth session (decoded PPP frames stored, a deque per NAT signature and per traffic history, a dict
+        per side); 36 and 14 KB after."""
+        from pptptop.bench_memory import per_tunnel
+
+        m = per_tunnel(storm)
+        assert m.live >= 50 and m.closed == SESSIONS
+        assert m.live_bytes <= LIVE_MAX and m.closed_bytes <= 16 * 1024
 
     def test_a_settled_tunnel_shows_the_same_packets(self, storm: Path) -> None:
         tracker = engine()

@@ -9,13 +9,15 @@ with every other); the rest corroborates open pairs. Timing is only a window, ne
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from pptptop.decode.ppp import PppFrame
 from pptptop.track.events import Event
 from pptptop.track.model import Direction
-from pptptop.track.nat.evidence import STRONG_EVIDENCE, control_signature, distinctive, ppp_signature, score_pair
+from pptptop.track.nat.evidence import STRONG_EVIDENCE, control_signature, distinctive, index_key, score_pair
 from pptptop.track.nat.legs import Leg, NatLimits, Pair
+
+#: one sighting of a signature: capture time, tunnel id, the leg's epoch, and a control message's TCP sequence
+Entry = tuple[float, int, int, int | None]
 
 
 class Pairing:
@@ -27,9 +29,10 @@ class Pairing:
         self.on_join = on_join
         self.joined = 0
         self._npairs = 0  # candidate pairs held in the legs' ``candidates``
-        #: signature -> the latest legs that sent it, oldest first, at most ``index_fanout``: a list, as most
-        #: signatures are one session's alone (a deque would take 600 bytes for its one entry)
-        self._index: dict[tuple[Any, ...], list[tuple[float, int, int, int | None]]] = {}
+        #: signature key (:func:`index_key`) -> the latest legs that sent it, oldest first, at most
+        #: ``index_fanout``: one entry as it is, a list once there are more. Nearly every signature is one
+        #: session's alone, and a storm indexes thousands a second (a deque took 600 bytes for its one entry)
+        self._index: dict[bytes, Entry | list[Entry]] = {}
 
     def observe(self, leg: Leg, ev: Event, d: Direction, seq: int | None) -> None:
         """Index what ``leg`` sent (``seq``: its TCP sequence number, for a control message) and match it."""
@@ -38,22 +41,21 @@ class Pairing:
         is_distinctive = False
         if isinstance(msg, PppFrame):
             kind = "ppp"
-            sig: Any = ppp_signature(msg)
+            key = index_key(t.server.ip, d, kind, msg.protocol.to_bytes(2, "big") + msg.info)
             is_distinctive = distinctive(msg)
         elif msg is not None and hasattr(msg, "message_type"):
             kind = "control"
-            sig = control_signature(d, msg)
+            key = index_key(t.server.ip, d, kind, repr(control_signature(d, msg)).encode())
         else:
             return
         leg.items += 1
-        key = (t.server.ip, int(d), kind, sig)
         touched: list[Pair] = []
         bucket = self._index.get(key)
         # only a TCP sequence number or per-session randomness opens a pair (below); without either, and
         # with no pair open, no entry can match: spare the scan (the same messages of many sessions)
         opening = seq is not None if kind == "control" else is_distinctive
         if bucket is not None and (opening or leg.candidates):
-            for ts2, lid, epoch, seq2 in bucket:
+            for ts2, lid, epoch, seq2 in (bucket if isinstance(bucket, list) else (bucket,)):
                 if lid == t.id or abs(ev.ts - ts2) > self.limits.max_skew:
                     continue
                 if lid not in leg.candidates and not (
@@ -87,13 +89,17 @@ class Pairing:
                     votes = pair.client_side_votes
                     votes[near.tunnel.id] = votes.get(near.tunnel.id, 0) + 1
                 touched.append(pair)
-        elif bucket is None:
-            bucket = self._index[key] = []
+        entry = (ev.ts, t.id, leg.epoch, seq)
+        if bucket is None:
+            self._index[key] = entry
             if len(self._index) > self.limits.max_index_keys:
                 self.prune_index(ev.ts, force=True)
-        if len(bucket) >= self.limits.index_fanout:
-            del bucket[0]
-        bucket.append((ev.ts, t.id, leg.epoch, seq))
+        elif isinstance(bucket, list):
+            if len(bucket) >= self.limits.index_fanout:
+                del bucket[0]
+            bucket.append(entry)
+        else:
+            self._index[key] = [bucket, entry]
         for pair in touched:
             self._consider(pair, ev)
         if leg.pair is None:
@@ -169,7 +175,7 @@ class Pairing:
     def prune_index(self, now: float, force: bool = False) -> None:
         horizon = now - self.limits.max_skew - 1.0
         idx = self._index
-        stale = [k for k, b in idx.items() if not b or b[-1][0] < horizon]
+        stale = [k for k, b in idx.items() if (b[-1] if isinstance(b, list) else b)[0] < horizon]
         for k in stale:
             del idx[k]
         if force and len(idx) > self.limits.max_index_keys:
