@@ -27,8 +27,8 @@ class PackedPackets(Protocol):
 
     def __len__(self) -> int: ...
 
-    def unpack(self, chap_algorithm: int | None) -> list[Packet]:
-        """The packets again, their PPP messages decoded from their frames."""
+    def unpack(self) -> list[Packet]:
+        """The packets again, as a live tunnel stores them (a PPP frame not decoded)."""
         ...
 
 
@@ -463,7 +463,7 @@ class Tunnel:
         """Every stored non-data packet, in capture order, as stored (a PPP frame not decoded)."""
         stored = [*self.packets, *self.late_packets]
         if self.packed is not None:
-            return sorted([*self.packed.unpack(self.auth.chap_algorithm), *stored, *self.keepalives], key=_number)
+            return sorted([*self.packed.unpack(), *stored, *self.keepalives], key=_number)
         if not self.keepalives:
             return stored
         return sorted([*stored, *self.keepalives], key=_number)

@@ -1,10 +1,11 @@
-"""A settled tunnel's stored packets, packed into a few flat arrays (issue 23: memory per closed tunnel).
+"""A settled tunnel's stored packets, packed into one string (issue 23: memory per closed tunnel).
 
-While a tunnel is up, each stored packet is a :class:`~pptptop.track.model.Packet` holding its frame and
-its decoded message. Once the tunnel has ended and gone quiet (``Tracker.settle``), its packets and its
-data ring are packed here: records, labels and frames in one zlib-compressed ``bytes``. A PPP frame's
-message and a PPTP control message are decoded again from the frame when the packets are unpacked for the
-UI or an export; only a control message that TCP split over several segments is kept decoded.
+While a tunnel is up, each stored packet is a :class:`~pptptop.track.model.Packet` holding its frame and,
+but for a PPP frame, its decoded message. Once the tunnel has ended and gone quiet (``Tracker.settle``),
+its packets and its data ring are packed here: records, labels and frames in one zlib-compressed
+``bytes``. A PPTP control message is decoded again from its frame when the packets are unpacked, and a
+PPP frame when they are shown (``Tunnel.all_packets``); only a control message that TCP split over
+several segments is kept decoded.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pptptop.decode.stored import NOT_IN_FRAME, control_at, control_from, ppp_of
+from pptptop.decode.stored import NOT_IN_FRAME, control_at, control_from
 from pptptop.track.model import Direction, Packet, PacketKind
 
 _KINDS = tuple(PacketKind)
@@ -25,9 +26,8 @@ _KIND_INDEX = {k: i for i, k in enumerate(_KINDS)}
 
 #: per packet in a packed tunnel: frame number, time, frame length, label length (UTF-8), link type, kind and
 #: direction (``kind index << 1 | direction``), interface index, and where its control message starts in its
-#: frame (``NOT_IN_FRAME``: none, or
-#: kept decoded)
-_RECORD = struct.Struct("<qdIIHBBi")
+#: frame (``NOT_IN_FRAME``: it has none, or it is kept decoded)
+_RECORD = struct.Struct("<qdIIHBHi")
 #: zlib's level for a settled tunnel: one tunnel's frames share their addresses, ports and much of their
 #: negotiation, and pack to 40 % at level 1 (36 % at level 6, which takes 1.7 times as long: 126 µs a storm
 #: tunnel here against 72, paid by the capture thread once per tunnel)
@@ -75,8 +75,9 @@ class PackedPackets:
     def __len__(self) -> int:
         return self.count
 
-    def unpack(self, chap_algorithm: int | None) -> list[Packet]:
-        """The packets again, each PPP frame's and control message decoded from its frame."""
+    def unpack(self) -> list[Packet]:
+        """The packets again, as a live tunnel stores them: each control message decoded from its frame, a
+        PPP frame not decoded (``Tunnel.all_packets`` decodes it)."""
         raw = zlib.decompress(self.blob)
         records = list(_RECORD.iter_unpack(raw[:_RECORD.size * self.count]))
         pos = _RECORD.size * self.count
@@ -85,19 +86,13 @@ class PackedPackets:
             labels.append(raw[pos:pos + r[3]].decode("utf-8", "surrogatepass"))
             pos += r[3]
         out = []
-        ppp = PacketKind.PPP
         kept = self.kept or {}
         for i, (number, ts, size, _n, linktype, flags, iface, at) in enumerate(records):
             data = raw[pos:pos + size]
             pos += size
             kind = _KINDS[flags >> 1]
             label = labels[i]
-            if at != NOT_IN_FRAME:
-                msg = control_from(data, at)
-            elif kind is ppp and not label:
-                msg = ppp_of(linktype, data, chap_algorithm)
-            else:
-                msg = kept.get(i)
+            msg = control_from(data, at) if at != NOT_IN_FRAME else kept.get(i)
             out.append(Packet(number, ts, self.ifaces[iface], linktype, Direction(flags & 1), kind, label, data, msg))
         return out
 

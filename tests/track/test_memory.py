@@ -238,7 +238,7 @@ class TestPacked:
                        "SCCRQ \udcff \u202e\x00", whole.data[:at + length // 2], msg)
         packed = PackedPackets.pack([whole, split])
         assert packed.kept is not None and list(packed.kept) == [1]  # only the split one
-        again = packed.unpack(None)
+        again = packed.unpack()
         assert [p.message for p in again] == [whole.message, msg]
         assert again[1].label == split.label and again[1].data == split.data
 

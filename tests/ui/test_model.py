@@ -32,10 +32,9 @@ class TestDetail:
                                                                            ) -> None:
         """A tunnel stores its PPP frames undecoded: the tunnel screen's copy decodes them, the tunnel's and
         its NAT peer's, once the capture may go on (the tracker's lock let go)."""
+        from pptptop.track import nat
         from pptptop.track.model import PacketKind
         from pptptop.view import snapshot
-
-        from pptptop.track import nat
 
         tracker = Tracker()
         nat.attach(tracker)
