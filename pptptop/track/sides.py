@@ -91,6 +91,7 @@ class Sides(MutableMapping[str, V]):
 
     def swapped(self) -> Sides[V]:
         """The same values, each on the other side (the roles were guessed the wrong way round)."""
-        s: Sides[V] = Sides(self._server, self._client)
-        s._server_first = not self._server_first if len(self) == 2 else s._server_first
+        s: Sides[V] = Sides()
+        for side in self:  # in this order, as a dict comprehension over the items would
+            s["server" if side == "client" else "client"] = self[side]
         return s
