@@ -515,8 +515,6 @@ class TunnelDetail:
     peer_packets: tuple[Packet, ...] = ()
     peer_row: TunnelRow | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    #: the tunnel's and its peer's CHAP algorithms, to decode their stored PPP frames (decode_detail)
-    chap_algorithms: tuple[int | None, int | None] = (None, None)
 
 
 def _copy_echo(e: EchoStats) -> EchoStats:
@@ -555,13 +553,12 @@ def make_detail(t: Tunnel, now: float, peer: Tunnel | None = None, decode: bool 
         peer_packets=(tuple(peer.all_packets() if decode else peer.stored_packets()) if peer is not None
                       else ()),
         peer_row=make_row(peer, now) if peer is not None else None,
-        chap_algorithms=(t.auth.chap_algorithm, peer.auth.chap_algorithm if peer is not None else None),
     )
 
 
-def decode_detail(d: TunnelDetail) -> TunnelDetail:
-    """``d`` (made with ``decode=False``) with its PPP frames decoded."""
-    alg, peer_alg = d.chap_algorithms
+def decode_detail(d: TunnelDetail, alg: int | None, peer_alg: int | None) -> TunnelDetail:
+    """``d`` (made with ``decode=False``) with its PPP frames decoded (``alg``, ``peer_alg``: the tunnel's and
+    its peer's ``AuthInfo.chap_algorithm``)."""
     return dataclasses.replace(d, packets=tuple(decoded(d.packets, alg)),
                                peer_packets=tuple(decoded(d.peer_packets, peer_alg)))
 
@@ -584,7 +581,8 @@ def detail_of(pipeline: Pipeline, tunnel_id: int) -> TunnelDetail | None:
         nat = copy_nat(t.nat)
         peer = pipeline.tracker.tunnels.get(nat.peer) if nat is not None and nat.peer is not None else None
         d = make_detail(t, now, peer, decode=False)
-    d = decode_detail(d)
+        algs = t.auth.chap_algorithm, peer.auth.chap_algorithm if peer is not None else None
+    d = decode_detail(d, *algs)
     if d.peer_row is not None and d.peer_row.findings:  # the session's findings, as on its row
         merged = merge_findings(d.row.findings, d.peer_row.findings, d.peer_row.iface)
         d = dataclasses.replace(d, row=dataclasses.replace(d.row, findings=merged))

@@ -70,15 +70,16 @@ def distinctive(frame: PppFrame) -> bool:
 
 def index_key(server: str, d: Direction, kind: str, signature: bytes) -> bytes:
     """What the pairing index keys a message by: a 16-octet digest of the server it goes to, its direction,
-    its kind and its signature (a PPP frame's protocol and bytes, a control message's fields but the PNS
-    Call ID as :func:`control_signature` gives them). One bytes object, not a tuple holding the message's
+    its kind and its signature (:func:`ppp_signature`, or a control message's fields but the PNS Call ID as
+    :func:`control_signature` gives them). One bytes object, not a tuple holding the message's
     fields: a reconnect storm indexes thousands a second."""
     return hashlib.blake2b(f"{server}|{int(d)}|{kind}|".encode() + signature, digest_size=16).digest()
 
 
 def ppp_signature(frame: PppFrame) -> bytes:
-    """PPP frames in GRE pass a NAT untouched: their bytes identify them (RFC 2637 §4)."""
-    return hashlib.blake2b(frame.protocol.to_bytes(2, "big") + frame.info, digest_size=12).digest()
+    """PPP frames in GRE pass a NAT untouched: their bytes identify them (RFC 2637 §4): the protocol and the
+    information field, digested by :func:`index_key`."""
+    return frame.protocol.to_bytes(2, "big") + frame.info
 
 
 def changes_mapping(ev: Event) -> bool:

@@ -13,7 +13,14 @@ from collections.abc import Callable
 from pptptop.decode.ppp import PppFrame
 from pptptop.track.events import Event
 from pptptop.track.model import Direction
-from pptptop.track.nat.evidence import STRONG_EVIDENCE, control_signature, distinctive, index_key, score_pair
+from pptptop.track.nat.evidence import (
+    STRONG_EVIDENCE,
+    control_signature,
+    distinctive,
+    index_key,
+    ppp_signature,
+    score_pair,
+)
 from pptptop.track.nat.legs import Leg, NatLimits, Pair
 
 #: one sighting of a signature: capture time, tunnel id, the leg's epoch, and a control message's TCP sequence
@@ -41,7 +48,7 @@ class Pairing:
         is_distinctive = False
         if isinstance(msg, PppFrame):
             kind = "ppp"
-            key = index_key(t.server.ip, d, kind, msg.protocol.to_bytes(2, "big") + msg.info)
+            key = index_key(t.server.ip, d, kind, ppp_signature(msg))
             is_distinctive = distinctive(msg)
         elif msg is not None and hasattr(msg, "message_type"):
             kind = "control"
