@@ -65,6 +65,23 @@ KEEPALIVE_RULES = frozenset({"echo-timeout", "echo-rtt-spike", "lcp-loopback"})
 KEEPALIVE_EVERY = 5.0
 
 
+class _Watch:
+    """What the diagnoser keeps of one tunnel until it settles: its observations, the case its rules read
+    (made once), the findings its rules raised (``raw``, with their ``hits``) and those shown, and the rules
+    asleep (code -> the Quiet answer whose categories and time wake it)."""
+
+    __slots__ = ("asleep", "case", "hits", "obs", "raw", "shown", "tunnel")
+
+    def __init__(self, tunnel: Tunnel, obs: Observations, cfg: DiagnosisConfig, show_secrets: bool) -> None:
+        self.tunnel = tunnel
+        self.obs = obs
+        self.case = Case(tunnel, obs, cfg, 0.0, show_secrets)
+        self.raw: dict[str, Finding] = {}
+        self.hits: dict[str, Hit] = {}
+        self.asleep: dict[str, Quiet] = {}
+        self.shown: dict[str, Finding] = {}
+
+
 class Diagnoser:
     """Runs the rules over a tracker's events. Not thread-safe: it runs in the capture thread."""
 
@@ -88,17 +105,10 @@ class Diagnoser:
             self._after.clear()
         #: rules may answer Quiet and sleep until an event can change their answer (never in the reference)
         self._sleepy = not exhaustive
-        self._obs: dict[int, Observations] = {}
-        self._tunnels: dict[int, Tunnel] = {}
-        self._raw: dict[int, dict[str, Finding]] = {}
-        self._hits: dict[int, dict[str, Hit]] = {}
-        #: per tunnel, the rules that answered Quiet: code -> that answer (the categories and time that wake it)
-        self._asleep: dict[int, dict[str, Quiet]] = {}
-        self._shown: dict[int, dict[str, Finding]] = {}
+        #: per tunnel until it settles: its observations, the rules' case, its findings, the rules asleep
+        self._watch: dict[int, _Watch] = {}
         self._live: set[int] = set()
         self._listeners: list[Listener] = []
-        self._collisions: dict[int, list[Collision]] = {}
-        self._strays: dict[int, list[tuple[int, Ref]]] = {}
         self._calls: dict[CallKey, set[int]] = {}
         self._call_key: dict[int, CallKey] = {}
         self._pairs: dict[tuple[str, frozenset[str]], set[int]] = {}
@@ -118,7 +128,7 @@ class Diagnoser:
     @property
     def tracked(self) -> int:
         """How many tunnels the diagnoser holds state for (evicted ones are forgotten)."""
-        return len(self._obs)
+        return len(self._watch)
 
     def findings(self, tunnel: Tunnel) -> tuple[Finding, ...]:
         """The tunnel's current findings, errors first."""
@@ -144,17 +154,17 @@ class Diagnoser:
             return
         if t.packed is not None:
             return  # a settled tunnel's diagnosis is final
-        obs = self._obs.get(t.id)
-        if obs is None:
-            obs = self._obs[t.id] = Observations(self.cfg)
-            self._tunnels[t.id] = t
+        w = self._watch.get(t.id)
+        if w is None:
+            w = self._watch[t.id] = _Watch(t, Observations(self.cfg), self.cfg, self.show_secrets)
             self._live.add(t.id)
             self._new.append(t.id)
+        obs = w.obs
         obs.update(ev)
         if kind is _TUNNEL_NEW:
             return
         cat = category(ev)
-        asleep = self._asleep.get(t.id)
+        asleep = w.asleep
         if asleep:  # wake the rules this kind of event can change (an event of no category: every rule)
             if cat is None:
                 asleep.clear()
@@ -164,22 +174,22 @@ class Diagnoser:
         if self._new:
             self._check_new(now)
         if kind is _MESSAGE and t.id not in self._call_key:
-            self._index_call(t, obs, now)
+            self._index_call(w, now)
         if kind is _ENDED:
             self._live.discard(t.id)
         if (routine(ev) and not (t.lcp_echo.consecutive_misses or t.pptp_echo.consecutive_misses)
-                and not any(f.severity is _ERROR for f in self._raw.get(t.id, {}).values())):
+                and not any(f.severity is _ERROR for f in w.raw.values())):
             # a keepalive of a working tunnel (no miss, no error standing) is evaluated at the next tick: a
             # warning it could change (RTT, loopback) may wait KEEPALIVE_EVERY seconds, while a lossy tunnel's
             # standing gre-loss no longer costs a full evaluation at every echo
             obs.deferred = True
             return
         after = self._after.get(cat)
-        self._evaluate(t, obs, now, self.rules if after is None else after[obs.deferred])
-        for col in self._collisions.get(t.id, ()):
-            peer = self._obs.get(col.tunnel.id)
+        self._evaluate(w, now, self.rules if after is None else after[obs.deferred])
+        for col in w.case.collisions:
+            peer = self._watch.get(col.tunnel.id)
             if peer is not None:
-                self._evaluate(col.tunnel, peer, now, self.rules)
+                self._evaluate(peer, now, self.rules)
         if kind is _ENDED:
             self._unindex(t)
 
@@ -188,36 +198,32 @@ class Diagnoser:
             self._check_new(now)
         horizon = self.cfg.horizon
         for tid in list(self._live):
-            t = self._tunnels[tid]
-            obs = self._obs[tid]
+            w = self._watch[tid]
+            t, obs = w.tunnel, w.obs
             if final:
-                self._evaluate(t, obs, now, self.rules, final=True)  # the end of the input: everything, now
+                self._evaluate(w, now, self.rules, final=True)  # the end of the input: everything, now
             elif obs.deferred and now - obs.last_eval >= KEEPALIVE_EVERY:
-                self._evaluate(t, obs, now, self._keepalive)
+                self._evaluate(w, now, self._keepalive)
             elif now - t.last_seen <= horizon:
                 if (t.phase is _DATA and now - obs.last_eval < KEEPALIVE_EVERY
                         and not (t.lcp_echo.outstanding or t.pptp_echo.outstanding)):
                     # carrying data, no keepalive awaiting its answer: only GRE health warnings can
                     # change, and they can wait a few seconds
                     continue
-                self._evaluate(t, obs, now, self._timed)
+                self._evaluate(w, now, self._timed)
 
     def _forget(self, t: Tunnel) -> None:
         self._unindex(t)
-        for d in (self._obs, self._tunnels, self._raw, self._hits, self._asleep, self._shown, self._collisions,
-                  self._strays):
-            d.pop(t.id, None)
+        self._watch.pop(t.id, None)
         self._live.discard(t.id)
 
     # ------------------------------------------------------------------ rules
-    def _evaluate(self, t: Tunnel, obs: Observations, now: float, rules: Sequence[Rule], final: bool = False
-                  ) -> None:
-        case = Case(t, obs, self.cfg, now, self.show_secrets, self._collisions.get(t.id, []),
-                    self._strays.get(t.id, []), final)
-        raw = self._raw.setdefault(t.id, {})
-        hits = self._hits.setdefault(t.id, {})
+    def _evaluate(self, w: _Watch, now: float, rules: Sequence[Rule], final: bool = False) -> None:
+        case = w.case
+        case.now = now
+        case.final = final
+        raw, hits, asleep = w.raw, w.hits, w.asleep
         dirty = False
-        asleep = self._asleep.setdefault(t.id, {})
         full = rules is self.rules  # every rule runs, asleep or not (a cross-tunnel fact, the end, the reference)
         sleepy = self._sleepy
         for r in rules:
@@ -249,23 +255,24 @@ class Diagnoser:
                                 hit.windows_error if hit.windows_error is not None else r.windows_error, hit.hint,
                                 old.ts if kept and old is not None else now, hit.provisional)
             dirty = True
+        obs = w.obs
         obs.last_eval = now  # every evaluation runs the timed rules
         obs.deferred = False  # and the keepalives' rules, when some wait (on_event)
         if dirty:
-            self._publish(t, now)
+            self._publish(w, now)
 
-    def _publish(self, t: Tunnel, now: float) -> None:
-        raw = self._raw.get(t.id, {})
+    def _publish(self, w: _Watch, now: float) -> None:
+        t, raw = w.tunnel, w.raw
         present = set(raw)
         by_code = self._by_code
         shown = {c: f for c, f in raw.items() if not (by_code[c].unless & present)}
         explained = any(f.severity is Severity.ERROR and not self._by_code[c].fallback for c, f in shown.items())
         if explained:
             shown = {c: f for c, f in shown.items() if not self._by_code[c].fallback}
-        before = self._shown.get(t.id, {})
+        before = w.shown
         if before.keys() == shown.keys() and all(before[c] is shown[c] for c in shown):
             return
-        self._shown[t.id] = shown
+        w.shown = shown
         t.findings = tuple(ordered(list(shown.values())))
         t.changed = True
         for code, f in shown.items():
@@ -283,8 +290,9 @@ class Diagnoser:
             listener(change)
 
     # ------------------------------------------------------------------ cross-tunnel facts
-    def _index_call(self, t: Tunnel, obs: Observations, now: float) -> None:
+    def _index_call(self, w: _Watch, now: float) -> None:
         """Index a controlled call by (interface, client, server, PNS call ID) to spot collisions (RFC 2637 §4.1)."""
+        t = w.tunnel
         if not t.control_seen or t.client.call_id is None or t.ended:
             return
         key: CallKey = (t.iface, t.client.ip, t.server.ip, t.client.call_id)
@@ -292,13 +300,12 @@ class Diagnoser:
         self._pairs.setdefault((t.iface, frozenset((t.client.ip, t.server.ip))), set()).add(t.id)
         peers = self._calls.setdefault(key, set())
         for pid in list(peers):
-            other = self._tunnels.get(pid)
-            if other is None or other.ended or other.client.port == t.client.port:
+            ow = self._watch.get(pid)
+            if ow is None or ow.tunnel.ended or ow.tunnel.client.port == t.client.port:
                 continue
-            other_obs = self._obs[pid]
-            self._collisions.setdefault(t.id, []).append(Collision(other, other_obs))
-            self._collisions.setdefault(pid, []).append(Collision(t, obs))
-            self._evaluate(other, other_obs, now, self.rules)
+            w.case.collisions.append(Collision(ow.tunnel, ow.obs))
+            ow.case.collisions.append(Collision(t, w.obs))
+            self._evaluate(ow, now, self.rules)
         peers.add(t.id)
 
     def _unindex(self, t: Tunnel) -> None:
@@ -321,20 +328,22 @@ class Diagnoser:
         """GRE-only tunnels between the addresses of a known call carry a call ID nobody announced."""
         new, self._new = self._new, []
         for tid in new:
-            t = self._tunnels.get(tid)
-            if t is None or t.control_seen:
+            tw = self._watch.get(tid)
+            if tw is None or tw.tunnel.control_seen:
                 continue
+            t = tw.tunnel
             cid = t.server.call_id if t.server.call_id is not None else t.client.call_id
             if cid is None:
                 continue
             first = t.data_ring[0][0] if t.data_ring else (t.packets[0].number if t.packets else None)
             for pid in self._pairs.get((t.iface, frozenset((t.client.ip, t.server.ip))), set()):
-                known = self._tunnels[pid]
+                kw = self._watch[pid]
+                known = kw.tunnel
                 if known.joined or known.first_seen > t.first_seen:
                     # the GRE flowed before that call was set up, or the capture joined the known call
                     # mid-session and may have missed the control connection of another one: another session
                     continue
-                strays = self._strays.setdefault(pid, [])
+                strays = kw.case.stray_call_ids
                 if len(strays) < 4:
                     strays.append((cid, Ref(first, t.first_seen)))
-                    self._evaluate(self._tunnels[pid], self._obs[pid], now, self.rules)
+                    self._evaluate(kw, now, self.rules)
