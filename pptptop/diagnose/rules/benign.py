@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pptptop.decode.ppp import short_name
 from pptptop.diagnose.finding import Severity
-from pptptop.diagnose.rules.base import Case, Hit, action, frames, rule
+from pptptop.diagnose.rules.base import Case, Hit, Quiet, action, frames, quiet, rule
 
 PPP_IPCP = 0x8021
 PPP_IPV6CP = 0x8057
+#: the ICMP errors are filed by ICMP events alone (observe.py)
+_UNTIL_ICMP = quiet("icmp")
 
 
 @rule("ipv6cp-rejected", Severity.INFO, on=("lcp",))
@@ -61,12 +63,12 @@ def ipcp_address_assigned(c: Case) -> Hit | None:
 
 
 @rule("teardown-icmp", Severity.INFO, on=("icmp", "tcp", "control", "lcp"))
-def teardown_icmp(c: Case) -> Hit | None:
+def teardown_icmp(c: Case) -> Hit | Quiet | None:
     """ICMP errors for GRE or TCP still in flight while the session ends (track.icmp.late): a teardown race."""
     o = c.obs
     late = [i for i in o.icmp if i.late]
     if not late:
-        return None
+        return _UNTIL_ICMP  # the ending it names matters once a late error is there
     first, term = late[0], o.first_term
     began = (f"the {term.side} began to end the session ({action(term)}, frame {term.ref.frame})"
              if term is not None and term.ref.frame is not None else "the session began to end")

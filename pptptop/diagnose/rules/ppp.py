@@ -36,6 +36,10 @@ def _term_after(c: Case, ts: float) -> Term | None:
 
 #: what each early "no" below depends on: facts filed by these categories of event (observe.py)
 _UNTIL_LCP = quiet("lcp")
+#: the authentication's outcome (a Failure, a Success after it) is filed by authentication packets alone
+_UNTIL_AUTH = quiet("auth")
+#: the MPPE agreement is filed by CCP messages
+_UNTIL_CCP = quiet("ccp")
 _UNTIL_LCP_AUTH = quiet("lcp", "auth", "ipcp", "phase")
 #: a rejected address waits for an ending (a terminate, a clear, FIN or RST) as well
 _UNTIL_READY = quiet("lcp", "auth", "ipcp", "control", "tcp", "ended")
@@ -79,14 +83,14 @@ def lcp_failed(c: Case) -> Hit | Quiet | None:
 
 @rule("auth-failed", Severity.ERROR, windows_error=691, on=("auth", "lcp"),
       unless=("auth-wrong-password", "auth-server-rejected-good-password"))
-def auth_failed(c: Case) -> Hit | None:
+def auth_failed(c: Case) -> Hit | Quiet | None:
     """CHAP/MS-CHAP Failure (RFC 1994 §4.2, RFC 2759 §6 E=691), PAP Authenticate-Nak (RFC 1334 §2.2.2)."""
     o, a = c.obs, c.tunnel.auth
     f = o.auth_fail
     if f is None or (o.auth_success is not None and o.auth_success.ts > f.ref.ts):
-        return None
+        return _UNTIL_AUTH
     if f.error in ACCOUNT_ERRORS:
-        return None
+        return _UNTIL_AUTH
     who = f" for user {wire(a.user, 64)}" if a.user else ""
     at = f" at server {wire(a.server_name, 64)}" if a.server_name else ""
     msg = f": {wire(f.message)}" if f.message else ""
@@ -104,12 +108,12 @@ def auth_failed(c: Case) -> Hit | None:
 
 
 @rule("auth-account", Severity.ERROR, on=("auth", "lcp"))
-def auth_account(c: Case) -> Hit | None:
+def auth_account(c: Case) -> Hit | Quiet | None:
     """MS-CHAP Failure E=646/647/648/649/709: the account, not the password (RFC 2759 §6)."""
     o, a = c.obs, c.tunnel.auth
     f = o.auth_fail
     if f is None or f.error not in ACCOUNT_ERRORS or (o.auth_success is not None and o.auth_success.ts > f.ref.ts):
-        return None
+        return _UNTIL_AUTH
     title, hint = ACCOUNT_ERRORS[f.error]
     who = f" for user {wire(a.user, 64)}" if a.user else ""
     return Hit(title, f"MS-CHAP Failure E={f.error} {mschap_error_name(f.error)}{who}"
@@ -169,11 +173,11 @@ def auth_method_mismatch(c: Case) -> Hit | Quiet | None:
 
 
 @rule("encryption-mismatch", Severity.ERROR, windows_error=742, on=("tcp", "control", "lcp", "ccp"))
-def encryption_mismatch(c: Case) -> Hit | None:
+def encryption_mismatch(c: Case) -> Hit | Quiet | None:
     """MPPE is refused or no common strength exists, and the link is torn down (RFC 3078 §2.1)."""
     o, t = c.obs, c.tunnel
     if t.ccp.mppe:
-        return None
+        return _UNTIL_CCP
     rej = o.ccp_reject
     if rej is not None:
         ref, refuser = rej

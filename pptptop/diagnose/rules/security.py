@@ -26,6 +26,8 @@ def pap_cleartext(c: Case) -> Hit | None:
 #: the data phase is filed by PHASE events, the MPPE agreement by CCP messages
 _UNTIL_PHASE = quiet("phase")
 _UNTIL_CCP = quiet("ccp")
+#: a downgrade starts from a Nak or Reject: of the authentication method (LCP's) or of MPPE (CCP's)
+_UNTIL_NAK = quiet("lcp", "ccp")
 
 
 @rule("no-mppe", Severity.WARNING)
@@ -83,9 +85,11 @@ def mschapv2_crackable(c: Case) -> Hit | None:
 
 
 @rule("downgrade", Severity.WARNING, on=("lcp", "ccp", "phase"))
-def downgrade(c: Case) -> Hit | None:
+def downgrade(c: Case) -> Hit | Quiet | None:
     """Authentication Nak'd down, or MPPE refused/weakened, and the session went on anyway."""
     o, t = c.obs, c.tunnel
+    if not o.auth_nakrej and o.ccp_reject is None and not o.ccp_naks:
+        return _UNTIL_NAK
     if o.auth_agreed is not None:
         ref, agreed = o.auth_agreed
         for n in o.auth_nakrej:
