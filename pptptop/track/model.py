@@ -23,9 +23,13 @@ from pptptop.track.sides import Sides
 
 
 class PackedPackets(Protocol):
-    """A settled tunnel's stored packets, packed (track/packed.py implements it: it builds on this module)."""
+    """Stored packets, packed (track/packed.py implements it: it builds on this module)."""
 
     def __len__(self) -> int: ...
+
+    def holds(self, kind: PacketKind) -> bool:
+        """Whether a packet of ``kind`` is among them (without unpacking them)."""
+        ...
 
     def unpack(self) -> list[Packet]:
         """The packets again, as a live tunnel stores them (a PPP frame not decoded)."""
@@ -411,6 +415,10 @@ class Tunnel:
     #: empty: read them through :meth:`all_packets`, :meth:`ring` and :attr:`stored`
     packed: PackedPackets | None = None
     packed_ring: PackedRing | None = None
+    #: the packets stored before the tunnel reached the data phase (its negotiation), packed when it got there
+    #: (``Tracker.advance``): a tunnel up for days keeps its transcript in a few kilobytes, and ``packets``
+    #: goes on from there; read them through :meth:`all_packets` as well
+    folded: PackedPackets | None = None
     inner_flows: dict[tuple[str, str, int, int | None, int | None], int] = field(default_factory=dict)
     #: the last Configure-Request of each (PPP protocol, side), awaiting its Ack/Nak/Reject
     pending_requests: dict[tuple[int, str], Any] = field(default_factory=dict)
@@ -459,14 +467,26 @@ class Tunnel:
         return (not self.joined or self.link_seen or any(n.ipcp_opened.values()) or any(n.ipv6cp_opened.values())
                 or n.client_ip is not None)
 
-    def stored_packets(self) -> list[Packet]:
-        """Every stored non-data packet, in capture order, as stored (a PPP frame not decoded)."""
+    def loose_packets(self) -> list[Packet]:
+        """The stored non-data packets not packed (neither folded nor settled), in capture order."""
         stored = [*self.packets, *self.late_packets]
-        if self.packed is not None:
-            return sorted([*self.packed.unpack(), *stored, *self.keepalives], key=_number)
         if not self.keepalives:
             return stored
         return sorted([*stored, *self.keepalives], key=_number)
+
+    def stored_packets(self) -> list[Packet]:
+        """Every stored non-data packet, in capture order, as stored (a PPP frame not decoded)."""
+        loose = self.loose_packets()
+        if self.folded is None and self.packed is None:
+            return loose
+        packed = [p for c in (self.folded, self.packed) if c is not None for p in c.unpack()]
+        return sorted([*packed, *loose], key=_number)
+
+    def has_stored(self, kind: PacketKind) -> bool:
+        """Whether a packet of ``kind`` is stored outside the keepalives' ring (a settled tunnel has packed
+        its keepalives with the rest)."""
+        return (any(p.kind is kind for p in (*self.packets, *self.late_packets))
+                or any(c is not None and c.holds(kind) for c in (self.folded, self.packed)))
 
     def all_packets(self) -> list[Packet]:
         """Every stored non-data packet, in capture order, each PPP frame decoded."""
@@ -475,7 +495,7 @@ class Tunnel:
     @property
     def stored(self) -> int:
         """How many non-data packets are stored (packed or not)."""
-        packed = len(self.packed) if self.packed is not None else 0
+        packed = sum(len(c) for c in (self.folded, self.packed) if c is not None)
         return packed + len(self.packets) + len(self.late_packets) + len(self.keepalives)
 
     def ring(self) -> list[tuple[int, float, int, bytes]]:

@@ -1,8 +1,9 @@
-"""A settled tunnel's stored packets, packed into one string (issue 23: memory per closed tunnel).
+"""A tunnel's stored packets, packed into one string (issue 23: memory per tunnel).
 
-While a tunnel is up, each stored packet is a :class:`~pptptop.track.model.Packet` holding its frame and,
-but for a PPP frame, its decoded message. Once the tunnel has ended and gone quiet (``Tracker.settle``),
-its packets and its data ring are packed here: records, labels and frames in one zlib-compressed
+Each stored packet is first a :class:`~pptptop.track.model.Packet` holding its frame and, but for a PPP
+frame, its decoded message. When the tunnel reaches the data phase, the packets of its negotiation are
+packed here (``Tunnel.folded``); once it has ended and gone quiet (``Tracker.settle``), the rest of its
+packets and its data ring are: records, labels and frames in one zlib-compressed
 ``bytes``. A PPTP control message is decoded again from its frame when the packets are unpacked, and a
 PPP frame when they are shown (``Tunnel.all_packets``); only a control message that TCP split over
 several segments is kept decoded.
@@ -36,16 +37,18 @@ _LEVEL = 1
 
 @dataclass(slots=True)
 class PackedPackets:
-    """A settled tunnel's packets in one compressed string (issue 23: memory per closed tunnel).
+    """A tunnel's packets in one compressed string (issue 23: memory per tunnel).
 
     ``blob`` is zlib of, per packet, a ``_RECORD``; then every label (UTF-8); then every frame. A PPP frame's
     message is decoded again from its frame, and a PPTP control message from where it starts in its frame;
-    the few control messages that are not whole in one frame stay decoded in ``kept`` (by packet index)."""
+    the few control messages that are not whole in one frame stay decoded in ``kept`` (by packet index).
+    ``kinds``: bit ``i`` set when a packet of the ``i``-th :class:`PacketKind` is among them."""
 
     count: int
     ifaces: tuple[str, ...]
     kept: dict[int, Any] | None
     blob: bytes
+    kinds: int = 0
 
     @classmethod
     def pack(cls, packets: Iterable[Packet]) -> PackedPackets:
@@ -54,6 +57,7 @@ class PackedPackets:
         kept: dict[int, Any] = {}
         records = []
         labels = []
+        kinds = 0
         ppp = PacketKind.PPP
         control = PacketKind.CONTROL
         for i, p in enumerate(ps):
@@ -66,14 +70,19 @@ class PackedPackets:
                 kept[i] = p.message  # a malformed PPP frame's partial decode, kept as it is
             label = (p.label if p.kind is not ppp or p.message is None else "").encode("utf-8", "surrogatepass")
             labels.append(label)
+            kind = _KIND_INDEX[p.kind]
+            kinds |= 1 << kind
             records.append(_RECORD.pack(p.number, p.ts, len(p.data), len(label), p.linktype,
-                                        _KIND_INDEX[p.kind] << 1 | int(p.direction),
-                                        ifaces.setdefault(p.iface, len(ifaces)), at))
+                                        kind << 1 | int(p.direction), ifaces.setdefault(p.iface, len(ifaces)), at))
         raw = b"".join([*records, *labels, *(p.data for p in ps)])
-        return cls(len(ps), tuple(ifaces), kept or None, zlib.compress(raw, _LEVEL))
+        return cls(len(ps), tuple(ifaces), kept or None, zlib.compress(raw, _LEVEL), kinds)
 
     def __len__(self) -> int:
         return self.count
+
+    def holds(self, kind: PacketKind) -> bool:
+        """Whether a packet of ``kind`` is among them (without unpacking them)."""
+        return bool(self.kinds >> _KIND_INDEX[kind] & 1)
 
     def unpack(self) -> list[Packet]:
         """The packets again, as a live tunnel stores them: each control message decoded from its frame, a

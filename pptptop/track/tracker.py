@@ -486,6 +486,7 @@ class Tracker:
 
     def swap_roles(self, t: Tunnel, ts: float, number: int, why: str) -> None:
         """A GRE-only tunnel turned out the other way round: swap client and server."""
+        self._unfold(t)
         self._unregister(t)
         t.client, t.server = t.server, t.client
         t.traffic = (t.traffic[1], t.traffic[0])
@@ -540,6 +541,8 @@ class Tracker:
         gre.last_seen = max(gre.last_seen, t.last_seen)
         if gre.close.how is None and t.close.how is not None:
             gre.close = t.close
+        self._unfold(gre)
+        self._unfold(t)
         stored = sorted([*gre.packets, *t.packets], key=lambda p: p.number)
         limit = self.limits.stored_packets
         gre.packets = stored[:limit]
@@ -573,7 +576,24 @@ class Tracker:
         t.phase = phase
         t.phases.append(PhaseSpan(phase, ts))
         t.changed = True
+        if phase is Phase.DATA and t.packets and t.control_seen and not t.roles_guessed:
+            self._fold(t)
         self.emit(Event(ts, EventKind.PHASE, t, number, detail={"phase": phase.value}))
+
+    @staticmethod
+    def _fold(t: Tunnel) -> None:
+        """Pack ``t``'s negotiation, now over: a tunnel in the data phase may stay up for days, and its
+        stored packets took more than anything else it holds (issue 23). Not a GRE-only tunnel's: its roles
+        may still swap, or a control connection adopt it (``_unfold``)."""
+        t.folded = PackedPackets.pack(t.packets)
+        t.packets = []
+
+    @staticmethod
+    def _unfold(t: Tunnel) -> None:
+        """Unpack ``t``'s folded negotiation back into its stored packets, before they are changed."""
+        if t.folded is not None:
+            t.packets = sorted([*t.folded.unpack(), *t.packets], key=lambda p: p.number)
+            t.folded = None
 
     def close_step(
         self, t: Tunnel, by: str, how: str, reason: str | None, ts: float, number: int | None
@@ -713,7 +733,7 @@ class Tracker:
     def store(self, t: Tunnel, p: Packet, keepalive: bool = False) -> None:
         if keepalive:
             t.keepalives.append(p)
-        elif len(t.packets) < self.limits.stored_packets:
+        elif len(t.packets) + (len(t.folded) if t.folded is not None else 0) < self.limits.stored_packets:
             t.packets.append(p)
         else:
             late = self._late(t)
@@ -749,7 +769,7 @@ class Tracker:
                 break
 
     def _settle(self, t: Tunnel, now: float) -> None:
-        t.packed = PackedPackets.pack(t.stored_packets())
+        t.packed = PackedPackets.pack(t.loose_packets())  # the negotiation may be folded already
         cited = {n for f in t.findings for n in f.evidence}
         ring = [e for e in t.data_ring if e[0] in cited]  # data the diagnosis cites; the rest was counted
         t.packed_ring = PackedRing.pack(ring) if ring else None

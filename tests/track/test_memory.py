@@ -72,7 +72,7 @@ class TestSettled:
         tunnels = list(tracker.tunnels.values())
         assert len(tunnels) == SESSIONS and all(t.phase is Phase.CLOSED for t in tunnels)
         for t in tunnels:
-            assert t.packed is not None and len(t.packed) == t.stored > 0
+            assert t.packed is not None and len(t.packed) + len(t.folded or ()) == t.stored > 0
             assert not t.packets and t.late_packets is NOTHING_KEPT and t.data_ring is NOTHING_KEPT
         assert after / SESSIONS <= SETTLED_MAX
         assert after < before / 2
@@ -209,7 +209,7 @@ class TestPacked:
                           and ev.tunnel is not None and ev.frame is not None else None)
         feed(tracker, path)
         live = {t.id: t.all_packets() for t in tracker.tunnels.values()}
-        assert all(p.message is None for t in tracker.tunnels.values() for p in t.packets
+        assert all(p.message is None for t in tracker.tunnels.values() for p in t.stored_packets()
                    if p.kind is PacketKind.PPP)  # stored without its decode
         tracker.tick(tracker.now + tracker.limits.settle_after)
         shown = 0
@@ -220,6 +220,40 @@ class TestPacked:
                         assert p.message == decoded[t.id, p.number] and p.summary
                         shown += 1
         assert shown or not decoded
+
+    @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
+    def test_folding_the_negotiation_loses_and_reorders_nothing(self, path: Path) -> None:
+        """When a tunnel reaches the data phase its negotiation is packed (``Tunnel.folded``). What it shows
+        only ever grows, packet after packet, in capture order: the packets shown just before the fold are
+        shown after it, as they were; the kinds it says it holds are those of its packets."""
+        from pptptop.track.model import PacketKind
+
+        tracker = engine()
+        last: dict[int, list[tuple[Any, ...]]] = {}
+        folds = 0
+
+        def check(ev: Event) -> None:
+            nonlocal folds
+            t = ev.tunnel
+            if t is None or ev.kind in (EventKind.MERGED, EventKind.EVICTED) or t.packets_dropped:
+                return
+            now = _shown(t)
+            before = last.get(t.id, [])
+            assert now[:len(before)] == before
+            assert [p[0] for p in now] == sorted(p[0] for p in now)
+            last[t.id] = now
+            if ev.kind is EventKind.PHASE and ev.detail.get("phase") == "data" and t.folded is not None:
+                folds += 1
+                assert not t.packets and len(t.folded) == len(now) - len(t.keepalives) - len(t.late_packets)
+            for kind in PacketKind:
+                assert t.has_stored(kind) == any(p.kind is kind for p in (*t.stored_packets(), )
+                                                 if p not in t.keepalives)
+
+        tracker.subscribe(check)
+        feed(tracker, path)
+        data = [t for t in tracker.tunnels.values() if any(s.phase is Phase.DATA for s in t.phases)]
+        assert all(t.folded is not None for t in data if t.control_seen and not t.roles_guessed)
+        assert folds == sum(t.folded is not None for t in tracker.tunnels.values())
 
     def test_a_control_message_split_over_two_segments_is_kept_decoded(self) -> None:
         from pptptop.decode.pptp import decode_control

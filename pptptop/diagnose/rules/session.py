@@ -114,8 +114,7 @@ def peer_terminated(c: Case) -> Hit | Quiet | None:
     if first.side != "server" or o.refused is not None:
         return NEVER  # the first ending stays the first (and a refusal stays one)
     t = c.tunnel
-    if t.joined and first.how in ("tcp-fin", "tcp-rst") and not any(
-            p.kind is PacketKind.CONTROL for p in (*t.packets, *t.late_packets)):
+    if t.joined and first.how in ("tcp-fin", "tcp-rst") and not t.has_stored(PacketKind.CONTROL):
         return None  # the end of a connection the capture met at its end: its messages came before
     detail, hint = _explain(first, c)
     later = [t.ref for t in o.terms[1:4]]
