@@ -25,6 +25,7 @@ from pptptop.diagnose.config import DiagnosisConfig
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Direction
 from pptptop.track.negotiation import terminate_reason
+from pptptop.track.sides import Sides
 
 # enum members read at every event, looked up once: on 3.11 every attribute read on an enum class goes
 # through EnumType's __getattr__ hook (docs/benchmark.md)
@@ -155,9 +156,9 @@ class EchoTrack:
 
     kind: str
     #: sender -> its requests since the peer last answered one (the current run of misses)
-    unanswered: dict[str, list[Ref]] = field(default_factory=lambda: {"client": [], "server": []})
+    unanswered: Sides[list[Ref]] = field(default_factory=lambda: Sides([], []))
     outstanding: dict[tuple[str, int], Ref] = field(default_factory=dict)
-    requests: dict[str, int] = field(default_factory=lambda: {"client": 0, "server": 0})
+    requests: Sides[int] = field(default_factory=lambda: Sides(0, 0))
     replies: int = 0
     rtt_count: int = 0
     rtt_sum: float = 0.0
@@ -191,8 +192,8 @@ class EchoTrack:
         self.rtt_sum += rtt
 
     def swap(self) -> None:
-        self.unanswered = {"client": self.unanswered["server"], "server": self.unanswered["client"]}
-        self.requests = {"client": self.requests["server"], "server": self.requests["client"]}
+        self.unanswered = self.unanswered.swapped()
+        self.requests = self.requests.swapped()
         self.outstanding = {(other(s), i): r for (s, i), r in self.outstanding.items()}
 
 
@@ -227,8 +228,8 @@ class Observations:
     syns: list[Ref] = field(default_factory=list)
     synack: Ref | None = None
     refused: Ref | None = None  # RST from the server before the handshake completed
-    fin: dict[str, Ref] = field(default_factory=dict)
-    rst: dict[str, Ref] = field(default_factory=dict)
+    fin: Sides[Ref] = field(default_factory=Sides)
+    rst: Sides[Ref] = field(default_factory=Sides)
     icmp: list[IcmpSeen] = field(default_factory=list)
     sccrq: Ref | None = None
     sccrp: Ref | None = None
@@ -242,20 +243,20 @@ class Observations:
     wan_error: tuple[Ref, Any] | None = None
     pptp_echo: EchoTrack = field(default_factory=lambda: EchoTrack("pptp"))
     # LCP (RFC 1661)
-    lcp_unanswered: dict[str, list[Ref]] = field(default_factory=lambda: {"client": [], "server": []})
-    lcp_first_request: dict[str, Ref] = field(default_factory=dict)
-    lcp_requests: dict[str, int] = field(default_factory=lambda: {"client": 0, "server": 0})
-    lcp_answered: dict[str, Ref] = field(default_factory=dict)  # side -> the peer's last answer to it
-    lcp_acked: dict[str, Ref] = field(default_factory=dict)  # side -> the peer's Ack of its request
+    lcp_unanswered: Sides[list[Ref]] = field(default_factory=lambda: Sides([], []))
+    lcp_first_request: Sides[Ref] = field(default_factory=Sides)
+    lcp_requests: Sides[int] = field(default_factory=lambda: Sides(0, 0))
+    lcp_answered: Sides[Ref] = field(default_factory=Sides)  # side -> the peer's last answer to it
+    lcp_acked: Sides[Ref] = field(default_factory=Sides)  # side -> the peer's Ack of its request
     #: side -> Configure-Requests it sent after the peer acked its request: the Ack never reached it
-    lcp_request_after_ack: dict[str, list[Ref]] = field(default_factory=dict)
+    lcp_request_after_ack: Sides[list[Ref]] = field(default_factory=Sides)
     lcp_nakrej: list[NakRej] = field(default_factory=list)
     auth_nakrej: list[AuthNak] = field(default_factory=list)
-    auth_asked: dict[str, str] = field(default_factory=dict)  # side -> method in its last ConfReq
+    auth_asked: Sides[str] = field(default_factory=Sides)  # side -> method in its last ConfReq
     auth_agreed: tuple[Ref, str] | None = None
     auth_first_asked: str | None = None
-    mru: dict[str, tuple[int, Ref]] = field(default_factory=dict)  # side -> MRU the peer acked
-    magic: dict[str, int] = field(default_factory=dict)
+    mru: Sides[tuple[int, Ref]] = field(default_factory=Sides)  # side -> MRU the peer acked
+    magic: Sides[int] = field(default_factory=Sides)
     loopback: Ref | None = None
     protocol_rejects: list[tuple[Ref, str, int]] = field(default_factory=list)
     lcp_echo: EchoTrack = field(default_factory=lambda: EchoTrack("lcp"))
@@ -266,29 +267,31 @@ class Observations:
     auth_success: Ref | None = None
     pap_request: tuple[Ref, str | None, str | None] | None = None
     # CCP / MPPE (RFC 1962, RFC 3078)
-    ccp_first: dict[str, CcpOffer] = field(default_factory=dict)
-    ccp_last: dict[str, CcpOffer] = field(default_factory=dict)
+    ccp_first: Sides[CcpOffer] = field(default_factory=Sides)
+    ccp_last: Sides[CcpOffer] = field(default_factory=Sides)
     ccp_naks: list[CcpOffer] = field(default_factory=list)
     ccp_reject: tuple[Ref, str] | None = None  # MPPE rejected, by whom
-    ccp_acked: dict[str, CcpOffer] = field(default_factory=dict)  # side -> its request the peer acked
+    ccp_acked: Sides[CcpOffer] = field(default_factory=Sides)  # side -> its request the peer acked
     ccp_resets: list[Ref] = field(default_factory=list)
     ccp_reset_count: int = 0
     # IPCP (RFC 1332)
-    ipcp_unanswered: dict[str, list[Ref]] = field(default_factory=lambda: {"client": [], "server": []})
+    ipcp_unanswered: Sides[list[Ref]] = field(default_factory=lambda: Sides([], []))
     ipcp_naks: list[IpcpNak] = field(default_factory=list)
     ipcp_nak_count: int = 0
     ipcp_rejects: list[NakRej] = field(default_factory=list)
-    ipcp_opened: dict[str, Ref] = field(default_factory=dict)
+    ipcp_opened: Sides[Ref] = field(default_factory=Sides)
     #: actions that end the session (LCP Terminate-Request, Call-Clear, CDN, StopCCRQ, FIN, RST), in order;
     #: an NCP's or CCP's own Terminate-Request only closes that protocol (kept in ipcp_term, ccp_term)
     terms: list[Term] = field(default_factory=list)
-    lcp_term: dict[str, Term] = field(default_factory=dict)
-    ipcp_term: dict[str, Term] = field(default_factory=dict)
-    ccp_term: dict[str, Term] = field(default_factory=dict)
+    lcp_term: Sides[Term] = field(default_factory=Sides)
+    ipcp_term: Sides[Term] = field(default_factory=Sides)
+    ccp_term: Sides[Term] = field(default_factory=Sides)
     ended: Ref | None = None
     end_detail: dict[str, Any] = field(default_factory=dict)
     phase_at: dict[str, Ref] = field(default_factory=dict)
-    last_message: dict[str, Ref] = field(default_factory=dict)  # side -> its last PPP frame
+    #: side -> its last PPP frame (a dict: set at every PPP frame, where a Sides' Python-level item
+    #: assignment would cost more than the 128 bytes it saves)
+    last_message: dict[str, Ref] = field(default_factory=dict)
     last_eval: float = 0.0
     deferred: bool = False  # routine events since the last evaluation (evaluated at the next tick)
 
@@ -325,9 +328,9 @@ class Observations:
         for name in ("fin", "rst", "lcp_unanswered", "lcp_first_request", "lcp_requests", "lcp_answered",
                      "lcp_acked", "lcp_request_after_ack", "auth_asked", "mru", "magic", "ccp_first",
                      "ccp_last", "ccp_acked", "ipcp_unanswered", "ipcp_opened", "lcp_term", "ipcp_term",
-                     "ccp_term", "last_message"):
-            d = getattr(self, name)
-            setattr(self, name, {other(k): v for k, v in d.items()})
+                     "ccp_term", "_pending_mru", "_ipcp_asked"):
+            setattr(self, name, getattr(self, name).swapped())
+        self.last_message = {other(k): v for k, v in self.last_message.items()}
         self.lcp_nakrej = [NakRej(x.ref, other(x.sender), x.code, x.what) for x in self.lcp_nakrej]
         self.auth_nakrej = [AuthNak(x.ref, other(x.sender), x.asked, x.offered, x.rejected) for x in self.auth_nakrej]
         self.terms = [Term(x.ref, other(x.side), x.how, x.reason) for x in self.terms]
@@ -557,8 +560,8 @@ class Observations:
             self.ipcp_term.setdefault(side, Term(ref, side, "ipcp-terminate", terminate_reason(m.data) or ""))
 
     # scratch state of the last Configure-Requests (not evidence)
-    _pending_mru: dict[str, int | None] = field(default_factory=dict)
-    _ipcp_asked: dict[str, str | None] = field(default_factory=dict)
+    _pending_mru: Sides[int | None] = field(default_factory=Sides)
+    _ipcp_asked: Sides[str | None] = field(default_factory=Sides)
 
 
 def routine(ev: Event) -> bool:

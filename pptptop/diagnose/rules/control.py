@@ -18,7 +18,7 @@ def _server(c: Case) -> str:
 def _server_gone_after(c: Case, ref: Ref) -> Ref | None:
     """The server's FIN or RST after ``ref``, if any."""
     for side_map in (c.obs.fin, c.obs.rst):
-        r = side_map.get("server")
+        r: Ref | None = side_map.get("server")
         if r is not None and r.ts >= ref.ts:
             return r
     return None
