@@ -23,6 +23,10 @@ LCP/PPTP echoes, then the real teardown), and reports in one run:
 * ``--storm N[,N...]`` instead: a reconnect storm of N complete short sessions
   (:func:`generate_storm`), pptptop against tshark as above, and the CPU of
   one handshake frame through the whole engine (:func:`storms`).
+* ``--live-storm N`` instead (root): N sessions' handshakes replayed over veth
+  within 10 s; kernel drops, how long the capture takes to catch up, and
+  whether every tunnel's phase at the end is the one ``-r`` gives
+  (:func:`live_storm`).
 
 Nothing here is a pass/fail test: it prints figures to compare.
 """
@@ -669,14 +673,17 @@ def _capture(ns_rx: str, link: str, out: Any, *extra: str) -> subprocess.Popen[b
     return subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
 
 
-def _capture_end(cap: subprocess.Popen[bytes], out_name: str) -> tuple[dict[str, Any], int]:
-    """Stop the capture; its capture-end summary and its peak RSS in KB."""
+def _capture_end(cap: subprocess.Popen[bytes], out_name: str,
+                 lines: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], int]:
+    """Stop the capture; its capture-end summary and its peak RSS in KB (its event lines into ``lines``)."""
     cap.terminate()
     _, status, usage = os.wait4(cap.pid, 0)  # ip netns exec execs python: this is pptptop's own usage
     cap.returncode = os.waitstatus_to_exitcode(status)
-    lines: list[dict[str, Any]] = [json.loads(x) for x in Path(out_name).read_text().splitlines() if x.strip()]
+    read: list[dict[str, Any]] = [json.loads(x) for x in Path(out_name).read_text().splitlines() if x.strip()]
     os.unlink(out_name)
-    return next((x for x in reversed(lines) if x.get("event") == "capture-end"), {}), usage.ru_maxrss
+    if lines is not None:
+        lines.extend(read)
+    return next((x for x in reversed(read) if x.get("event") == "capture-end"), {}), usage.ru_maxrss
 
 
 def live(path: Path, packets: int, record: Path | None = None) -> dict[str, int | str]:
@@ -749,6 +756,64 @@ def live_rates(work: Path, rates: list[int]) -> None:
         p.unlink(missing_ok=True)
 
 
+LIVE_STORM_SECONDS = 10  # issue 23, goal 4: the storm's handshakes are replayed within this long
+
+
+def _session_key(t: dict[str, Any]) -> tuple[Any, ...]:
+    """A tunnel of the storm, in either output: its client address and call ID, its server's address."""
+    return (t["client"]["ip"], t["client"]["call_id"], t["server"]["ip"])
+
+
+def live_storm(work: Path, sessions: int) -> None:
+    """A reconnect storm live (issue 23, goal 4): ``sessions`` sessions' handshakes and teardowns (no data)
+    replayed over a veth pair within LIVE_STORM_SECONDS (``tcpreplay --pps``) into ``pptptop -i VETH --json``.
+
+    Reported: the kernel's drops; how long after the last frame was sent the capture had caught up (what
+    waited meanwhile, in the drain thread's memory, was delivered late, not lost); its CPU and peak RSS;
+    and, per tunnel, whether the phase its last event line gives is the one ``pptptop -r`` gives for the
+    same file. The UI's key latency during the same storm: ``python tests/ui/bench_ui.py --storm N``.
+    """
+    if os.geteuid() != 0 or not shutil.which("tcpreplay"):
+        print("live storm: skipped (needs root and tcpreplay)")
+        return
+    path = work / f"live-storm-{sessions}.pcap"
+    n = generate_storm(path, sessions, concurrent=500, data=0)
+    # each session repeats the template's two ARP frames, which the default capture filter leaves out
+    ipv4 = sum(1 for f in open_file(str(path)) if f.data[12:14] == b"\x08\x00")
+    ref = subprocess.run([sys.executable, "-m", "pptptop", "-r", str(path), "--json"], capture_output=True,
+                         check=True)
+    expected = {_session_key(t): t["phase"] for t in json.loads(ref.stdout)["tunnels"]}
+    rate = max(1, n // LIVE_STORM_SECONDS)
+    hz = os.sysconf("SC_CLK_TCK")
+    lines: list[dict[str, Any]] = []
+    with _veth() as (ns_tx, a, ns_rx, b):
+        out = tempfile.NamedTemporaryFile(suffix=".json", delete=False)  # noqa: SIM115 - read back by name
+        cap = _capture(ns_rx, b, out)
+        time.sleep(1.5)
+        t0, w0 = _cpu_ticks(cap.pid), time.monotonic()
+        _run("ip", "netns", "exec", ns_tx, "tcpreplay", "--pps", str(rate), "-i", a, str(path))
+        sent = time.monotonic()
+        _wait_idle(cap.pid, limit=600)
+        idle = time.monotonic()
+        cpu = (_cpu_ticks(cap.pid) - t0) / hz
+        summary, rss_kb = _capture_end(cap, out.name, lines)
+    live: dict[tuple[Any, ...], str] = {}
+    for line in lines:
+        t = line.get("tunnel")
+        if isinstance(t, dict) and "client" in t and "phase" in t:
+            live[_session_key(t)] = t["phase"]
+    right = sum(1 for k, phase in expected.items() if live.get(k) == phase)
+    missing = sum(1 for k in expected if k not in live)
+    print(f"live storm: {sessions:,} sessions, {n:,} frames offered at {rate:,}/s in {sent - w0:.1f} s; "
+          f"delivered {int(summary.get('frames', -1)):,} of its {ipv4:,} IPv4 frames, "
+          f"kernel drops {int(summary.get('kernel_drops', -1)):,}")
+    print(f"  caught up {max(0.0, idle - sent - 0.5):.1f} s after the last frame (idle detected within 0.5 s); "
+          f"CPU {cpu:.1f} s ({cpu / n * 1e6:.1f} µs a frame); peak RSS {rss_kb // 1024} MB")
+    print(f"  phases right at the end: {right:,} of {len(expected):,} tunnels ({missing:,} with no event line; "
+          f"the rest differ from pptptop -r)")
+    path.unlink(missing_ok=True)
+
+
 def _sizes(text: str) -> list[int]:
     """``5000,20000`` -> [5000, 20000]: session counts, or rates (argparse: a wrong list is a usage error)."""
     try:
@@ -779,6 +844,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--floods", action="store_true",
                     help="only measure floods: GRE with random call IDs, SYNs, half-open connections")
     ap.add_argument("--flood-packets", type=int, default=1_000_000, help="packets in each flood (default 1M)")
+    ap.add_argument("--live-storm", type=int, default=0, metavar="N",
+                    help="only measure a reconnect storm live: N sessions' handshakes over veth within "
+                         f"{LIVE_STORM_SECONDS} s (root): kernel drops, catching up, every tunnel's phase")
     ap.add_argument("--storm", default=None, metavar="N[,N...]", type=_sizes,
                     help="only measure reconnect storms of N sessions each (e.g. 5000,20000): against tshark, "
                          "and µs per handshake frame")
@@ -794,6 +862,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.storm:
         storms(work, args.storm, args.repeat)
+        return 0
+    if args.live_storm:
+        _compile_bytecode()
+        live_storm(work, args.live_storm)
         return 0
     if args.live_rate:
         _compile_bytecode()
