@@ -14,6 +14,9 @@ from typing import Any, TypeVar
 V = TypeVar("V")
 
 SIDES = ("client", "server")
+_SERVER_FIRST = ("server", "client")
+_CLIENT = ("client",)
+_SERVER = ("server",)
 
 
 class _Unset:
@@ -80,8 +83,18 @@ class Sides(MutableMapping[str, V]):
             self._server = _UNSET
 
     def __iter__(self) -> Iterator[str]:
-        order = ("server", "client") if self._server_first else SIDES
-        return iter([k for k in order if k in self])
+        client, server = self._client is not _UNSET, self._server is not _UNSET
+        if client and server:
+            return iter(_SERVER_FIRST if self._server_first else SIDES)
+        return iter(_CLIENT if client else _SERVER if server else ())
+
+    def setdefault(self, side: str, default: Any = None) -> Any:
+        """``self[side]``, set to ``default`` first if unset (the mixin's would raise and catch a KeyError)."""
+        v = self.get(side, _UNSET)
+        if v is _UNSET:
+            self[side] = default
+            return default
+        return v
 
     def __len__(self) -> int:
         return (self._client is not _UNSET) + (self._server is not _UNSET)
