@@ -325,11 +325,10 @@ class Observations:
 
     def swap_sides(self) -> None:
         """A GRE-only tunnel's client and server were swapped by the tracker (ROLES)."""
-        for name in ("fin", "rst", "lcp_unanswered", "lcp_first_request", "lcp_requests", "lcp_answered",
-                     "lcp_acked", "lcp_request_after_ack", "auth_asked", "mru", "magic", "ccp_first",
-                     "ccp_last", "ccp_acked", "ipcp_unanswered", "ipcp_opened", "lcp_term", "ipcp_term",
-                     "ccp_term", "_pending_mru", "_ipcp_asked"):
-            setattr(self, name, getattr(self, name).swapped())
+        for name in self.__slots__:  # every per-side fact: a list of names had missed two
+            value = getattr(self, name)
+            if isinstance(value, Sides):
+                setattr(self, name, value.swapped())
         self.last_message = {other(k): v for k, v in self.last_message.items()}
         self.lcp_nakrej = [NakRej(x.ref, other(x.sender), x.code, x.what) for x in self.lcp_nakrej]
         self.auth_nakrej = [AuthNak(x.ref, other(x.sender), x.asked, x.offered, x.rejected) for x in self.auth_nakrej]
