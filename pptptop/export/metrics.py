@@ -19,7 +19,6 @@ series, so a flood of bogus call IDs cannot grow the exposition.
 
 from __future__ import annotations
 
-import argparse
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -38,6 +37,7 @@ from pptptop.decode.ppp import PppFrame, PppProtocol
 from pptptop.diagnose.engine import FindingChange
 from pptptop.diagnose.finding import Severity
 from pptptop.diagnose.text import printable
+from pptptop.export.metrics_options import TUNNEL_CAP
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import PHASE_ORDER, Direction, DirectionStats, Phase, Tunnel
 
@@ -45,9 +45,6 @@ if TYPE_CHECKING:
     from pptptop.sources.base import Source
     from pptptop.track.tracker import Tracker
 
-DEFAULT_ADDR = "127.0.0.1"
-#: tunnels that get their own per-tunnel series; the others are summed into tunnel="other"
-TUNNEL_CAP = 500
 #: characters of a user name kept in a label (the name comes off the wire)
 USER_LABEL_MAX = 64
 #: seconds, SYN to data: a LAN handshake takes ~0.1 s, a Windows client gives up after ~30 s
@@ -56,39 +53,6 @@ HANDSHAKE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 RTT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _DIRECTIONS = (("to_server", Direction.TO_SERVER), ("to_client", Direction.TO_CLIENT))
 _GRE_FIELDS = ("packets", "bytes", "lost", "reordered", "duplicates")
-
-
-class MetricsAddressError(ValueError):
-    """``--metrics`` was given something that is not ``[ADDR:]PORT``."""
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """``9180`` → (127.0.0.1, 9180); ``0.0.0.0:9180``; ``[::1]:9180``."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = DEFAULT_ADDR, text
-    host = host.strip("[]") or DEFAULT_ADDR
-    try:
-        n = int(port)
-    except ValueError:
-        raise MetricsAddressError(f"expected [ADDR:]PORT, not {text!r}") from None
-    if not 0 <= n <= 65535:
-        raise MetricsAddressError(f"port {n} is out of range (0-65535)")
-    return host, n
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--metrics",
-        metavar="[ADDR:]PORT",
-        help="serve Prometheus metrics on http://ADDR:PORT/metrics (ADDR defaults to 127.0.0.1; docs/metrics.md)",
-    )
-    p.add_argument(
-        "--metrics-per-tunnel",
-        action="store_true",
-        help=f"add series per tunnel (tunnel, user, client, server labels), at most {TUNNEL_CAP} tunnels, "
-        "the rest summed as tunnel=\"other\"",
-    )
 
 
 @dataclass(slots=True)

@@ -17,16 +17,15 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry
-
 from pptptop.exitcodes import EXIT_CANT_CREATE, EXIT_UNAVAILABLE
 from pptptop.export import events as eventsmod
-from pptptop.export import metrics as metricsmod
+from pptptop.export import metrics_options
 from pptptop.export.jsonout import EventStream, Extension
 from pptptop.inside import options as insideopts
 from pptptop.inside.secrets import SecretError
 
 if TYPE_CHECKING:
+    from pptptop.export.metrics import MetricsServer
     from pptptop.inside.inspector import Inspector
     from pptptop.pipeline import Pipeline
 
@@ -50,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "file and re-reads --secrets, SIGTERM ends with every file complete; after -r FILE, --metrics is "
         "served until SIGTERM",
     )
-    metricsmod.add_arguments(p)
+    metrics_options.add_arguments(p)
     eventsmod.add_arguments(p)
 
 
@@ -60,8 +59,8 @@ def usage_error(args: argparse.Namespace) -> str | None:
         return "--metrics-per-tunnel adds series to --metrics: give --metrics [ADDR:]PORT too"
     if args.metrics is not None:
         try:
-            metricsmod.parse_address(args.metrics)
-        except metricsmod.MetricsAddressError as e:
+            metrics_options.parse_address(args.metrics)
+        except metrics_options.MetricsAddressError as e:
             return f"--metrics: {e}"
     if args.events is not None:
         try:
@@ -89,7 +88,7 @@ class Service:
         self.say = say or _stderr
         self.pipeline: Pipeline | None = None
         self.inspector: Inspector | None = None
-        self.metrics: metricsmod.MetricsServer | None = None
+        self.metrics: MetricsServer | None = None
         self.events: eventsmod.EventLog | None = None
         self.stopping = threading.Event()
         self.serving = False  # --ui-socket or --serve: a service too, lingering after -r FILE for its views
@@ -106,6 +105,8 @@ class Service:
             self.events.attach(tracker, diagnoser)
             self.events.start()
         if self.metrics is not None:
+            from pptptop.export import metrics as metricsmod  # loaded with --metrics only (export/metrics_options.py)
+
             ev = self.events.counters if self.events is not None else None
             metricsmod.Metrics(tracker, lock=pipeline.lock, source=pipeline.source, recording=recording, events=ev,
                                per_tunnel=self.args.metrics_per_tunnel, registry=self.metrics.registry
@@ -202,10 +203,13 @@ def prepare(args: argparse.Namespace, say: Callable[[str], None] | None = None) 
                                         start=False)
     if args.metrics is not None:
         import prometheus_client.openmetrics.exposition  # noqa: F401  what Prometheus asks for, loaded late
+        from prometheus_client import CollectorRegistry
 
-        addr, port = metricsmod.parse_address(args.metrics)
+        from pptptop.export.metrics import MetricsServer
+
+        addr, port = metrics_options.parse_address(args.metrics)
         try:
-            svc.metrics = metricsmod.MetricsServer(CollectorRegistry(auto_describe=True), addr, port)
+            svc.metrics = MetricsServer(CollectorRegistry(auto_describe=True), addr, port)
         except OSError as e:
             if svc.events is not None:
                 svc.events.close(timeout=0.5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 
-from pptptop.export.metrics import MetricsAddressError, parse_address
+from pptptop.export.metrics_options import MetricsAddressError, parse_address
 from pptptop.serve import ServeOptions
 from pptptop.serve.feed import BACKLOG_BYTES
 

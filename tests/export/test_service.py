@@ -162,3 +162,29 @@ def test_live_as_root_drops_privileges_with_the_outputs_open(tmp_path: Path) -> 
     assert p.wait(timeout=30) == 0, p.stderr.read()
     last = json.loads(events.read_text().splitlines()[-1])
     assert last["event"] == "capture-end" and last["schema"] == 1
+
+
+def test_prometheus_client_is_loaded_only_for_metrics(tmp_path: Path) -> None:
+    """A run without --metrics never imports the exporter (it costs ~5 MB of every run's memory); one with it
+    does, and serves."""
+    probe = ("import runpy, sys\n"
+             "sys.argv = ['pptptop'] + sys.argv[1:]\n"
+             "try:\n    runpy.run_module('pptptop', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print('LOADED' if 'prometheus_client' in sys.modules else 'NOT LOADED', file=sys.stderr)\n")
+    plain = subprocess.run([sys.executable, "-c", probe, "-r", str(CAPTURE), "--json"], capture_output=True,
+                           text=True, timeout=120)
+    assert json.loads(plain.stdout)["tunnels"]
+    assert plain.stderr.strip().endswith("NOT LOADED")
+    served = subprocess.Popen([sys.executable, "-c", probe, "-r", str(CAPTURE), "--headless", "--metrics", "0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert served.stderr is not None
+        assert "serving metrics on http://127.0.0.1:" in served.stderr.readline()
+        assert "the input is read" in served.stderr.readline()  # and it lingers, serving, until SIGTERM
+        served.send_signal(signal.SIGTERM)
+        rest = served.stderr.read()
+        assert served.wait(timeout=30) == 0
+    finally:
+        served.kill()
+    assert rest.strip().endswith("LOADED") and "NOT LOADED" not in rest
