@@ -122,17 +122,28 @@ def _feed_run(tracker: BatchHost, batch: Batch, first_number: int) -> int:
         ents = [None] * len(keys_addr)
     else:
         ents = [None] * len(keys_addr)
+        # per group in plain lists (a numpy element read or write costs as much as the rest of the loop)
+        calls, addrs, indexes = keys_call.tolist(), keys_addr.tolist(), tracker.gre_index
+        tap_g, guess_g, ok_g, known_g = [], [], [], []
+        data_phase = Phase.DATA
         for g in _maybe_known(tracker, batch, keys_addr, keys_call):
-            b = int(keys_call[g])
-            index = tracker.gre_index.get(ifaces[b >> 16][0])
-            ent = index.get((int(keys_addr[g]) << 16) | (b & 0xFFFF)) if index else None
+            b = calls[g]
+            index = indexes.get(ifaces[b >> 16][0])
+            ent = index.get((addrs[g] << 16) | (b & 0xFFFF)) if index else None
             ents[g] = ent
             if ent is not None:
                 t = ent[0]
-                tapped[g] = t.tap is not None
-                guessed[g] = t.roles_guessed
-                ok_group[g] = t.phase is Phase.DATA and not t.ended and not tapped[g]
-                known_group[g] = True
+                known_g.append(g)
+                if t.tap is not None:
+                    tap_g.append(g)
+                elif t.phase is data_phase and not t.ended:
+                    ok_g.append(g)
+                if t.roles_guessed:
+                    guess_g.append(g)
+        known_group[known_g] = True
+        tapped[tap_g] = True
+        guessed[guess_g] = True
+        ok_group[ok_g] = True
     unknown = _unknown(tracker, batch, lanes, known_group, first_number)
     if ci is None:
         ci = np.arange(n)
