@@ -245,8 +245,37 @@ class _Template:
         # the handshake runs to the last NCP frame (IPCP/CCP/IPV6CP); data may start before it ends
         last_ncp = max(i for i, (_, fr) in enumerate(tmpl) if _ppp_protocol(fr) in (0x8021, 0x80FD, 0x8057))
         head = [p for p in tmpl[:last_ncp + 1] if not _is_data(p[1])]
-        tail = [p for p in tmpl[last_ncp + 1:] if not _is_data(p[1])][-12:]
-        return cls(head, tail, call, port)
+        after = [p for p in tmpl[last_ncp + 1:] if not _is_data(p[1])]
+        return cls(head, _continuous(after[:-12], after[-12:], port), call, port)
+
+
+def _continuous(left_out: list[tuple[float, bytes]], tail: list[tuple[float, bytes]],
+                client_port: int) -> list[tuple[float, bytes]]:
+    """``tail`` with its TCP sequence and acknowledgment numbers moved back over the control octets of the
+    frames ``left_out`` before it (the template's PPTP echoes), so that each control stream goes on without
+    a hole, as a session that sent fewer echoes would have (a hole would make every generated session end in
+    out-of-order segments that no peer sends)."""
+    gap = [0, 0]  # octets left out: 0 from the client, 1 from the server
+    for _, fr in left_out:
+        if len(fr) >= 54 and fr[23] == 6:
+            gap[struct.unpack_from("!H", fr, 34)[0] != client_port] += _tcp_payload(fr)
+    out = []
+    for ts, fr in tail:
+        if len(fr) >= 54 and fr[23] == 6:
+            b = bytearray(fr)
+            d = struct.unpack_from("!H", b, 34)[0] != client_port
+            seq, ack = struct.unpack_from("!II", b, 38)
+            struct.pack_into("!II", b, 38, (seq - gap[d]) & 0xFFFFFFFF,
+                             (ack - gap[1 - d]) & 0xFFFFFFFF if b[47] & 0x10 else ack)
+            fr = bytes(b)
+        out.append((ts, fr))
+    return out
+
+
+def _tcp_payload(frame: bytes) -> int:
+    """Octets of TCP payload in an Ethernet/IPv4/TCP frame."""
+    ihl = (frame[14] & 0x0F) * 4
+    return struct.unpack_from("!H", frame, 16)[0] - ihl - (frame[14 + ihl + 12] >> 4) * 4
 
 
 def _session_packets(
