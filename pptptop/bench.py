@@ -275,7 +275,7 @@ def _continuous(left_out: list[tuple[float, bytes]], tail: list[tuple[float, byt
 def _tcp_payload(frame: bytes) -> int:
     """Octets of TCP payload in an Ethernet/IPv4/TCP frame."""
     ihl = (frame[14] & 0x0F) * 4
-    return struct.unpack_from("!H", frame, 16)[0] - ihl - (frame[14 + ihl + 12] >> 4) * 4
+    return int(struct.unpack_from("!H", frame, 16)[0]) - ihl - (frame[14 + ihl + 12] >> 4) * 4
 
 
 def _session_packets(
