@@ -18,6 +18,7 @@ from pptptop.track.capture import CaptureStats, Limits
 from pptptop.track.connection import Connection, Connections, ConnKey
 from pptptop.track.events import Event
 from pptptop.track.model import Direction, Endpoint, Packet, Phase, Tunnel
+from pptptop.track.texts import Texts
 
 
 class TunnelActions(Protocol):
@@ -26,6 +27,8 @@ class TunnelActions(Protocol):
     stats: CaptureStats
     limits: Limits
     connections: Connections
+    #: one copy of each text many tunnels repeat: pass a text a tunnel keeps through it (track/texts.py)
+    texts: Texts
 
     # ---- what every module may do to a tunnel
     def emit(self, ev: Event) -> None:

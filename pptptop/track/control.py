@@ -274,7 +274,7 @@ def _control(
     ending: list[Tunnel] = []
     if mt in (T.START_CONTROL_CONNECTION_REQUEST, T.START_CONTROL_CONNECTION_REPLY):
         targets = live or conn.tunnels[-1:]
-        host, vendor = msg.host_name[:MAX_NAME], msg.vendor_string[:MAX_NAME]
+        host, vendor = tracker.texts(msg.host_name[:MAX_NAME]), tracker.texts(msg.vendor_string[:MAX_NAME])
         if side == "client":
             info.client_host, info.client_vendor, info.client_firmware = host, vendor, msg.firmware_revision
         else:

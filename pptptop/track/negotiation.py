@@ -257,7 +257,7 @@ def _auth(tracker: TunnelActions, t: Tunnel, m: Any, ts: float, number: int) -> 
 def _auth_result(tracker: TunnelActions, t: Tunnel, ok: bool, message: str | None, ts: float, number: int) -> None:
     t.auth.result = "success" if ok else "failure"
     if message is not None:
-        t.auth.message = message[:MAX_AUTH_MESSAGE]
+        t.auth.message = tracker.texts(message[:MAX_AUTH_MESSAGE])
     if ok:
         tracker.advance(t, Phase.NCP, ts, number)
 
@@ -298,9 +298,9 @@ def _ipcp(tracker: TunnelActions, t: Tunnel, side: str, m: ControlPacket, ts: fl
         for o in req.options:
             if o.type == IpcpOption.IP_ADDRESS and isinstance(o.value, str):
                 if other == "client":
-                    n.client_ip = o.value
+                    n.client_ip = tracker.texts(o.value)
                 else:
-                    n.server_ip = o.value
+                    n.server_ip = tracker.texts(o.value)
             elif other == "client" and isinstance(o.value, str):
                 if o.type in (IpcpOption.PRIMARY_DNS, IpcpOption.SECONDARY_DNS) and o.value not in n.dns:
                     n.dns.append(o.value)
@@ -335,7 +335,7 @@ def _ccp(tracker: TunnelActions, t: Tunnel, side: str, m: ControlPacket, ts: flo
     req = _configure(tracker, t, PppProtocol.CCP, c.opened, side, m, ts, number)
     if m.code == ControlCode.CONFIGURE_REQUEST:
         o = m.option(CcpOption.MPPE)
-        c.offered[side] = (
+        c.offered[side] = tracker.texts(
             f"mppe {o.value.pppd()}"
             if o is not None and isinstance(o.value, MppeBits)
             else (" ".join(_option_name(x) for x in m.options) or "(none)")

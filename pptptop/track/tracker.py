@@ -71,6 +71,7 @@ from pptptop.track.model import (
 )
 from pptptop.track.negotiation import data_seen, gre_ppp, inner_ip, mppe_seen
 from pptptop.track.packed import PackedPackets, PackedRing
+from pptptop.track.texts import Texts
 from pptptop.track.unknown import Strays, Waiting, pair_of
 from pptptop.wire import LINKTYPE_ETHERNET, Batch
 
@@ -173,6 +174,8 @@ class Tracker:
         self.tunnels: dict[int, Tunnel] = {}
         self._next_id = 1
         self.connections = Connections()
+        #: one copy of each text many tunnels repeat (track/texts.py)
+        self.texts = Texts()
         self.gre_index: dict[str, dict[Any, tuple[Tunnel, Direction]]] = {}  # iface -> key -> (tunnel, dir)
         self._keys_of: dict[int, list[tuple[str, Any]]] = {}  # tunnel id -> its GRE keys
         self._orphans: dict[int, Tunnel] = {}  # GRE-only tunnels, insertion ordered
@@ -406,7 +409,8 @@ class Tracker:
         says otherwise."""
         if len(self._orphans) >= self.limits.max_orphans:
             self._evict_orphans()
-        t = self.new_tunnel(ts, iface, Endpoint(src), Endpoint(dst, call_id=call_id), Phase.CALL, tid)
+        client, server = Endpoint(self.texts(src)), Endpoint(self.texts(dst), call_id=call_id)
+        t = self.new_tunnel(ts, iface, client, server, Phase.CALL, tid)
         self.join(t, Phase.CALL, ts)  # GRE flows: the call was set up before the capture saw it
         t.control_seen = False
         t.roles_guessed = True
@@ -600,7 +604,7 @@ class Tracker:
     ) -> None:
         """Record a terminating action; the first one says who ended the tunnel and how."""
         c = t.close
-        text = f"{how} by {by}" + (f": {reason}" if reason else "")
+        text = self.texts(f"{how} by {by}" + (f": {reason}" if reason else ""))
         if c.steps and c.steps[-1] == text:
             return  # a retransmission of the same request
         if len(c.steps) < 16:
@@ -845,6 +849,8 @@ class Tracker:
     def new_connection(self, ts: float, ckey: ConnKey) -> Connection:
         """A control connection first seen now, indexed by ``ckey``, with a tunnel for its first call."""
         iface, cip, cport, sip, sport = ckey
+        cip, sip = self.texts(cip), self.texts(sip)
+        ckey = (iface, cip, cport, sip, sport)
         conn = Connection(
             iface,
             cip,
