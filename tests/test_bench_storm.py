@@ -3,10 +3,11 @@ of issue 23 are measured on it, so a defect of the generator would be a defect o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import run_engine, tshark_fields
 
 from pptptop.bench import generate_storm
 from pptptop.decode.pptp import CallClearRequest
@@ -23,17 +24,17 @@ def storm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.tshark
-def test_every_control_stream_goes_on_without_a_hole(storm: Path) -> None:
+def test_every_control_stream_goes_on_without_a_hole(storm: Path, tshark: Callable[..., list[list[str]]]) -> None:
     """The template's PPTP echoes are left out between the handshake and the teardown: the teardown's TCP
     numbers follow on, as in a session that sent fewer echoes (tshark finds no segment missing or unseen)."""
-    assert len(tshark_fields(storm, "tcp.port == 1723", ["frame.number"])) == SESSIONS * 15
-    holes = tshark_fields(storm, "tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment "
-                                 "|| tcp.analysis.out_of_order || tcp.analysis.retransmission", ["frame.number"])
+    assert len(tshark(storm, "tcp.port == 1723", ["frame.number"])) == SESSIONS * 15
+    holes = tshark(storm, "tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment "
+                          "|| tcp.analysis.out_of_order || tcp.analysis.retransmission", ["frame.number"])
     assert holes == []
 
 
-def test_each_call_clear_is_in_its_own_frame(storm: Path) -> None:
-    tracker = run_engine(storm)
+def test_each_call_clear_is_in_its_own_frame(storm: Path, engine: Callable[..., Any]) -> None:
+    tracker = engine(storm)
     assert len(tracker.tunnels) == SESSIONS
     for t in tracker.tunnels.values():
         assert t.tcp.out_of_order == 0 and t.tcp.retransmissions == 0

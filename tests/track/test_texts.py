@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-
-from conftest import run_engine
+from typing import Any
 
 from pptptop.track.texts import Texts
 
@@ -30,11 +30,11 @@ def test_the_table_starts_afresh_when_full() -> None:
     assert texts(late) == "host-0"
 
 
-def test_two_tunnels_of_one_server_share_its_texts(data_dir: Path) -> None:
+def test_two_tunnels_of_one_server_share_its_texts(data_dir: Path, engine: Callable[..., Any]) -> None:
     """Two clients behind one NAT to one pptpd (the lab's s5 capture, outside leg): the server's address,
     host name and vendor, its CCP offer and success message, and the steps of the teardown are one string
     each in both tunnels, and equal to what each tunnel decoded."""
-    tracker = run_engine(data_dir / "s5-two-clients-same-nat-outside.pcap")
+    tracker = engine(data_dir / "s5-two-clients-same-nat-outside.pcap")
     a, b = sorted(tracker.tunnels.values(), key=lambda t: t.id)
     assert a.server.ip == b.server.ip and a.server.ip is b.server.ip
     assert a.client.ip is b.client.ip  # one public address for both clients: the NAT's
