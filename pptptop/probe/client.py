@@ -325,9 +325,17 @@ class Probe:
             return (f"GRE came back to call ID {sorted(self.wrong_keys)}, not ours ({self.call_id}): a NAT on our "
                     "side without a PPTP helper"), "gre-wrong-call-id"
         hung = f"; the server then hung up ({self.hangup})" if self.hangup else ""
-        if self.gre_in:
+        if self.gre_in > 1:  # the server went on sending and never answered: it does not hear us
             return (f"one-way GRE: {self.gre_in} packets came from the server but our {self.tx_seq} "
                     f"Configure-Requests were never answered (our GRE does not reach it){hung}"), "gre-one-way"
+        if self.gre_in:
+            # its first packet and then nothing: the way back may have closed after it (a Linux NAT's PPTP helper
+            # was seen to drop the server's GRE after its first packet when both ends' first GRE crossed it at
+            # once: docs/probe.md)
+            return (f"one-way GRE: 1 packet came from the server, then none, and our {self.tx_seq} "
+                    "Configure-Requests were never answered: either our GRE does not reach the server or its GRE "
+                    f"after the first packet does not reach us; from this side the two cannot be told apart{hung}"), \
+                "gre-one-way"
         return (f"no GRE came back for {self.tx_seq} LCP Configure-Requests (GRE blocked one way or both; "
                 f"from this side the two cannot be told apart){hung}"), "gre-blocked"
 

@@ -167,6 +167,24 @@ class TestLcpChoices:
         assert p.wrong_keys == {p.call_id ^ 1} and p.gre_in == 0 and rec.sent == []
 
 
+    def test_one_way_gre_says_only_what_this_side_can_tell(self) -> None:
+        """The server's packets keep coming and ours are never answered: our GRE does not reach it. Its first
+        packet and then nothing: the way back may have closed after it, and the probe cannot tell which."""
+        p, _ = probe(None)
+        p._pump = lambda *a, **k: False  # type: ignore[method-assign]  # no answer within the timeout
+        server_request(p, 1, MSCHAPV2)
+        summary, code = p._gre({})
+        assert code == "gre-one-way"
+        assert summary.startswith("one-way GRE: 1 packet came from the server, then none")
+        assert "either our GRE does not reach the server or its GRE after the first packet does not reach us" \
+            in summary and "cannot be told apart" in summary
+        server_request(p, 2, MSCHAPV2)  # the server asks again: it never heard our answer
+        summary, code = p._gre({})
+        assert code == "gre-one-way"
+        assert summary.startswith("one-way GRE: 2 packets came from the server") and "(our GRE does not reach it)" \
+            in summary
+
+
 class TestCredentials:
     def args(self, *argv: str) -> object:
         return build_parser().parse_args(["--probe", "192.0.2.7", *argv])
