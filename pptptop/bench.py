@@ -273,9 +273,9 @@ def _continuous(left_out: list[tuple[float, bytes]], tail: list[tuple[float, byt
 
 
 def _tcp_payload(frame: bytes) -> int:
-    """Octets of TCP payload in an Ethernet/IPv4/TCP frame."""
-    ihl = (frame[14] & 0x0F) * 4
-    return int(struct.unpack_from("!H", frame, 16)[0]) - ihl - (frame[14 + ihl + 12] >> 4) * 4
+    """Octets of TCP payload in an Ethernet/IPv4/TCP frame: where the IP datagram ends (not the frame: Ethernet
+    pads short ones) less where the payload starts."""
+    return 14 + int(struct.unpack_from("!H", frame, 16)[0]) - _pptp_off(frame)
 
 
 def _session_packets(
