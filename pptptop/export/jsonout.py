@@ -216,9 +216,15 @@ def tunnel_dicts(
     holds the whole document (20,000 tunnels are ~0.5 GB of dicts)."""
     now = tracker.now
     ordered = sorted(tracker.tunnels.values(), key=lambda t: t.id)
+
+    def one(t: Tunnel) -> dict[str, Any]:
+        d = tunnel_dict(t, now, extensions)
+        t.pack_records()  # a settled tunnel's records, read for it, packed again: never all of them at once
+        return d
+
     if fold is None:
         for t in ordered:
-            yield tunnel_dict(t, now, extensions)
+            yield one(t)
         return
     legs: dict[int, list[Tunnel]] = {}
     top: list[Tunnel] = []
@@ -229,8 +235,8 @@ def tunnel_dicts(
         else:
             top.append(t)
     for t in top:
-        d = tunnel_dict(t, now, extensions)
-        d["legs"] = [tunnel_dict(x, now, extensions) for x in legs.get(t.id, [])]
+        d = one(t)
+        d["legs"] = [one(x) for x in legs.get(t.id, [])]
         yield d
 
 

@@ -123,5 +123,6 @@ def report(tracker: Tracker, source: dict[str, Any], extensions: list[ReportExte
                       f"(--max-tunnels {tracker.limits.max_tunnels}): not in this report")
     for t in sorted(tracker.tunnels.values(), key=lambda t: t.id):
         out.extend(tunnel_lines(t, extensions))
+        t.pack_records()  # a settled tunnel's records, read for it, packed again (track/model.py)
         out.append("")
     return "\n".join(out)

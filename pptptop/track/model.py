@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from pptptop.decode.pppd import format_pppd
 from pptptop.decode.stored import ppp_of
+from pptptop.track import records as _records
 from pptptop.track.history import History
 from pptptop.track.notes import ConntrackNote, Finding, InsideNote, NatNote, NatProblem, Withdrawn
 from pptptop.track.sides import Sides
@@ -367,6 +368,15 @@ class TcpInfo:
     resyncs: int = 0
 
 
+#: what a settled tunnel keeps packed (:meth:`Tunnel.pack_records`): the detail of its negotiation and its
+#: end. Not ``tcp`` and ``pptp_echo``, which its control connection shares with its other calls, nor what is
+#: read of every tunnel while the capture runs: ``phases`` (eviction), ``traffic`` (the metrics), the
+#: endpoints and the findings
+PACKED_RECORDS = ("control", "lcp", "auth", "ncp", "ccp", "lcp_echo", "close", "icmp_errors", "inner_flows",
+                  "pending_requests")
+_PACKED = frozenset(PACKED_RECORDS)
+
+
 @dataclass(slots=True, eq=False)
 class Tunnel:
     """One PPTP call on one interface, from its TCP SYN (or first GRE) to its end."""
@@ -440,6 +450,22 @@ class Tunnel:
     #: (its PPP frame is ``data[start:end]``): set by a later stage that looks inside (pptptop.inside decrypting
     #: MPPE); a tunnel with a tap takes the per-packet path, never the batch counts
     tap: DataTap | None = None
+    #: a settled tunnel's :data:`PACKED_RECORDS`, pickled and compressed (:meth:`pack_records`); reading one of
+    #: them unpacks them all again
+    records: bytes | None = None
+
+    def pack_records(self) -> None:
+        """Pack a settled tunnel's :data:`PACKED_RECORDS` into :attr:`records` (issue 23: a closed tunnel
+        kept in a few kilobytes). They are read when the tunnel is shown or exported, not while the capture
+        runs; the first read unpacks them all (:class:`_PackedTunnel`), and whoever walks every tunnel packs them
+        again after it (the tracker's tick, the exports). A tunnel not settled, or packed already, is left
+        as it is."""
+        if self.packed is None or self.records is not None:
+            return
+        self.records = _records.pack(tuple(getattr(self, name) for name in PACKED_RECORDS), _RECORDS_ZDICT)
+        for name in PACKED_RECORDS:
+            delattr(self, name)
+        self.__class__ = _PackedTunnel
 
     @property
     def link_seen(self) -> bool:
@@ -511,3 +537,28 @@ class Tunnel:
         cc = "?" if c.call_id is None else c.call_id
         sc = "?" if s.call_id is None else s.call_id
         return f"{c.ip}:{cc} ↔ {s.ip}:{sc}"
+
+
+class _PackedTunnel(Tunnel):
+    """A settled tunnel whose :data:`PACKED_RECORDS` are packed in ``records``: the first read of one of them
+    unpacks them all, and the tunnel is a :class:`Tunnel` again (as :class:`importlib.util.LazyLoader` makes a
+    lazy module a plain one on its first read). A tunnel only takes this class while packed: a class with
+    ``__getattr__`` pays a lookup on every attribute read, and the live ones are read per packet."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        # called only for an attribute with no value: here, a packed record
+        blob = self.records
+        if name in _PACKED and blob is not None:
+            for n, v in zip(PACKED_RECORDS, _records.unpack(blob, _RECORDS_ZDICT), strict=True):
+                setattr(self, n, v)
+            self.records = None
+            self.__class__ = Tunnel  # type: ignore[assignment]  # a Tunnel again, not a packed one
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+#: zlib's preset dictionary for :meth:`Tunnel.pack_records` (track/records.py): a new tunnel's records
+_RECORDS_ZDICT = _records.dumps(tuple(getattr(Tunnel(0, "", Endpoint("", 0), Endpoint("", 0), 0.0, 0.0), name)
+                                      for name in PACKED_RECORDS))

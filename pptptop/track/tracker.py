@@ -665,6 +665,8 @@ class Tracker:
         self.strays.expire(self, now - lim.idle_timeout)
         for t in list(self.tunnels.values()):
             if t.ended:
+                if t.records is None and t.packed is not None:
+                    t.pack_records()  # settled, and read since (shown, or a late packet)
                 continue
             for echo, kind, timeout in (
                 (t.lcp_echo, "lcp", lim.lcp_echo_timeout),
@@ -707,9 +709,10 @@ class Tracker:
     def _gre_only_down(t: Tunnel, before: float) -> bool:
         """A GRE-only tunnel whose link went down (LCP Terminate-Request) before ``before``: no control
         connection will end it; one that shows up within :data:`GRE_ONLY_LINGER` binds to it first."""
+        if t.ended or t.control_seen:
+            return False
         c = t.close
-        return not t.ended and not t.control_seen and c.how == "lcp-terminate" and c.ts is not None \
-            and c.ts <= before
+        return c.how == "lcp-terminate" and c.ts is not None and c.ts <= before
 
     def finish(self) -> None:
         """End of input: run the timeouts once more at the last capture time.
@@ -781,6 +784,7 @@ class Tracker:
         t.late_packets = t.keepalives = t.data_ring = NOTHING_KEPT
         t.pending_requests.clear()
         self.emit(Event(now, EventKind.SETTLED, t))
+        t.pack_records()  # after the later stages have let go of their working state
 
     def _drop(self, t: Tunnel, ts: float) -> None:
         self.tunnels.pop(t.id, None)

@@ -5,6 +5,7 @@ Memory is measured with tracemalloc over a generated reconnect storm, in process
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import subprocess
@@ -196,6 +197,40 @@ class TestPacked:
         for t in settled:
             assert _shown(t) == before[t.id]
             assert [list(ds.history) for ds in t.traffic] == traffic[t.id]
+
+    @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
+    def test_a_settled_tunnels_records_are_packed_and_read_back_the_same(self, path: Path) -> None:
+        """A settled tunnel keeps its negotiation's records packed (``Tunnel.records``). Its export is the same
+        before and after; a read unpacks them, a write to them stays, and the next tick packs them again."""
+        from pptptop.export.jsonout import tunnel_dict
+        from pptptop.track.model import PACKED_RECORDS
+
+        tracker = engine()
+        feed(tracker, path)
+        now = tracker.now + tracker.limits.settle_after
+        before = {t.id: json.dumps(tunnel_dict(t, now), default=str) for t in tracker.tunnels.values()}
+        tracker.tick(now)
+        settled = [t for t in tracker.tunnels.values() if t.packed is not None]
+        for t in tracker.tunnels.values():
+            packed = t.packed is not None
+            assert (t.records is not None) is packed
+            assert isinstance(t, Tunnel) and (type(t) is Tunnel) is not packed  # only a packed one has the hook
+            for name in PACKED_RECORDS:
+                assert hasattr(Tunnel, name)  # a slot: empty while packed, never a dict entry
+                with pytest.raises(AttributeError) if packed else contextlib.nullcontext():
+                    object.__getattribute__(t, name)
+            assert json.dumps(tunnel_dict(t, now), default=str) == before[t.id]
+            assert t.records is None and type(t) is Tunnel  # read: unpacked
+        for t in settled:
+            t.close.steps.append("a late step")
+            t.icmp_errors.append("a late error")
+        tracker.tick(now + 1)
+        for t in settled:
+            assert t.records is not None
+            with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+                t.nothing  # type: ignore[attr-defined]  # noqa: B018 - packed, an unknown name is still unknown
+            assert t.records is not None
+            assert t.close.steps[-1] == "a late step" and t.icmp_errors[-1] == "a late error"
 
     @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
     def test_a_stored_ppp_frame_shows_what_the_tracker_decoded(self, path: Path) -> None:
