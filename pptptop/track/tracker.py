@@ -740,7 +740,8 @@ class Tracker:
     def store(self, t: Tunnel, p: Packet, keepalive: bool = False) -> None:
         if keepalive:
             t.keepalives.append(p)
-        elif len(t.packets) + (len(t.folded) if t.folded is not None else 0) < self.limits.stored_packets:
+        elif len(t.packets) + (len(t.folded) if t.folded is not None else 0) \
+                + (len(t.packed) if t.packed is not None else 0) < self.limits.stored_packets:
             t.packets.append(p)
         else:
             late = self._late(t)

@@ -122,6 +122,22 @@ class TestSettled:
         assert t.stored == before + 1 and t.all_packets()[-1].number == len(frames) + 1
 
 
+    def test_the_bound_on_stored_packets_counts_the_packed_ones(self, storm: Path) -> None:
+        """``Limits.stored_packets`` bounds the packets kept from a tunnel's start, packed or not: a settled
+        tunnel's late packets go to its ring of late packets, as they would have before it settled."""
+        frames = list(open_file(str(storm)))
+        tracker = engine()
+        for n, f in enumerate(frames, 1):
+            tracker.feed(n, f.ts, f.iface, f.linktype, f.data)
+        tracker.tick(tracker.now + tracker.limits.settle_after)
+        t = tracker.tunnels[1]
+        assert t.packed is not None and not t.packets
+        tracker.limits.stored_packets = t.stored  # it holds as many as it may
+        late = next(p for p in t.all_packets() if p.kind.value == "ppp")
+        tracker.feed(len(frames) + 1, tracker.now + 1, late.iface, late.linktype, late.data)
+        assert not t.packets and [p.number for p in t.late_packets] == [len(frames) + 1]
+
+
 def _tunnel(tracker: Tracker, tid: int, end: float | None, failed: bool = False) -> Tunnel:
     t = Tunnel(tid, "eth0", Endpoint(f"10.0.0.{tid}", 40000, tid), Endpoint("192.0.2.1", 1723, 1), 0.0, 100.0 + tid)
     t.phases.append(PhaseSpan(Phase.TCP, 0.0))
