@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from pptptop.decode.tcpstream import StreamReassembler
+from pptptop.track import records as _records
 from pptptop.track.model import ControlInfo, Direction, EchoStats, TcpInfo, Tunnel
 
 #: a control connection's index key: interface, client address and port, server address and port
@@ -37,10 +39,51 @@ class Connection:
     tunnels: list[Tunnel] = field(default_factory=list)
     last_seen: float = 0.0
     closed: bool = False
+    #: a closed connection's :data:`PACKED` once every call on it has settled (:meth:`pack`)
+    records: bytes | None = None
 
     @property
     def key(self) -> ConnKey:
         return (self.iface, self.client_ip, self.client_port, self.server_ip, self.server_port)
+
+    def pack(self) -> None:
+        """Pack the byte streams and control info of a closed connection whose calls have all settled (issue
+        23: 1.5 KB, kept as long as its tunnels are, for the segments that may still come). A late segment
+        unpacks them (:class:`_PackedConnection`); one still open, or with a call not settled, is left as it
+        is."""
+        if self.records is not None or not self.closed or any(t.packed is None for t in self.tunnels):
+            return
+        self.records = _records.pack(tuple(getattr(self, name) for name in PACKED), _ZDICT)
+        for name in PACKED:
+            delattr(self, name)
+        self.__class__ = _PackedConnection
+
+
+#: what a closed connection keeps packed once its calls have settled
+PACKED = ("streams", "info")
+_PACKED = frozenset(PACKED)
+
+
+class _PackedConnection(Connection):
+    """A connection whose :data:`PACKED` are packed in ``records``: the first read of one unpacks them, and it is
+    a :class:`Connection` again (as ``Tunnel.pack_records`` does, track/model.py)."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        # called only for an attribute with no value: here, a packed one
+        blob = self.records
+        if name in _PACKED and blob is not None:
+            for n, v in zip(PACKED, _records.unpack(blob, _ZDICT), strict=True):
+                setattr(self, n, v)
+            self.records = None
+            self.__class__ = Connection  # type: ignore[assignment]  # not packed any more
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+#: zlib's preset dictionary for :meth:`Connection.pack`: a new connection's
+_ZDICT = _records.dumps(((StreamReassembler(), StreamReassembler()), ControlInfo()))
 
 
 @dataclass(slots=True)

@@ -143,6 +143,7 @@ def _open(tracker: TunnelActions, ckey: ConnKey, first: HeldSegment) -> Connecti
 def _segment(tracker: TunnelActions, conn: Connection, number: int, ts: float, iface: str, linktype: int, data: bytes,
              d: Direction, seq: int, ack: int, flags: int, payload: bytes) -> None:
     """One segment of control connection ``conn``: its TCP state, and the PPTP messages it completes."""
+    packed = conn.records is not None  # a late segment of a connection whose calls have settled
     conn.last_seen = ts
     side = d.sender
     tunnels = [t for t in conn.tunnels if not t.ended] or conn.tunnels[-1:]
@@ -201,6 +202,8 @@ def _segment(tracker: TunnelActions, conn: Connection, number: int, ts: float, i
             tracker.end(t, ts, number)
         if len(conn.tcp.fin) == 2:
             conn.closed = True
+    if packed:
+        conn.pack()  # packed again, as it was found (unless the segment began a call)
 
 
 def new_call(tracker: TunnelActions, conn: Connection, ts: float) -> Tunnel:

@@ -786,6 +786,9 @@ class Tracker:
         t.pending_requests.clear()
         self.emit(Event(now, EventKind.SETTLED, t))
         t.pack_records()  # after the later stages have let go of their working state
+        conn = self.connections.of.get(t.id)
+        if conn is not None:
+            conn.pack()  # when it is closed and this was its last call to settle
 
     def _drop(self, t: Tunnel, ts: float) -> None:
         self.tunnels.pop(t.id, None)

@@ -249,6 +249,37 @@ class TestPacked:
             assert t.close.steps[-1] == "a late step" and t.icmp_errors[-1] == "a late error"
 
     @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
+    def test_a_closed_connection_is_packed_once_its_calls_have_settled(self, path: Path) -> None:
+        """Its byte streams and control info are packed. A late segment reads them, is taken as it would be
+        had they never been packed, and leaves them packed."""
+        from pptptop.track.connection import PACKED, Connection
+        from pptptop.track.model import PacketKind
+
+        packed_one, unpacked = engine(), engine()
+        for tracker in (packed_one, unpacked):
+            feed(tracker, path)
+            tracker.tick(tracker.now + tracker.limits.settle_after)
+        conns = list({id(c): c for c in packed_one.connections.of.values()}.values())
+        for c in conns:
+            settled = c.closed and all(t.packed is not None for t in c.tunnels)
+            assert (c.records is not None) is settled and (type(c) is Connection) is not settled
+            for name in PACKED:
+                with pytest.raises(AttributeError) if settled else contextlib.nullcontext():
+                    object.__getattribute__(c, name)
+        others = {c.key: c for c in unpacked.connections.of.values()}
+        for c in [c for c in conns if c.records is not None]:
+            other = others[c.key]
+            assert other.records is not None and other.streams[0] is not None and other.records is None  # read
+            late = [p for t in c.tunnels for p in t.all_packets() if p.kind is PacketKind.TCP]
+            for tracker in (packed_one, unpacked):
+                tracker.feed(10**6, tracker.now + 1, late[-1].iface, late[-1].linktype, late[-1].data)
+            assert c.records is not None and type(c) is not Connection  # packed again
+            assert c.tcp == other.tcp and c.info == other.info
+            assert [(s.next_seq, s.retransmissions, s.bytes) for s in c.streams] == \
+                [(s.next_seq, s.retransmissions, s.bytes) for s in other.streams]
+            assert c.records is None and type(c) is Connection  # read: unpacked
+
+    @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
     def test_a_stored_ppp_frame_shows_what_the_tracker_decoded(self, path: Path) -> None:
         """A tunnel stores a PPP frame's bytes alone: decoded again for the UI and exports, before and after
         settling, it is the frame the tracker decoded when it came (its MESSAGE event's)."""
