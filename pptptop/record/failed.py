@@ -359,7 +359,7 @@ class FailedRecorder:
                 if now < other.due:
                     return False
             elif leg.ended:
-                end = leg.phases[-1].start if leg.phases else leg.last_seen
+                end = leg.ended_at
                 if now < end + self.linger and now < p.due + self.leg_wait:
                     return False
             elif now < p.due + self.leg_wait:

@@ -370,10 +370,10 @@ class TcpInfo:
 
 #: what a settled tunnel keeps packed (:meth:`Tunnel.pack_records`): the detail of its negotiation and its
 #: end. Not ``tcp`` and ``pptp_echo``, which its control connection shares with its other calls, nor what is
-#: read of every tunnel while the capture runs: ``phases`` (eviction), ``traffic`` (the metrics), the
-#: endpoints and the findings
-PACKED_RECORDS = ("control", "lcp", "auth", "ncp", "ccp", "lcp_echo", "close", "icmp_errors", "inner_flows",
-                  "pending_requests")
+#: read of every tunnel while the capture runs: ``traffic`` (the metrics), the endpoints, the findings, and
+#: when it ended (``ended_at``: eviction)
+PACKED_RECORDS = ("phases", "control", "lcp", "auth", "ncp", "ccp", "lcp_echo", "close", "icmp_errors",
+                  "inner_flows", "pending_requests")
 _PACKED = frozenset(PACKED_RECORDS)
 
 
@@ -391,6 +391,8 @@ class Tunnel:
     phases: list[PhaseSpan] = field(default_factory=list)
     failed_in: Phase | None = None
     ended: bool = False
+    #: when it ended: the start of its closed or failed phase (read without unpacking a settled tunnel's phases)
+    ended_at: float = 0.0
     control_seen: bool = True
     roles_guessed: bool = False  # GRE-only tunnel: who is the client is inferred
     #: the capture met the tunnel after it began (no SYN, no Start-Control-Connection-Request, or GRE first):

@@ -618,6 +618,7 @@ class Tracker:
         if t.ended:
             return
         t.ended = True
+        t.ended_at = ts
         # keepalives still unanswered when the tunnel ends were never answered
         for key in list(t.lcp_echo.outstanding):
             del t.lcp_echo.outstanding[key]
@@ -771,7 +772,7 @@ class Tracker:
             elif now - t.last_seen >= wait:
                 q.popleft()
                 self._settle(t, now)
-            elif now - t.phases[-1].start >= wait:
+            elif now - t.ended_at >= wait:
                 q.rotate(-1)  # ended long ago, but a packet came since
             else:
                 break
@@ -823,7 +824,7 @@ class Tracker:
 
         def rank(t: Tunnel) -> tuple[bool, int, float]:
             state = (0 if t.phase is Phase.CLOSED else 1) if t.ended else 2
-            return t.id in pinned, state, t.phases[-1].start if t.ended else t.last_seen
+            return t.id in pinned, state, t.ended_at if t.ended else t.last_seen
 
         for t in sorted(self.tunnels.values(), key=rank)[:count]:
             self._drop(t, self.now)

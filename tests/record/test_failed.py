@@ -258,7 +258,7 @@ def _tunnel(tid: int, iface: str, client: str, *, nat_peer: int | None = None, r
 
 def _fail(tracker: Tracker, t: Tunnel, ts: float) -> Event:
     """What the tracker does when a tunnel ends failed in auth at ``ts``."""
-    t.ended, t.failed_in, t.phase = True, Phase.AUTH, Phase.FAILED
+    t.ended, t.ended_at, t.failed_in, t.phase = True, ts, Phase.AUTH, Phase.FAILED
     t.phases.append(PhaseSpan(Phase.FAILED, ts, ts))
     return Event(ts, EventKind.ENDED, t)
 
@@ -308,7 +308,7 @@ class TestTiming:
         a, b = _tunnel(1, "lan0", CLIENT, nat_peer=2), _tunnel(2, "wan0", PUBLIC, nat_peer=1, role="outside")
         tracker, fr = self.recorder(tmp_path, a, b)
         fr._on_event(_fail(tracker, a, 10.0))
-        b.ended, b.phase = True, Phase.CLOSED
+        b.ended, b.ended_at, b.phase = True, 12.0, Phase.CLOSED
         b.phases.append(PhaseSpan(Phase.CLOSED, 12.0, 12.0))
         fr._on_event(_tick(13.5))
         assert fr.files == []  # b's packets after its end (at 12) may still come

@@ -142,7 +142,7 @@ def _tunnel(tracker: Tracker, tid: int, end: float | None, failed: bool = False)
     t = Tunnel(tid, "eth0", Endpoint(f"10.0.0.{tid}", 40000, tid), Endpoint("192.0.2.1", 1723, 1), 0.0, 100.0 + tid)
     t.phases.append(PhaseSpan(Phase.TCP, 0.0))
     if end is not None:
-        t.ended = True
+        t.ended, t.ended_at = True, end
         t.phase = Phase.FAILED if failed else Phase.CLOSED
         t.phases.append(PhaseSpan(t.phase, end, end))
     tracker.tunnels[tid] = t
@@ -225,6 +225,8 @@ class TestPacked:
         feed(tracker, path)
         now = tracker.now + tracker.limits.settle_after
         before = {t.id: json.dumps(tunnel_dict(t, now), default=str) for t in tracker.tunnels.values()}
+        # when it ended, read for eviction without unpacking its phases
+        assert all(t.ended_at == t.phases[-1].start for t in tracker.tunnels.values() if t.ended)
         tracker.tick(now)
         settled = [t for t in tracker.tunnels.values() if t.packed is not None]
         for t in tracker.tunnels.values():
