@@ -51,9 +51,13 @@ class PackedPackets:
     kinds: int = 0
 
     @classmethod
-    def pack(cls, packets: Iterable[Packet]) -> PackedPackets:
+    def pack(cls, packets: Iterable[Packet], after: PackedPackets | None = None) -> PackedPackets:
+        """``packets`` packed; with ``after``, in one string behind its packets (a settled tunnel's folded
+        negotiation and the rest: one zlib stream compresses them together, and only ``after`` is unpacked
+        again, not decoded)."""
         ps = list(packets)
-        ifaces: dict[str, int] = {}
+        ifaces: dict[str, int] = {iface: i for i, iface in enumerate(after.ifaces)} if after is not None else {}
+        first = after.count if after is not None else 0
         kept: dict[int, Any] = {}
         records = []
         labels = []
@@ -65,17 +69,26 @@ class PackedPackets:
             if p.kind is control and p.message is not None:
                 at = control_at(p.data, p.message)
                 if at == NOT_IN_FRAME:
-                    kept[i] = p.message
+                    kept[first + i] = p.message
             elif p.kind is not ppp and p.message is not None:
-                kept[i] = p.message  # a malformed PPP frame's partial decode, kept as it is
+                kept[first + i] = p.message  # a malformed PPP frame's partial decode, kept as it is
             label = (p.label if p.kind is not ppp or p.message is None else "").encode("utf-8", "surrogatepass")
             labels.append(label)
             kind = _KIND_INDEX[p.kind]
             kinds |= 1 << kind
             records.append(_RECORD.pack(p.number, p.ts, len(p.data), len(label), p.linktype,
                                         kind << 1 | int(p.direction), ifaces.setdefault(p.iface, len(ifaces)), at))
-        raw = b"".join([*records, *labels, *(p.data for p in ps)])
-        return cls(len(ps), tuple(ifaces), kept or None, zlib.compress(raw, _LEVEL), kinds)
+        if after is None:
+            raw = b"".join([*records, *labels, *(p.data for p in ps)])
+            return cls(len(ps), tuple(ifaces), kept or None, zlib.compress(raw, _LEVEL), kinds)
+        # ``after``'s records, labels and frames, each followed by ours
+        old = zlib.decompress(after.blob)
+        at_labels = _RECORD.size * first
+        at_frames = at_labels + sum(r[3] for r in _RECORD.iter_unpack(old[:at_labels]))
+        raw = b"".join([old[:at_labels], *records, old[at_labels:at_frames], *labels, old[at_frames:],
+                        *(p.data for p in ps)])
+        return cls(first + len(ps), tuple(ifaces), {**(after.kept or {}), **kept} or None,
+                   zlib.compress(raw, _LEVEL), after.kinds | kinds)
 
     def __len__(self) -> int:
         return self.count

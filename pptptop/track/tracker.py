@@ -28,7 +28,7 @@ import struct
 from collections import deque
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from pptptop.decode.errors import DecodeError
 from pptptop.decode.gre import (
@@ -778,7 +778,9 @@ class Tracker:
                 break
 
     def _settle(self, t: Tunnel, now: float) -> None:
-        t.packed = PackedPackets.pack(t.loose_packets())  # the negotiation may be folded already
+        # behind the negotiation folded, if it was (_fold packed it: the model names only its protocol)
+        t.packed = PackedPackets.pack(t.loose_packets(), cast("PackedPackets | None", t.folded))
+        t.folded = None
         cited = {n for f in t.findings for n in f.evidence}
         ring = [e for e in t.data_ring if e[0] in cited]  # data the diagnosis cites; the rest was counted
         t.packed_ring = PackedRing.pack(ring) if ring else None

@@ -361,6 +361,14 @@ class TestPacked:
         again = packed.unpack()
         assert [p.message for p in again] == [whole.message, msg]
         assert again[1].label == split.label and again[1].data == split.data
+        # packed behind them (a settled tunnel's rest, behind its folded negotiation), on another interface
+        later = Packet(whole.number + 1, whole.ts + 1, "wan0", whole.linktype, Direction.TO_CLIENT,
+                       PacketKind.CONTROL, "split again", split.data, msg)
+        both = PackedPackets.pack([later, whole], after=packed)
+        assert len(both) == 4 and both.ifaces == (whole.iface, "wan0") and both.kept is not None
+        assert sorted(both.kept) == [1, 2] and both.holds(PacketKind.CONTROL) and not both.holds(PacketKind.PPP)
+        assert [(p.number, p.iface, p.direction, p.label, p.data, p.message) for p in both.unpack()] == \
+            [(p.number, p.iface, p.direction, p.label, p.data, p.message) for p in (*again, later, whole)]
 
     def test_the_traffic_history_behaves_as_a_bounded_deque(self) -> None:
         from collections import deque
