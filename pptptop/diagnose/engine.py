@@ -23,6 +23,7 @@ from pptptop.diagnose.rules import RULES, Case, Collision, Hit, Quiet, Rule
 from pptptop.track.events import Event, EventKind
 from pptptop.track.model import Phase, Tunnel
 from pptptop.track.notes import Withdrawn
+from pptptop.track.texts import Texts
 from pptptop.track.tracker import Tracker
 
 MAX_WITHDRAWN = 16
@@ -92,6 +93,8 @@ class Diagnoser:
         self.show_secrets = show_secrets
         self.rules = list(RULES if rules is None else rules)
         self._by_code = {r.code: r for r in self.rules}
+        #: one copy of a finding's sentence that many tunnels repeat (the same user's hang-up, day after day)
+        self._texts = Texts()
         self._timed = [r for r in self.rules if r.timed]
         #: what a keepalive can change: the timed rules and the ones about echoes
         self._keepalive = [r for r in self.rules if r.timed or r.code in KEEPALIVE_RULES]
@@ -251,7 +254,7 @@ class Diagnoser:
             hits[code] = hit
             # a provisional finding confirmed appears anew, at the time it was decided
             kept = old is not None and not (old.provisional and not hit.provisional)
-            raw[code] = Finding(code, r.severity, hit.title, hit.detail, hit.evidence,
+            raw[code] = Finding(code, r.severity, hit.title, self._texts(hit.detail), hit.evidence,
                                 hit.windows_error if hit.windows_error is not None else r.windows_error, hit.hint,
                                 old.ts if kept and old is not None else now, hit.provisional)
             dirty = True

@@ -48,3 +48,32 @@ def test_two_tunnels_of_one_server_share_its_texts(data_dir: Path, engine: Calla
     assert shared
     for step in shared:
         assert a.close.steps[a.close.steps.index(step)] is b.close.steps[b.close.steps.index(step)]
+
+
+def test_a_finding_sentence_many_tunnels_repeat_is_kept_once(tmp_path: Path) -> None:
+    """A reconnect storm of one user's sessions: each tunnel has the same findings, word for word (the same
+    user's hang-up, the same crackable exchange). Each sentence is one string across all the tunnels."""
+    from pptptop import diagnose
+    from pptptop.bench import generate_storm
+    from pptptop.sources import open_file
+    from pptptop.track import nat
+    from pptptop.track.tracker import Tracker
+
+    path = tmp_path / "storm.pcap"
+    generate_storm(path, 12, concurrent=4, data=2)
+    tracker = Tracker()
+    nat.attach(tracker)
+    diagnose.Diagnoser().attach(tracker)
+    for n, f in enumerate(open_file(str(path)), 1):
+        tracker.feed(n, f.ts, f.iface, f.linktype, f.data)
+    tracker.finish()
+    held: dict[str, str] = {}
+    shared = 0
+    for t in sorted(tracker.tunnels.values(), key=lambda t: t.id):
+        for f in t.findings:
+            if f.detail in held:
+                assert f.detail is held[f.detail], f"{f.code}: an equal sentence kept twice"
+                shared += 1
+            else:
+                held[f.detail] = f.detail
+    assert len(tracker.tunnels) == 12 and shared >= 11  # each tunnel after the first repeats one at least
