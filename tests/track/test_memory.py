@@ -387,3 +387,13 @@ class TestPacked:
             d.append((1000 + s, 100 * s, s))
             h.append((1000 + s, 100 * s, s))
         assert list(h) == list(d) and len(h) == HISTORY_SECONDS
+
+
+@pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
+def test_a_nat_leg_holds_a_set_of_reported_problems_only_once_it_has_one(path: Path) -> None:
+    """Most legs never have a NAT problem: their set of the problems reported is made at the first one."""
+    tracker = Tracker(Limits())
+    correlator = nat.attach(tracker)
+    feed(tracker, path)
+    for leg in correlator._legs.values():
+        assert (leg.flagged is None) is (not leg.tunnel.nat_problems)

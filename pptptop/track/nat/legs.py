@@ -55,10 +55,23 @@ class Leg:
     epoch: int = 0  # bumped when the tracker swaps a GRE-only tunnel's roles
     items: int = 0
     pair: Pair | None = None  # set once joined
-    flagged: set[str] = field(default_factory=set)
+    #: the problems reported of it, by kind, once each; made at the first (an empty set takes 216 bytes, and
+    #: most legs never have one: issue 23)
+    flagged: set[str] | None = None
     gre_first: float | None = None
     candidates: dict[int, Pair] = field(default_factory=dict)  # other leg's tunnel id -> pair
     collision_keys: list[tuple[str, str, str, int]] = field(default_factory=list)
+
+    def has(self, flag: str) -> bool:
+        """Whether ``flag`` was reported of this leg."""
+        return self.flagged is not None and flag in self.flagged
+
+    def flag(self, flag: str) -> None:
+        """Note ``flag`` as reported of this leg."""
+        if self.flagged is None:
+            self.flagged = {flag}
+        else:
+            self.flagged.add(flag)
 
 
 @dataclass(slots=True, eq=False)

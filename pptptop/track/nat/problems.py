@@ -94,9 +94,9 @@ class ProblemFinder:
             return
         if det.get("late"):
             return  # late GRE racing an orderly teardown (track.icmp.late): normal, not a NAT problem
-        if f"icmp:{src}" in leg.flagged:
+        if leg.has(f"icmp:{src}"):
             return
-        leg.flagged.add(f"icmp:{src}")
+        leg.flag(f"icmp:{src}")
         t = leg.tunnel
         pair = leg.pair
         peer = pair.other(leg) if pair is not None else None
@@ -134,9 +134,9 @@ class ProblemFinder:
             pt = peer.tunnel
             if final or pt.ended or not ended or now - pt.last_seen >= self.limits.gre_grace:
                 self.pair_gre(pair, now, frame)
-        if "gre-one-way" in leg.flagged or (up > 0) == (down > 0) or up + down < self.limits.one_way_min:
+        if leg.has("gre-one-way") or (up > 0) == (down > 0) or up + down < self.limits.one_way_min:
             return
-        leg.flagged.add("gre-one-way")
+        leg.flag("gre-one-way")
         n = up or down
         text = (f"GRE only {'from the client to the server' if up else 'from the server to the client'} on "
                 f"{t.iface or 'this capture'} ({n} packet(s)), none the other way")
@@ -173,10 +173,10 @@ class ProblemFinder:
             else:
                 continue
             flag = f"pair:{code.value}:{dname}"
-            if flag in inside.flagged:
+            if inside.has(flag):
                 continue
-            inside.flagged.add(flag)
-            outside.flagged.add(flag)
+            inside.flag(flag)
+            outside.flag(flag)
             self.report(NatProblem(code, now, frame, (ti.id, to.id), text, {
                 "direction": dname, "packets": n_in, "forwarded": n_out, "seen_on": st.iface,
                 "missing_on": dt.iface, "where": "gateway"}), [inside, outside])
@@ -184,14 +184,14 @@ class ProblemFinder:
     def unmatched(self, leg: Leg, now: float, *, final: bool) -> None:
         """A session seen on one side of the gateway only, while others to its server cross it."""
         t = leg.tunnel
-        if "unmatched" in leg.flagged or len(self.ifaces) < 2:
+        if leg.has("unmatched") or len(self.ifaces) < 2:
             return
         ifaces = self.crossing.get(t.server.ip)
         if not ifaces or t.iface not in ifaces or len(ifaces) < 2:
             return
         reached = PHASE_ORDER[t.failed_in or t.phase] >= PHASE_ORDER[Phase.CALL] or not t.control_seen
         if reached and (final or now - t.first_seen >= self.limits.unmatched_after):
-            leg.flagged.add("unmatched")
+            leg.flag("unmatched")
             others = sorted(ifaces - {t.iface})
             text = (f"this session to {t.server.ip} was seen on {t.iface} only, never on "
                     f"{', '.join(others)}, although other sessions to that server cross the gateway there")
@@ -205,10 +205,10 @@ class ProblemFinder:
         pt = peer.tunnel
         quiet = now - t.last_seen
         lim = self.limits
-        if ("silent" in leg.flagged or t.ended or pt.ended or quiet < lim.silent_after
+        if (leg.has("silent") or t.ended or pt.ended or quiet < lim.silent_after
                 or pt.last_seen - t.last_seen < lim.silent_after / 2):
             return
-        leg.flagged.add("silent")
+        leg.flag("silent")
         text = (f"no packet of this session on {t.iface} for {quiet:.0f} s while {pt.iface} still carries it:"
                 " the interface went away, its capture stopped, or the gateway stopped forwarding")
         self.report(NatProblem(NatProblemCode.LEG_SILENT, now, None, (t.id, pt.id), text, {
