@@ -218,13 +218,21 @@ class TestPacked:
     def test_a_settled_tunnels_records_are_packed_and_read_back_the_same(self, path: Path) -> None:
         """A settled tunnel keeps its negotiation's records packed (``Tunnel.records``). Its export is the same
         before and after; a read unpacks them, a write to them stays, and the next tick packs them again."""
+        from dataclasses import replace
+
         from pptptop.export.jsonout import tunnel_dict
         from pptptop.track.model import PACKED_RECORDS
+        from pptptop.view.snapshot import make_detail, make_row
+
+        def shown(t: Tunnel) -> tuple[Any, ...]:
+            # the UI's row and detail (but the data ring, which settling trims to the frames findings cite)
+            return make_row(t, now), replace(make_detail(t, now), data_ring=())
 
         tracker = engine()
         feed(tracker, path)
         now = tracker.now + tracker.limits.settle_after
         before = {t.id: json.dumps(tunnel_dict(t, now), default=str) for t in tracker.tunnels.values()}
+        ui = {t.id: shown(t) for t in tracker.tunnels.values()}
         # when it ended, read for eviction without unpacking its phases
         assert all(t.ended_at == t.phases[-1].start for t in tracker.tunnels.values() if t.ended)
         tracker.tick(now)
@@ -239,6 +247,8 @@ class TestPacked:
                     object.__getattribute__(t, name)
             assert json.dumps(tunnel_dict(t, now), default=str) == before[t.id]
             assert t.records is None and type(t) is Tunnel  # read: unpacked
+            t.pack_records()
+            assert shown(t) == ui[t.id]
         for t in settled:
             t.close.steps.append("a late step")
             t.icmp_errors.append("a late error")
