@@ -53,15 +53,11 @@ class Connection:
         is."""
         if self.records is not None or not self.closed or any(t.packed is None for t in self.tunnels):
             return
-        self.records = _records.pack(tuple(getattr(self, name) for name in PACKED), _ZDICT)
-        for name in PACKED:
-            delattr(self, name)
-        self.__class__ = _PackedConnection
+        _records.stow(self, PACKED, _ZDICT, _PackedConnection)
 
 
 #: what a closed connection keeps packed once its calls have settled
 PACKED = ("streams", "info")
-_PACKED = frozenset(PACKED)
 
 
 class _PackedConnection(Connection):
@@ -71,15 +67,7 @@ class _PackedConnection(Connection):
     __slots__ = ()
 
     def __getattr__(self, name: str) -> Any:
-        # called only for an attribute with no value: here, a packed one
-        blob = self.records
-        if name in _PACKED and blob is not None:
-            for n, v in zip(PACKED, _records.unpack(blob, _ZDICT), strict=True):
-                setattr(self, n, v)
-            self.records = None
-            self.__class__ = Connection  # type: ignore[assignment]  # not packed any more
-            return getattr(self, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return _records.restore(self, name, PACKED, _ZDICT, Connection)
 
 
 #: zlib's preset dictionary for :meth:`Connection.pack`: a new connection's

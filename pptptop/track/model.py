@@ -374,7 +374,6 @@ class TcpInfo:
 #: when it ended (``ended_at``: eviction)
 PACKED_RECORDS = ("phases", "control", "lcp", "auth", "ncp", "ccp", "lcp_echo", "close", "icmp_errors",
                   "inner_flows", "pending_requests")
-_PACKED = frozenset(PACKED_RECORDS)
 
 
 @dataclass(slots=True, eq=False)
@@ -464,10 +463,7 @@ class Tunnel:
         as it is."""
         if self.packed is None or self.records is not None:
             return
-        self.records = _records.pack(tuple(getattr(self, name) for name in PACKED_RECORDS), _RECORDS_ZDICT)
-        for name in PACKED_RECORDS:
-            delattr(self, name)
-        self.__class__ = _PackedTunnel
+        _records.stow(self, PACKED_RECORDS, _RECORDS_ZDICT, _PackedTunnel)
 
     @property
     def link_seen(self) -> bool:
@@ -550,15 +546,7 @@ class _PackedTunnel(Tunnel):
     __slots__ = ()
 
     def __getattr__(self, name: str) -> Any:
-        # called only for an attribute with no value: here, a packed record
-        blob = self.records
-        if name in _PACKED and blob is not None:
-            for n, v in zip(PACKED_RECORDS, _records.unpack(blob, _RECORDS_ZDICT), strict=True):
-                setattr(self, n, v)
-            self.records = None
-            self.__class__ = Tunnel  # type: ignore[assignment]  # a Tunnel again, not a packed one
-            return getattr(self, name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return _records.restore(self, name, PACKED_RECORDS, _RECORDS_ZDICT, Tunnel)
 
 
 #: zlib's preset dictionary for :meth:`Tunnel.pack_records` (track/records.py): a new tunnel's records

@@ -6,7 +6,8 @@ our own objects only, never anything read off the wire as a pickle. A record (a 
 :class:`~pptptop.track.sides.Sides`) is pickled as its class and the tuple of its slots' values: the
 ``__getstate__`` a dataclass with slots is given builds a list through ``dataclasses.fields()`` for each
 object, and took four fifths of the time. zlib then starts from a preset dictionary, the same records of a
-new tunnel (``zdict``): every tunnel's pickle names the same classes.
+new tunnel (``zdict``): every tunnel's pickle names the same classes. :func:`stow` and :func:`restore` pack
+and unpack an object's attributes in place, for a settled tunnel and a closed connection alike.
 """
 
 from __future__ import annotations
@@ -79,3 +80,26 @@ def unpack(blob: bytes, zdict: bytes) -> tuple[Any, ...]:
     """What :func:`pack` packed, with the same ``zdict``."""
     values: tuple[Any, ...] = pickle.loads(zlib.decompressobj(_WBITS, zdict).decompress(blob))
     return values
+
+
+def stow(obj: Any, names: tuple[str, ...], zdict: bytes, packed: type) -> None:
+    """Pack ``obj``'s attributes ``names`` into its ``records``, leave them with no value, and make ``obj`` of
+    class ``packed``: a subclass of its own whose ``__getattr__`` (called only for an attribute with no
+    value) is :func:`restore`'s."""
+    obj.records = pack(tuple(getattr(obj, name) for name in names), zdict)
+    for name in names:
+        delattr(obj, name)
+    obj.__class__ = packed
+
+
+def restore(obj: Any, name: str, names: tuple[str, ...], zdict: bytes, plain: type) -> Any:
+    """``obj.name``, one of the attributes :func:`stow` packed: all of them set again, and ``obj`` of class
+    ``plain`` (as :class:`importlib.util.LazyLoader` makes a lazy module a plain one on its first read)."""
+    blob = obj.records
+    if name not in names or blob is None:
+        raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
+    for n, v in zip(names, unpack(blob, zdict), strict=True):
+        setattr(obj, n, v)
+    obj.records = None
+    obj.__class__ = plain
+    return getattr(obj, name)
