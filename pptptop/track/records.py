@@ -60,7 +60,11 @@ class _Pickler(pickle.Pickler):
         layout = _layout(type(obj))
         if layout is None:
             return NotImplemented
-        return _record, (type(obj), layout[1](obj))
+        try:
+            values = layout[1](obj)
+        except AttributeError:
+            return NotImplemented  # a slot with no value: as pickle does it (it leaves such a slot out)
+        return _record, (type(obj), values)
 
 
 def dumps(values: tuple[Any, ...]) -> bytes:
@@ -85,8 +89,13 @@ def unpack(blob: bytes, zdict: bytes) -> tuple[Any, ...]:
 def stow(obj: Any, names: tuple[str, ...], zdict: bytes, packed: type) -> None:
     """Pack ``obj``'s attributes ``names`` into its ``records``, leave them with no value, and make ``obj`` of
     class ``packed``: a subclass of its own whose ``__getattr__`` (called only for an attribute with no
-    value) is :func:`restore`'s."""
-    obj.records = pack(tuple(getattr(obj, name) for name in names), zdict)
+    value) is :func:`restore`'s. Should one of them hold what pickle cannot take, ``obj`` is left as it is:
+    it takes more memory, and nothing is lost."""
+    try:
+        blob = pack(tuple(getattr(obj, name) for name in names), zdict)
+    except (pickle.PicklingError, TypeError):
+        return
+    obj.records = blob
     for name in names:
         delattr(obj, name)
     obj.__class__ = packed

@@ -407,3 +407,21 @@ def test_a_nat_leg_holds_a_set_of_reported_problems_only_once_it_has_one(path: P
     feed(tracker, path)
     for leg in correlator._legs.values():
         assert (leg.flagged is None) is (not leg.tunnel.nat_problems)
+
+
+def test_records_pickle_cannot_take_are_left_unpacked() -> None:
+    """Packing never fails a settled tunnel: a record that holds what pickle cannot take (nothing the tracker
+    stores today) leaves the tunnel as it was, readable."""
+    import threading
+
+    from pptptop.track.packed import PackedPackets
+
+    t = Tunnel(1, "eth0", Endpoint("10.0.0.1", 40000, 1), Endpoint("192.0.2.1", 1723, 2), 0.0, 1.0)
+    t.packed = PackedPackets.pack([])
+    t.inner_flows[("udp", "10.0.0.1", 53, None, None)] = 1
+    t.pack_records()
+    assert t.records is not None and type(t) is not Tunnel and t.inner_flows  # packed, and back
+    t.pack_records()
+    t.icmp_errors.append(threading.Lock())  # type: ignore[arg-type]  # pickle cannot take a lock
+    t.pack_records()
+    assert t.records is None and type(t) is Tunnel and len(t.icmp_errors) == 1
