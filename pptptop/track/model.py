@@ -428,7 +428,7 @@ class Tunnel:
     packed_ring: PackedRing | None = None
     #: the packets stored before the tunnel reached the data phase (its negotiation), packed when it got there
     #: (``Tracker.advance``): a tunnel up for days keeps its transcript in a few kilobytes, and ``packets``
-    #: goes on from there; read them through :meth:`all_packets` as well
+    #: goes on from there; read them through :meth:`all_packets` as well. Settling moves them into ``packed``
     folded: PackedPackets | None = None
     inner_flows: dict[tuple[str, str, int, int | None, int | None], int] = field(default_factory=dict)
     #: the last Configure-Request of each (PPP protocol, side), awaiting its Ack/Nak/Reject

@@ -3,10 +3,10 @@
 Each stored packet is first a :class:`~pptptop.track.model.Packet` holding its frame and, but for a PPP
 frame, its decoded message. When the tunnel reaches the data phase, the packets of its negotiation are
 packed here (``Tunnel.folded``); once it has ended and gone quiet (``Tracker.settle``), the rest of its
-packets and its data ring are: records, labels and frames in one zlib-compressed
-``bytes``. A PPTP control message is decoded again from its frame when the packets are unpacked, and a
-PPP frame when they are shown (``Tunnel.all_packets``); only a control message that TCP split over
-several segments is kept decoded.
+packets go behind them (``Tunnel.packed``, ``folded`` then empty) and its data ring is packed too: records,
+labels and frames in one zlib-compressed ``bytes``. A PPTP control message is decoded again from its
+frame when the packets are unpacked, and a PPP frame when they are shown (``Tunnel.all_packets``); only a
+control message that TCP split over several segments is kept decoded.
 """
 
 from __future__ import annotations
