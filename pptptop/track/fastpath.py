@@ -32,6 +32,7 @@ DATA_CODES = np.array(sorted(DATA_PROTOCOLS), dtype=np.int64)
 SPLIT_MIN = 4096  # a batch this big whose frames mostly need the per-frame path is fed in halves
 SLOW_MIN = 64  # after a frame that may rebind a GRE key, at least this many frames go one by one
 SLOW_MAX = 4096
+SLOW_CHUNK = 4096  # frames of the per-frame path whose columns are plain lists at once (_slow)
 ETHERTYPE_IPV4, ETHERTYPE_IPV6 = 0x0800, 0x86DD
 VLAN_TAGS = (0x8100, 0x88A8, 0x9100)  # 802.1Q, 802.1ad (QinQ), and the older QinQ tag
 IPPROTO_IPIP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_GRE = 4, 6, 17, 47
@@ -269,25 +270,33 @@ def _restrict(mask: Any, group: Any, order: Any, *cols: Any) -> tuple[Any, Any, 
     return group[mask], (np.cumsum(mask) - 1)[order[mask[order]]], [c[mask] for c in cols]
 
 
+def _columns(batch: Batch, idx: Any) -> tuple[list[int], list[float], list[int], list[int], list[int]]:
+    """Frames ``idx`` of the batch as plain lists: their indices, times, starts, ends and interfaces."""
+    starts = batch.offsets[idx]
+    which = [0] * len(idx) if batch.ifidx is None else batch.ifidx[idx].tolist()
+    return (idx.tolist(), batch.ts[idx].tolist(), starts.tolist(), (starts + batch.lengths[idx]).tolist(),
+            which)
+
+
 def _slow(tracker: BatchHost, batch: Batch, idx: Any, first_number: int, unknown: Unknown | None = None) -> None:
     """Frames ``idx`` of the batch, in order, one at a time; but GRE of keys no tunnel owns (``unknown``)
     goes to the tracker with its headers decoded, and first sightings of fresh keys are held in bulk
-    (track/unknown.py)."""
+    (track/unknown.py).
+
+    The frames' columns are made plain lists :data:`SLOW_CHUNK` frames at a time: a file's batch holds up to
+    128k frames, and lists of all of them at once (a few small objects a frame) made the allocator's pools
+    grow by tens of MB, which the tunnels' own small objects, made meanwhile, then kept from being freed.
+    """
     feed = tracker.feed
     buf = batch.buf
     ifaces = batch.ifaces
-    starts = batch.offsets[idx]
-    ends = (starts + batch.lengths[idx]).tolist()
-    which = [0] * len(idx) if batch.ifidx is None else batch.ifidx[idx].tolist()
-    starts_l = starts.tolist()
-    ids = idx.tolist()
-    ts_all = batch.ts[idx]
-    tss = ts_all.tolist()
     if unknown is None:
-        for i, ts, off, end, k in zip(ids, tss, starts_l, ends, which, strict=True):
-            name, lt = ifaces[k]
-            feed(first_number + i, ts, name, lt, bytes(buf[off:end]))
+        for lo in range(0, len(idx), SLOW_CHUNK):
+            for i, ts, off, end, k in zip(*_columns(batch, idx[lo:lo + SLOW_CHUNK]), strict=True):
+                name, lt = ifaces[k]
+                feed(first_number + i, ts, name, lt, bytes(buf[off:end]))
         return
+    ts_all = batch.ts[idx]
     decoded = unknown.decoded
     gre = tracker.feed_gre
     cols = unknown.fresh
@@ -302,17 +311,19 @@ def _slow(tracker: BatchHost, batch: Batch, idx: Any, first_number: int, unknown
     run = next(runs, None)
     j = 0
     pos = 0
-    n = len(ids)
+    n = len(idx)
+    base = -SLOW_CHUNK  # the columns below are those of frames base... (none yet)
+    ids, tss, starts_l, ends, which = _columns(batch, idx[:0])
     while pos < n:
         if run is not None and pos == run[0]:
             lo, hi = run
             # the frame whose time ticks the clock, if one does, ends the run
-            top = max(tss[lo:hi])
+            top = float(ts_all[lo:hi].max())
             if top > tracker.now and top - tracker.last_tick >= 1.0:
                 ticks = np.flatnonzero((ts_all[lo:hi] > tracker.now) & (ts_all[lo:hi] - tracker.last_tick >= 1.0))
                 hi = lo + max(1, int(ticks[0]))  # the frames before it, or it alone
                 run = (hi, run[1]) if hi < run[1] else next(runs, None)
-                top = max(tss[lo:hi])
+                top = float(ts_all[lo:hi].max())
             else:
                 run = next(runs, None)
             tracker.clock(top)
@@ -322,14 +333,18 @@ def _slow(tracker: BatchHost, batch: Batch, idx: Any, first_number: int, unknown
             continue
         stop = run[0] if run is not None else n
         for p in range(pos, stop):
-            i = ids[p]
-            off = starts_l[p]
-            name, lt = ifaces[which[p]]
+            if p - base >= SLOW_CHUNK:
+                base = p
+                ids, tss, starts_l, ends, which = _columns(batch, idx[p:p + SLOW_CHUNK])
+            q = p - base
+            i = ids[q]
+            off = starts_l[q]
+            name, lt = ifaces[which[q]]
             d = decoded.get(i)
             if d is None:
-                feed(first_number + i, tss[p], name, lt, bytes(buf[off:ends[p]]))
+                feed(first_number + i, tss[q], name, lt, bytes(buf[off:ends[q]]))
             else:
-                gre(first_number + i, tss[p], name, lt, bytes(buf[off:ends[p]]), *d)
+                gre(first_number + i, tss[q], name, lt, bytes(buf[off:ends[q]]), *d)
         pos = stop
     if cols is not None:
         strays.end(tracker)

@@ -14,6 +14,7 @@ from pptptop.export.jsonout import tunnel_dict
 from pptptop.pipeline import Pipeline
 from pptptop.record.writers import PcapWriter
 from pptptop.sources.batch import batch_from_frames
+from pptptop.track import fastpath
 from pptptop.track.tracker import Tracker
 
 
@@ -152,6 +153,20 @@ def test_generated_captures_in_batches_of_any_size_equal_the_per_frame_path(tmp_
     one_by_one, batched = both_paths(path, size)
     tunnels, counters = summary(one_by_one)
     assert len(tunnels) >= 6 and counters["gre_data"] > 500
+    assert summary(batched) == (tunnels, counters)
+
+
+def test_one_batch_fed_one_by_one_a_chunk_of_columns_at_a_time(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frames the batch path feeds one by one have their columns made plain lists a chunk at a time (a
+    file's batch holds up to 128k frames); with chunks of 5 frames, a storm in one batch still gives what
+    feeding every frame gives."""
+    monkeypatch.setattr(fastpath, "SLOW_CHUNK", 5)
+    path = tmp_path / "storm.pcap"
+    generate_storm(path, sessions=60, concurrent=20, data=6, seed=7)
+    one_by_one, batched = both_paths(path, size=None)
+    tunnels, counters = summary(one_by_one)
+    assert len(tunnels) == 60 and all(t["phase"] == "closed" for t in tunnels)
     assert summary(batched) == (tunnels, counters)
 
 

@@ -21,6 +21,7 @@ from pptptop import sources
 from pptptop.export.jsonout import EventStream, tunnel_dict
 from pptptop.sources.base import Frame
 from pptptop.sources.batch import batch_from_frames
+from pptptop.track import fastpath
 from pptptop.track.model import Phase
 from pptptop.track.tracker import Limits, Tracker
 
@@ -140,6 +141,23 @@ class TestUnknownGre:
         assert [t.traffic[0].packets for t in tracker.tunnels.values() if t.server.call_id == 4242] == [3]
         assert not [t for t in tracker.tunnels.values() if t.server.call_id == 4343]
         assert tracker.stats.gre_unknown_dropped > 5_000
+
+    def test_the_batch_path_reads_the_frames_it_feeds_one_by_one_a_chunk_at_a_time(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A file's batch holds up to 128k frames; the per-frame path makes their columns plain lists a chunk
+        at a time (memory). With chunks of 7 frames, their edges fall inside runs of held first sightings and
+        inside stretches fed one by one, and the result is still that of one frame at a time."""
+        monkeypatch.setattr(fastpath, "SLOW_CHUNK", 7)
+        limits = Limits(max_pending_gre=256, max_orphans_per_pair=4)
+        frames = gre_flood(3_000, [0xCB007101, 0xCB007102], seed=3, step=4e-3)
+        for k in range(3):
+            for at, cid in ((500 + 100 * k, 4242), (1500 + 400 * k, 4343)):
+                frames.insert(at, Frame(frames[at].ts, "eth0", 1,
+                                        ipv4(0xCB007109, SERVER, 47, gre(cid, 7 + k * 100, MPPE + b"x"))))
+        tracker = assert_same_in_batches(frames, limits, sizes=(16, 4096))
+        assert [t.traffic[0].packets for t in tracker.tunnels.values() if t.server.call_id == 4242] == [3]
+        assert not [t for t in tracker.tunnels.values() if t.server.call_id == 4343]
+        assert tracker.stats.gre_unknown_dropped > 2_000
 
     def test_spoofed_sources_are_summed_up_not_listed(self) -> None:
         frames = gre_flood(6_000, None, seed=5, step=1e-2)  # 60 s: six summary intervals
