@@ -218,9 +218,8 @@ def tunnel_dicts(
     ordered = sorted(tracker.tunnels.values(), key=lambda t: t.id)
 
     def one(t: Tunnel) -> dict[str, Any]:
-        d = tunnel_dict(t, now, extensions)
-        t.pack_records()  # a settled tunnel's records, read for it, packed again: never all of them at once
-        return d
+        with t.reading():  # a settled tunnel's records, read for it, packed again: never all of them at once
+            return tunnel_dict(t, now, extensions)
 
     if fold is None:
         for t in ordered:

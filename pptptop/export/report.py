@@ -122,7 +122,7 @@ def report(tracker: Tracker, source: dict[str, Any], extensions: list[ReportExte
         out.insert(1, f"{s.evicted} tunnel{'s' if s.evicted != 1 else ''} evicted by the memory bounds "
                       f"(--max-tunnels {tracker.limits.max_tunnels}): not in this report")
     for t in sorted(tracker.tunnels.values(), key=lambda t: t.id):
-        out.extend(tunnel_lines(t, extensions))
-        t.pack_records()  # a settled tunnel's records, read for it, packed again (track/model.py)
+        with t.reading():  # a settled tunnel's records, read for it, packed again (track/model.py)
+            out.extend(tunnel_lines(t, extensions))
         out.append("")
     return "\n".join(out)

@@ -10,7 +10,8 @@ way.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
@@ -464,6 +465,20 @@ class Tunnel:
         if self.packed is None or self.records is not None:
             return
         _records.stow(self, PACKED_RECORDS, _RECORDS_ZDICT, _PackedTunnel)
+
+    @contextmanager
+    def reading(self) -> Iterator[Tunnel]:
+        """For an export that reads every tunnel: a settled tunnel's records, unpacked by the read, are packed
+        again after it. One packed before is given back the same string, without packing it again: a read
+        writes nothing to them."""
+        blob = self.records
+        try:
+            yield self
+        finally:
+            if blob is not None and self.records is None:
+                _records.restow(self, blob, PACKED_RECORDS, _PackedTunnel)
+            else:
+                self.pack_records()
 
     @property
     def link_seen(self) -> bool:

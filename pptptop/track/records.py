@@ -95,9 +95,15 @@ def stow(obj: Any, names: tuple[str, ...], zdict: bytes, packed: type) -> None:
         blob = pack(tuple(getattr(obj, name) for name in names), zdict)
     except (pickle.PicklingError, TypeError):
         return
-    obj.records = blob
+    restow(obj, blob, names, packed)
+
+
+def restow(obj: Any, blob: bytes, names: tuple[str, ...], packed: type) -> None:
+    """Make ``obj`` packed as ``blob`` again: what :func:`stow` packed and :func:`restore` unpacked, when only
+    a reader (an export) came between, so that the values are those ``blob`` holds."""
     for name in names:
         delattr(obj, name)
+    obj.records = blob
     obj.__class__ = packed
 
 

@@ -261,6 +261,29 @@ class TestPacked:
             assert t.close.steps[-1] == "a late step" and t.icmp_errors[-1] == "a late error"
 
     @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
+    def test_the_exports_leave_a_settled_tunnel_packed_as_they_found_it(self, path: Path) -> None:
+        """``--json`` and ``--report`` read every tunnel. A settled tunnel packed before is packed after, with
+        the very same string (not packed again); one a reader unpacked before is packed again; and a second
+        export is the same as the first."""
+        from pptptop.export.jsonout import document
+        from pptptop.export.report import report
+
+        tracker = engine()
+        feed(tracker, path)
+        tracker.tick(tracker.now + tracker.limits.settle_after)
+        settled = [t for t in tracker.tunnels.values() if t.packed is not None]
+        if not settled:
+            pytest.skip("no tunnel of this capture ends")
+        unpacked = settled[0]
+        assert unpacked.lcp is not None and unpacked.records is None  # a reader unpacked it (the UI)
+        blobs = {t.id: t.records for t in settled[1:]}
+        first = json.dumps(document(tracker, {}), default=str), report(tracker, {})
+        for t in settled[1:]:
+            assert t.records is blobs[t.id] and type(t) is not Tunnel
+        assert unpacked.records is not None and type(unpacked) is not Tunnel
+        assert (json.dumps(document(tracker, {}), default=str), report(tracker, {})) == first
+
+    @pytest.mark.parametrize("path", REAL, ids=lambda p: p.name)
     def test_a_closed_connection_is_packed_once_its_calls_have_settled(self, path: Path) -> None:
         """Its byte streams and control info are packed. A late segment reads them, is taken as it would be
         had they never been packed, and leaves them packed."""
