@@ -23,6 +23,10 @@ BatchHook = Callable[[int, Batch], None]
 #: thread meanwhile; collecting young objects rarer keeps UI keys responsive and the CPU of a run lower
 #: (docs/benchmark.md has the figures)
 GC_THRESHOLDS = (50_000, 20, 100)
+#: frames fed to the tracker at once: a file's batch holds up to 128k frames, and the batch path's arrays
+#: and lists for all of them (a few MB each) made the peak RSS of a reconnect storm ~20 MB higher and left
+#: the allocator's heaps fragmented; the lock is also let go between parts (docs/benchmark.md)
+FEED_FRAMES = 16_384
 
 
 def tune_gc() -> None:
@@ -173,12 +177,14 @@ class Pipeline:
             if limit is not None and self.frames + len(batch) >= limit:
                 batch = batch.part(0, limit - self.frames)  # -c N: the frames after the Nth are not fed
             first = self.frames + 1
-            with self.lock:
-                feed_batch(batch, first)
-                self.frames += len(batch)
+            for lo in range(0, len(batch), FEED_FRAMES):
+                part = batch if len(batch) <= FEED_FRAMES else batch.part(lo, lo + FEED_FRAMES)
+                with self.lock:
+                    feed_batch(part, first + lo)
+                    self.frames += len(part)
+                time.sleep(0)  # let a thread waiting for the lock (the UI's snapshot) have it
             for hook in hooks:  # outside the lock: a recorder waiting for the disk does not hold up the UI
                 hook(first, batch)
-            time.sleep(0)  # let a thread waiting for the lock (the UI's snapshot) have it
             if stop.is_set() or (limit is not None and self.frames >= limit):
                 break
 

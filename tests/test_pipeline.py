@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 import threading
 import time
@@ -14,6 +15,7 @@ from pptptop import sources
 from pptptop.export.jsonout import tunnel_dict
 from pptptop.pipeline import Pipeline
 from pptptop.sources.base import Frame, InterfaceStats, Source, SourceStats
+from pptptop.sources.batch import Batch
 from pptptop.track.model import Phase
 from pptptop.track.tracker import Limits, Tracker
 
@@ -151,3 +153,38 @@ def test_every_source_has_batches_and_only_a_live_one_without_its_own_stays_per_
     per_frame, one_by_one = run(Listed(frames, live=True))
     assert (batched, per_frame) == (True, False)
     assert grouped == one_by_one and len(grouped) >= 1
+
+
+def test_a_large_batch_is_fed_in_parts_with_the_result_of_one_frame_at_a_time(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file's batch holds up to 128k frames; the tracker is fed at most FEED_FRAMES of them at a time (memory,
+    and the lock let go between parts), numbered on, and the batch hooks still see each batch once."""
+    from pptptop import pipeline
+    from pptptop.bench import generate_storm
+
+    monkeypatch.setattr(pipeline, "FEED_FRAMES", 1000)
+    path = tmp_path / "storm.pcap"
+    generate_storm(path, sessions=80, concurrent=40, data=6, seed=3)
+    one = Tracker()
+    for i, f in enumerate(sources.open_file(str(path))):
+        one.feed(i + 1, f.ts, f.iface, f.linktype, f.data)
+    one.finish()
+    total = one.stats.frames
+    tracker = Tracker()
+    parts: list[tuple[int, int]] = []
+    seen: list[tuple[int, int]] = []
+    feed_batch = tracker.feed_batch
+
+    def record(batch: Batch, first: int) -> None:
+        parts.append((first, len(batch)))
+        feed_batch(batch, first)
+
+    tracker.feed_batch = record  # type: ignore[method-assign,assignment]
+    pipe = Pipeline(sources.open_file(str(path)), tracker, batch_hooks=[lambda first, b: seen.append((first, len(b)))])
+    pipe.run()
+    assert pipe.frames == tracker.stats.frames == total > 3000
+    assert max(n for _, n in parts) == 1000 and len(parts) > len(seen)
+    assert [first for first, _ in parts] == list(itertools.accumulate([1] + [n for _, n in parts[:-1]]))
+    assert sum(n for _, n in seen) == total and seen[0][0] == 1
+    assert ([tunnel_dict(t, tracker.now) for t in sorted(tracker.tunnels.values(), key=lambda t: t.id)]
+            == [tunnel_dict(t, one.now) for t in sorted(one.tunnels.values(), key=lambda t: t.id)])
