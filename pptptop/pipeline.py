@@ -168,7 +168,7 @@ class Pipeline:
 
     def _run_batches(self) -> None:
         """Max speed, no frame hooks: the source's batches through :meth:`Tracker.feed_batch`, then to the
-        batch hooks (``-c N`` cuts the batch holding the Nth frame)."""
+        batch hooks (``-c N`` cuts the batch holding the Nth frame; a stop, the part being fed)."""
         stop = self._stop
         limit = self.count
         hooks = self.batch_hooks
@@ -183,6 +183,9 @@ class Pipeline:
                     feed_batch(part, first + lo)
                     self.frames += len(part)
                 time.sleep(0)  # let a thread waiting for the lock (the UI's snapshot) have it
+                if stop.is_set():  # q or Ctrl-C: within a part's time, and the hooks get what was fed
+                    batch = batch.part(0, lo + len(part))
+                    break
             for hook in hooks:  # outside the lock: a recorder waiting for the disk does not hold up the UI
                 hook(first, batch)
             if stop.is_set() or (limit is not None and self.frames >= limit):

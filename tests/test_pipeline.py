@@ -188,3 +188,28 @@ def test_a_large_batch_is_fed_in_parts_with_the_result_of_one_frame_at_a_time(tm
     assert sum(n for _, n in seen) == total and seen[0][0] == 1
     assert ([tunnel_dict(t, tracker.now) for t in sorted(tracker.tunnels.values(), key=lambda t: t.id)]
             == [tunnel_dict(t, one.now) for t in sorted(one.tunnels.values(), key=lambda t: t.id)])
+
+
+def test_a_stop_ends_the_run_after_the_part_being_fed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """q or Ctrl-C while a large batch is fed: the run ends after the part being fed, not the whole batch, and
+    the batch hooks (the recorder) get exactly the frames the tracker got."""
+    from pptptop import pipeline
+    from pptptop.bench import generate_storm
+
+    monkeypatch.setattr(pipeline, "FEED_FRAMES", 1000)
+    path = tmp_path / "storm.pcap"
+    generate_storm(path, sessions=80, concurrent=40, data=6, seed=3)
+    tracker = Tracker()
+    seen: list[tuple[int, int]] = []
+    feed_batch = tracker.feed_batch
+    pipe = Pipeline(sources.open_file(str(path)), tracker, batch_hooks=[lambda first, b: seen.append((first, len(b)))])
+
+    def stop_in_the_second_part(batch: Batch, first: int) -> None:
+        feed_batch(batch, first)
+        if first > 1:
+            pipe.stop()
+
+    tracker.feed_batch = stop_in_the_second_part  # type: ignore[method-assign,assignment]
+    pipe.run()
+    assert pipe.frames == tracker.stats.frames == 2000
+    assert seen == [(1, 2000)]
