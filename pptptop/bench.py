@@ -742,13 +742,22 @@ def live(path: Path, packets: int, record: Path | None = None) -> dict[str, int 
 
 LIVE_RATE_SECONDS = 5  # each offered rate is replayed this long (at most LIVE_RATE_MAX packets)
 LIVE_RATE_MAX = 400_000
+#: a slow rate is replayed longer, up to LIVE_RATE_LONGEST seconds or this many packets: the CPU is read in
+#: clock ticks of 10 ms, and 5 s at 1,000 packets/s cost about 5 of them
+LIVE_RATE_MIN = 100_000
+LIVE_RATE_LONGEST = 20
+
+
+def live_rate_packets(rate: int) -> int:
+    """How many packets the measure at ``rate`` packets/s replays."""
+    return min(max(rate * LIVE_RATE_SECONDS, min(LIVE_RATE_MIN, rate * LIVE_RATE_LONGEST)), LIVE_RATE_MAX)
 
 
 def live_rates(work: Path, rates: list[int]) -> None:
     """CPU per packet of a live capture at fixed offered rates (issue 23, goal 3).
 
     The 200-tunnel shape's handshakes are replayed first at top speed, outside the measure; then, for each
-    rate, its data-phase packets at ``tcpreplay --pps RATE`` for LIVE_RATE_SECONDS. The measure is the
+    rate, its data-phase packets at ``tcpreplay --pps RATE`` (:func:`live_rate_packets`). The measure is the
     pptptop process's user+system CPU (/proc/PID/stat) from the first packet of the rate to the capture's
     being idle again, over the packets sent: what a monitor costs a gateway at that rate.
     """
@@ -764,7 +773,7 @@ def live_rates(work: Path, rates: list[int]) -> None:
     print(f"{'offered packets/s':>18} {'packets':>8} {'CPU s':>7} {'us/packet':>10} {'share of a core':>16} "
           f"{'kernel drops':>13}")
     for rate in rates:
-        n = min(rate * LIVE_RATE_SECONDS, LIVE_RATE_MAX)
+        n = live_rate_packets(rate)
         part = work / f"live-rate-{n}.pcap"
         _run("editcap", "-r", str(full), str(part), f"{head_n + 1}-{head_n + n}")
         with _veth() as (ns_tx, a, ns_rx, b):
