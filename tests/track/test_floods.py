@@ -127,7 +127,14 @@ class TestUnknownGre:
         assert st.gre_unknown_dropped + kept == 24_000
         assert set(st.gre_unknown_sources) <= {"203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"}
 
-    def test_the_batch_path_holds_a_flood_as_one_frame_at_a_time_does(self) -> None:
+    @pytest.mark.parametrize("chunk", [None, 7])
+    def test_the_batch_path_holds_a_flood_as_one_frame_at_a_time_does(self, chunk: int | None,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+        """The batch path gives what one frame at a time gives. It makes the columns of the frames it feeds one
+        by one plain lists a chunk at a time (a file's batch holds up to 128k frames: memory); with chunks of 7
+        frames, their edges fall inside runs of held first sightings and inside stretches fed one by one."""
+        if chunk is not None:
+            monkeypatch.setattr(fastpath, "SLOW_CHUNK", chunk)
         # a small table so that keys are dropped, seen again, and a few become tunnels within the run
         limits = Limits(max_pending_gre=256, max_orphans_per_pair=4)
         frames = gre_flood(6_000, [0xCB007101, 0xCB007102], seed=3, step=4e-3)
@@ -141,23 +148,6 @@ class TestUnknownGre:
         assert [t.traffic[0].packets for t in tracker.tunnels.values() if t.server.call_id == 4242] == [3]
         assert not [t for t in tracker.tunnels.values() if t.server.call_id == 4343]
         assert tracker.stats.gre_unknown_dropped > 5_000
-
-    def test_the_batch_path_reads_the_frames_it_feeds_one_by_one_a_chunk_at_a_time(
-            self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """A file's batch holds up to 128k frames; the per-frame path makes their columns plain lists a chunk
-        at a time (memory). With chunks of 7 frames, their edges fall inside runs of held first sightings and
-        inside stretches fed one by one, and the result is still that of one frame at a time."""
-        monkeypatch.setattr(fastpath, "SLOW_CHUNK", 7)
-        limits = Limits(max_pending_gre=256, max_orphans_per_pair=4)
-        frames = gre_flood(3_000, [0xCB007101, 0xCB007102], seed=3, step=4e-3)
-        for k in range(3):
-            for at, cid in ((500 + 100 * k, 4242), (1500 + 400 * k, 4343)):
-                frames.insert(at, Frame(frames[at].ts, "eth0", 1,
-                                        ipv4(0xCB007109, SERVER, 47, gre(cid, 7 + k * 100, MPPE + b"x"))))
-        tracker = assert_same_in_batches(frames, limits, sizes=(16, 4096))
-        assert [t.traffic[0].packets for t in tracker.tunnels.values() if t.server.call_id == 4242] == [3]
-        assert not [t for t in tracker.tunnels.values() if t.server.call_id == 4343]
-        assert tracker.stats.gre_unknown_dropped > 2_000
 
     def test_spoofed_sources_are_summed_up_not_listed(self) -> None:
         frames = gre_flood(6_000, None, seed=5, step=1e-2)  # 60 s: six summary intervals
