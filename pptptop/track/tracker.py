@@ -466,7 +466,10 @@ class Tracker:
         """Index a tunnel's GRE keys: client→server carries the server's call ID and vice versa."""
         index = self.gre_index.setdefault(t.iface, {})
         keys = self._keys_of.setdefault(t.id, [])
-        # a newer call takes a key over from an older one (pptpd reuses call IDs, clients reuse addresses)
+        taken: list[Any] = []
+        # a newer call takes a key over from an older one (pptpd reuses call IDs, clients reuse addresses); a
+        # key ``t`` had and lost that way stays lost when ``t`` is indexed again (a GRE-only tunnel learning its
+        # other call ID must not take its old key back from the call that took it over)
         for call_id, k_src, k_dst, d in (
             (t.server.call_id, t.client.ip, t.server.ip, Direction.TO_SERVER),
             (t.client.call_id, t.server.ip, t.client.ip, Direction.TO_CLIENT),
@@ -475,9 +478,14 @@ class Tracker:
                 continue
             k = gre_key(k_src, k_dst, call_id)
             if index.get(k, (None,))[0] is not t:
+                if (t.iface, k) in keys and k in index:
+                    continue
                 index[k] = (t, d)
                 keys.append((t.iface, k))
+                taken.append(k)
         self._sync(t)
+        for k in taken:  # GRE held under a key before this call took it is the call's
+            self.strays.claim(self, t.iface, k)
 
     def _unregister(self, t: Tunnel) -> None:
         for iface, k in self._keys_of.pop(t.id, []):

@@ -349,6 +349,18 @@ class Strays:
             return None
         return self._promote(tracker, iface, key)
 
+    def claim(self, tracker: StrayHost, iface: str, key: Any) -> None:
+        """A tunnel has just taken ``key`` (a call reply named it): the packets held under it, which the capture
+        saw before that, are the tunnel's, accounted now, where the message that binds them is."""
+        if self._carry is not None and self._fresh is None:
+            self.settle(tracker)
+        if (iface, key) in self.pending:
+            self._promote(tracker, iface, key)
+        elif self._vkeys:
+            row = self._vkeys.get((iface, key), -1)
+            if row >= self._head and row not in self._gone:
+                self._promote(tracker, iface, key, row)
+
     def __len__(self) -> int:
         """Keys pending, those held in bulk included."""
         return len(self.pending) + len(self._tids) - self._head - self._gone_ahead
@@ -386,21 +398,34 @@ class Strays:
                 i = bisect_left(self._marked, row)
                 if i == len(self._marked) or self._marked[i] != row:
                     self._marked.insert(i, row)
+        owner = tracker.gre_entry_of(iface, key)
+        if owner is not None:
+            # a tunnel has taken the key since its first packets were held (a call reply naming it, after GRE
+            # the capture saw first; :meth:`claim`): they are that tunnel's. A GRE-only tunnel made of them
+            # would take the key from it, and with it every later packet of the call.
+            self._replay(tracker, iface, key, frames)
+            return owner[0]
         pair = pair_of(key)
         if tracker.orphans_between(iface, unordered(pair)) >= tracker.limits.max_orphans_per_pair:
             self._stray(tracker, key, frames)
             return None
         src, dst = addresses(pair)
         t = tracker.gre_only(frames[0][1], iface, src, dst, call_id_of(key), tid)
+        self._replay(tracker, iface, key, frames)
+        return t
+
+    @staticmethod
+    def _replay(tracker: StrayHost, iface: str, key: Any, frames: list[Held]) -> None:
+        """Account the held ``frames`` of ``key`` to the tunnel that owns it now (the counters counted them
+        when they arrived)."""
         st = tracker.stats
-        counted = st.gre, st.gre_data  # when they arrived
+        counted = st.gre, st.gre_data
         for number, ts, linktype, data, seq, ack, start, end, plen, _ in frames:
             ent = tracker.gre_entry_of(iface, key)
             if ent is None:
                 break
             tracker.gre_frame(number, ts, iface, linktype, data, ent[0], ent[1], seq, ack, start, end, plen)
         st.gre, st.gre_data = counted
-        return t
 
     def expire(self, tracker: StrayHost, before: float) -> None:
         """Keys whose last packet came before ``before`` (the idle timeout ago): their session is over and
