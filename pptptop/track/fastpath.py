@@ -505,7 +505,13 @@ def _count(
     by = np.bincount(group, weights=lens, minlength=ng).astype(np.int64).tolist()
     pay = np.bincount(group, weights=plen, minlength=ng).astype(np.int64).tolist()
     dat = np.bincount(group, weights=is_data, minlength=ng).astype(np.int64).tolist()
-    last_ts = ts[order[np.maximum(ends - 1, 0)]].tolist()
+    # each group's newest time, as one frame at a time keeps it (``last_seen`` only moves forward): its last
+    # frame's time is not that where capture times run backwards (merged interfaces, a rewound clock)
+    starts_g = np.concatenate(([0], ends[:-1]))
+    some = ends > starts_g
+    newest = np.zeros(ng)
+    newest[some] = np.maximum.reduceat(ts[order], starts_g[some])
+    last_ts = newest.tolist()
     # one-second buckets: bytes and packets per (tunnel, second), in order
     secs = np.floor(ts).astype(np.int64)
     smin = int(secs.min())

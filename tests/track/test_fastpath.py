@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,14 @@ from pptptop.bench import generate, generate_storm
 from pptptop.export.jsonout import tunnel_dict
 from pptptop.pipeline import Pipeline
 from pptptop.record.writers import PcapWriter
+from pptptop.sources.base import Frame
 from pptptop.sources.batch import batch_from_frames
 from pptptop.track import fastpath
+from pptptop.track.model import Phase
 from pptptop.track.tracker import Tracker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "diagnose"))
+from diag_support import Wire
 
 
 def run(path: Path, batched: bool) -> tuple[Tracker, list[dict[str, Any]]]:
@@ -154,6 +160,29 @@ def test_generated_captures_in_batches_of_any_size_equal_the_per_frame_path(tmp_
     tunnels, counters = summary(one_by_one)
     assert len(tunnels) >= 6 and counters["gre_data"] > 500
     assert summary(batched) == (tunnels, counters)
+
+
+def test_a_frame_whose_capture_time_runs_ahead_is_a_tunnels_newest_in_a_batch_too() -> None:
+    """Capture times may run backwards (interfaces merged, a clock set back): a tunnel's ``last_seen`` is the
+    newest time of its frames, as one frame at a time keeps it, not its last frame's (found by fuzzing)."""
+    w = Wire()
+    w.setup().lcp_up().mschapv2().ccp_up().ipcp_up().data("client", 3)
+    split = len(w.frames)
+    later = w.now
+    w.at(0.5).data("client", 1)
+    w.now = later
+    w.data("client", 3)
+    frames = [Frame(*f) for f in w.frames]
+    one_by_one = Tracker()
+    for i, f in enumerate(frames):
+        one_by_one.feed(i + 1, f.ts, f.iface, f.linktype, f.data)
+    batched = Tracker()
+    for i, f in enumerate(frames[:split]):
+        batched.feed(i + 1, f.ts, f.iface, f.linktype, f.data)
+    batched.feed_batch(batch_from_frames(frames[split:]), split + 1)
+    (t,) = batched.tunnels.values()
+    assert t.phase is Phase.DATA and t.last_seen == later + 0.5
+    assert summary(batched) == summary(one_by_one)
 
 
 def test_one_batch_fed_one_by_one_a_chunk_of_columns_at_a_time(tmp_path: Path,
