@@ -284,11 +284,7 @@ class Strays:
         pk = (iface, key)
         pending = self.pending
         entry = pending.get(pk)
-        row = -1
-        if entry is None and self._vkeys:
-            row = self._vkeys.get(pk, -1)
-            if row < self._head or row in self._gone:
-                row = -1
+        row = self._held_row(pk) if entry is None else -1
         if entry is not None or row >= 0:
             if entry is not None:
                 frames = entry[1]
@@ -356,10 +352,17 @@ class Strays:
             self.settle(tracker)
         if (iface, key) in self.pending:
             self._promote(tracker, iface, key)
-        elif self._vkeys:
-            row = self._vkeys.get((iface, key), -1)
-            if row >= self._head and row not in self._gone:
+        else:
+            row = self._held_row((iface, key))
+            if row >= 0:
                 self._promote(tracker, iface, key, row)
+
+    def _held_row(self, pk: tuple[str, Any]) -> int:
+        """The bulk row that holds key ``pk`` (interface, key) as a first sighting still pending; -1 if none."""
+        if not self._vkeys:
+            return -1
+        row = self._vkeys.get(pk, -1)
+        return -1 if row < self._head or row in self._gone else row
 
     def __len__(self) -> int:
         """Keys pending, those held in bulk included."""
